@@ -1,0 +1,38 @@
+"""Hot loops: the adder of a PE and of the accumulator, in the chip's number format (numba).
+
+Values travel as float32 (fp16/bf16/fp32 inputs, already rounded to their type) or int64 (int8
+inputs). ``mode`` selects the adder: 0 float32 (one rounding per add), 1 integer wrap-around,
+2 integer saturation, both at ``bits`` wide (lo = -2**(bits-1), hi = 2**(bits-1) - 1,
+span = 2**bits). ``lo``, ``hi`` and ``span`` are passed in the values' own type (see
+``adder_limits``) so that every branch returns that type and float32 stays float32.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+MODE_FLOAT = 0
+MODE_WRAP = 1
+MODE_SATURATE = 2
+
+
+def adder_limits(bits, value_type):
+    """Return (lo, hi, span) of a ``bits``-wide two's-complement adder, cast to ``value_type``."""
+    return value_type(-(1 << (bits - 1))), value_type((1 << (bits - 1)) - 1), value_type(1 << bits)
+
+
+@njit(cache=True, inline="always")
+def _add(x, y, mode, lo, hi, span):
+    """Return (x + y in the adder's format, 1 if the integer add overflowed else 0).
+
+    For integer modes both operands lie in [lo, hi] and products of int8 fit in 16 bits, so one
+    wrap (+- 2**bits) always brings the sum back into range.
+    """
+    s = x + y
+    if mode == MODE_FLOAT:
+        return s, 0
+    if s > hi:
+        return (hi if mode == MODE_SATURATE else s - span), 1
+    if s < lo:
+        return (lo if mode == MODE_SATURATE else s + span), 1
+    return s, 0

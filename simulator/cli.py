@@ -1,0 +1,190 @@
+"""Command line: ``systolic-sim`` (also ``python -m simulator``).
+
+Bad input of any kind ends in one line on stderr, ``LOCATION: FIELD: MESSAGE``, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+import numpy as np
+
+from .chip import Chip, load_chip
+from .config import parse_override, schema_markdown
+from .engine import ENGINES, reference_pe_cycles, simulate_gemm
+from .errors import SimulatorInputError, WorkloadError
+from .numerics import float_error_bound, random_operands
+
+__all__ = ["main"]
+
+EXIT_INPUT = 2
+# Refuse reference runs longer than this many PE-cycles (minutes at ~5e8 PE-cycles/s) unless
+# --force: a typo in --gemm should not start an hour of simulation.
+REFERENCE_LIMIT_PE_CYCLES = 1e11
+# Refuse functional runs whose operands and output would take more memory than this.
+FUNCTIONAL_LIMIT_BYTES = 4 * 2**30
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line with exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_INPUT)
+
+
+def _parse_gemm(text: str) -> tuple[int, int, int]:
+    where = f"--gemm {text}"
+    parts = text.lower().replace("*", "x").split("x")
+    if len(parts) != 3:
+        raise WorkloadError(where, "gemm", "expected MxNxK, e.g. --gemm 512x512x512")
+    dims = []
+    for name, p in zip("MNK", parts):
+        try:
+            v = int(p.strip())
+        except ValueError:
+            raise WorkloadError(where, f"gemm.{name}",
+                                f"must be a positive integer, got {p.strip()!r}") from None
+        if v <= 0:
+            raise WorkloadError(where, f"gemm.{name}", f"must be a positive integer, got {v}")
+        dims.append(v)
+    return dims[0], dims[1], dims[2]
+
+
+def _load(args: argparse.Namespace) -> Chip:
+    overrides, sources = {}, {}
+    for text in args.set or []:
+        path, value, where = parse_override(text)
+        overrides[path] = value
+        sources[path] = where
+    return load_chip(args.config, overrides, sources)
+
+
+def _check_functional_size(chip: Chip, m: int, n: int, k: int, engine: str, force: bool) -> None:
+    where = f"--gemm {m}x{n}x{k}"
+    value_bytes = 8 if chip.dtype == "int8" else 4
+    need = (m * k + k * n + 2 * m * n) * value_bytes
+    if need > FUNCTIONAL_LIMIT_BYTES and not force:
+        raise WorkloadError(where, "gemm", f"functional mode would hold {need / 2**30:.1f} GiB of "
+                            f"operands and outputs (limit {FUNCTIONAL_LIMIT_BYTES / 2**30:.0f} GiB);"
+                            " drop --functional for timing only, or pass --force")
+    if engine == "reference":
+        pe_cycles = reference_pe_cycles(chip, m, n, k)
+        if pe_cycles > REFERENCE_LIMIT_PE_CYCLES and not force:
+            raise WorkloadError(where, "engine", f"the reference would simulate {pe_cycles:.3g} "
+                                f"PE-cycles (over {REFERENCE_LIMIT_PE_CYCLES:.0e}); use the fast "
+                                "engine, a smaller GEMM, or pass --force")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    chip = _load(args)
+    m, n, k = _parse_gemm(args.gemm)
+    functional = args.functional or args.engine == "reference"
+    if functional:
+        _check_functional_size(chip, m, n, k, args.engine, args.force)
+        a, b = random_operands(np.random.default_rng(args.seed), m, n, k, chip.dtype)
+        rep = simulate_gemm(chip, a=a, b=b, engine=args.engine)
+    else:
+        rep = simulate_gemm(chip, shape=(m, n, k))
+    print(rep.to_json() if args.json else rep.to_text())
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    chip = _load(args)
+    m, n, k = _parse_gemm(args.gemm)
+    _check_functional_size(chip, m, n, k, "reference", args.force)
+    a, b = random_operands(np.random.default_rng(args.seed), m, n, k, chip.dtype)
+    fast = simulate_gemm(chip, a=a, b=b)
+    ref = simulate_gemm(chip, a=a, b=b, engine="reference")
+    arr = chip.array
+    print(f"validate {chip.name}: {m}x{n}x{k} GEMM on {arr.rows}x{arr.cols} {arr.dataflow}, "
+          f"{chip.dtype}, seed {args.seed}")
+    ok = True
+
+    def line(label: str, passed: bool, detail: str) -> None:
+        nonlocal ok
+        ok &= passed
+        print(f"  {'PASS' if passed else 'FAIL'}  {label:<40}{detail}")
+
+    line("cycles: fast model == PE reference", fast.compute_cycles == ref.compute_cycles,
+         f"{fast.compute_cycles:,} vs {ref.compute_cycles:,}")
+    same = np.array_equal(fast.output.view(np.uint32) if chip.dtype != "int8" else fast.output,
+                          ref.output.view(np.uint32) if chip.dtype != "int8" else ref.output)
+    line("values: fast == PE reference", same, "bit for bit" if same else
+         f"{int(np.sum(fast.output != ref.output))} elements differ")
+    if chip.dtype == "int8":
+        line("overflow counts agree", fast.overflow_events == ref.overflow_events,
+             f"{fast.overflow_events} vs {ref.overflow_events}")
+        exact = a.astype(np.int64) @ b.astype(np.int64)
+        if chip.overflow == "wrap":
+            bits = chip.accumulator_bits
+            want = ((exact + (1 << (bits - 1))) % (1 << bits)) - (1 << (bits - 1))
+            line("values: == numpy (wrapped)", np.array_equal(fast.output, want),
+                 f"{int(np.sum(fast.output != want))} elements differ")
+        elif fast.overflow_events == 0:
+            line("values: == numpy (no overflow)", np.array_equal(fast.output, exact),
+                 f"{int(np.sum(fast.output != exact))} elements differ")
+        else:
+            print(f"  note  {fast.overflow_events} adds saturated: numpy's exact result differs "
+                  f"in {int(np.sum(fast.output != exact))} elements by design")
+    else:
+        exact = a.astype(np.float64) @ b.astype(np.float64)
+        err = np.abs(fast.output.astype(np.float64) - exact)
+        bound = float_error_bound(a, b)
+        line("values: within rounding of numpy f64", bool(np.all(err <= bound)),
+             f"max |err| {err.max():.3g}, max bound {bound.max():.3g}")
+    print("OK" if ok else "MISMATCH")
+    return 0 if ok else 1
+
+
+def _add_chip_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="chip config YAML (see docs/config.md)")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE",
+                   help="override a config key by dotted path, e.g. --set array.rows=8 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argparse parser of the ``systolic-sim`` command."""
+    parser = _Parser(prog="systolic-sim",
+                     description="Cycle-approximate simulator of systolic-array accelerators.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="simulate a workload on a chip")
+    _add_chip_args(run)
+    run.add_argument("--gemm", required=True, metavar="MxNxK", help="GEMM O[M,N] = A[M,K] @ B[K,N]")
+    run.add_argument("--functional", action="store_true",
+                     help="also compute values on random operands of the chip's dtype")
+    run.add_argument("--engine", choices=ENGINES, default="fast",
+                     help="fast cycle model, or the PE-level reference (implies --functional)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the random operands")
+    run.add_argument("--json", action="store_true", help="print the report as JSON")
+    run.add_argument("--force", action="store_true", help="allow very large functional runs")
+    run.set_defaults(func=_cmd_run)
+
+    val = sub.add_parser("validate", help="check fast model, PE reference and numpy agree")
+    _add_chip_args(val)
+    val.add_argument("--gemm", required=True, metavar="MxNxK")
+    val.add_argument("--seed", type=int, default=0)
+    val.add_argument("--force", action="store_true", help="allow very large runs")
+    val.set_defaults(func=_cmd_validate)
+    keys = sub.add_parser("keys", help="print every config key with its default and unit")
+    keys.set_defaults(func=lambda args: print(schema_markdown(), end="") or 0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 1 validation mismatch, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SimulatorInputError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

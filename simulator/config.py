@@ -1,0 +1,308 @@
+"""YAML chip configs -> validated nested dicts; the only module that knows YAML.
+
+A config is checked against ``SCHEMA``, a flat table of every key the simulator understands, with
+its type, default, unit and meaning. Every problem is reported as one line,
+``FILE:LINE: dotted.key: message``, by raising :class:`simulator.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ConfigError
+
+__all__ = ["Field", "SCHEMA", "load_config", "parse_override", "schema_markdown", "validate_config"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config key: its dotted path, kind, default, unit and the constraint on its value."""
+
+    path: str
+    kind: str  # "int" | "float" | "bool" | "str" | "choice"
+    default: Any
+    unit: str
+    doc: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None  # inclusive
+    maximum: float | None = None  # inclusive
+    positive: bool = False  # strictly > 0
+
+    def describe_constraint(self) -> str:
+        """Return the constraint in words, as used in error messages ("a positive integer")."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        noun = {"int": "integer", "float": "finite number", "bool": "boolean (true or false)",
+                "str": "string"}[self.kind]
+        if self.positive and self.maximum is not None:
+            return f"a positive {noun} <= {_fmt(self.maximum)}"
+        if self.positive:
+            return f"a positive {noun}"
+        if self.minimum is not None and self.maximum is not None:
+            return f"an {noun} in [{_fmt(self.minimum)}, {_fmt(self.maximum)}]" if self.kind == "int" \
+                else f"a {noun} in [{_fmt(self.minimum)}, {_fmt(self.maximum)}]"
+        if self.minimum is not None:
+            return f"a {noun} >= {_fmt(self.minimum)}"
+        return ("an " if noun[0] in "aeiou" else "a ") + noun
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+# Largest array side we accept: far beyond any built chip, small enough that the PE-level
+# reference's register arrays stay allocatable.
+MAX_ARRAY_SIDE = 65536
+
+SCHEMA: tuple[Field, ...] = (
+    Field("name", "str", "chip", "-", "Chip name, echoed in reports."),
+    Field("source", "str", "", "-", "Where the chip's numbers come from (paper, datasheet)."),
+    Field("clock_hz", "float", 1.0e9, "Hz", "Clock of the array; converts cycles to seconds.",
+          positive=True),
+    Field("dtype", "choice", "int8", "-",
+          "Input data type of both operands. int8 accumulates in int32 (see accumulator_bits); "
+          "fp16, bf16 and fp32 accumulate in fp32.", choices=("int8", "fp16", "bf16", "fp32")),
+    Field("overflow", "choice", "wrap", "-",
+          "int8 only: integer overflow policy of every add (PE and accumulator): two's-complement "
+          "wrap-around or saturation.", choices=("wrap", "saturate")),
+    Field("accumulator_bits", "int", 32, "bits",
+          "int8 only: width of the partial sums and accumulators (Gemmini's accType).",
+          minimum=16, maximum=32),
+    Field("array.rows", "int", 128, "PEs", "Rows R of processing elements.", positive=True,
+          maximum=MAX_ARRAY_SIDE),
+    Field("array.cols", "int", 128, "PEs", "Columns C of processing elements.", positive=True,
+          maximum=MAX_ARRAY_SIDE),
+    Field("array.dataflow", "choice", "ws", "-",
+          "What stays in the PEs: os (outputs), ws (weights, B), is (inputs, A).",
+          choices=("os", "ws", "is")),
+    Field("array.fill_drain", "choice", "full", "-",
+          "full: a partial fold pays skew for all R rows and C columns (SCALE-Sim); active: only "
+          "for the rows and columns it uses.", choices=("full", "active")),
+    Field("array.preload_overlap", "bool", True, "-",
+          "ws/is: load the next fold's stationary operand while the current fold streams "
+          "(double-buffered weight registers); the first fold always pays the load."),
+)
+
+_FIELDS: dict[str, Field] = {f.path: f for f in SCHEMA}
+_SECTIONS: set[str] = {p.rsplit(".", 1)[0] for p in _FIELDS if "." in p}
+
+
+# --------------------------------------------------------------------------- YAML with lines
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads YAML 1.2 floats such as ``700e6`` (PyYAML needs a dot)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def _to_python(node: yaml.Node, loader: _Loader, location: str, path: str,
+               lines: dict[str, int]) -> Any:
+    """Convert a composed YAML node to Python, recording the 1-based line of every dotted path."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str):
+                raise ConfigError(f"{location}:{line}", path or "(top level)",
+                                  f"keys must be strings, got {key!r}")
+            sub = f"{path}.{key}" if path else key
+            if key in out:
+                raise ConfigError(f"{location}:{line}", sub, "duplicate key")
+            out[key] = _to_python(value_node, loader, location, sub, lines)
+            lines[sub] = line
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(n, loader, location, f"{path}[{i}]", lines)
+                for i, n in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def _parse_yaml(text: str, location: str) -> tuple[Any, dict[str, int]]:
+    """Parse YAML text; return (value, {dotted path: line}). Raises ConfigError on bad syntax."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        lines: dict[str, int] = {}
+        value = None if node is None else _to_python(node, loader, location, "", lines)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        raise ConfigError(f"{location}:{line}", "", f"YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare
+        raise ConfigError(f"{location}:1", "", f"YAML error: {' '.join(str(exc).split())}") from None
+    finally:
+        loader.dispose()
+    return value, lines
+
+
+# --------------------------------------------------------------------------- validation
+
+def _check_value(field: Field, value: Any, where: str) -> Any:
+    """Return ``value`` converted to the field's kind, or raise ConfigError naming ``where``."""
+    def bad() -> ConfigError:
+        return ConfigError(where, field.path, f"must be {field.describe_constraint()}, got {value!r}")
+
+    kind = field.kind
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if kind in ("str", "choice"):
+        if not isinstance(value, str):
+            raise bad()
+        if kind == "choice" and value not in field.choices:
+            raise bad()
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad()
+    noun = "integer" if kind == "int" else "number"
+    if kind == "int":
+        if isinstance(value, float):
+            if not (math.isfinite(value) and value.is_integer()):
+                raise bad()
+            value = int(value)
+    else:
+        value = float(value)
+        if not math.isfinite(value):
+            raise bad()
+    if field.positive and not value > 0:
+        raise ConfigError(where, field.path, f"must be a positive {noun}, got {value!r}")
+    if field.minimum is not None and value < field.minimum:
+        raise ConfigError(where, field.path, f"must be >= {_fmt(field.minimum)}, got {value!r}")
+    if field.maximum is not None and value > field.maximum:
+        raise ConfigError(where, field.path, f"must be <= {_fmt(field.maximum)}, got {value!r}")
+    return value
+
+
+def _known_keys(section: str) -> list[str]:
+    prefix = f"{section}." if section else ""
+    keys = {p[len(prefix):].split(".", 1)[0] for p in list(_FIELDS) if p.startswith(prefix)}
+    return sorted(keys)
+
+
+def _flatten(data: Any, lines: Mapping[str, int], location: str, section: str,
+             out: dict[str, tuple[Any, str]]) -> None:
+    """Walk a parsed mapping, checking every key is known; collect {path: (value, where)}."""
+    where = f"{location}:{lines.get(section, 1)}"
+    if not isinstance(data, dict):
+        raise ConfigError(where, section or "(top level)",
+                          f"must be a mapping of keys to values, got {type(data).__name__}")
+    for key, value in data.items():
+        path = f"{section}.{key}" if section else key
+        key_where = f"{location}:{lines.get(path, lines.get(section, 1))}"
+        if path in _FIELDS:
+            out[path] = (value, key_where)
+        elif path in _SECTIONS:
+            _flatten(value, lines, location, path, out)
+        else:
+            raise ConfigError(key_where, path,
+                              f"unknown key (known here: {', '.join(_known_keys(section))})")
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = nested
+        *parents, leaf = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return nested
+
+
+def validate_config(data: Any, lines: Mapping[str, int], location: str,
+                    overrides: Mapping[str, tuple[Any, str]] = ()) -> dict[str, Any]:
+    """Validate a parsed config plus overrides; return the complete nested config with defaults.
+
+    ``overrides`` maps dotted paths to ``(value, where)``; they win over the file's values.
+    Raises ConfigError (``FILE:LINE: key: message``) on the first problem found.
+    """
+    flat: dict[str, tuple[Any, str]] = {}
+    _flatten({} if data is None else data, lines, location, "", flat)
+    for path, (value, where) in dict(overrides).items():
+        if path not in _FIELDS:
+            raise ConfigError(where, path, f"unknown key (known: {', '.join(sorted(_FIELDS))})")
+        flat[path] = (value, where)
+    resolved = {}
+    for field in SCHEMA:
+        if field.path in flat:
+            value, where = flat[field.path]
+            resolved[field.path] = _check_value(field, value, where)
+        else:
+            resolved[field.path] = field.default
+    return _nest(resolved)
+
+
+def parse_override(text: str) -> tuple[str, Any, str]:
+    """Parse a command-line override ``dotted.path=VALUE``; return (path, value, where).
+
+    The value is read as a YAML scalar, so ``8``, ``7.0e8``, ``ws`` and ``false`` get their
+    natural types.
+    """
+    where = f"--set {text}"
+    if "=" not in text:
+        raise ConfigError(where, "", "expected PATH=VALUE, e.g. --set array.rows=8")
+    path, raw = text.split("=", 1)
+    path = path.strip()
+    if not path:
+        raise ConfigError(where, "", "expected PATH=VALUE, e.g. --set array.rows=8")
+    value, _ = _parse_yaml(raw, where) if raw.strip() else (None, {})
+    return path, value, where
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
+                sources: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read and validate a YAML chip config; return the complete nested config dict.
+
+    ``overrides`` maps dotted paths to values (``{"array.rows": 8}``); ``sources`` optionally
+    names where each came from (``--set array.rows=8``) for error messages. Command-line text
+    goes through :func:`parse_override` first. Raises ConfigError.
+    """
+    path = Path(path)
+    location = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{location}:1", "", "no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{location}:1", "", "is a directory, not a YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{location}:1", "", f"not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"{location}:1", "", exc.strerror or str(exc)) from None
+    data, lines = _parse_yaml(text, location)
+    sources = sources or {}
+    marked = {k: (v, sources.get(k, f"override {k}")) for k, v in (overrides or {}).items()}
+    return validate_config(data, lines, location, marked)
+
+
+def schema_markdown() -> str:
+    """Return the documentation table of every config key (docs/config.md is this text)."""
+    out = ["# Chip config keys", "",
+           "Generated from `simulator.config.SCHEMA` (`systolic-sim keys > docs/config.md`).",
+           "Every key is optional; the default applies when it is absent.", "",
+           "| key | type | default | unit | meaning |", "|---|---|---|---|---|"]
+    for f in SCHEMA:
+        kind = f.describe_constraint()
+        default = "`" + (repr(f.default) if not isinstance(f.default, bool) else
+                         str(f.default).lower()) + "`"
+        out.append(f"| `{f.path}` | {kind} | {default} | {f.unit} | {f.doc} |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,228 @@
+"""The Report of a simulation: one row per op plus totals; JSON and text-table exports.
+
+Units: cycles are array clock cycles; ``time_s`` is seconds at the chip's clock; utilisations
+and efficiencies are fractions in [0, 1]. ``scalesim_cycles`` is SCALE-Sim v3's "Total Cycles"
+convention for the same compute, i.e. ``compute_cycles - 1`` per op (SCALE-Sim reports the index
+of the last cycle, counting from 0).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .chip import Chip
+
+__all__ = ["OpReport", "Report", "SCALESIM_CYCLE_OFFSET"]
+
+# compute_cycles - SCALE-Sim "Total Cycles" for the same op (see module doc).
+SCALESIM_CYCLE_OFFSET = 1
+
+
+@dataclass(frozen=True)
+class OpReport:
+    """Timing and counts of one op on one unit.
+
+    ``busy_pe_cycles`` is the sum over folds of (PEs holding useful work) x (cycles charged to
+    the fold); the mapping efficiency is busy_pe_cycles / (PEs x compute_cycles).
+    """
+
+    name: str
+    kind: str
+    unit: str
+    shape: tuple[int, ...]
+    dataflow: str
+    pes: int
+    compute_cycles: int
+    stall_cycles: int
+    macs: int
+    folds: int
+    busy_pe_cycles: int
+    start_cycle: int = 0
+    overflow_events: int | None = None
+
+    @property
+    def total_cycles(self) -> int:
+        """Return compute plus stall cycles."""
+        return self.compute_cycles + self.stall_cycles
+
+    @property
+    def end_cycle(self) -> int:
+        """Return the cycle after the op's last one (start_cycle + total_cycles)."""
+        return self.start_cycle + self.total_cycles
+
+    @property
+    def scalesim_cycles(self) -> int:
+        """Return SCALE-Sim v3's "Total Cycles" for this op's compute (compute_cycles - 1)."""
+        return self.compute_cycles - SCALESIM_CYCLE_OFFSET
+
+    def metrics(self) -> dict[str, Any]:
+        """Return the op's metrics (cycles, counts, fractions) as a JSON-ready dict."""
+        return _metrics(self.pes, self.total_cycles, self.compute_cycles, self.stall_cycles,
+                        self.macs, self.folds, self.busy_pe_cycles, self.scalesim_cycles,
+                        self.overflow_events)
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num) / float(den) if den else 0.0
+
+
+def _metrics(pes: int, total: int, compute: int, stall: int, macs: int, folds: int, busy: int,
+             scalesim: int, overflows: int | None) -> dict[str, Any]:
+    return {
+        "total_cycles": int(total),
+        "compute_cycles": int(compute),
+        "stall_cycles": int(stall),
+        "scalesim_cycles": int(scalesim),
+        "macs": int(macs),
+        "folds": int(folds),
+        "utilisation": _ratio(macs, pes * total),
+        "compute_utilisation": _ratio(macs, pes * compute),
+        "mapping_efficiency": _ratio(busy, pes * compute),
+        "overflow_events": overflows,
+    }
+
+
+@dataclass
+class Report:
+    """Result of a simulation: the chip, one OpReport per op, totals, and optional output values."""
+
+    chip: Chip
+    ops: list[OpReport]
+    engine: str
+    mode: str  # "timing" | "functional"
+    output: np.ndarray | None = field(default=None, repr=False)
+    last_output_cycle: int | None = None  # reference engine: cycle index the last output left
+
+    # -- totals --------------------------------------------------------------------------
+    @property
+    def total_cycles(self) -> int:
+        """Return cycles from the first op's start to the last op's end."""
+        return max(op.end_cycle for op in self.ops) - min(op.start_cycle for op in self.ops)
+
+    @property
+    def compute_cycles(self) -> int:
+        """Return the sum of the ops' compute cycles."""
+        return sum(op.compute_cycles for op in self.ops)
+
+    @property
+    def stall_cycles(self) -> int:
+        """Return the sum of the ops' memory-stall cycles."""
+        return sum(op.stall_cycles for op in self.ops)
+
+    @property
+    def macs(self) -> int:
+        """Return the useful multiply-accumulates of all ops."""
+        return sum(op.macs for op in self.ops)
+
+    @property
+    def folds(self) -> int:
+        """Return the folds of all ops."""
+        return sum(op.folds for op in self.ops)
+
+    @property
+    def overflow_events(self) -> int | None:
+        """Return the integer adds that overflowed (functional int8 runs), else None."""
+        counts = [op.overflow_events for op in self.ops]
+        return None if any(c is None for c in counts) else sum(counts)
+
+    @property
+    def time_s(self) -> float:
+        """Return total_cycles in seconds at the chip's clock."""
+        return self.total_cycles / self.chip.clock_hz
+
+    @property
+    def utilisation(self) -> float:
+        """Return MACs / (PEs x total_cycles)."""
+        return self.totals()["utilisation"]
+
+    @property
+    def compute_utilisation(self) -> float:
+        """Return MACs / (PEs x compute_cycles)."""
+        return self.totals()["compute_utilisation"]
+
+    @property
+    def mapping_efficiency(self) -> float:
+        """Return useful PEs / all PEs, averaged over folds weighted by fold time."""
+        return self.totals()["mapping_efficiency"]
+
+    @property
+    def scalesim_cycles(self) -> int:
+        """Return the sum of SCALE-Sim's per-op "Total Cycles" (compute_cycles - 1 each)."""
+        return sum(op.scalesim_cycles for op in self.ops)
+
+    def totals(self) -> dict[str, Any]:
+        """Return the totals over all ops as a JSON-ready dict (cycles, counts, fractions, s)."""
+        pes = self.chip.array.pes
+        out = _metrics(pes, self.total_cycles, self.compute_cycles, self.stall_cycles, self.macs,
+                       self.folds, sum(op.busy_pe_cycles for op in self.ops),
+                       self.scalesim_cycles, self.overflow_events)
+        out["time_s"] = self.time_s
+        out["achieved_ops_per_s"] = _ratio(2 * self.macs, self.time_s)
+        out["peak_ops_per_s"] = self.chip.peak_ops_per_s
+        return out
+
+    # -- exports -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Return the whole report (chip echo, totals, ops) as a JSON-ready dict, without values."""
+        ops = []
+        for op in self.ops:
+            row = {"name": op.name, "kind": op.kind, "unit": op.unit, "shape": list(op.shape),
+                   "dataflow": op.dataflow, "start_cycle": op.start_cycle,
+                   "end_cycle": op.end_cycle}
+            row.update(op.metrics())
+            ops.append(row)
+        out = {"chip": self.chip.to_dict(), "engine": self.engine, "mode": self.mode,
+               "totals": self.totals(), "ops": ops}
+        if self.last_output_cycle is not None:
+            out["last_output_cycle"] = self.last_output_cycle
+        return out
+
+    def to_json(self) -> str:
+        """Return to_dict() as indented JSON text (deterministic key order)."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_text(self) -> str:
+        """Return a readable summary table of the totals and of each op."""
+        t = self.totals()
+        arr = self.chip.array
+        lines = [
+            f"chip        {self.chip.name}: {arr.rows}x{arr.cols} {arr.dataflow.upper()}, "
+            f"{self.chip.dtype}, {self.chip.clock_hz / 1e6:g} MHz, fill_drain={arr.fill_drain}, "
+            f"preload_overlap={str(arr.preload_overlap).lower()}",
+            f"engine      {self.engine} ({self.mode})",
+            f"cycles      {t['total_cycles']:,} total = {t['compute_cycles']:,} compute + "
+            f"{t['stall_cycles']:,} stall   (SCALE-Sim convention: {t['scalesim_cycles']:,})",
+            f"time        {_fmt_time(t['time_s'])} at {self.chip.clock_hz / 1e6:g} MHz",
+            f"MACs        {t['macs']:,} in {t['folds']:,} folds",
+            f"utilisation {100 * t['utilisation']:.2f} % overall, "
+            f"{100 * t['compute_utilisation']:.2f} % of compute cycles; mapping efficiency "
+            f"{100 * t['mapping_efficiency']:.2f} %",
+            f"throughput  {t['achieved_ops_per_s'] / 1e12:.3f} of {t['peak_ops_per_s'] / 1e12:.3f} "
+            f"peak TOPS",
+        ]
+        if t["overflow_events"] is not None:
+            lines.append(f"overflows   {t['overflow_events']:,} integer adds overflowed "
+                         f"({self.chip.overflow})")
+        if self.last_output_cycle is not None:
+            lines.append(f"last output left the array in cycle {self.last_output_cycle:,} "
+                         f"(counting from 0)")
+        if len(self.ops) > 1:
+            lines.append("")
+            lines.append(f"{'op':<16}{'shape':>20}{'cycles':>14}{'util %':>9}{'map eff %':>11}")
+            for op in self.ops:
+                m = op.metrics()
+                shape = "x".join(str(s) for s in op.shape)
+                lines.append(f"{op.name:<16}{shape:>20}{m['total_cycles']:>14,}"
+                             f"{100 * m['utilisation']:>9.2f}{100 * m['mapping_efficiency']:>11.2f}")
+        return "\n".join(lines)
+
+
+def _fmt_time(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3f} {unit}"
+    return f"{seconds / 1e-9:.3f} ns"

@@ -1,0 +1,27 @@
+"""Hypothesis strategies for chips and GEMMs shared by the test modules."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from simulator.chip import chip_from_config
+from simulator.config import validate_config
+
+
+def make_chip(rows=4, cols=4, dataflow="os", fill_drain="full", preload_overlap=False,
+              dtype="int8", overflow="wrap", accumulator_bits=32, clock_hz=1e9):
+    """Return a Chip built from keyword values through the real validator."""
+    flat = {"array.rows": rows, "array.cols": cols, "array.dataflow": dataflow,
+            "array.fill_drain": fill_drain, "array.preload_overlap": preload_overlap,
+            "dtype": dtype, "overflow": overflow, "accumulator_bits": accumulator_bits,
+            "clock_hz": clock_hz, "name": "test-chip"}
+    return chip_from_config(validate_config({}, {}, "test", {k: (v, "test") for k, v in flat.items()}))
+
+
+knobs = st.fixed_dictionaries({
+    "dataflow": st.sampled_from(["os", "ws", "is"]),
+    "fill_drain": st.sampled_from(["full", "active"]),
+    "preload_overlap": st.booleans(),
+})
+
+dtypes = st.sampled_from(["int8", "fp16", "bf16", "fp32"])
