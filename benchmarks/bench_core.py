@@ -55,14 +55,14 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for df in ("os", "ws", "is"):
         c = chip(64, 64, df, "fp32", overlap=False)
-        a = rng.standard_normal((256, 256)).astype(np.float32)
-        b = rng.standard_normal((256, 256)).astype(np.float32)
+        a = rng.standard_normal((512, 512)).astype(np.float32)
+        b = rng.standard_normal((512, 512)).astype(np.float32)
         simulate_gemm(c, a=a[:8, :8], b=b[:8, :8], engine="reference")
         holder = {}
         best, _ = best_of(lambda: holder.setdefault("r", simulate_gemm(c, a=a, b=b,
-                                                                       engine="reference")), 3)
+                                                                       engine="reference")), 5)
         pe_cycles = holder["r"].compute_cycles * 64 * 64
-        print(f"PE reference {df} 256^3 on 64x64 fp32: {pe_cycles / best:.3g} PE-cycles/s "
+        print(f"PE reference {df} 512^3 on 64x64 fp32: {pe_cycles / best:.3g} PE-cycles/s "
               f"({pe_cycles:.3g} PE-cycles in {best:.3f} s; target >= 1e9)")
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 

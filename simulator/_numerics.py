@@ -19,9 +19,9 @@ from numba import njit, prange
 
 from ._arith import MODE_FLOAT, _add
 
-TILE_M = 32
-TILE_N = 256
-BLOCK_K = 256
+TILE_M = 64
+TILE_N = 128
+BLOCK_K = 128
 
 
 @njit(cache=True)

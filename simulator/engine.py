@@ -114,10 +114,10 @@ def simulate_gemm(chip: Chip, shape: tuple[int, int, int] | None = None, a: obje
     last_output = None
     if functional and engine == "fast":
         out, overflows = _functional_fast(chip, a, b)
-        output = out.astype(output_dtype(chip.dtype))
+        output = out.astype(output_dtype(chip.dtype), copy=False)
     elif functional:
         out, ref_cycles, last_output, overflows = _reference(chip, a, b)
-        output = out.astype(output_dtype(chip.dtype))
+        output = out.astype(output_dtype(chip.dtype), copy=False)
         cycles = ref_cycles  # the reference's own count; tests hold it equal to the model's
     if overflows is not None and chip.dtype != "int8":
         overflows = None

@@ -47,7 +47,7 @@ def adder_for(chip: Chip) -> tuple[int, object, object, object]:
 
 def round_to_input(x: np.ndarray, dtype: str) -> np.ndarray:
     """Return ``x`` rounded to the input type ``dtype`` (fp16/bf16/fp32), as float32."""
-    return np.asarray(x).astype(INPUT_TYPES[dtype]).astype(np.float32)
+    return np.asarray(x).astype(INPUT_TYPES[dtype], copy=False).astype(np.float32, copy=False)
 
 
 def prepare_operand(x: object, dtype: str, name: str) -> np.ndarray:
