@@ -40,7 +40,8 @@ from ._arith import MODE_FLOAT, _add
 
 @njit(cache=True)
 def _os_reference(a, b, big_r, big_c, full, mode, lo, hi, span, out):
-    """Run an OS GEMM PE by PE: out (M, N) += A @ B. Return (cycles, last_output_cycle, overflows).
+    """Run an OS GEMM PE by PE: out (M, N) += A @ B through the adder (out holds earlier K
+    tiles' partial sums, or zeros). Return (cycles, last_output_cycle, overflows).
 
     The feeder tags the last operand of each row's stream (k = K-1), and the tag travels with
     it; the PE whose MAC uses a tagged operand latches the sum into its output register (read
@@ -153,7 +154,11 @@ def _os_reference(a, b, big_r, big_c, full, mode, lo, hi, span, out):
                 tau += 1
                 if tau > last_inject and in_flight == 0:
                     break
-            out[m0:m0 + r, n0:n0 + c] = result[:r, :c]
+            for i in range(r):  # the output registers drain into the accumulators
+                for j in range(c):
+                    v, o2 = _add(out[m0 + i, n0 + j], result[i, j], mode, lo, hi, span)
+                    out[m0 + i, n0 + j] = v
+                    overflows += o2
     return t, last_out, overflows
 
 

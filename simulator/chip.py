@@ -9,7 +9,12 @@ from typing import Any, Mapping
 
 from .config import load_config, validate_config
 
-__all__ = ["Chip", "SystolicArray", "chip_from_config", "load_chip"]
+__all__ = ["Buffer", "Buffers", "Chip", "Dram", "EnergyTable", "SystolicArray", "Tiling",
+           "chip_from_config", "load_chip", "INPUT_BYTES", "ACC_BYTES"]
+
+# Bytes per element of each input type, and of the 32-bit accumulators (int32 or fp32).
+INPUT_BYTES = {"int8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
+ACC_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -21,11 +26,82 @@ class SystolicArray:
     dataflow: str  # "os" | "ws" | "is"
     fill_drain: str  # "full" | "active"
     preload_overlap: bool
+    count: int = 1  # identical arrays sharing one op
+    split: str = "auto"  # "m" | "n" | "auto"
 
     @property
     def pes(self) -> int:
-        """Return the number of PEs, R*C."""
+        """Return the number of PEs of one array, R*C."""
         return self.rows * self.cols
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """An on-chip SRAM buffer: capacity and read port into the array (0 = unbounded)."""
+
+    bytes: int
+    port_bytes_per_cycle: float
+
+    @property
+    def bounded(self) -> bool:
+        """Return True when the buffer has a finite capacity."""
+        return self.bytes > 0
+
+
+@dataclass(frozen=True)
+class Buffers:
+    """The on-chip buffers: separate A/B/O buffers, or one unified buffer."""
+
+    unified: bool
+    double_buffered: bool
+    a: Buffer
+    b: Buffer
+    o: Buffer
+    unified_buffer: Buffer
+
+    @property
+    def bounded(self) -> bool:
+        """Return True when some buffer is finite, so that GEMMs may have to be tiled."""
+        if self.unified:
+            return self.unified_buffer.bounded
+        return self.a.bounded or self.b.bounded or self.o.bounded
+
+
+@dataclass(frozen=True)
+class Dram:
+    """Off-chip memory: bandwidth in bytes/s (0 = ideal) and latency per transfer in cycles."""
+
+    bandwidth_bytes_per_s: float
+    latency_cycles: int
+
+    @property
+    def ideal(self) -> bool:
+        """Return True when transfers take no time (bandwidth 0 means unbounded)."""
+        return self.bandwidth_bytes_per_s <= 0
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Fixed tile sizes and loop order, where the config fixes them (0 / "auto" = choose)."""
+
+    loop_order: str
+    tile_m: int
+    tile_n: int
+    tile_k: int
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    """Energy per event (pJ) and static power (W); ``sources`` names where each comes from."""
+
+    mac_pj: Mapping[str, float]  # by input dtype
+    pe_hop_pj_per_byte: float
+    buffer_read_pj_per_byte: float
+    buffer_write_pj_per_byte: float
+    dram_pj_per_byte: float
+    vector_lane_op_pj: float
+    static_w: float
+    sources: Mapping[str, str] = field(compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -39,17 +115,36 @@ class Chip:
     overflow: str  # "wrap" | "saturate" (int8 only)
     accumulator_bits: int  # int8 only
     array: SystolicArray
+    buffers: Buffers
+    dram: Dram
+    tiling: Tiling
+    energy: EnergyTable
     config: Mapping[str, Any] = field(repr=False, compare=False, hash=False)
 
     @property
+    def pes(self) -> int:
+        """Return the PEs of all arrays, count * R * C."""
+        return self.array.count * self.array.pes
+
+    @property
+    def input_bytes(self) -> int:
+        """Return bytes per input element of the chip's dtype."""
+        return INPUT_BYTES[self.dtype]
+
+    @property
     def peak_macs_per_cycle(self) -> int:
-        """Return the array's peak MACs per cycle (one per PE)."""
-        return self.array.pes
+        """Return the peak MACs per cycle of all arrays (one per PE)."""
+        return self.pes
 
     @property
     def peak_ops_per_s(self) -> float:
         """Return peak arithmetic throughput in operations/s (a MAC counts as two ops)."""
-        return 2.0 * self.array.pes * self.clock_hz
+        return 2.0 * self.pes * self.clock_hz
+
+    @property
+    def dram_bytes_per_cycle(self) -> float:
+        """Return DRAM bandwidth in bytes per array clock cycle (inf when ideal)."""
+        return float("inf") if self.dram.ideal else self.dram.bandwidth_bytes_per_s / self.clock_hz
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Chip":
         """Return a new Chip with dotted-path overrides applied (validated like a config file)."""
@@ -74,6 +169,23 @@ class Chip:
 def chip_from_config(cfg: Mapping[str, Any]) -> Chip:
     """Build a Chip from a validated nested config dict (as returned by load_config)."""
     arr = cfg["array"]
+    buf = cfg["buffers"]
+    en = cfg["energy"]
+
+    def buffer(name: str) -> Buffer:
+        return Buffer(bytes=int(buf[name]["bytes"]),
+                      port_bytes_per_cycle=float(buf[name]["port_bytes_per_cycle"]))
+
+    energy = EnergyTable(
+        mac_pj={d: float(en[f"mac_{d}"]["pj"]) for d in INPUT_BYTES},
+        pe_hop_pj_per_byte=float(en["pe_hop"]["pj_per_byte"]),
+        buffer_read_pj_per_byte=float(en["buffer_read"]["pj_per_byte"]),
+        buffer_write_pj_per_byte=float(en["buffer_write"]["pj_per_byte"]),
+        dram_pj_per_byte=float(en["dram"]["pj_per_byte"]),
+        vector_lane_op_pj=float(en["vector_lane_op"]["pj"]),
+        static_w=float(en["static"]["watts"]),
+        sources={k: v["source"] for k, v in en.items()},
+    )
     return Chip(
         name=cfg["name"],
         source=cfg["source"],
@@ -83,7 +195,16 @@ def chip_from_config(cfg: Mapping[str, Any]) -> Chip:
         accumulator_bits=int(cfg["accumulator_bits"]),
         array=SystolicArray(rows=arr["rows"], cols=arr["cols"], dataflow=arr["dataflow"],
                             fill_drain=arr["fill_drain"],
-                            preload_overlap=arr["preload_overlap"]),
+                            preload_overlap=arr["preload_overlap"], count=arr["count"],
+                            split=arr["split"]),
+        buffers=Buffers(unified=buf["unified"], double_buffered=buf["double_buffered"],
+                        a=buffer("a"), b=buffer("b"), o=buffer("o"),
+                        unified_buffer=buffer("unified_buffer")),
+        dram=Dram(bandwidth_bytes_per_s=float(cfg["dram"]["bandwidth_bytes_per_s"]),
+                  latency_cycles=int(cfg["dram"]["latency_cycles"])),
+        tiling=Tiling(loop_order=cfg["tiling"]["loop_order"], tile_m=cfg["tiling"]["tile_m"],
+                      tile_n=cfg["tiling"]["tile_n"], tile_k=cfg["tiling"]["tile_k"]),
+        energy=energy,
         config=copy.deepcopy(dict(cfg)),
     )
 

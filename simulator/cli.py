@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .chip import Chip, load_chip
 from .config import parse_override, schema_markdown
-from .engine import ENGINES, reference_pe_cycles, simulate_gemm
+from .engine import ENGINES, reference_pe_cycles, simulate_gemm, simulate_gemms
 from .errors import SimulatorInputError, WorkloadError
 from .numerics import float_error_bound, random_operands
+from .scalesim import export_compute_report, import_scalesim_config
+from .topology import load_topology
 
 __all__ = ["main"]
 
@@ -80,15 +83,35 @@ def _check_functional_size(chip: Chip, m: int, n: int, k: int, engine: str, forc
 
 def _cmd_run(args: argparse.Namespace) -> int:
     chip = _load(args)
-    m, n, k = _parse_gemm(args.gemm)
-    functional = args.functional or args.engine == "reference"
-    if functional:
-        _check_functional_size(chip, m, n, k, args.engine, args.force)
-        a, b = random_operands(np.random.default_rng(args.seed), m, n, k, chip.dtype)
-        rep = simulate_gemm(chip, a=a, b=b, engine=args.engine)
+    if args.topology:
+        if args.functional or args.engine != "fast":
+            raise WorkloadError(f"--topology {args.topology}", "topology",
+                                "topologies run timing-only with the fast engine")
+        layers = load_topology(args.topology)
+        rep = simulate_gemms(chip, [(layer.name, *layer.shape) for layer in layers])
     else:
-        rep = simulate_gemm(chip, shape=(m, n, k))
+        m, n, k = _parse_gemm(args.gemm)
+        functional = args.functional or args.engine == "reference"
+        if functional:
+            _check_functional_size(chip, m, n, k, args.engine, args.force)
+            a, b = random_operands(np.random.default_rng(args.seed), m, n, k, chip.dtype)
+            rep = simulate_gemm(chip, a=a, b=b, engine=args.engine)
+        else:
+            rep = simulate_gemm(chip, shape=(m, n, k))
+    if args.export_scalesim:
+        export_compute_report(rep, args.export_scalesim)
     print(rep.to_json() if args.json else rep.to_text())
+    return 0
+
+
+def _cmd_import_scalesim(args: argparse.Namespace) -> int:
+    text = import_scalesim_config(args.cfg)
+    if args.output == "-":
+        print(text, end="")
+    else:
+        Path(args.output).write_text(text)
+        load_chip(args.output)  # the written file must load
+        print(f"wrote {args.output}")
     return 0
 
 
@@ -154,7 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="simulate a workload on a chip")
     _add_chip_args(run)
-    run.add_argument("--gemm", required=True, metavar="MxNxK", help="GEMM O[M,N] = A[M,K] @ B[K,N]")
+    what = run.add_mutually_exclusive_group(required=True)
+    what.add_argument("--gemm", metavar="MxNxK", help="GEMM O[M,N] = A[M,K] @ B[K,N]")
+    what.add_argument("--topology", metavar="FILE.csv",
+                      help="SCALE-Sim topology CSV (conv or GEMM format), one row per layer")
     run.add_argument("--functional", action="store_true",
                      help="also compute values on random operands of the chip's dtype")
     run.add_argument("--engine", choices=ENGINES, default="fast",
@@ -162,7 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed of the random operands")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.add_argument("--force", action="store_true", help="allow very large functional runs")
+    run.add_argument("--export-scalesim", metavar="DIR",
+                     help="also write DIR/COMPUTE_REPORT.csv in SCALE-Sim's format")
     run.set_defaults(func=_cmd_run)
+
+    imp = sub.add_parser("import-scalesim", help="convert a SCALE-Sim .cfg into a chip YAML")
+    imp.add_argument("cfg", help="SCALE-Sim config (.cfg)")
+    imp.add_argument("-o", "--output", default="-", help="YAML file to write (default: stdout)")
+    imp.set_defaults(func=_cmd_import_scalesim)
 
     val = sub.add_parser("validate", help="check fast model, PE reference and numpy agree")
     _add_chip_args(val)

@@ -48,7 +48,7 @@ class Field:
             return f"an {noun} in [{_fmt(self.minimum)}, {_fmt(self.maximum)}]" if self.kind == "int" \
                 else f"a {noun} in [{_fmt(self.minimum)}, {_fmt(self.maximum)}]"
         if self.minimum is not None:
-            return f"a {noun} >= {_fmt(self.minimum)}"
+            return ("an " if noun[0] in "aeiou" else "a ") + f"{noun} >= {_fmt(self.minimum)}"
         return ("an " if noun[0] in "aeiou" else "a ") + noun
 
 
@@ -87,10 +87,71 @@ SCHEMA: tuple[Field, ...] = (
     Field("array.preload_overlap", "bool", True, "-",
           "ws/is: load the next fold's stationary operand while the current fold streams "
           "(double-buffered weight registers); the first fold always pays the load."),
+    Field("array.count", "int", 1, "arrays",
+          "Identical arrays working on one op in parallel; they share the buffers and DRAM.",
+          positive=True, maximum=4096),
+    Field("array.split", "choice", "auto", "-",
+          "How several arrays share an op: m (rows of O), n (columns of O), or auto (the faster).",
+          choices=("auto", "m", "n")),
+    Field("buffers.unified", "bool", False, "-",
+          "One unified buffer holds A, B and O tiles (buffers.unified_buffer) instead of three "
+          "separate ones (buffers.a, buffers.b, buffers.o)."),
+    Field("buffers.double_buffered", "bool", True, "-",
+          "Each buffer holds two tiles: the next tile loads while the current one computes, so "
+          "a tile may use only half of it."),
+    *[f for name, what in (("a", "A (input/ifmap) operand"), ("b", "B (weight/filter) operand"),
+                           ("o", "O (4-byte accumulator)"), ("unified_buffer", "unified"))
+      for f in (
+          Field(f"buffers.{name}.bytes", "int", 0, "bytes",
+                f"Capacity of the {what} buffer; 0 = unbounded (no tiling).", minimum=0),
+          Field(f"buffers.{name}.port_bytes_per_cycle", "float", 0.0, "bytes/cycle",
+                f"Read bandwidth from the {what} buffer into the array; 0 = unbounded.",
+                minimum=0.0))],
+    Field("dram.bandwidth_bytes_per_s", "float", 0.0, "bytes/s",
+          "Off-chip bandwidth shared by all arrays; 0 = ideal memory (no transfer time).",
+          minimum=0.0),
+    Field("dram.latency_cycles", "int", 0, "cycles",
+          "Latency added to each tile transfer (ignored with ideal memory).", minimum=0),
+    Field("tiling.loop_order", "choice", "auto", "-",
+          "Order of the tile loops, outermost first (mnk: k innermost); auto picks the order "
+          "with the least DRAM traffic.", choices=("auto", "mnk", "mkn", "nmk", "nkm", "kmn", "knm")),
+    Field("tiling.tile_m", "int", 0, "elements", "Rows of O per tile; 0 = chosen to fit.",
+          minimum=0),
+    Field("tiling.tile_n", "int", 0, "elements", "Columns of O per tile; 0 = chosen to fit.",
+          minimum=0),
+    Field("tiling.tile_k", "int", 0, "elements", "Reduction depth per tile; 0 = chosen to fit.",
+          minimum=0),
+    *[f for name, unit, default, src, what in (
+        ("mac_int8", "pj", 0.3, "Horowitz ISSCC 2014, 45 nm: 8-bit mult 0.2 + 32-bit add 0.1",
+         "one int8 MAC with int32 accumulation"),
+        ("mac_fp16", "pj", 2.0, "Horowitz ISSCC 2014, 45 nm: fp16 mult 1.1 + fp32 add 0.9",
+         "one fp16 MAC with fp32 accumulation"),
+        ("mac_bf16", "pj", 2.0, "taken as fp16 (Horowitz ISSCC 2014 lists no bf16): 1.1 + 0.9",
+         "one bf16 MAC with fp32 accumulation"),
+        ("mac_fp32", "pj", 4.6, "Horowitz ISSCC 2014, 45 nm: fp32 mult 3.7 + fp32 add 0.9",
+         "one fp32 MAC"),
+        ("pe_hop", "pj_per_byte", 0.6,
+         "Eyeriss (Chen et al., ISCA 2016) PE-to-PE = 2x a MAC (unverified) x 0.3 pJ int8 MAC",
+         "moving one byte of an operand or partial sum to the neighbouring PE"),
+        ("buffer_read", "pj_per_byte", 1.25, "Horowitz ISSCC 2014: 8 KB SRAM, 64-bit read ~10 pJ",
+         "reading one byte from an on-chip buffer"),
+        ("buffer_write", "pj_per_byte", 1.25, "assumed equal to a read (Horowitz ISSCC 2014)",
+         "writing one byte into an on-chip buffer"),
+        ("dram", "pj_per_byte", 162.5, "Horowitz ISSCC 2014: DRAM 64-bit access 1300 pJ (low end)",
+         "one byte moved to or from DRAM"),
+        ("vector_lane_op", "pj", 0.9, "Horowitz ISSCC 2014, 45 nm: fp32 add 0.9",
+         "one lane-op of the vector unit"),
+        ("static", "watts", 0.0, "not modelled", "static (leakage and idle) power"))
+      for f in (
+          Field(f"energy.{name}.{unit}", "float", default,
+                {"pj": "pJ", "pj_per_byte": "pJ/byte", "watts": "W"}[unit],
+                f"Energy of {what}." if unit != "watts" else "Static power, charged for the whole "
+                "run time.", minimum=0.0),
+          Field(f"energy.{name}.source", "str", src, "-", f"Where energy.{name}.{unit} comes from."))],
 )
 
 _FIELDS: dict[str, Field] = {f.path: f for f in SCHEMA}
-_SECTIONS: set[str] = {p.rsplit(".", 1)[0] for p in _FIELDS if "." in p}
+_SECTIONS: set[str] = {".".join(p.split(".")[:i]) for p in _FIELDS for i in range(1, p.count(".") + 1)}
 
 
 # --------------------------------------------------------------------------- YAML with lines

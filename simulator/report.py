@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -43,6 +43,11 @@ class OpReport:
     busy_pe_cycles: int
     start_cycle: int = 0
     overflow_events: int | None = None
+    events: Mapping[str, int] = field(default_factory=dict)
+    energy_pj: Mapping[str, float] = field(default_factory=dict)
+    traffic_bytes: Mapping[str, Any] = field(default_factory=dict)
+    tiling: Mapping[str, Any] | None = None
+    memory_bound: bool = False
 
     @property
     def total_cycles(self) -> int:
@@ -60,10 +65,29 @@ class OpReport:
         return self.compute_cycles - SCALESIM_CYCLE_OFFSET
 
     def metrics(self) -> dict[str, Any]:
-        """Return the op's metrics (cycles, counts, fractions) as a JSON-ready dict."""
-        return _metrics(self.pes, self.total_cycles, self.compute_cycles, self.stall_cycles,
-                        self.macs, self.folds, self.busy_pe_cycles, self.scalesim_cycles,
-                        self.overflow_events)
+        """Return the op's metrics (cycles, counts, fractions, traffic, energy) as a dict."""
+        out = _metrics(self.pes, self.total_cycles, self.compute_cycles, self.stall_cycles,
+                       self.macs, self.folds, self.busy_pe_cycles, self.scalesim_cycles,
+                       self.overflow_events)
+        out["memory_bound"] = self.memory_bound
+        out["traffic_bytes"] = _plain(self.traffic_bytes)
+        out["events"] = dict(self.events)
+        out["energy_pj"] = dict(self.energy_pj)
+        if self.tiling is not None:
+            out["tiling"] = dict(self.tiling)
+        return out
+
+
+def _plain(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) if isinstance(v, Mapping) else v for k, v in d.items()}
+
+
+def _add_nested(into: dict[str, Any], more: Mapping[str, Any]) -> None:
+    for k, v in more.items():
+        if isinstance(v, Mapping):
+            _add_nested(into.setdefault(k, {}), v)
+        else:
+            into[k] = into.get(k, 0) + v
 
 
 def _ratio(num: float, den: float) -> float:
@@ -156,11 +180,23 @@ class Report:
 
     def totals(self) -> dict[str, Any]:
         """Return the totals over all ops as a JSON-ready dict (cycles, counts, fractions, s)."""
-        pes = self.chip.array.pes
+        pes = self.chip.pes
         out = _metrics(pes, self.total_cycles, self.compute_cycles, self.stall_cycles, self.macs,
                        self.folds, sum(op.busy_pe_cycles for op in self.ops),
                        self.scalesim_cycles, self.overflow_events)
+        out["memory_bound_ops"] = sum(op.memory_bound for op in self.ops)
+        traffic: dict[str, Any] = {}
+        events: dict[str, Any] = {}
+        energy: dict[str, Any] = {}
+        for op in self.ops:
+            _add_nested(traffic, op.traffic_bytes)
+            _add_nested(events, op.events)
+            _add_nested(energy, op.energy_pj)
+        out["traffic_bytes"] = traffic
+        out["events"] = events
+        out["energy_pj"] = energy
         out["time_s"] = self.time_s
+        out["average_power_w"] = _ratio(energy.get("total", 0.0) * 1e-12, self.time_s)
         out["achieved_ops_per_s"] = _ratio(2 * self.macs, self.time_s)
         out["peak_ops_per_s"] = self.chip.peak_ops_per_s
         return out
@@ -195,7 +231,8 @@ class Report:
             f"preload_overlap={str(arr.preload_overlap).lower()}",
             f"engine      {self.engine} ({self.mode})",
             f"cycles      {t['total_cycles']:,} total = {t['compute_cycles']:,} compute + "
-            f"{t['stall_cycles']:,} stall   (SCALE-Sim convention: {t['scalesim_cycles']:,})",
+            f"{t['stall_cycles']:,} stall   (SCALE-Sim convention, compute: "
+            f"{t['scalesim_cycles']:,})",
             f"time        {_fmt_time(t['time_s'])} at {self.chip.clock_hz / 1e6:g} MHz",
             f"MACs        {t['macs']:,} in {t['folds']:,} folds",
             f"utilisation {100 * t['utilisation']:.2f} % overall, "
@@ -210,15 +247,49 @@ class Report:
         if self.last_output_cycle is not None:
             lines.append(f"last output left the array in cycle {self.last_output_cycle:,} "
                          f"(counting from 0)")
+        dram = t["traffic_bytes"].get("dram", {})
+        if dram:
+            lines.append(f"DRAM        {_fmt_bytes(dram['total'])} (A {_fmt_bytes(dram['a_read'])}, "
+                         f"B {_fmt_bytes(dram['b_read'])}, O read {_fmt_bytes(dram['o_read'])}, "
+                         f"O write {_fmt_bytes(dram['o_write'])}); memory-bound ops: "
+                         f"{t['memory_bound_ops']} of {len(self.ops)}")
+        energy = t["energy_pj"]
+        if energy:
+            parts = ", ".join(f"{k} {100 * v / energy['total']:.1f} %" for k, v in energy.items()
+                              if k != "total" and v > 0) if energy["total"] > 0 else ""
+            lines.append(f"energy      {_fmt_energy(energy['total'])} ({parts}); average power "
+                         f"{t['average_power_w']:.3g} W")
         if len(self.ops) > 1:
             lines.append("")
-            lines.append(f"{'op':<16}{'shape':>20}{'cycles':>14}{'util %':>9}{'map eff %':>11}")
+            lines.append(f"{'layer':<20}{'M x N x K':>20}{'cycles':>13}{'stall':>11}{'util %':>8}"
+                         f"{'map %':>7}{'DRAM':>11}{'energy':>11}  tiles")
             for op in self.ops:
                 m = op.metrics()
                 shape = "x".join(str(s) for s in op.shape)
-                lines.append(f"{op.name:<16}{shape:>20}{m['total_cycles']:>14,}"
-                             f"{100 * m['utilisation']:>9.2f}{100 * m['mapping_efficiency']:>11.2f}")
+                tiling = op.tiling or {}
+                tiles = (f"{tiling['tile_m']}x{tiling['tile_n']}x{tiling['tile_k']} "
+                         f"{tiling['loop_order']}") if tiling else ""
+                bound = " mem" if op.memory_bound else ""
+                dram_b = m["traffic_bytes"].get("dram", {}).get("total", 0)
+                lines.append(f"{op.name[:19]:<20}{shape:>20}{m['total_cycles']:>13,}"
+                             f"{m['stall_cycles']:>11,}{100 * m['utilisation']:>8.1f}"
+                             f"{100 * m['mapping_efficiency']:>7.1f}{_fmt_bytes(dram_b):>11}"
+                             f"{_fmt_energy(m['energy_pj'].get('total', 0.0)):>11}  {tiles}{bound}")
         return "\n".join(lines)
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def _fmt_energy(pj: float) -> str:
+    for unit, scale in (("J", 1e12), ("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)):
+        if pj >= scale:
+            return f"{pj / scale:.3g} {unit}"
+    return f"{pj:.3g} pJ"
 
 
 def _fmt_time(seconds: float) -> str:

@@ -42,3 +42,70 @@ def ordered_gemm(a, b, chunk, dtype, overflow="wrap", bits=32):
                 acc = add(acc, ps)
             out[i, j] = acc
     return out, overflows
+
+
+def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b):
+    """Walk tile steps one by one, keeping the resident tile of each operand in a variable.
+
+    Return (dram dict, list of (load bytes, write bytes, (em, en, ek), first_visit)) per step.
+    """
+    trips = {"m": -(-m // tm), "n": -(-n // tn), "k": -(-k // tk)}
+    seq = []
+
+    def rec(level, cur):
+        if level == 3:
+            seq.append(dict(cur))
+            return
+        d = order[level]
+        for i in range(trips[d]):
+            cur[d] = i
+            rec(level + 1, cur)
+    rec(0, {})
+    dram = {"a": 0, "b": 0, "o_rd": 0, "o_wr": 0}
+    res_a = res_b = res_o = None
+    steps = []
+    for s, st in enumerate(seq):
+        em = min(tm, m - st["m"] * tm)
+        en = min(tn, n - st["n"] * tn)
+        ek = min(tk, k - st["k"] * tk)
+        load = 0
+        if res_a != (st["m"], st["k"]):
+            res_a = (st["m"], st["k"])
+            load += em * ek * in_b
+            dram["a"] += em * ek * in_b
+        if res_b != (st["k"], st["n"]):
+            res_b = (st["k"], st["n"])
+            load += ek * en * in_b
+            dram["b"] += ek * en * in_b
+        if res_o != (st["m"], st["n"]):
+            res_o = (st["m"], st["n"])
+            if st["k"] > 0:
+                load += em * en * acc_b
+                dram["o_rd"] += em * en * acc_b
+        nxt = seq[s + 1] if s + 1 < len(seq) else None
+        write = 0
+        if nxt is None or (nxt["m"], nxt["n"]) != res_o:
+            write = em * en * acc_b
+            dram["o_wr"] += write
+        steps.append((load, write, (em, en, ek)))
+    return dram, steps
+
+
+def slow_timeline(steps, compute, bytes_per_cycle, latency, double_buffered):
+    """Total cycles of tile steps: compute(shape) gives each step's cycles (see _memory doc)."""
+    import math
+
+    def xfer(b):
+        if b == 0 or bytes_per_cycle == 0:
+            return 0
+        return latency + math.ceil(b / bytes_per_cycle)
+    loads = [xfer(s[0]) for s in steps]
+    writes = [xfer(s[1]) for s in steps]
+    comp = [compute(s[2]) for s in steps]
+    if not double_buffered:
+        return sum(loads) + sum(comp) + sum(writes)
+    total = loads[0]
+    for s in range(len(steps)):
+        dma = (writes[s - 1] if s >= 1 else 0) + (loads[s + 1] if s + 1 < len(steps) else 0)
+        total += max(comp[s], dma)
+    return total + writes[-1]

@@ -31,7 +31,8 @@ def test_run_text_table(capsys):
 
 def test_run_json_has_totals_and_chip(capsys):
     code, out, _ = run_cli(capsys, "run", str(CONFIGS / "gemmini.yaml"), "--gemm", "64x64x64",
-                           "--set", "array.rows=8", "--json")
+                           "--set", "array.rows=8", "--set", "dram.bandwidth_bytes_per_s=0",
+                           "--json")
     data = json.loads(out)
     assert code == 0
     for key in ("total_cycles", "compute_cycles", "stall_cycles", "macs", "folds", "utilisation",
@@ -134,3 +135,44 @@ def test_console_script_and_module_entry_points(tmp_path):
 def test_keys_prints_the_config_reference(capsys):
     code, out, _ = run_cli(capsys, "keys")
     assert code == 0 and "`array.rows`" in out and "`clock_hz`" in out
+
+
+def test_run_topology_prints_per_layer_table_with_stalls_and_energy(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "run", str(CONFIGS / "tpu-v1.yaml"), "--topology",
+                             str(CONFIGS / "topologies" / "resnet18.csv"), "--export-scalesim",
+                             str(tmp_path / "ss"))
+    assert code == 0 and err == ""
+    assert "layer4.1.conv2" in out and "stall" in out and "energy" in out and "DRAM" in out
+    rows = (tmp_path / "ss" / "COMPUTE_REPORT.csv").read_text().splitlines()
+    assert len(rows) == 22 and rows[0].startswith("LayerID, Total Cycles")
+
+
+def test_run_topology_json_ops(capsys):
+    code, out, _ = run_cli(capsys, "run", str(CONFIGS / "gemmini.yaml"), "--topology",
+                           str(CONFIGS / "topologies" / "alexnet.csv"), "--json")
+    data = json.loads(out)
+    assert [op["name"] for op in data["ops"]][:2] == ["conv1", "conv2"]
+    for op in data["ops"]:
+        assert set(data["totals"]) - {"time_s", "achieved_ops_per_s", "peak_ops_per_s",
+                                      "average_power_w", "memory_bound_ops"} <= set(op)
+    assert data["totals"]["total_cycles"] == sum(op["total_cycles"] for op in data["ops"])
+
+
+def test_topology_errors_are_one_line(capsys, tmp_path):
+    bad = write(tmp_path, "Layer, M, N, K,\nl1, 4, -4, 4,\n", "bad.csv")
+    code, out, err = run_cli(capsys, "run", str(CONFIGS / "gemmini.yaml"), "--topology", str(bad))
+    assert code == 2 and err == f"{bad}:2: N: must be a positive integer, got -4\n"
+    code, _, err = run_cli(capsys, "run", str(CONFIGS / "gemmini.yaml"), "--topology", str(bad),
+                           "--gemm", "4x4x4")
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_import_scalesim_writes_a_loadable_chip(capsys, tmp_path):
+    cfg = write(tmp_path, "[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\n"
+                          "IfmapSramSzkB: 64\nFilterSramSzkB: 64\nOfmapSramSzkB: 64\n"
+                          "Dataflow: os\n", "s.cfg")
+    out_yaml = tmp_path / "chip.yaml"
+    code, out, _ = run_cli(capsys, "import-scalesim", str(cfg), "-o", str(out_yaml))
+    assert code == 0 and out_yaml.exists()
+    code, out, _ = run_cli(capsys, "run", str(out_yaml), "--gemm", "64x64x64", "--json")
+    assert json.loads(out)["totals"]["scalesim_cycles"] == 4991

@@ -60,9 +60,15 @@ def test_yaml12_floats_and_ints_for_floats(tmp_path):
     ("clock_hz: -5\n", "F:1: clock_hz: must be a positive number, got -5.0"),
     ("accumulator_bits: 64\n", "F:1: accumulator_bits: must be <= 32, got 64"),
     ("name: x\nbogus: 1\n", "F:2: bogus: unknown key (known here: accumulator_bits, array, "
-                            "clock_hz, dtype, name, overflow, source)"),
+                            "buffers, clock_hz, dram, dtype, energy, name, overflow, source, "
+                            "tiling)"),
     ("array:\n  rows: 4\n  colz: 4\n",
-     "F:3: array.colz: unknown key (known here: cols, dataflow, fill_drain, preload_overlap, rows)"),
+     "F:3: array.colz: unknown key (known here: cols, count, dataflow, fill_drain, "
+     "preload_overlap, rows, split)"),
+    ("energy:\n  dram: {pj_per_byte: -1}\n",
+     "F:2: energy.dram.pj_per_byte: must be >= 0, got -1.0"),
+    ("buffers:\n  a:\n    bytes: 1.5\n",
+     "F:3: buffers.a.bytes: must be an integer >= 0, got 1.5"),
     ("array: 5\n", "F:1: array: must be a mapping of keys to values, got int"),
     ("- 1\n", "F:1: (top level): must be a mapping of keys to values, got list"),
     ("name: x\nname: y\n", "F:2: name: duplicate key"),

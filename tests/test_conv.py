@@ -39,3 +39,18 @@ def test_bad_layers():
         ConvLayer(8, 8, 3, 3, 1, 1, 0)
     with pytest.raises(WorkloadError, match="larger than the padded input"):
         ConvLayer(2, 8, 3, 3, 1, 1)
+
+
+@given(dtype=st.sampled_from(["fp16", "bf16", "fp32"]), s=st.integers(1, 3), p=st.integers(0, 1),
+       dataflow=st.sampled_from(["os", "ws", "is"]), seed=st.integers(0, 2**32 - 1))
+def test_float_conv_within_rounding_bound(dtype, s, p, dataflow, seed):
+    from simulator.numerics import float_error_bound, round_to_input
+    layer = ConvLayer(9, 7, 3, 2, 5, 4, s, p)
+    rng = np.random.default_rng(seed)
+    x = round_to_input(rng.standard_normal((9, 7, 5)), dtype)
+    wt = round_to_input(rng.standard_normal((3, 2, 5, 4)), dtype)
+    a, b = conv2d_gemm(layer, x, wt)
+    out = simulate_gemm(make_chip(4, 3, dataflow, dtype=dtype), a=a, b=b).output
+    exact = conv2d_direct(layer, x.astype(np.float64), wt.astype(np.float64))
+    bound = float_error_bound(a, b).reshape(exact.shape)
+    assert np.all(np.abs(out.reshape(exact.shape) - exact) <= bound)

@@ -1,0 +1,300 @@
+"""Hot loops: tiling a GEMM to the buffers, DRAM traffic, the tile-step timeline (numba).
+
+Tiles are tm x tn x tk; the tile loops run in one of six orders (``ORDER_POS[i]`` gives the loop
+positions of m, n, k, 0 = outermost). A buffer holds the current tile of each operand; a tile is
+fetched again only when one of its indices changes, so operand X is fetched
+
+    reps(X) = product of the trip counts of the loops that X does not index and that sit
+              outside X's innermost loop of more than one trip
+
+times in full. O tiles are written back at the end of each visit and read back when a later
+visit continues their k range (visits of an O tile start at k tile 0, so the first never reads).
+
+Timeline (double-buffered): the first tile's load is exposed, then each step lasts
+max(compute, write-back of the previous step's O + load of the next step's operands), and the
+last write-back is exposed. Single-buffered: load, compute and write back in turn. A transfer
+of b > 0 bytes takes latency + ceil(b / bytes_per_cycle) cycles; with ideal DRAM it takes 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._timing import _gemm_cycles
+
+ORDERS = ("mnk", "mkn", "nmk", "nkm", "kmn", "knm")
+ORDER_POS = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [2, 0, 1], [1, 2, 0], [2, 1, 0]], np.int64)
+
+# indices into the counters array returned by _run_steps
+C_TOTAL, C_COMPUTE, C_BUSY, C_STEPS = 0, 1, 2, 3
+C_DRAM_A, C_DRAM_B, C_DRAM_O_RD, C_DRAM_O_WR = 4, 5, 6, 7
+C_BUF_RD, C_BUF_WR, C_HOP_BYTES, C_XFER, C_PORT = 8, 9, 10, 11, 12
+N_COUNTERS = 13
+
+
+@njit(cache=True)
+def _cdiv(a, b):
+    return (a + b - 1) // b
+
+
+@njit(cache=True)
+def _reps(trips_m, trips_n, trips_k, pm, pn, pk):
+    """Return (reps of A, reps of B, visits per O tile) for loop positions pm, pn, pk.
+
+    A loop of one trip never changes a tile, so it does not count as X's innermost loop.
+    """
+    qm = pm if trips_m > 1 else -1
+    qn = pn if trips_n > 1 else -1
+    qk = pk if trips_k > 1 else -1
+    pa = max(qm, qk)
+    pb = max(qk, qn)
+    po = max(qm, qn)
+    ra = trips_n if qn >= 0 and qn < pa else 1
+    rb = trips_m if qm >= 0 and qm < pb else 1
+    ro = trips_k if qk >= 0 and qk < po else 1
+    return ra, rb, ro
+
+
+@njit(cache=True)
+def _dram_traffic(m, n, k, tm, tn, tk, order, in_b, acc_b):
+    """Return DRAM bytes (A read, B read, O read back, O written) of a tiling, in closed form."""
+    pm = ORDER_POS[order, 0]
+    pn = ORDER_POS[order, 1]
+    pk = ORDER_POS[order, 2]
+    ra, rb, ro = _reps(_cdiv(m, tm), _cdiv(n, tn), _cdiv(k, tk), pm, pn, pk)
+    return (ra * m * k * in_b, rb * k * n * in_b, (ro - 1) * m * n * acc_b, ro * m * n * acc_b)
+
+
+@njit(cache=True)
+def _fits(tm, tn, tk, in_b, acc_b, caps, unified, double_buffered):
+    """True if the tiles fit: caps = (A, B, O, unified) bytes, 0 = unbounded."""
+    div = 2 if double_buffered else 1
+    a = tm * tk * in_b * div
+    b = tk * tn * in_b * div
+    o = tm * tn * acc_b * div
+    if unified:
+        return caps[3] == 0 or a + b + o <= caps[3]
+    return (caps[0] == 0 or a <= caps[0]) and (caps[1] == 0 or b <= caps[1]) and \
+        (caps[2] == 0 or o <= caps[2])
+
+
+@njit(cache=True)
+def _search_tiling(m, n, k, cand_m, cand_n, cand_k, orders, in_b, acc_b, caps, unified,
+                   double_buffered):
+    """Return (tm, tn, tk, order) that fit and minimise DRAM bytes, then tile steps.
+
+    Returns tm = 0 when no candidate fits.
+    """
+    best = (0, 0, 0, 0)
+    best_bytes = -1
+    best_steps = 0
+    for tm in cand_m:
+        for tn in cand_n:
+            for tk in cand_k:
+                if not _fits(tm, tn, tk, in_b, acc_b, caps, unified, double_buffered):
+                    continue
+                steps = _cdiv(m, tm) * _cdiv(n, tn) * _cdiv(k, tk)
+                for o in orders:
+                    a, b, orr, ow = _dram_traffic(m, n, k, tm, tn, tk, o, in_b, acc_b)
+                    total = a + b + orr + ow
+                    if best_bytes < 0 or total < best_bytes or \
+                            (total == best_bytes and steps < best_steps):
+                        best = (tm, tn, tk, o)
+                        best_bytes = total
+                        best_steps = steps
+    return best
+
+
+@njit(cache=True)
+def _fold_sum_triangle(size, tile):
+    """Sum over the folds of a dimension of r*(r-1)/2 (r = fold extent): stationary load hops."""
+    full = size // tile
+    rem = size - full * tile
+    return full * (tile * (tile - 1) // 2) + rem * (rem - 1) // 2
+
+
+@njit(cache=True)
+def _one_array(df, m, n, k, big_r, big_c, full, overlap):
+    """One array on an m x n x k GEMM: return (cycles, busy, A reads, B reads, acc reads,
+    acc writes, operand hops, partial-sum hops), reads/writes/hops in elements."""
+    if df == 0:  # os
+        cyc, busy, _f = _gemm_cycles(k, m, big_r, n, big_c, True, big_r, big_c, full, False,
+                                     overlap)
+        a_rd = _cdiv(n, big_c) * m * k
+        b_rd = _cdiv(m, big_r) * k * n
+        o_rd = 0
+        o_wr = m * n
+        hops = k * m * (n - _cdiv(n, big_c)) + k * n * (m - _cdiv(m, big_r))
+        p_hops = 0
+    elif df == 1:  # ws: B stationary, A streamed
+        cyc, busy, _f = _gemm_cycles(m, n, big_c, k, big_r, False, big_r, big_c, full, True,
+                                     overlap)
+        kf = _cdiv(k, big_r)
+        b_rd = k * n
+        a_rd = _cdiv(n, big_c) * m * k
+        o_wr = kf * m * n
+        o_rd = (kf - 1) * m * n
+        hops = m * k * (n - _cdiv(n, big_c)) + n * _fold_sum_triangle(k, big_r)
+        p_hops = m * n * (k - kf)
+    else:  # is: A stationary, B streamed
+        cyc, busy, _f = _gemm_cycles(n, m, big_c, k, big_r, False, big_r, big_c, full, True,
+                                     overlap)
+        kf = _cdiv(k, big_r)
+        a_rd = m * k
+        b_rd = _cdiv(m, big_c) * k * n
+        o_wr = kf * m * n
+        o_rd = (kf - 1) * m * n
+        hops = n * k * (m - _cdiv(m, big_c)) + m * _fold_sum_triangle(k, big_r)
+        p_hops = n * m * (k - kf)
+    return cyc, busy, a_rd, b_rd, o_rd, o_wr, hops, p_hops
+
+
+@njit(cache=True)
+def _arrays(df, m, n, k, big_r, big_c, full, overlap, count, split_n):
+    """``count`` arrays sharing an m x n x k GEMM split along m (or n when split_n): return the
+    slowest array's cycles and the other _one_array figures summed over the arrays."""
+    size = n if split_n else m
+    q = size // count
+    rem = size - q * count
+    out = np.zeros(8, np.int64)
+    for part in range(2):  # rem arrays get q + 1, the others q
+        share = q + 1 if part == 0 else q
+        arrays = rem if part == 0 else count - rem
+        if share == 0 or arrays == 0:
+            continue
+        if split_n:
+            r = _one_array(df, m, share, k, big_r, big_c, full, overlap)
+        else:
+            r = _one_array(df, share, n, k, big_r, big_c, full, overlap)
+        if r[0] > out[0]:
+            out[0] = r[0]
+        for i in range(1, 8):
+            out[i] += arrays * r[i]
+    return out
+
+
+@njit(cache=True)
+def _xfer(nbytes, bytes_per_cycle, latency):
+    if nbytes <= 0 or bytes_per_cycle <= 0.0:  # nothing to move, or ideal DRAM
+        return 0
+    return latency + int(np.ceil(nbytes / bytes_per_cycle))
+
+
+@njit(cache=True)
+def _port(nbytes, port):
+    return 0 if port <= 0.0 else int(np.ceil(nbytes / port))
+
+
+@njit(cache=True)
+def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, count, split_n,
+               in_b, acc_b, bytes_per_cycle, latency, double_buffered, unified, ports):
+    """Walk the tile steps in loop order; return the counters (see C_* indices) as int64.
+
+    ``ports`` = (A, B, O, unified) buffer read bandwidth into the array, bytes/cycle, 0 = unbounded.
+    """
+    out = np.zeros(N_COUNTERS, np.int64)
+    trips = np.array([_cdiv(m, tm), _cdiv(n, tn), _cdiv(k, tk)], np.int64)
+    pos = ORDER_POS[order]
+    loop_dim = np.zeros(3, np.int64)  # loop_dim[p] = dimension (0 m, 1 n, 2 k) at position p
+    for d in range(3):
+        loop_dim[pos[d]] = d
+    n_steps = trips[0] * trips[1] * trips[2]
+    idx = np.zeros(3, np.int64)
+    cur_a = (-1, -1)
+    cur_b = (-1, -1)
+    cur_o = (-1, -1)
+    # double buffering: phase s lasts max(c_s, W_{s-1} + L_{s+1}); it is charged once L_{s+1}
+    # is known, i.e. while handling step s+1. c_prev = c_{s-1}, w_prev = W_{s-1}, w_prev2 = W_{s-2}
+    c_prev = 0
+    w_prev = 0
+    w_prev2 = 0
+    total = 0
+    s = 0
+    while s < n_steps:
+        # decode step s into tile indices
+        rest = s
+        for p in range(2, -1, -1):
+            d = loop_dim[p]
+            idx[d] = rest % trips[d]
+            rest //= trips[d]
+        mi, ni, ki = idx[0], idx[1], idx[2]
+        em = min(tm, m - mi * tm)
+        en = min(tn, n - ni * tn)
+        ek = min(tk, k - ki * tk)
+        load = 0
+        if (mi, ki) != cur_a:
+            load += em * ek * in_b
+            out[C_DRAM_A] += em * ek * in_b
+            cur_a = (mi, ki)
+        if (ki, ni) != cur_b:
+            load += ek * en * in_b
+            out[C_DRAM_B] += ek * en * in_b
+            cur_b = (ki, ni)
+        continues_o = False
+        if (mi, ni) != cur_o:
+            if ki > 0:  # a later visit of this O tile: read its partial sums back
+                load += em * en * acc_b
+                out[C_DRAM_O_RD] += em * en * acc_b
+            cur_o = (mi, ni)
+        else:
+            continues_o = True
+        # does the O tile's visit end after this step? (next step has another O tile, or none)
+        write = 0
+        if s + 1 == n_steps:
+            write = em * en * acc_b
+        else:
+            rest = s + 1
+            nidx0 = 0
+            nidx1 = 0
+            for p in range(2, -1, -1):
+                d = loop_dim[p]
+                v = rest % trips[d]
+                rest //= trips[d]
+                if d == 0:
+                    nidx0 = v
+                elif d == 1:
+                    nidx1 = v
+            if nidx0 != mi or nidx1 != ni:
+                write = em * en * acc_b
+        out[C_DRAM_O_WR] += write
+        # the arrays on this step's sub-GEMM
+        r = _arrays(df, em, en, ek, big_r, big_c, full, overlap, count, split_n)
+        cyc = r[0]
+        # a step continuing an O tile (or starting a later visit) adds into the accumulators
+        extra_acc_rd = em * en if (continues_o or ki > 0) else 0
+        a_rd = r[2] * in_b
+        b_rd = r[3] * in_b
+        o_rd = (r[4] + extra_acc_rd) * acc_b
+        o_wr = r[5] * acc_b
+        if unified:
+            port_cyc = _port(a_rd + b_rd + o_rd + o_wr, ports[3])
+        else:
+            port_cyc = max(_port(a_rd, ports[0]), max(_port(b_rd, ports[1]),
+                                                      _port(o_rd + o_wr, ports[2])))
+        busy_cyc = max(cyc, port_cyc)
+        out[C_COMPUTE] += cyc
+        out[C_BUSY] += r[1]
+        out[C_PORT] += busy_cyc - cyc
+        out[C_BUF_RD] += a_rd + b_rd + o_rd + write  # array reads + write-back to DRAM
+        out[C_BUF_WR] += o_wr + load  # accumulator writes + fills from DRAM
+        out[C_HOP_BYTES] += r[6] * in_b + r[7] * acc_b
+        t_load = _xfer(load, bytes_per_cycle, latency)
+        t_write = _xfer(write, bytes_per_cycle, latency)
+        out[C_XFER] += t_load + t_write
+        if double_buffered:
+            if s == 0:
+                total += t_load  # the first load is exposed
+            else:  # phase s-1: compute s-1 while writing back s-2 and loading s
+                total += max(c_prev, w_prev2 + t_load)
+            c_prev = busy_cyc
+            w_prev2 = w_prev
+            w_prev = t_write
+        else:
+            total += t_load + busy_cyc + t_write
+        s += 1
+    if double_buffered:  # the last phase, then the last write-back, exposed
+        total += max(c_prev, w_prev2) + w_prev
+    out[C_TOTAL] = total
+    out[C_STEPS] = n_steps
+    return out

@@ -1,0 +1,199 @@
+"""Tiling a GEMM to the chip's buffers and timing it against DRAM (DESIGN section 4).
+
+``plan_gemm`` chooses tile sizes that fit the buffers (half of each when double-buffered) and
+the loop order with the least DRAM traffic (ties: fewer tile steps), unless the config fixes
+them; ``run_gemm_memory`` walks the tile steps (O(tiles), never O(elements) or O(cycles)) and
+returns cycles with stalls, traffic per operand and level, and event counts for energy.
+
+Tile sizes keep the functional numerics well defined: for ws/is a K tile is a multiple of the
+array's rows, smaller than them, or the whole K, so the array's partial sums still cover uniform
+chunks of K (see ``numerics_chunk``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _memory
+from .chip import ACC_BYTES, Chip
+from .errors import WorkloadError
+
+__all__ = ["MemoryResult", "TilePlan", "numerics_chunk", "plan_gemm", "run_gemm_memory",
+           "dram_traffic_closed_form"]
+
+_DATAFLOW_CODE = {"os": 0, "ws": 1, "is": 2}
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Tile sizes (elements), loop order (outermost first) and split of several arrays."""
+
+    tile_m: int
+    tile_n: int
+    tile_k: int
+    loop_order: str
+    split: str  # "m" or "n"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the plan as a JSON-ready dict."""
+        return {"tile_m": self.tile_m, "tile_n": self.tile_n, "tile_k": self.tile_k,
+                "loop_order": self.loop_order, "split": self.split}
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    """Cycles and event counts of one GEMM with the memory model (bytes, cycles, elements)."""
+
+    plan: TilePlan
+    total_cycles: int
+    compute_cycles: int
+    busy_pe_cycles: int
+    steps: int
+    dram_a_read_bytes: int
+    dram_b_read_bytes: int
+    dram_o_read_bytes: int
+    dram_o_write_bytes: int
+    buffer_read_bytes: int
+    buffer_write_bytes: int
+    pe_hop_bytes: int
+    dram_transfer_cycles: int
+    port_stall_cycles: int
+
+    @property
+    def stall_cycles(self) -> int:
+        """Return cycles lost to memory: total - compute."""
+        return self.total_cycles - self.compute_cycles
+
+    @property
+    def dram_bytes(self) -> int:
+        """Return all bytes moved to or from DRAM."""
+        return (self.dram_a_read_bytes + self.dram_b_read_bytes + self.dram_o_read_bytes
+                + self.dram_o_write_bytes)
+
+    @property
+    def memory_bound(self) -> bool:
+        """Return True when DRAM transfers alone take longer than the compute."""
+        return self.dram_transfer_cycles > self.compute_cycles
+
+    def traffic(self) -> dict[str, Any]:
+        """Return traffic in bytes per operand and per level, as a JSON-ready dict."""
+        return {"dram": {"a_read": self.dram_a_read_bytes, "b_read": self.dram_b_read_bytes,
+                         "o_read": self.dram_o_read_bytes, "o_write": self.dram_o_write_bytes,
+                         "total": self.dram_bytes},
+                "buffer": {"read": self.buffer_read_bytes, "write": self.buffer_write_bytes}}
+
+
+def numerics_chunk(chip: Chip, k: int, tile_k: int) -> int:
+    """Return the K chunk the array sums from 0 before the accumulator adds it (see module doc)."""
+    if chip.array.dataflow == "os":
+        return min(tile_k, k)
+    rows = chip.array.rows
+    return tile_k if tile_k < rows and tile_k < k else rows
+
+
+def _caps(chip: Chip) -> np.ndarray:
+    b = chip.buffers
+    return np.array([b.a.bytes, b.b.bytes, b.o.bytes, b.unified_buffer.bytes], np.int64)
+
+
+def _ports(chip: Chip) -> np.ndarray:
+    b = chip.buffers
+    return np.array([b.a.port_bytes_per_cycle, b.b.port_bytes_per_cycle,
+                     b.o.port_bytes_per_cycle, b.unified_buffer.port_bytes_per_cycle], np.float64)
+
+
+def _candidates(size: int, grains: tuple[int, ...], k_dim_ws: int = 0) -> np.ndarray:
+    """Tile-size candidates for a dimension: the whole size, powers of two, and grain x 2^i.
+
+    ``k_dim_ws`` > 0 (the array's rows) restricts K tiles of ws/is to multiples of it or sizes
+    below it.
+    """
+    cands = {size}
+    p = 1
+    while p < size:
+        cands.add(p)
+        p *= 2
+    for g in grains:
+        p = g
+        while p < size:
+            cands.add(p)
+            p *= 2
+    if k_dim_ws:
+        cands = {c for c in cands if c == size or c < k_dim_ws or c % k_dim_ws == 0}
+    return np.array(sorted(cands), np.int64)
+
+
+def _check_fixed_tile(name: str, value: int, chip: Chip, k: int) -> None:
+    rows = chip.array.rows
+    if name == "tile_k" and chip.array.dataflow != "os" and value < k and value > rows \
+            and value % rows:
+        raise WorkloadError("chip config", "tiling.tile_k", f"must be a multiple of array.rows "
+                            f"({rows}), below it, or >= K for {chip.array.dataflow}, got {value}")
+
+
+def plan_gemm(chip: Chip, m: int, n: int, k: int, split: str) -> TilePlan:
+    """Return the tiling of an m x n x k GEMM on ``chip`` (fixed by the config, or searched)."""
+    t = chip.tiling
+    arr = chip.array
+    in_b = chip.input_bytes
+    orders = np.arange(len(_memory.ORDERS), dtype=np.int64) if t.loop_order == "auto" else \
+        np.array([_memory.ORDERS.index(t.loop_order)], np.int64)
+    for name, value in (("tile_m", t.tile_m), ("tile_n", t.tile_n), ("tile_k", t.tile_k)):
+        if value:
+            _check_fixed_tile(name, value, chip, k)
+    grains = (arr.rows, arr.cols)
+    cand_m = np.array([min(t.tile_m, m)], np.int64) if t.tile_m else _candidates(m, grains)
+    cand_n = np.array([min(t.tile_n, n)], np.int64) if t.tile_n else _candidates(n, grains)
+    cand_k = np.array([min(t.tile_k, k)], np.int64) if t.tile_k else \
+        _candidates(k, grains, arr.rows if arr.dataflow != "os" else 0)
+    if not chip.buffers.bounded and not (t.tile_m or t.tile_n or t.tile_k):
+        cand_m, cand_n, cand_k = (np.array([v], np.int64) for v in (m, n, k))
+    tm, tn, tk, order = _memory._search_tiling(
+        m, n, k, cand_m, cand_n, cand_k, orders, in_b, ACC_BYTES, _caps(chip),
+        chip.buffers.unified, chip.buffers.double_buffered)
+    if tm == 0:
+        which = "buffers.unified_buffer.bytes" if chip.buffers.unified else "buffers"
+        smallest = (int(cand_m[0]), int(cand_n[0]), int(cand_k[0]))
+        raise WorkloadError(f"gemm {m}x{n}x{k}", which, f"no tile fits the buffers (smallest "
+                            f"tried: {smallest[0]}x{smallest[1]}x{smallest[2]}, double_buffered="
+                            f"{str(chip.buffers.double_buffered).lower()})")
+    return TilePlan(int(tm), int(tn), int(tk), _memory.ORDERS[int(order)], split)
+
+
+def dram_traffic_closed_form(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> tuple[int, ...]:
+    """Return DRAM bytes (A read, B read, O read back, O written) of a plan, in closed form."""
+    return tuple(int(v) for v in _memory._dram_traffic(
+        m, n, k, plan.tile_m, plan.tile_n, plan.tile_k, _memory.ORDERS.index(plan.loop_order),
+        chip.input_bytes, ACC_BYTES))
+
+
+def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> MemoryResult:
+    arr = chip.array
+    bpc = 0.0 if chip.dram.ideal else chip.dram.bandwidth_bytes_per_s / chip.clock_hz
+    c = _memory._run_steps(
+        _DATAFLOW_CODE[arr.dataflow], m, n, k, plan.tile_m, plan.tile_n, plan.tile_k,
+        _memory.ORDERS.index(plan.loop_order), arr.rows, arr.cols, arr.fill_drain == "full",
+        arr.preload_overlap, arr.count, plan.split == "n", chip.input_bytes, ACC_BYTES, bpc,
+        chip.dram.latency_cycles, chip.buffers.double_buffered, chip.buffers.unified, _ports(chip))
+    M = _memory
+    return MemoryResult(plan, int(c[M.C_TOTAL]), int(c[M.C_COMPUTE]), int(c[M.C_BUSY]),
+                        int(c[M.C_STEPS]), int(c[M.C_DRAM_A]), int(c[M.C_DRAM_B]),
+                        int(c[M.C_DRAM_O_RD]), int(c[M.C_DRAM_O_WR]), int(c[M.C_BUF_RD]),
+                        int(c[M.C_BUF_WR]), int(c[M.C_HOP_BYTES]), int(c[M.C_XFER]),
+                        int(c[M.C_PORT]))
+
+
+def run_gemm_memory(chip: Chip, m: int, n: int, k: int) -> MemoryResult:
+    """Tile and time an m x n x k GEMM on ``chip``; with several arrays and split ``auto``,
+    try both splits and keep the faster (ties: m)."""
+    splits = ("m", "n") if chip.array.split == "auto" and chip.array.count > 1 else \
+        (chip.array.split if chip.array.split != "auto" else "m",)
+    best = None
+    for split in splits:
+        res = _run(chip, m, n, k, plan_gemm(chip, m, n, k, split))
+        if best is None or res.total_cycles < best.total_cycles:
+            best = res
+    return best

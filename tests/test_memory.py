@@ -1,0 +1,178 @@
+"""simulator.memory / _memory: tiling, DRAM traffic and stalls against closed forms and a slow,
+obviously-correct tile-by-tile walk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+from oracles import slow_tile_walk, slow_timeline
+from simulator import WorkloadError, simulate_gemm
+from simulator import _memory, _timing
+from simulator.memory import dram_traffic_closed_form, plan_gemm, run_gemm_memory
+from strategies import make_chip
+
+orders = st.sampled_from(_memory.ORDERS)
+
+
+def chip_with(**kw):
+    base = dict(rows=4, cols=4, dataflow="os", fill_drain="full", preload_overlap=False)
+    extra = {k: kw.pop(k) for k in list(kw) if "." in k}
+    base.update(kw)
+    return make_chip(**base).with_overrides(extra) if extra else make_chip(**base)
+
+
+@given(m=st.integers(1, 90), n=st.integers(1, 90), k=st.integers(1, 90), tm=st.integers(1, 40),
+       tn=st.integers(1, 40), tk=st.integers(1, 40), order=orders, in_b=st.sampled_from([1, 2, 4]))
+def test_dram_traffic_closed_form_equals_walk(m, n, k, tm, tn, tk, order, in_b):
+    dram, _ = slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, 4)
+    closed = _memory._dram_traffic(m, n, k, tm, tn, tk, _memory.ORDERS.index(order), in_b, 4)
+    assert closed == (dram["a"], dram["b"], dram["o_rd"], dram["o_wr"])
+
+
+@given(df=st.sampled_from(["os", "ws", "is"]), rows=st.integers(1, 8), cols=st.integers(1, 8),
+       m=st.integers(1, 70), n=st.integers(1, 70), k=st.integers(1, 70), tm=st.integers(1, 40),
+       tn=st.integers(1, 40), tk=st.integers(1, 40), order=orders,
+       bw=st.sampled_from([0.0, 0.5e9, 3e9, 16e9]), latency=st.integers(0, 50),
+       db=st.booleans(), dtype=st.sampled_from(["int8", "bf16", "fp32"]))
+def test_stalls_equal_slow_timeline(df, rows, cols, m, n, k, tm, tn, tk, order, bw, latency, db,
+                                    dtype):
+    chip = chip_with(rows=rows, cols=cols, dataflow=df, dtype=dtype, **{
+        "tiling.tile_m": tm, "tiling.tile_n": tn, "tiling.tile_k": tk, "tiling.loop_order": order,
+        "dram.bandwidth_bytes_per_s": bw, "dram.latency_cycles": latency,
+        "buffers.double_buffered": db, "clock_hz": 1e9})
+    tk_eff = min(tk, k)
+    assume(df == "os" or tk_eff >= k or tk_eff < rows or tk_eff % rows == 0)
+    res = run_gemm_memory(chip, m, n, k)
+    in_b = chip.input_bytes
+    dram, steps = slow_tile_walk(m, n, k, min(tm, m), min(tn, n), tk_eff, order, in_b, 4)
+
+    def compute(shape):
+        em, en, ek = shape
+        return simulate_gemm(make_chip(rows, cols, df), shape=(em, en, ek)).compute_cycles
+    assert res.total_cycles == slow_timeline(steps, compute, bw / 1e9, latency, db)
+    assert (res.dram_a_read_bytes, res.dram_b_read_bytes, res.dram_o_read_bytes,
+            res.dram_o_write_bytes) == (dram["a"], dram["b"], dram["o_rd"], dram["o_wr"])
+    assert res.compute_cycles == sum(compute(s[2]) for s in steps)
+    assert res.stall_cycles >= 0
+
+
+@given(df=st.sampled_from(["os", "ws", "is"]), rows=st.integers(1, 16), cols=st.integers(1, 16),
+       m=st.integers(1, 300), n=st.integers(1, 300), k=st.integers(1, 300),
+       fd=st.sampled_from(["full", "active"]), ov=st.booleans())
+def test_unbounded_memory_means_no_stalls_and_core_cycles(df, rows, cols, m, n, k, fd, ov):
+    chip = make_chip(rows, cols, df, fd, ov)
+    rep = simulate_gemm(chip, shape=(m, n, k))
+    assert rep.stall_cycles == 0
+    mp = {"os": (k, m, rows, n, cols, True, False), "ws": (m, n, cols, k, rows, False, True),
+          "is": (n, m, cols, k, rows, False, True)}[df]
+    cyc, _b, _f = _timing._gemm_cycles_per_fold(*mp[:5], mp[5], rows, cols, fd == "full", mp[6], ov)
+    assert rep.compute_cycles == rep.total_cycles == cyc
+    t = rep.totals()["traffic_bytes"]["dram"]
+    assert (t["a_read"], t["b_read"], t["o_read"], t["o_write"]) == (m * k, k * n, 0, 4 * m * n)
+
+
+@given(m=st.integers(1, 400), n=st.integers(1, 400), k=st.integers(1, 400),
+       cap=st.integers(64, 20000), unified=st.booleans(), db=st.booleans(),
+       df=st.sampled_from(["os", "ws", "is"]))
+def test_chosen_tiles_fit_and_minimise_traffic(m, n, k, cap, unified, db, df):
+    keys = {"buffers.unified": unified, "buffers.double_buffered": db}
+    if unified:
+        keys["buffers.unified_buffer.bytes"] = 3 * cap
+    else:
+        keys.update({"buffers.a.bytes": cap, "buffers.b.bytes": cap, "buffers.o.bytes": 4 * cap})
+    chip = chip_with(rows=8, cols=8, dataflow=df, **keys)
+    plan = plan_gemm(chip, m, n, k, "m")
+    div = 2 if db else 1
+    a, b, o = plan.tile_m * plan.tile_k, plan.tile_k * plan.tile_n, 4 * plan.tile_m * plan.tile_n
+    if unified:
+        assert (a + b + o) * div <= 3 * cap
+    else:
+        assert a * div <= cap and b * div <= cap and o * div <= 4 * cap
+    best = sum(dram_traffic_closed_form(chip, m, n, k, plan))
+    # no loop order does better with the chosen tiles
+    for order in _memory.ORDERS:
+        other = plan.__class__(plan.tile_m, plan.tile_n, plan.tile_k, order, "m")
+        assert sum(dram_traffic_closed_form(chip, m, n, k, other)) >= best
+
+
+@given(df=st.sampled_from(["os", "ws", "is"]), m=st.integers(1, 200), n=st.integers(1, 200),
+       k=st.integers(1, 200), bw=st.floats(1e8, 1e11), cap=st.integers(256, 8192),
+       latency=st.integers(0, 100), db=st.booleans())
+def test_halving_dram_bandwidth_never_lowers_cycles(df, m, n, k, bw, cap, latency, db):
+    keys = {"buffers.a.bytes": cap, "buffers.b.bytes": cap, "buffers.o.bytes": 4 * cap,
+            "dram.latency_cycles": latency, "buffers.double_buffered": db}
+    fast = simulate_gemm(chip_with(dataflow=df, **keys, **{"dram.bandwidth_bytes_per_s": bw}),
+                         shape=(m, n, k))
+    slow = simulate_gemm(chip_with(dataflow=df, **keys, **{"dram.bandwidth_bytes_per_s": bw / 2}),
+                         shape=(m, n, k))
+    assert slow.total_cycles >= fast.total_cycles
+    assert slow.compute_cycles == fast.compute_cycles
+
+
+@given(df=st.sampled_from(["os", "ws", "is"]), rows=st.integers(1, 8), cols=st.integers(1, 8),
+       m=st.integers(1, 40), n=st.integers(1, 40), k=st.integers(1, 60), cap=st.integers(16, 600),
+       dtype=st.sampled_from(["int8", "bf16", "fp32"]), count=st.integers(1, 3),
+       split=st.sampled_from(["m", "n", "auto"]), seed=st.integers(0, 2**32 - 1))
+def test_tiled_functional_equals_tiled_reference(df, rows, cols, m, n, k, cap, dtype, count,
+                                                 split, seed):
+    chip = chip_with(rows=rows, cols=cols, dataflow=df, dtype=dtype, **{
+        "buffers.a.bytes": cap, "buffers.b.bytes": cap, "buffers.o.bytes": 4 * cap,
+        "array.count": count, "array.split": split})
+    rng = np.random.default_rng(seed)
+    if dtype == "int8":
+        a, b = rng.integers(-128, 128, (m, k)), rng.integers(-128, 128, (k, n))
+    else:
+        a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    try:
+        fast = simulate_gemm(chip, a=a, b=b)
+    except WorkloadError:
+        return  # buffers too small for any tile: reported as an error, checked below
+    ref = simulate_gemm(chip, a=a, b=b, engine="reference")
+    view = (lambda x: x.view(np.uint32)) if dtype != "int8" else (lambda x: x)
+    assert np.array_equal(view(fast.output), view(ref.output))
+    assert fast.compute_cycles == ref.compute_cycles
+    assert fast.stall_cycles == ref.stall_cycles
+    if dtype == "int8":
+        assert np.array_equal(fast.output, a @ b)
+
+
+def test_buffers_too_small_is_a_clear_error():
+    chip = chip_with(**{"buffers.a.bytes": 1, "buffers.double_buffered": True})
+    with pytest.raises(WorkloadError, match="no tile fits the buffers"):
+        simulate_gemm(chip, shape=(8, 8, 8))
+
+
+def test_fixed_tile_k_must_keep_chunks_uniform():
+    chip = chip_with(rows=8, dataflow="ws", **{"tiling.tile_k": 12})
+    with pytest.raises(WorkloadError, match="tiling.tile_k: must be a multiple of array.rows"):
+        simulate_gemm(chip, shape=(8, 8, 64))
+
+
+def test_several_arrays_split_and_count_all_pes():
+    one = chip_with(rows=8, cols=8, dataflow="ws")
+    four = chip_with(rows=8, cols=8, dataflow="ws", **{"array.count": 4, "array.split": "m"})
+    r1 = simulate_gemm(one, shape=(400, 64, 64))
+    r4 = simulate_gemm(four, shape=(400, 64, 64))
+    assert r4.compute_cycles == simulate_gemm(one, shape=(100, 64, 64)).compute_cycles
+    assert r4.utilisation == pytest.approx(r1.macs / (4 * 64 * r4.total_cycles))
+    auto = chip_with(rows=8, cols=8, dataflow="ws", **{"array.count": 4, "array.split": "auto"})
+    n_split = chip_with(rows=8, cols=8, dataflow="ws", **{"array.count": 4, "array.split": "n"})
+    ra, rn = simulate_gemm(auto, shape=(8, 512, 64)), simulate_gemm(n_split, shape=(8, 512, 64))
+    assert ra.total_cycles == min(rn.total_cycles, simulate_gemm(
+        chip_with(rows=8, cols=8, dataflow="ws", **{"array.count": 4, "array.split": "m"}),
+        shape=(8, 512, 64)).total_cycles)
+    assert ra.ops[0].tiling["split"] == "n"
+
+
+def test_memory_bound_flag_and_report_fields():
+    chip = chip_with(rows=16, cols=16, dataflow="ws", **{
+        "buffers.a.bytes": 4096, "buffers.b.bytes": 4096, "buffers.o.bytes": 16384,
+        "dram.bandwidth_bytes_per_s": 1e8, "clock_hz": 1e9})
+    rep = simulate_gemm(chip, shape=(256, 256, 256))
+    op = rep.to_dict()["ops"][0]
+    assert op["memory_bound"] and op["stall_cycles"] > 0
+    assert set(op["tiling"]) == {"tile_m", "tile_n", "tile_k", "loop_order", "split"}
+    assert op["traffic_bytes"]["dram"]["total"] == sum(
+        op["traffic_bytes"]["dram"][x] for x in ("a_read", "b_read", "o_read", "o_write"))
