@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from .config import load_config, validate_config
 
-__all__ = ["Buffer", "Buffers", "Chip", "Dram", "EnergyTable", "SystolicArray", "Tiling",
+__all__ = ["Buffer", "Buffers", "Chip", "Dram", "EnergyTable", "SystolicArray", "Tiling", "VectorUnit",
            "chip_from_config", "load_chip", "INPUT_BYTES", "ACC_BYTES"]
 
 # Bytes per element of each input type, and of the 32-bit accumulators (int32 or fp32).
@@ -33,6 +33,15 @@ class SystolicArray:
     def pes(self) -> int:
         """Return the number of PEs of one array, R*C."""
         return self.rows * self.cols
+
+
+@dataclass(frozen=True)
+class VectorUnit:
+    """The SIMD vector unit: lanes, pipeline latency, issue interval per op class (cycles)."""
+
+    lanes: int
+    latency_cycles: int
+    interval: Mapping[str, int]  # "add" | "compare" | "transcendental" | "reduction"
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,7 @@ class Chip:
     overflow: str  # "wrap" | "saturate" (int8 only)
     accumulator_bits: int  # int8 only
     array: SystolicArray
+    vector: VectorUnit
     buffers: Buffers
     dram: Dram
     tiling: Tiling
@@ -197,6 +207,9 @@ def chip_from_config(cfg: Mapping[str, Any]) -> Chip:
                             fill_drain=arr["fill_drain"],
                             preload_overlap=arr["preload_overlap"], count=arr["count"],
                             split=arr["split"]),
+        vector=VectorUnit(lanes=cfg["vector"]["lanes"],
+                          latency_cycles=cfg["vector"]["latency_cycles"],
+                          interval=dict(cfg["vector"]["interval"])),
         buffers=Buffers(unified=buf["unified"], double_buffered=buf["double_buffered"],
                         a=buffer("a"), b=buffer("b"), o=buffer("o"),
                         unified_buffer=buffer("unified_buffer")),

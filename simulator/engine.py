@@ -17,9 +17,11 @@ from .energy import energy_breakdown
 from .errors import WorkloadError
 from .memory import MemoryResult, TilePlan, numerics_chunk, run_gemm_memory
 from .numerics import adder_for, output_dtype, prepare_operand, value_dtype
+from .program import MatMul, Op, Program, Reduce
 from .report import OpReport, Report
+from .vector import elementwise_values, reduce_sum_values, reduction_cycles, vector_cycles
 
-__all__ = ["ENGINES", "gemm_op", "reference_pe_cycles", "simulate_gemm", "simulate_gemms"]
+__all__ = ["ENGINES", "gemm_op", "reference_pe_cycles", "run", "simulate_gemm", "simulate_gemms"]
 
 ENGINES = ("fast", "reference")
 
@@ -141,9 +143,108 @@ def simulate_gemms(chip: Chip, shapes: list[tuple[str, int, int, int]]) -> Repor
     return Report(chip=chip, ops=ops, engine="fast", mode="timing")
 
 
+def _matmul_values(chip: Chip, a: np.ndarray, b: np.ndarray, plan: TilePlan,
+                   engine: str) -> tuple[np.ndarray, int | None, int | None, int | None]:
+    """Return (O, reference compute cycles or None, last output cycle or None, overflows)."""
+    if engine == "fast":
+        out, overflows = _functional_fast(chip, a, b, plan)
+        return out.astype(output_dtype(chip.dtype), copy=False), None, None, overflows
+    out, cycles, last, overflows = _reference(chip, a, b, plan)
+    return out.astype(output_dtype(chip.dtype), copy=False), cycles, last, overflows
+
+
+def _vector_op(chip: Chip, program: Program, op: Op, start: int) -> tuple[OpReport, int]:
+    unit = chip.vector
+    in_elems = sum(program.shapes[t][0] * program.shapes[t][1] for t in op.inputs)
+    rows, cols = program.shapes[op.output]
+    out_elems = rows * cols
+    if isinstance(op, Reduce):
+        src_rows, src_cols = program.shapes[op.inputs[0]]
+        group = {None: src_rows * src_cols, 0: src_rows, 1: src_cols}[op.axis]
+        n = src_rows * src_cols
+        cycles = reduction_cycles(unit, n, group)
+        kind = "vector.reduce_sum"
+    else:
+        n = out_elems
+        cycles = vector_cycles(unit, op.op_class, n)
+        kind = f"vector.{op.kind}"
+    events = {"macs": 0, "pe_hop_bytes": 0, "buffer_read_bytes": 4 * in_elems,
+              "buffer_write_bytes": 4 * out_elems, "dram_bytes": 0, "vector_lane_ops": n}
+    energy = energy_breakdown(chip, events, cycles / chip.clock_hz)
+    return OpReport(name=op.name, kind=kind, unit="vector", shape=(rows, cols), dataflow="-",
+                    pes=chip.pes, compute_cycles=cycles, stall_cycles=0, macs=0, folds=0,
+                    busy_pe_cycles=0, start_cycle=start, events=events, energy_pj=energy), n
+
+
+def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
+        engine: str = "fast") -> Report:
+    """Run ``program`` on ``chip``: schedule every op and, given ``inputs``, compute values.
+
+    An op starts when its input tensors are ready and its unit (array or vector) is free, so the
+    units overlap where the DAG allows. Returns a Report with one row per op (start and end
+    cycle, cycles, MACs or lane-ops, energy); ``report.values`` maps every tensor to its value
+    in functional mode, and ``report.output`` is the last op's output. Raises WorkloadError.
+    """
+    if engine not in ENGINES:
+        raise WorkloadError("engine", "engine", f"must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if not program.ops:
+        raise WorkloadError(f"program {program.name}", "ops", "the program has no ops")
+    functional = inputs is not None
+    env: dict[str, np.ndarray] = {}
+    if functional:
+        missing = [t for t in program.inputs if t not in inputs]
+        if missing:
+            raise WorkloadError(f"program {program.name}", missing[0], "input not given")
+        for t in program.inputs:
+            env[t] = inputs[t]
+    elif engine == "reference":
+        raise WorkloadError("engine", "engine", "the reference engine needs operands "
+                            "(it computes values); use the fast engine for timing only")
+    ready = {t: 0 for t in program.inputs}
+    unit_free = {"array": 0, "vector": 0}
+    ops: list[OpReport] = []
+    last_output = None
+    for op in program.ops:
+        start = max([ready[t] for t in op.inputs] + [unit_free[op.unit]])
+        if isinstance(op, MatMul):
+            m, n, k = program.gemm_shape(op)
+            mem = run_gemm_memory(chip, m, n, k)
+            compute, overflows = mem.compute_cycles, None
+            if functional:
+                a = np.asarray(env[op.inputs[0]])
+                b = np.asarray(env[op.inputs[1]])
+                a = prepare_operand(a.T if op.transpose_a else a, chip.dtype, op.inputs[0])
+                b = prepare_operand(b.T if op.transpose_b else b, chip.dtype, op.inputs[1])
+                env[op.output], ref_cycles, last, overflows = _matmul_values(
+                    chip, a, b, mem.plan, engine)
+                if ref_cycles is not None:
+                    compute = ref_cycles
+                    last_output = start + last
+                if chip.dtype != "int8":
+                    overflows = None
+            rep = _op_report(chip, op.name, "matmul" if len(program.ops) > 1 else "gemm",
+                             (m, n, k), m * n * k, map_gemm(chip.array, m, n, k).folds, mem,
+                             compute, start, overflows)
+        else:
+            rep, _lane_ops = _vector_op(chip, program, op, start)
+            if functional:
+                args = [env[t] for t in op.inputs]
+                if isinstance(op, Reduce):
+                    env[op.output] = reduce_sum_values(args[0], op.axis, chip.vector.lanes)
+                else:
+                    env[op.output] = elementwise_values(op.kind, args, op.const)
+        ops.append(rep)
+        unit_free[op.unit] = rep.end_cycle
+        ready[op.output] = rep.end_cycle
+    output = env.get(program.ops[-1].output) if functional else None
+    return Report(chip=chip, ops=ops, engine=engine,
+                  mode="functional" if functional else "timing", output=output,
+                  last_output_cycle=last_output, values=env if functional else None)
+
+
 def simulate_gemm(chip: Chip, shape: tuple[int, int, int] | None = None, a: object = None,
                   b: object = None, engine: str = "fast", name: str = "gemm") -> Report:
-    """Simulate ``O = A @ B`` on ``chip`` and return its Report.
+    """Simulate ``O = A @ B`` on ``chip`` and return its Report (a one-op Program under run).
 
     Timing only: pass ``shape=(M, N, K)``; ``report.output`` is None. Functional: pass operands
     ``a`` (M x K) and ``b`` (K x N); ``report.output`` holds O as the array computes it (int32 for
@@ -151,8 +252,6 @@ def simulate_gemm(chip: Chip, shape: tuple[int, int, int] | None = None, a: obje
     required): its compute cycles are the ones it counted, and memory stalls come from the
     memory model. Raises WorkloadError on a bad shape or operands.
     """
-    if engine not in ENGINES:
-        raise WorkloadError("engine", "engine", f"must be one of {', '.join(ENGINES)}, got {engine!r}")
     functional = a is not None or b is not None
     if functional:
         if a is None or b is None:
@@ -171,31 +270,13 @@ def simulate_gemm(chip: Chip, shape: tuple[int, int, int] | None = None, a: obje
     else:
         if shape is None:
             raise WorkloadError("gemm", "shape", "give shape=(M, N, K) or operands a and b")
-        if engine == "reference":
-            raise WorkloadError("engine", "engine", "the reference engine needs operands "
-                                "(it computes values); use the fast engine for timing only")
         try:
             m, n, k = shape
         except (TypeError, ValueError):
             raise WorkloadError("gemm", "shape", f"must be (M, N, K), got {shape!r}") from None
         m, n, k = check_gemm_shape(m, n, k)
-
-    mem = run_gemm_memory(chip, m, n, k)
-    mapping = map_gemm(chip.array, m, n, k)
-    compute = mem.compute_cycles
-    output = None
-    overflows = None
-    last_output = None
-    if functional and engine == "fast":
-        out, overflows = _functional_fast(chip, a, b, mem.plan)
-        output = out.astype(output_dtype(chip.dtype), copy=False)
-    elif functional:
-        out, compute, last_output, overflows = _reference(chip, a, b, mem.plan)
-        output = out.astype(output_dtype(chip.dtype), copy=False)
-    if chip.dtype != "int8":
-        overflows = None
-    op = _op_report(chip, name, "gemm", (m, n, k), mapping.macs, mapping.folds, mem, compute,
-                    0, overflows)
-    return Report(chip=chip, ops=[op], engine=engine,
-                  mode="functional" if functional else "timing", output=output,
-                  last_output_cycle=last_output)
+    program = Program(name)
+    program.input("A", (m, k))
+    program.input("B", (k, n))
+    program.matmul(name, "A", "B", out="O")
+    return run(chip, program, {"A": a, "B": b} if functional else None, engine)

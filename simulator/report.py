@@ -120,6 +120,7 @@ class Report:
     mode: str  # "timing" | "functional"
     output: np.ndarray | None = field(default=None, repr=False)
     last_output_cycle: int | None = None  # reference engine: cycle index the last output left
+    values: dict[str, np.ndarray] | None = field(default=None, repr=False)  # every tensor
 
     # -- totals --------------------------------------------------------------------------
     @property
@@ -129,13 +130,20 @@ class Report:
 
     @property
     def compute_cycles(self) -> int:
-        """Return the sum of the ops' compute cycles."""
-        return sum(op.compute_cycles for op in self.ops)
+        """Return the sum of the array ops' compute cycles."""
+        return sum(op.compute_cycles for op in self.ops if op.unit == "array")
 
     @property
     def stall_cycles(self) -> int:
-        """Return the sum of the ops' memory-stall cycles."""
-        return sum(op.stall_cycles for op in self.ops)
+        """Return the sum of the array ops' memory-stall cycles."""
+        return sum(op.stall_cycles for op in self.ops if op.unit == "array")
+
+    def unit_busy_cycles(self) -> dict[str, int]:
+        """Return, per unit (array, vector), the cycles it was busy with an op."""
+        busy: dict[str, int] = {}
+        for op in self.ops:
+            busy[op.unit] = busy.get(op.unit, 0) + op.total_cycles
+        return busy
 
     @property
     def macs(self) -> int:
@@ -192,9 +200,15 @@ class Report:
             _add_nested(traffic, op.traffic_bytes)
             _add_nested(events, op.events)
             _add_nested(energy, op.energy_pj)
+        if energy:  # static power is charged once over the whole run, not per overlapping op
+            energy["static"] = self.chip.energy.static_w * self.time_s * 1e12
+            energy["total"] = sum(v for k, v in energy.items() if k != "total")
         out["traffic_bytes"] = traffic
         out["events"] = events
         out["energy_pj"] = energy
+        busy = self.unit_busy_cycles()
+        out["unit_busy_cycles"] = busy
+        out["unit_utilisation"] = {u: _ratio(c, self.total_cycles) for u, c in busy.items()}
         out["time_s"] = self.time_s
         out["average_power_w"] = _ratio(energy.get("total", 0.0) * 1e-12, self.time_s)
         out["achieved_ops_per_s"] = _ratio(2 * self.macs, self.time_s)

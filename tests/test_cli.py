@@ -154,7 +154,8 @@ def test_run_topology_json_ops(capsys):
     assert [op["name"] for op in data["ops"]][:2] == ["conv1", "conv2"]
     for op in data["ops"]:
         assert set(data["totals"]) - {"time_s", "achieved_ops_per_s", "peak_ops_per_s",
-                                      "average_power_w", "memory_bound_ops"} <= set(op)
+                                      "average_power_w", "memory_bound_ops", "unit_busy_cycles",
+                                      "unit_utilisation"} <= set(op)
     assert data["totals"]["total_cycles"] == sum(op["total_cycles"] for op in data["ops"])
 
 
