@@ -6,6 +6,7 @@ Bad input of any kind ends in one line on stderr, ``LOCATION: FIELD: MESSAGE``, 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +24,9 @@ from .topology import load_topology
 __all__ = ["main"]
 
 EXIT_INPUT = 2
+# validate --model: largest max |diff| / max |reference| accepted per tensor. The chip and numpy
+# differ only in summation order (same rounding of matmul operands), far below this.
+MODEL_RTOL = 1e-5
 # Refuse reference runs longer than this many PE-cycles (minutes at ~5e8 PE-cycles/s) unless
 # --force: a typo in --gemm should not start an hour of simulation.
 REFERENCE_LIMIT_PE_CYCLES = 1e11
@@ -115,8 +119,99 @@ def _cmd_import_scalesim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(total: int, enabled: bool):
+    """Return a callback drawing a one-line progress bar on stderr (only on a terminal)."""
+    import time
+    start = time.perf_counter()
+    if not enabled:
+        return None
+
+    def update(done: int) -> None:
+        elapsed = time.perf_counter() - start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else 0.0
+        filled = int(30 * done / total)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} steps "
+                         f"{rate:.1f}/s ETA {eta:.0f}s")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return update
+
+
+def _train_inputs(args: argparse.Namespace, spec):
+    from kernels.train import init_params, load_data, synthetic_data
+    if args.data:
+        x, y, params = load_data(args.data, spec)
+    else:
+        x, y = synthetic_data(spec, max(16 * args.batch, 1024), args.seed)
+        params = {}
+    return x, y, params or init_params(spec, args.seed)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from kernels.train import parse_model, train
+    chip = _load(args)
+    spec = parse_model(args.model)
+    x, y, params = _train_inputs(args, spec)
+    bar = _progress(args.steps, sys.stderr.isatty() and args.steps >= 20 and not args.json)
+    res = train(chip, spec, x, y, args.batch, args.steps, args.lr, params, bar)
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2))
+        return 0
+    data = res.to_dict()
+    tot = data["totals"]
+    rep = res.step_report
+    print(f"train {spec} on {chip.name} ({chip.dtype}, {chip.array.rows}x{chip.array.cols} "
+          f"{chip.array.dataflow}, {chip.clock_hz / 1e6:g} MHz): batch {args.batch}, "
+          f"{args.steps} steps, lr {args.lr:g}, "
+          f"{'data ' + args.data if args.data else f'synthetic data (seed {args.seed})'}")
+    step_cycles = tot["cycles_per_step"]
+    print(f"per step    {step_cycles:,} cycles = {step_cycles / chip.clock_hz * 1e6:.3f} us, "
+          f"{tot['energy_pj_per_step']['total'] / 1e3:.3f} nJ, "
+          f"{rep.macs:,} MACs, {rep.totals()['events'].get('vector_lane_ops', 0):,} vector lane-ops")
+    util = ", ".join(f"{u} {100 * v:.1f} %" for u, v in tot["unit_utilisation"].items())
+    print(f"busy        {util} of each step (array PE utilisation {100 * tot['utilisation']:.3f} %)")
+    every = max(1, args.steps // 10)
+    print(f"{'step':>6}{'loss':>14}{'cycles':>10}{'energy nJ':>12}")
+    for st in data["steps"]:
+        if st["step"] % every == 0 or st["step"] == args.steps - 1:
+            print(f"{st['step']:>6}{st['loss']:>14.6g}{st['cycles']:>10,}"
+                  f"{st['energy_pj'] / 1e3:>12.3f}")
+    print(f"total       {tot['total_cycles']:,} cycles = {tot['time_s'] * 1e3:.4f} ms, "
+          f"{tot['energy_pj'] / 1e6:.4g} uJ, average power {tot['average_power_w']:.3g} W; "
+          f"loss {res.losses[0]:.6g} -> {res.losses[-1]:.6g}")
+    return 0
+
+
+def _validate_model(args: argparse.Namespace, chip: Chip) -> int:
+    from kernels.train import numpy_step, parse_model
+    from simulator.engine import run
+    spec = parse_model(args.model)
+    x, y, params = _train_inputs(args, spec)
+    rows = np.arange(args.batch) % x.shape[0]
+    if chip.dtype == "int8":
+        raise WorkloadError("chip config", "dtype", "training kernels need a float dtype")
+    rep = run(chip, spec.build_step(args.batch, args.lr), {"X": x[rows], "T": y[rows], **params})
+    want = numpy_step(spec, x[rows], y[rows], params, args.lr, chip.dtype)
+    print(f"validate {spec} step on {chip.name} ({chip.dtype}), batch {args.batch}, "
+          f"against numpy (matmul operands rounded to {chip.dtype}; rtol {MODEL_RTOL:g})")
+    ok = True
+    for name, ref in want.items():
+        got = rep.values[name]
+        scale = float(np.max(np.abs(ref))) or 1.0
+        err = float(np.max(np.abs(got - ref))) / scale
+        passed = got.shape == ref.shape and err <= MODEL_RTOL
+        ok &= passed
+        print(f"  {'PASS' if passed else 'FAIL'}  {name:<8} max |diff| / max |ref| = {err:.3g}")
+    print("OK" if ok else "MISMATCH")
+    return 0 if ok else 1
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     chip = _load(args)
+    if args.model:
+        return _validate_model(args, chip)
     m, n, k = _parse_gemm(args.gemm)
     _check_functional_size(chip, m, n, k, "reference", args.force)
     a, b = random_operands(np.random.default_rng(args.seed), m, n, k, chip.dtype)
@@ -197,9 +292,26 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("-o", "--output", default="-", help="YAML file to write (default: stdout)")
     imp.set_defaults(func=_cmd_import_scalesim)
 
+    tr = sub.add_parser("train", help="train a small linear network on the chip")
+    _add_chip_args(tr)
+    tr.add_argument("--model", required=True, metavar="SPEC",
+                    help="linear:IN:OUT or mlp:IN:HIDDEN:OUT (W laid out in x out)")
+    tr.add_argument("--batch", type=int, default=64, help="rows per step (default 64)")
+    tr.add_argument("--steps", type=int, default=100, help="SGD steps (default 100)")
+    tr.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of synthetic data and init")
+    tr.add_argument("--data", metavar="FILE.npz", help="X, Y and optionally initial parameters")
+    tr.add_argument("--json", action="store_true", help="print steps, totals and params as JSON")
+    tr.set_defaults(func=_cmd_train)
+
     val = sub.add_parser("validate", help="check fast model, PE reference and numpy agree")
     _add_chip_args(val)
-    val.add_argument("--gemm", required=True, metavar="MxNxK")
+    vwhat = val.add_mutually_exclusive_group(required=True)
+    vwhat.add_argument("--gemm", metavar="MxNxK")
+    vwhat.add_argument("--model", metavar="SPEC", help="one training step of linear:... or mlp:...")
+    val.add_argument("--batch", type=int, default=64)
+    val.add_argument("--lr", type=float, default=0.01)
+    val.add_argument("--data", metavar="FILE.npz")
     val.add_argument("--seed", type=int, default=0)
     val.add_argument("--force", action="store_true", help="allow very large runs")
     val.set_defaults(func=_cmd_validate)

@@ -183,8 +183,8 @@ class Report:
 
     @property
     def scalesim_cycles(self) -> int:
-        """Return the sum of SCALE-Sim's per-op "Total Cycles" (compute_cycles - 1 each)."""
-        return sum(op.scalesim_cycles for op in self.ops)
+        """Return the sum of SCALE-Sim's per-op "Total Cycles" (compute_cycles - 1 per array op)."""
+        return sum(op.scalesim_cycles for op in self.ops if op.unit == "array")
 
     def totals(self) -> dict[str, Any]:
         """Return the totals over all ops as a JSON-ready dict (cycles, counts, fractions, s)."""
