@@ -15,6 +15,7 @@ import numpy as np
 
 from .chip import Chip, load_chip
 from .config import parse_override, schema_markdown
+from .dataflow import parse_gemm
 from .engine import ENGINES, reference_pe_cycles, simulate_gemm, simulate_gemms
 from .errors import SimulatorInputError, WorkloadError
 from .numerics import float_error_bound, random_operands
@@ -40,24 +41,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_INPUT)
-
-
-def _parse_gemm(text: str) -> tuple[int, int, int]:
-    where = f"--gemm {text}"
-    parts = text.lower().replace("*", "x").split("x")
-    if len(parts) != 3:
-        raise WorkloadError(where, "gemm", "expected MxNxK, e.g. --gemm 512x512x512")
-    dims = []
-    for name, p in zip("MNK", parts):
-        try:
-            v = int(p.strip())
-        except ValueError:
-            raise WorkloadError(where, f"gemm.{name}",
-                                f"must be a positive integer, got {p.strip()!r}") from None
-        if v <= 0:
-            raise WorkloadError(where, f"gemm.{name}", f"must be a positive integer, got {v}")
-        dims.append(v)
-    return dims[0], dims[1], dims[2]
 
 
 def _load(args: argparse.Namespace) -> Chip:
@@ -94,7 +77,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         layers = load_topology(args.topology)
         rep = simulate_gemms(chip, [(layer.name, *layer.shape) for layer in layers])
     else:
-        m, n, k = _parse_gemm(args.gemm)
+        m, n, k = parse_gemm(args.gemm)
         functional = args.functional or args.engine == "reference"
         if functional:
             _check_functional_size(chip, m, n, k, args.engine, args.force)
@@ -184,6 +167,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import load_sweep, run_sweep
+    sweep = load_sweep(args.sweep)
+    total = len(sweep.points) * len(sweep.workloads)
+    written, before = run_sweep(sweep, args.out, args.executor, args.workers, args.scheduler,
+                                progress=sys.stderr.isatty())
+    print(f"sweep {args.sweep}: {len(sweep.points)} points x {len(sweep.workloads)} workloads = "
+          f"{total} rows; {before} already in {args.out}, {written} written now")
+    return 0
+
+
 def _validate_model(args: argparse.Namespace, chip: Chip) -> int:
     from kernels.train import numpy_step, parse_model
     from simulator.engine import run
@@ -212,7 +206,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     chip = _load(args)
     if args.model:
         return _validate_model(args, chip)
-    m, n, k = _parse_gemm(args.gemm)
+    m, n, k = parse_gemm(args.gemm)
     _check_functional_size(chip, m, n, k, "reference", args.force)
     a, b = random_operands(np.random.default_rng(args.seed), m, n, k, chip.dtype)
     fast = simulate_gemm(chip, a=a, b=b)
@@ -303,6 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", metavar="FILE.npz", help="X, Y and optionally initial parameters")
     tr.add_argument("--json", action="store_true", help="print steps, totals and params as JSON")
     tr.set_defaults(func=_cmd_train)
+
+    sw = sub.add_parser("sweep", help="evaluate a design-space sweep into a CSV (resumable)")
+    sw.add_argument("sweep", help="sweep YAML (base config, grid/zip of overrides, workloads)")
+    sw.add_argument("--out", required=True, metavar="FILE.csv", help="results; re-runs resume")
+    sw.add_argument("--executor", choices=("serial", "process", "dask"), default="process")
+    sw.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    sw.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler (default: local)")
+    sw.set_defaults(func=_cmd_sweep)
 
     val = sub.add_parser("validate", help="check fast model, PE reference and numpy agree")
     _add_chip_args(val)

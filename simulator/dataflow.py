@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from .chip import SystolicArray
 from .errors import WorkloadError
 
-__all__ = ["GemmMapping", "map_gemm", "check_gemm_shape", "ceil_div"]
+__all__ = ["GemmMapping", "map_gemm", "check_gemm_shape", "ceil_div", "parse_gemm"]
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -78,6 +78,25 @@ def check_gemm_shape(m: object, n: object, k: object, where: str = "gemm") -> tu
             raise WorkloadError(where, f"gemm.{name}", f"must be a positive integer, got {v!r}")
         out.append(int(v))
     return out[0], out[1], out[2]
+
+
+def parse_gemm(text: str) -> tuple[int, int, int]:
+    """Parse ``MxNxK`` (e.g. ``512x512x512``) into positive ints; raise WorkloadError otherwise."""
+    where = f"--gemm {text}"
+    parts = text.lower().replace("*", "x").split("x")
+    if len(parts) != 3:
+        raise WorkloadError(where, "gemm", "expected MxNxK, e.g. --gemm 512x512x512")
+    dims = []
+    for name, p in zip("MNK", parts):
+        try:
+            v = int(p.strip())
+        except ValueError:
+            raise WorkloadError(where, f"gemm.{name}",
+                                f"must be a positive integer, got {p.strip()!r}") from None
+        if v <= 0:
+            raise WorkloadError(where, f"gemm.{name}", f"must be a positive integer, got {v}")
+        dims.append(v)
+    return dims[0], dims[1], dims[2]
 
 
 def map_gemm(array: SystolicArray, m: int, n: int, k: int) -> GemmMapping:
