@@ -192,6 +192,7 @@ class TrainResult:
                        "utilisation": step_totals["utilisation"],
                        "final_loss": float(self.losses[-1])},
             "params": {k: v.tolist() for k, v in self.params.items()},
+            "step_report": rep.to_dict(),
         }
 
 

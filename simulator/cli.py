@@ -178,6 +178,41 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from . import plots
+    from .sweep import read_results
+    where = f"plot {args.kind} {args.input}"
+    src = Path(args.input)
+    if not src.is_file():
+        raise WorkloadError(where, "input", "no such file")
+    try:
+        if args.kind in ("utilisation", "heatmap"):
+            rows = read_results(src)
+            if not rows or "status" not in rows[0]:
+                raise ValueError("not a sweep results CSV (systolic-sim sweep --out)")
+            needed = [c for c in (args.x, args.y if args.kind == "heatmap" else None) if c]
+            if not needed or (args.kind == "heatmap" and len(needed) < 2):
+                raise ValueError("give the swept column(s): --x (and --y for a heatmap)")
+            for col in needed + ([args.metric] if args.kind == "heatmap" else []):
+                if col not in rows[0]:
+                    raise ValueError(f"no column {col!r} in the results")
+            fig = plots.utilisation_curve(rows, args.x, args.workload) \
+                if args.kind == "utilisation" else \
+                plots.heatmap(rows, args.x, args.y, args.metric, args.workload)
+        else:
+            data = json.loads(src.read_text())
+            report = data.get("step_report", data)
+            if not isinstance(report, dict) or "ops" not in report:
+                raise ValueError("not a report JSON (systolic-sim run --json or train --json)")
+            fig = {"roofline": plots.roofline, "energy": plots.energy_breakdown,
+                   "timeline": plots.timeline}[args.kind](report)
+        out = plots.save(fig, args.out)
+    except (ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WorkloadError(where, "input", str(exc).strip("'\"")) from None
+    print(f"wrote {out}")
+    return 0
+
+
 def _validate_model(args: argparse.Namespace, chip: Chip) -> int:
     from kernels.train import numpy_step, parse_model
     from simulator.engine import run
@@ -305,6 +340,16 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     sw.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler (default: local)")
     sw.set_defaults(func=_cmd_sweep)
+
+    pl = sub.add_parser("plot", help="draw utilisation curves, rooflines, energy, timelines")
+    pl.add_argument("kind", choices=("utilisation", "roofline", "energy", "timeline", "heatmap"))
+    pl.add_argument("input", help="sweep CSV (utilisation, heatmap) or report JSON (others)")
+    pl.add_argument("--out", required=True, metavar="FILE.png|svg")
+    pl.add_argument("--x", help="swept column on the x axis (utilisation, heatmap)")
+    pl.add_argument("--y", help="swept column on the y axis (heatmap)")
+    pl.add_argument("--metric", default="utilisation", help="heatmap value (default utilisation)")
+    pl.add_argument("--workload", help="which workload of the sweep (default: the first)")
+    pl.set_defaults(func=_cmd_plot)
 
     val = sub.add_parser("validate", help="check fast model, PE reference and numpy agree")
     _add_chip_args(val)

@@ -263,15 +263,15 @@ class Report:
                          f"(counting from 0)")
         dram = t["traffic_bytes"].get("dram", {})
         if dram:
-            lines.append(f"DRAM        {_fmt_bytes(dram['total'])} (A {_fmt_bytes(dram['a_read'])}, "
-                         f"B {_fmt_bytes(dram['b_read'])}, O read {_fmt_bytes(dram['o_read'])}, "
-                         f"O write {_fmt_bytes(dram['o_write'])}); memory-bound ops: "
+            lines.append(f"DRAM        {format_bytes(dram['total'])} (A {format_bytes(dram['a_read'])}, "
+                         f"B {format_bytes(dram['b_read'])}, O read {format_bytes(dram['o_read'])}, "
+                         f"O write {format_bytes(dram['o_write'])}); memory-bound ops: "
                          f"{t['memory_bound_ops']} of {len(self.ops)}")
         energy = t["energy_pj"]
         if energy:
             parts = ", ".join(f"{k} {100 * v / energy['total']:.1f} %" for k, v in energy.items()
                               if k != "total" and v > 0) if energy["total"] > 0 else ""
-            lines.append(f"energy      {_fmt_energy(energy['total'])} ({parts}); average power "
+            lines.append(f"energy      {format_energy(energy['total'])} ({parts}); average power "
                          f"{t['average_power_w']:.3g} W")
         if len(self.ops) > 1:
             lines.append("")
@@ -287,19 +287,21 @@ class Report:
                 dram_b = m["traffic_bytes"].get("dram", {}).get("total", 0)
                 lines.append(f"{op.name[:19]:<20}{shape:>20}{m['total_cycles']:>13,}"
                              f"{m['stall_cycles']:>11,}{100 * m['utilisation']:>8.1f}"
-                             f"{100 * m['mapping_efficiency']:>7.1f}{_fmt_bytes(dram_b):>11}"
-                             f"{_fmt_energy(m['energy_pj'].get('total', 0.0)):>11}  {tiles}{bound}")
+                             f"{100 * m['mapping_efficiency']:>7.1f}{format_bytes(dram_b):>11}"
+                             f"{format_energy(m['energy_pj'].get('total', 0.0)):>11}  {tiles}{bound}")
         return "\n".join(lines)
 
 
-def _fmt_bytes(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """Return a byte count as readable text with a unit (B ... GB)."""
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
             return f"{n / scale:.2f} {unit}"
     return f"{int(n)} B"
 
 
-def _fmt_energy(pj: float) -> str:
+def format_energy(pj: float) -> str:
+    """Return an energy in pJ as readable text with a unit (pJ ... J)."""
     for unit, scale in (("J", 1e12), ("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)):
         if pj >= scale:
             return f"{pj / scale:.3g} {unit}"
