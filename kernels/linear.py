@@ -19,6 +19,8 @@ import numpy as np
 
 from simulator.program import Program
 
+from . import reference
+
 __all__ = ["build_linear_step", "linear_step_numpy"]
 
 
@@ -50,15 +52,5 @@ def linear_step_numpy(x: np.ndarray, t: np.ndarray, w: np.ndarray, b: np.ndarray
 
     ``rnd`` rounds matmul operands to the chip's input type (identity for fp32).
     """
-    f32 = np.float32
-    r = rnd or (lambda v: v)
-    x, t, w, b = (np.asarray(v, f32) for v in (x, t, w, b))
-    numel = t.size
-    y = r(x) @ r(w) + b
-    d = y - t
-    dy = d * f32(2.0 / numel)
-    dw = r(x).T @ r(dy)
-    db = dy.sum(axis=0, keepdims=True, dtype=f32)
-    loss = (d * d).sum(dtype=f32) * f32(1.0 / numel)
-    return {"loss": np.asarray(loss, f32).reshape(1, 1), "Y": y, "dW": dw, "db": db,
-            "W_new": w - f32(lr) * dw, "b_new": b - f32(lr) * db}
+    x, t, w, b = (np.asarray(v, np.float32) for v in (x, t, w, b))
+    return reference.linear_step(np, x, t, w, b, lr, rnd)

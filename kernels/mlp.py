@@ -13,6 +13,8 @@ import numpy as np
 
 from simulator.program import Program
 
+from . import reference
+
 __all__ = ["build_mlp_step", "mlp_step_numpy"]
 
 
@@ -55,22 +57,5 @@ def mlp_step_numpy(x, t, w1, b1, w2, b2, lr: float, rnd=None) -> dict[str, np.nd
 
     ``rnd`` rounds matmul operands to the chip's input type (identity for fp32).
     """
-    f32 = np.float32
-    r = rnd or (lambda v: v)
-    x, t, w1, b1, w2, b2 = (np.asarray(v, f32) for v in (x, t, w1, b1, w2, b2))
-    numel = t.size
-    h1 = r(x) @ r(w1) + b1
-    h = np.maximum(h1, f32(0))
-    y = r(h) @ r(w2) + b2
-    d = y - t
-    dy = d * f32(2.0 / numel)
-    dw2 = r(h).T @ r(dy)
-    db2 = dy.sum(axis=0, keepdims=True, dtype=f32)
-    dh = r(dy) @ r(w2).T
-    dh1 = np.where(h1 > 0, dh, f32(0)).astype(f32)
-    dw1 = r(x).T @ r(dh1)
-    db1 = dh1.sum(axis=0, keepdims=True, dtype=f32)
-    loss = (d * d).sum(dtype=f32) * f32(1.0 / numel)
-    return {"loss": np.asarray(loss, f32).reshape(1, 1), "Y": y, "dW1": dw1, "db1": db1,
-            "dW2": dw2, "db2": db2, "W1_new": w1 - f32(lr) * dw1, "b1_new": b1 - f32(lr) * db1,
-            "W2_new": w2 - f32(lr) * dw2, "b2_new": b2 - f32(lr) * db2}
+    x, t, w1, b1, w2, b2 = (np.asarray(v, np.float32) for v in (x, t, w1, b1, w2, b2))
+    return reference.mlp_step(np, x, t, w1, b1, w2, b2, lr, rnd)
