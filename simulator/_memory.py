@@ -151,13 +151,39 @@ def _one_array(df, m, n, k, big_r, big_c, full, overlap):
 
 
 @njit(cache=True)
-def _arrays(df, m, n, k, big_r, big_c, full, overlap, count, split_n):
-    """``count`` arrays sharing an m x n x k GEMM split along m (or n when split_n): return the
-    slowest array's cycles and the other _one_array figures summed over the arrays."""
+def _arrays(df, m, n, k, big_r, big_c, full, overlap, count, split, tile_m, tile_n):
+    """``count`` arrays sharing an m x n x k GEMM: return the slowest array's cycles and the
+    other _one_array figures summed over the arrays.
+
+    split 0: along m, 1: along n (shares differ by at most one row or column); 2: O cut into
+    tile_m x tile_n tiles dealt round-robin to the arrays (waves), each array running its tiles
+    one after another.
+    """
+    out = np.zeros(8, np.int64)
+    if split == 2:
+        tiles_m = (m + tile_m - 1) // tile_m
+        tiles_n = (n + tile_n - 1) // tile_n
+        per_array = np.zeros(min(count, tiles_m * tiles_n), np.int64)
+        cache = np.zeros((2, 2, 8), np.int64)  # [m edge?][n edge?] -> figures of that tile shape
+        for a in range(2):
+            for b in range(2):
+                em = min(tile_m, m) if a == 0 else m - (tiles_m - 1) * tile_m
+                en = min(tile_n, n) if b == 0 else n - (tiles_n - 1) * tile_n
+                r = _one_array(df, em, en, k, big_r, big_c, full, overlap)
+                for i in range(8):
+                    cache[a, b, i] = r[i]
+        for t in range(tiles_m * tiles_n):
+            a = 1 if t // tiles_n == tiles_m - 1 else 0
+            b = 1 if t % tiles_n == tiles_n - 1 else 0
+            per_array[t % per_array.size] += cache[a, b, 0]
+            for i in range(1, 8):
+                out[i] += cache[a, b, i]
+        out[0] = per_array.max()
+        return out
+    split_n = split == 1
     size = n if split_n else m
     q = size // count
     rem = size - q * count
-    out = np.zeros(8, np.int64)
     for part in range(2):  # rem arrays get q + 1, the others q
         share = q + 1 if part == 0 else q
         arrays = rem if part == 0 else count - rem
@@ -187,8 +213,9 @@ def _port(nbytes, port):
 
 
 @njit(cache=True)
-def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, count, split_n,
-               in_b, acc_b, bytes_per_cycle, latency, double_buffered, unified, ports):
+def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, count, split,
+               tile_m, tile_n, in_b, acc_b, bytes_per_cycle, latency, double_buffered, unified,
+               ports):
     """Walk the tile steps in loop order; return the counters (see C_* indices) as int64.
 
     ``ports`` = (A, B, O, unified) buffer read bandwidth into the array, bytes/cycle, 0 = unbounded.
@@ -259,7 +286,7 @@ def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, coun
                 write = em * en * acc_b
         out[C_DRAM_O_WR] += write
         # the arrays on this step's sub-GEMM
-        r = _arrays(df, em, en, ek, big_r, big_c, full, overlap, count, split_n)
+        r = _arrays(df, em, en, ek, big_r, big_c, full, overlap, count, split, tile_m, tile_n)
         cyc = r[0]
         # a step continuing an O tile (or starting a later visit) adds into the accumulators
         extra_acc_rd = em * en if (continues_o or ki > 0) else 0

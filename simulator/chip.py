@@ -27,7 +27,9 @@ class SystolicArray:
     fill_drain: str  # "full" | "active"
     preload_overlap: bool
     count: int = 1  # identical arrays sharing one op
-    split: str = "auto"  # "m" | "n" | "auto"
+    split: str = "auto"  # "m" | "n" | "auto" | "tiles"
+    split_tile_m: int = 128
+    split_tile_n: int = 128
 
     @property
     def pes(self) -> int:
@@ -129,6 +131,7 @@ class Chip:
     dram: Dram
     tiling: Tiling
     energy: EnergyTable
+    launch_s: float  # fixed time per op
     config: Mapping[str, Any] = field(repr=False, compare=False, hash=False)
 
     @property
@@ -150,6 +153,11 @@ class Chip:
     def peak_ops_per_s(self) -> float:
         """Return peak arithmetic throughput in operations/s (a MAC counts as two ops)."""
         return 2.0 * self.pes * self.clock_hz
+
+    @property
+    def launch_cycles(self) -> int:
+        """Return the fixed cycles added to every op (overhead.launch_s at the clock, rounded up)."""
+        return int(-(-self.launch_s * self.clock_hz // 1))
 
     @property
     def dram_bytes_per_cycle(self) -> float:
@@ -206,7 +214,9 @@ def chip_from_config(cfg: Mapping[str, Any]) -> Chip:
         array=SystolicArray(rows=arr["rows"], cols=arr["cols"], dataflow=arr["dataflow"],
                             fill_drain=arr["fill_drain"],
                             preload_overlap=arr["preload_overlap"], count=arr["count"],
-                            split=arr["split"]),
+                            split=arr["split"], split_tile_m=arr["split_tile_m"],
+                            split_tile_n=arr["split_tile_n"]),
+        launch_s=float(cfg["overhead"]["launch_s"]),
         vector=VectorUnit(lanes=cfg["vector"]["lanes"],
                           latency_cycles=cfg["vector"]["latency_cycles"],
                           interval=dict(cfg["vector"]["interval"])),

@@ -60,44 +60,65 @@ def _reference_block(chip: Chip, a: np.ndarray, b: np.ndarray, out: np.ndarray) 
     return res
 
 
+def _array_blocks(chip: Chip, plan: TilePlan, ranges: dict[str, tuple[int, int]]) -> list[list]:
+    """Return, per array, the (m, n, k) ranges of the sub-GEMMs it runs in one tile step."""
+    count = chip.array.count
+    if plan.split == "tiles":
+        arr = chip.array
+        (m0, m1), (n0, n1) = ranges["m"], ranges["n"]
+        blocks: list[list] = [[] for _ in range(count)]
+        t = 0
+        for i in range(m0, m1, arr.split_tile_m):
+            for j in range(n0, n1, arr.split_tile_n):
+                blocks[t % count].append({"m": (i, min(i + arr.split_tile_m, m1)),
+                                          "n": (j, min(j + arr.split_tile_n, n1)),
+                                          "k": ranges["k"]})
+                t += 1
+        return blocks
+    lo, hi = ranges[plan.split]
+    q, rem = divmod(hi - lo, count)
+    blocks = []
+    start = lo
+    for i in range(count):
+        share = q + (1 if i < rem else 0)
+        rng = dict(ranges)
+        rng[plan.split] = (start, start + share)
+        start += share
+        blocks.append([rng] if share else [])
+    return blocks
+
+
 def _reference(chip: Chip, a: np.ndarray, b: np.ndarray,
                plan: TilePlan) -> tuple[np.ndarray, int, int, int]:
-    """Run every tile step's sub-GEMM on every array PE by PE, in the plan's loop order.
+    """Run every tile step's sub-GEMMs on every array PE by PE, in the plan's loop order.
 
     Return (output, compute cycles, last output cycle, overflows); a step lasts as long as its
-    slowest array, and steps follow each other.
+    slowest array (which runs its blocks one after another), and steps follow each other.
     """
     m, k = a.shape
     n = b.shape[1]
+    dims = {"m": m, "n": n, "k": k}
     out = np.zeros((m, n), value_dtype(chip.dtype))
-    trips = {"m": -(-m // plan.tile_m), "n": -(-n // plan.tile_n), "k": -(-k // plan.tile_k)}
     tile = {"m": plan.tile_m, "n": plan.tile_n, "k": plan.tile_k}
-    count = chip.array.count
+    trips = {d: -(-dims[d] // tile[d]) for d in "mnk"}
     cycles = 0
     last = -1
     overflows = 0
     for idx in np.ndindex(*(trips[d] for d in plan.loop_order)):
         pos = dict(zip(plan.loop_order, idx))
-        lo_ = {d: pos[d] * tile[d] for d in "mnk"}
-        hi_ = {d: min(lo_[d] + tile[d], {"m": m, "n": n, "k": k}[d]) for d in "mnk"}
-        size = hi_[plan.split] - lo_[plan.split]
-        q, rem = divmod(size, count)
+        ranges = {d: (pos[d] * tile[d], min((pos[d] + 1) * tile[d], dims[d])) for d in "mnk"}
         step = 0
-        start = lo_[plan.split]
-        for i in range(count):
-            share = q + (1 if i < rem else 0)
-            if share == 0:
-                continue
-            rng = {d: (lo_[d], hi_[d]) for d in "mnk"}
-            rng[plan.split] = (start, start + share)
-            start += share
-            (m0, m1), (n0, n1), (k0, k1) = rng["m"], rng["n"], rng["k"]
-            c, lst, ovf = _reference_block(chip, np.ascontiguousarray(a[m0:m1, k0:k1]),
-                                           np.ascontiguousarray(b[k0:k1, n0:n1]),
-                                           out[m0:m1, n0:n1])
-            overflows += ovf
-            step = max(step, c)
-            last = max(last, cycles + lst)
+        for blocks in _array_blocks(chip, plan, ranges):
+            busy = 0
+            for rng in blocks:
+                (m0, m1), (n0, n1), (k0, k1) = rng["m"], rng["n"], rng["k"]
+                c, lst, ovf = _reference_block(chip, np.ascontiguousarray(a[m0:m1, k0:k1]),
+                                               np.ascontiguousarray(b[k0:k1, n0:n1]),
+                                               out[m0:m1, n0:n1])
+                overflows += ovf
+                last = max(last, cycles + busy + lst)
+                busy += c
+            step = max(step, busy)
         cycles += step
     return out, cycles, last, overflows
 
@@ -105,7 +126,7 @@ def _reference(chip: Chip, a: np.ndarray, b: np.ndarray,
 def _op_report(chip: Chip, name: str, kind: str, shape: tuple[int, ...], macs: int, folds: int,
                mem: MemoryResult, compute_cycles: int, start_cycle: int,
                overflows: int | None) -> OpReport:
-    total = compute_cycles + mem.stall_cycles
+    total = compute_cycles + mem.stall_cycles + chip.launch_cycles
     events = {"macs": macs, "pe_hop_bytes": mem.pe_hop_bytes,
               "buffer_read_bytes": mem.buffer_read_bytes,
               "buffer_write_bytes": mem.buffer_write_bytes, "dram_bytes": mem.dram_bytes,
@@ -115,6 +136,7 @@ def _op_report(chip: Chip, name: str, kind: str, shape: tuple[int, ...], macs: i
                     dataflow=chip.array.dataflow, pes=chip.pes, compute_cycles=compute_cycles,
                     stall_cycles=mem.stall_cycles, macs=macs, folds=folds,
                     busy_pe_cycles=mem.busy_pe_cycles, start_cycle=start_cycle,
+                    overhead_cycles=chip.launch_cycles,
                     overflow_events=overflows, events=events, energy_pj=energy,
                     traffic_bytes=mem.traffic(), tiling=mem.plan.to_dict(),
                     memory_bound=mem.memory_bound)
@@ -170,10 +192,11 @@ def _vector_op(chip: Chip, program: Program, op: Op, start: int) -> tuple[OpRepo
         kind = f"vector.{op.kind}"
     events = {"macs": 0, "pe_hop_bytes": 0, "buffer_read_bytes": 4 * in_elems,
               "buffer_write_bytes": 4 * out_elems, "dram_bytes": 0, "vector_lane_ops": n}
-    energy = energy_breakdown(chip, events, cycles / chip.clock_hz)
+    energy = energy_breakdown(chip, events, (cycles + chip.launch_cycles) / chip.clock_hz)
     return OpReport(name=op.name, kind=kind, unit="vector", shape=(rows, cols), dataflow="-",
                     pes=chip.pes, compute_cycles=cycles, stall_cycles=0, macs=0, folds=0,
-                    busy_pe_cycles=0, start_cycle=start, events=events, energy_pj=energy), n
+                    busy_pe_cycles=0, start_cycle=start, overhead_cycles=chip.launch_cycles,
+                    events=events, energy_pj=energy), n
 
 
 def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,

@@ -25,6 +25,7 @@ __all__ = ["MemoryResult", "TilePlan", "numerics_chunk", "plan_gemm", "run_gemm_
            "dram_traffic_closed_form"]
 
 _DATAFLOW_CODE = {"os": 0, "ws": 1, "is": 2}
+_SPLIT_CODE = {"m": 0, "n": 1, "tiles": 2}
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class TilePlan:
     tile_n: int
     tile_k: int
     loop_order: str
-    split: str  # "m" or "n"
+    split: str  # "m", "n" or "tiles"
 
     def to_dict(self) -> dict[str, Any]:
         """Return the plan as a JSON-ready dict."""
@@ -176,7 +177,8 @@ def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> MemoryResult:
     c = _memory._run_steps(
         _DATAFLOW_CODE[arr.dataflow], m, n, k, plan.tile_m, plan.tile_n, plan.tile_k,
         _memory.ORDERS.index(plan.loop_order), arr.rows, arr.cols, arr.fill_drain == "full",
-        arr.preload_overlap, arr.count, plan.split == "n", chip.input_bytes, ACC_BYTES, bpc,
+        arr.preload_overlap, arr.count, _SPLIT_CODE[plan.split], arr.split_tile_m,
+        arr.split_tile_n, chip.input_bytes, ACC_BYTES, bpc,
         chip.dram.latency_cycles, chip.buffers.double_buffered, chip.buffers.unified, _ports(chip))
     M = _memory
     return MemoryResult(plan, int(c[M.C_TOTAL]), int(c[M.C_COMPUTE]), int(c[M.C_BUSY]),

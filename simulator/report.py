@@ -42,6 +42,7 @@ class OpReport:
     folds: int
     busy_pe_cycles: int
     start_cycle: int = 0
+    overhead_cycles: int = 0  # fixed per-op time (launch, dispatch)
     overflow_events: int | None = None
     events: Mapping[str, int] = field(default_factory=dict)
     energy_pj: Mapping[str, float] = field(default_factory=dict)
@@ -51,8 +52,8 @@ class OpReport:
 
     @property
     def total_cycles(self) -> int:
-        """Return compute plus stall cycles."""
-        return self.compute_cycles + self.stall_cycles
+        """Return compute plus stall plus fixed overhead cycles."""
+        return self.compute_cycles + self.stall_cycles + self.overhead_cycles
 
     @property
     def end_cycle(self) -> int:
@@ -69,6 +70,7 @@ class OpReport:
         out = _metrics(self.pes, self.total_cycles, self.compute_cycles, self.stall_cycles,
                        self.macs, self.folds, self.busy_pe_cycles, self.scalesim_cycles,
                        self.overflow_events)
+        out["overhead_cycles"] = self.overhead_cycles
         out["memory_bound"] = self.memory_bound
         out["traffic_bytes"] = _plain(self.traffic_bytes)
         out["events"] = dict(self.events)
@@ -193,6 +195,7 @@ class Report:
                        self.folds, sum(op.busy_pe_cycles for op in self.ops),
                        self.scalesim_cycles, self.overflow_events)
         out["memory_bound_ops"] = sum(op.memory_bound for op in self.ops)
+        out["overhead_cycles"] = sum(op.overhead_cycles for op in self.ops)
         traffic: dict[str, Any] = {}
         events: dict[str, Any] = {}
         energy: dict[str, Any] = {}

@@ -60,11 +60,11 @@ def test_yaml12_floats_and_ints_for_floats(tmp_path):
     ("clock_hz: -5\n", "F:1: clock_hz: must be a positive number, got -5.0"),
     ("accumulator_bits: 64\n", "F:1: accumulator_bits: must be <= 32, got 64"),
     ("name: x\nbogus: 1\n", "F:2: bogus: unknown key (known here: accumulator_bits, array, "
-                            "buffers, clock_hz, dram, dtype, energy, name, overflow, source, "
-                            "tiling, vector)"),
+                            "buffers, clock_hz, dram, dtype, energy, name, overflow, overhead, "
+                            "source, tiling, vector)"),
     ("array:\n  rows: 4\n  colz: 4\n",
      "F:3: array.colz: unknown key (known here: cols, count, dataflow, fill_drain, "
-     "preload_overlap, rows, split)"),
+     "preload_overlap, rows, split, split_tile_m, split_tile_n)"),
     ("energy:\n  dram: {pj_per_byte: -1}\n",
      "F:2: energy.dram.pj_per_byte: must be >= 0, got -1.0"),
     ("buffers:\n  a:\n    bytes: 1.5\n",

@@ -114,12 +114,14 @@ def test_halving_dram_bandwidth_never_lowers_cycles(df, m, n, k, bw, cap, latenc
 @given(df=st.sampled_from(["os", "ws", "is"]), rows=st.integers(1, 8), cols=st.integers(1, 8),
        m=st.integers(1, 40), n=st.integers(1, 40), k=st.integers(1, 60), cap=st.integers(16, 600),
        dtype=st.sampled_from(["int8", "bf16", "fp32"]), count=st.integers(1, 3),
-       split=st.sampled_from(["m", "n", "auto"]), seed=st.integers(0, 2**32 - 1))
+       split=st.sampled_from(["m", "n", "auto", "tiles"]), tile=st.integers(1, 12),
+       seed=st.integers(0, 2**32 - 1))
 def test_tiled_functional_equals_tiled_reference(df, rows, cols, m, n, k, cap, dtype, count,
-                                                 split, seed):
+                                                 split, tile, seed):
     chip = chip_with(rows=rows, cols=cols, dataflow=df, dtype=dtype, **{
         "buffers.a.bytes": cap, "buffers.b.bytes": cap, "buffers.o.bytes": 4 * cap,
-        "array.count": count, "array.split": split})
+        "array.count": count, "array.split": split, "array.split_tile_m": tile,
+        "array.split_tile_n": tile + 1})
     rng = np.random.default_rng(seed)
     if dtype == "int8":
         a, b = rng.integers(-128, 128, (m, k)), rng.integers(-128, 128, (k, n))
@@ -176,3 +178,25 @@ def test_memory_bound_flag_and_report_fields():
     assert set(op["tiling"]) == {"tile_m", "tile_n", "tile_k", "loop_order", "split"}
     assert op["traffic_bytes"]["dram"]["total"] == sum(
         op["traffic_bytes"]["dram"][x] for x in ("a_read", "b_read", "o_read", "o_write"))
+
+
+def test_tiles_split_runs_in_waves():
+    # 132 arrays, O of 1024 x 1024 in 128 x 128 tiles: 64 tiles -> one wave of one tile each;
+    # 2048 x 1024: 128 tiles -> still one wave; 4096 x 1024: 256 tiles -> two waves; 264 tiles
+    # (m = 128 * 33) fill exactly two waves, 272 spill into a third
+    def chip(**kw):
+        return chip_with(rows=16, cols=16, dataflow="ws", **{
+            "array.count": 132, "array.split": "tiles", **kw})
+    one_tile = simulate_gemm(chip_with(rows=16, cols=16, dataflow="ws"), shape=(128, 128, 512))
+    for m, waves in ((1024, 1), (2048, 1), (4096, 2), (128 * 33, 2), (128 * 34, 3)):
+        rep = simulate_gemm(chip(), shape=(m, 1024, 512))
+        assert rep.compute_cycles == waves * one_tile.compute_cycles, m
+        assert rep.macs == m * 1024 * 512
+
+
+def test_launch_overhead_is_added_to_every_op():
+    base = chip_with(rows=8, cols=8)
+    slow = chip_with(rows=8, cols=8, **{"overhead.launch_s": 1e-6, "clock_hz": 1e9})
+    a, b = simulate_gemm(base, shape=(64, 64, 64)), simulate_gemm(slow, shape=(64, 64, 64))
+    assert b.total_cycles == a.total_cycles + 1000
+    assert b.compute_cycles == a.compute_cycles and b.totals()["overhead_cycles"] == 1000
