@@ -213,6 +213,47 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate_measure(args: argparse.Namespace) -> int:
+    from .calibrate import measure
+    data = measure(args.backend, [k.strip() for k in args.kernels.split(",") if k.strip()],
+                   [d.strip() for d in args.dtypes.split(",") if d.strip()], args.out,
+                   threads=args.threads, quick=args.quick,
+                   log=lambda msg: print(msg, file=sys.stderr) if sys.stderr.isatty() else None)
+    prov = data["provenance"]
+    print(f"wrote {args.out}: {len(data['points'])} points on {prov.get('device')} "
+          f"({prov['backend']}, {prov['date_utc']})")
+    return 0
+
+
+def _cmd_calibrate_fit(args: argparse.Namespace) -> int:
+    from .calibrate import fit, load_measurements, plot_fit
+    chip = _load(args)
+    data = load_measurements(args.data)
+    free = [f.strip() for f in args.free.split(",") if f.strip()]
+    kernels = [k.strip() for k in args.kernels.split(",")] if args.kernels else None
+    res = fit(chip, data, args.holdout, args.seed, free, kernels)
+    if args.plot:
+        from .plots import save
+        device = data.get("provenance", {}).get("device", "device")
+        save(plot_fit(res, f"{chip.name} fitted to {device}"), args.plot)
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2))
+        return 0
+    prov = data.get("provenance", {})
+    print(f"fit {chip.name} to {args.data} ({prov.get('device', '?')}, {prov.get('date_utc', '?')}):"
+          f" {len(res.rows)} points, holdout {args.holdout:g}, seed {args.seed}")
+    for k, v in res.params.items():
+        print(f"  {k:<28} {res.start[k]:>12.4g} -> {v:.4g}")
+    print(f"{'held-out point':<34}{'measured':>12}{'predicted':>12}{'error %':>9}")
+    for r in sorted((r for r in res.rows if r["split"] == "holdout"), key=lambda r: r["measured_s"]):
+        print(f"{r['label']:<34}{r['measured_s']:>12.4g}{r['predicted_s']:>12.4g}{r['ape']:>9.1f}")
+    for split in ("train", "holdout"):
+        e = res.errors(split)
+        print(f"{split:<8} median APE {e['median_ape_pct']:.2f} %, p90 {e['p90_ape_pct']:.2f} % "
+              f"over {e['points']} points")
+    return 0
+
+
 def _validate_model(args: argparse.Namespace, chip: Chip) -> int:
     from kernels.train import numpy_step, parse_model
     from simulator.engine import run
@@ -350,6 +391,30 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--metric", default="utilisation", help="heatmap value (default utilisation)")
     pl.add_argument("--workload", help="which workload of the sweep (default: the first)")
     pl.set_defaults(func=_cmd_plot)
+
+    cal = sub.add_parser("calibrate", help="time kernels on hardware; fit a chip to them")
+    csub = cal.add_subparsers(dest="calibrate_command", required=True, parser_class=_Parser)
+    cm = csub.add_parser("measure", help="time kernels with numpy (host) or CuPy (GPU)")
+    cm.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+    cm.add_argument("--kernels", default="gemm,linear-train,mlp-train")
+    cm.add_argument("--dtypes", default="fp32")
+    cm.add_argument("--out", required=True, metavar="calibration/NAME.json")
+    cm.add_argument("--threads", type=int, default=None,
+                    help="numpy: pin BLAS to this many threads (default: all cores)")
+    cm.add_argument("--quick", action="store_true", help="a short grid (for testing)")
+    cm.set_defaults(func=_cmd_calibrate_measure)
+    cf = csub.add_parser("fit", help="fit a chip config's free parameters to measurements")
+    cf.add_argument("data", help="calibration JSON from `calibrate measure`")
+    cf.add_argument("--config", required=True, help="chip config to fit (e.g. configs/h100.yaml)")
+    cf.add_argument("--set", action="append", metavar="PATH=VALUE")
+    cf.add_argument("--free", default="clock_hz,dram.bandwidth_bytes_per_s,overhead.launch_s",
+                    help="comma-separated keys to fit")
+    cf.add_argument("--kernels", help="fit only these kernels, e.g. gemm (default: all)")
+    cf.add_argument("--holdout", type=float, default=0.3)
+    cf.add_argument("--seed", type=int, default=0)
+    cf.add_argument("--json", action="store_true")
+    cf.add_argument("--plot", metavar="FILE.png", help="predicted vs measured, log axes")
+    cf.set_defaults(func=_cmd_calibrate_fit)
 
     val = sub.add_parser("validate", help="check fast model, PE reference and numpy agree")
     _add_chip_args(val)
