@@ -64,7 +64,7 @@ SCHEMA: tuple[Field, ...] = (
     Field("name", "str", "chip", "-", "Chip name, echoed in reports."),
     Field("source", "str", "", "-", "Where the chip's numbers come from (paper, datasheet)."),
     Field("clock_hz", "float", 1.0e9, "Hz", "Clock of the array; converts cycles to seconds.",
-          positive=True),
+          positive=True, maximum=1e13),
     Field("dtype", "choice", "int8", "-",
           "Input data type of both operands. int8 accumulates in int32 (see accumulator_bits); "
           "fp16, bf16 and fp32 accumulate in fp32.", choices=("int8", "fp16", "bf16", "fp32")),
@@ -127,24 +127,26 @@ SCHEMA: tuple[Field, ...] = (
                            ("o", "O (4-byte accumulator)"), ("unified_buffer", "unified"))
       for f in (
           Field(f"buffers.{name}.bytes", "int", 0, "bytes",
-                f"Capacity of the {what} buffer; 0 = unbounded (no tiling).", minimum=0),
+                f"Capacity of the {what} buffer; 0 = unbounded (no tiling).", minimum=0,
+                maximum=1 << 50),
           Field(f"buffers.{name}.port_bytes_per_cycle", "float", 0.0, "bytes/cycle",
                 f"Read bandwidth from the {what} buffer into the array; 0 = unbounded.",
-                minimum=0.0))],
+                minimum=0.0, maximum=1e12))],
     Field("dram.bandwidth_bytes_per_s", "float", 0.0, "bytes/s",
           "Off-chip bandwidth shared by all arrays; 0 = ideal memory (no transfer time).",
-          minimum=0.0),
+          minimum=0.0, maximum=1e16),
     Field("dram.latency_cycles", "int", 0, "cycles",
-          "Latency added to each tile transfer (ignored with ideal memory).", minimum=0),
+          "Latency added to each tile transfer (ignored with ideal memory).", minimum=0,
+          maximum=1 << 30),
     Field("tiling.loop_order", "choice", "auto", "-",
           "Order of the tile loops, outermost first (mnk: k innermost); auto picks the order "
           "with the least DRAM traffic.", choices=("auto", "mnk", "mkn", "nmk", "nkm", "kmn", "knm")),
     Field("tiling.tile_m", "int", 0, "elements", "Rows of O per tile; 0 = chosen to fit.",
-          minimum=0),
+          minimum=0, maximum=1 << 20),
     Field("tiling.tile_n", "int", 0, "elements", "Columns of O per tile; 0 = chosen to fit.",
-          minimum=0),
+          minimum=0, maximum=1 << 20),
     Field("tiling.tile_k", "int", 0, "elements", "Reduction depth per tile; 0 = chosen to fit.",
-          minimum=0),
+          minimum=0, maximum=1 << 20),
     *[f for name, unit, default, src, what in (
         ("mac_int8", "pj", 0.3, "Horowitz ISSCC 2014, 45 nm: 8-bit mult 0.2 + 32-bit add 0.1",
          "one int8 MAC with int32 accumulation"),
@@ -170,7 +172,7 @@ SCHEMA: tuple[Field, ...] = (
           Field(f"energy.{name}.{unit}", "float", default,
                 {"pj": "pJ", "pj_per_byte": "pJ/byte", "watts": "W"}[unit],
                 f"Energy of {what}." if unit != "watts" else "Static power, charged for the whole "
-                "run time.", minimum=0.0),
+                "run time.", minimum=0.0, maximum=1e9),
           Field(f"energy.{name}.source", "str", src, "-", f"Where energy.{name}.{unit} comes from."))],
 )
 

@@ -69,13 +69,20 @@ class GemmMapping:
         return self.m * self.n * self.k
 
 
+# Largest GEMM dimension: keeps every count (MACs, cycles, bytes) inside int64 in the hot loops.
+MAX_GEMM_DIM = 1 << 20
+
+
 def check_gemm_shape(m: object, n: object, k: object, where: str = "gemm") -> tuple[int, int, int]:
-    """Return (M, N, K) as ints, or raise WorkloadError unless all are positive integers."""
+    """Return (M, N, K) as ints, or raise WorkloadError unless all are integers in
+    [1, MAX_GEMM_DIM]."""
     out = []
     for name, v in (("M", m), ("N", n), ("K", k)):
         ok = not isinstance(v, bool) and (isinstance(v, int) or (hasattr(v, "__index__")))
         if not ok or int(v) <= 0:
             raise WorkloadError(where, f"gemm.{name}", f"must be a positive integer, got {v!r}")
+        if int(v) > MAX_GEMM_DIM:
+            raise WorkloadError(where, f"gemm.{name}", f"must be <= {MAX_GEMM_DIM:,}, got {v!r}")
         out.append(int(v))
     return out[0], out[1], out[2]
 
@@ -93,10 +100,8 @@ def parse_gemm(text: str) -> tuple[int, int, int]:
         except ValueError:
             raise WorkloadError(where, f"gemm.{name}",
                                 f"must be a positive integer, got {p.strip()!r}") from None
-        if v <= 0:
-            raise WorkloadError(where, f"gemm.{name}", f"must be a positive integer, got {v}")
         dims.append(v)
-    return dims[0], dims[1], dims[2]
+    return check_gemm_shape(*dims, where=where)
 
 
 def map_gemm(array: SystolicArray, m: int, n: int, k: int) -> GemmMapping:
