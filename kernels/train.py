@@ -25,6 +25,10 @@ from simulator.report import Report
 from .linear import build_linear_step, linear_step_numpy
 from .mlp import build_mlp_step, mlp_step_numpy
 
+# Largest layer width and largest batch x width: functional training holds these arrays in memory.
+MAX_WIDTH = 1 << 16
+MAX_BATCH_ELEMENTS = 1 << 26
+
 __all__ = ["ModelSpec", "TrainResult", "init_params", "load_data", "parse_model", "synthetic_data",
            "train", "numpy_step"]
 
@@ -82,6 +86,8 @@ def parse_model(text: str) -> ModelSpec:
             raise WorkloadError(where, "model", f"sizes must be positive integers, got {p!r}") from None
         if v <= 0:
             raise WorkloadError(where, "model", f"sizes must be positive integers, got {v}")
+        if v > MAX_WIDTH:
+            raise WorkloadError(where, "model", f"sizes must be <= {MAX_WIDTH}, got {v}")
         dims.append(v)
     return ModelSpec(kind, tuple(dims))
 
@@ -212,6 +218,9 @@ def train(chip: Chip, spec: ModelSpec, x: np.ndarray, y: np.ndarray, batch: int,
                             f"must be a positive integer, got {batch if batch <= 0 else steps}")
     if not (math.isfinite(lr) and lr > 0):
         raise WorkloadError("train", "lr", f"must be a positive finite number, got {lr}")
+    if batch * max(spec.dims) > MAX_BATCH_ELEMENTS:
+        raise WorkloadError("train", "batch", f"batch x widest layer = {batch * max(spec.dims):,} "
+                            f"elements is over {MAX_BATCH_ELEMENTS:,}")
     program = spec.build_step(batch, lr)
     params = {k: np.asarray(v, np.float32).copy() for k, v in params.items()}
     result = TrainResult(spec)

@@ -223,8 +223,9 @@ def _to_python(node: yaml.Node, loader: _Loader, location: str, path: str,
 
 def _parse_yaml(text: str, location: str) -> tuple[Any, dict[str, int]]:
     """Parse YAML text; return (value, {dotted path: line}). Raises ConfigError on bad syntax."""
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
         lines: dict[str, int] = {}
         value = None if node is None else _to_python(node, loader, location, "", lines)
@@ -233,10 +234,17 @@ def _parse_yaml(text: str, location: str) -> tuple[Any, dict[str, int]]:
         line = mark.line + 1 if mark is not None else 1
         problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
         raise ConfigError(f"{location}:{line}", "", f"YAML syntax error: {problem}") from None
-    except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        raise ConfigError(f"{location}:{line}", "", f"YAML syntax error: character "
+                          f"#x{exc.character:04x} is not allowed") from None
+    except yaml.YAMLError as exc:  # pragma: no cover - other unmarked errors are rare
         raise ConfigError(f"{location}:1", "", f"YAML error: {' '.join(str(exc).split())}") from None
+    except (ValueError, OverflowError, RecursionError) as exc:  # e.g. a timestamp out of range
+        raise ConfigError(f"{location}:1", "", f"YAML value error: {' '.join(str(exc).split())[:120]}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return value, lines
 
 
@@ -267,7 +275,10 @@ def _check_value(field: Field, value: Any, where: str) -> Any:
                 raise bad()
             value = int(value)
     else:
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond the float range
+            raise bad() from None
         if not math.isfinite(value):
             raise bad()
     if field.positive and not value > 0:

@@ -11,10 +11,21 @@ class SimulatorInputError(ValueError):
     """
 
     def __init__(self, location: str, field: str, message: str):
-        self.location = location
-        self.field = field
-        self.message = message
-        super().__init__(f"{location}: {field}: {message}" if field else f"{location}: {message}")
+        self.location = _one_line(location)
+        self.field = _one_line(field)
+        self.message = _one_line(message)
+        super().__init__(f"{self.location}: {self.field}: {self.message}" if field
+                         else f"{self.location}: {self.message}")
+
+
+def _one_line(text: str) -> str:
+    """Return ``text`` with line breaks and other control characters escaped (user input may
+    carry them into a message, which must stay on one line)."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 class ConfigError(SimulatorInputError):
