@@ -211,7 +211,7 @@ def train(chip: Chip, spec: ModelSpec, x: np.ndarray, y: np.ndarray, batch: int,
     vector ops); its cycles and energy are the engine's. Returns a TrainResult.
     """
     if chip.dtype == "int8":
-        raise WorkloadError("chip config", "dtype", "training needs a float dtype (fp32, bf16 or "
+        raise WorkloadError(chip.where("dtype"), "dtype", "training needs a float dtype (fp32, bf16 or "
                             "fp16), got int8; override with --set dtype=fp32")
     if batch <= 0 or steps <= 0:
         raise WorkloadError("train", "batch" if batch <= 0 else "steps",

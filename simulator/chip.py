@@ -133,6 +133,14 @@ class Chip:
     energy: EnergyTable
     launch_s: float  # fixed time per op
     config: Mapping[str, Any] = field(repr=False, compare=False, hash=False)
+    # where each key was set ("FILE:LINE" or an override); keys left at their default are absent
+    locations: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False,
+                                         hash=False)
+
+    def where(self, key: str) -> str:
+        """Return where config key ``key`` was set (``FILE:LINE``); for a key left at its default,
+        the config file's first line."""
+        return self.locations.get(key) or self.locations.get("", f"chip {self.name}")
 
     @property
     def pes(self) -> int:
@@ -174,18 +182,21 @@ class Chip:
                 if isinstance(v, Mapping):
                     walk(v, p)
                 else:
-                    flat[p] = (v, f"chip {self.name}")
+                    flat[p] = (v, self.where(p))
         walk(self.config, "")
         flat.update({k: (v, f"override {k}") for k, v in overrides.items()})
-        return chip_from_config(validate_config({}, {}, f"chip {self.name}", flat))
+        locations: dict[str, str] = {"": self.where("")} if "" in self.locations else {}
+        cfg = validate_config({}, {}, f"chip {self.name}", flat, locations)
+        return chip_from_config(cfg, locations)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the resolved config (every key, defaults included) as a JSON-ready dict."""
         return copy.deepcopy(dict(self.config))
 
 
-def chip_from_config(cfg: Mapping[str, Any]) -> Chip:
-    """Build a Chip from a validated nested config dict (as returned by load_config)."""
+def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None = None) -> Chip:
+    """Build a Chip from a validated nested config dict (as returned by load_config); keys'
+    ``locations`` (from validate_config) let errors found later point at the file and line."""
     arr = cfg["array"]
     buf = cfg["buffers"]
     en = cfg["energy"]
@@ -229,6 +240,7 @@ def chip_from_config(cfg: Mapping[str, Any]) -> Chip:
                       tile_n=cfg["tiling"]["tile_n"], tile_k=cfg["tiling"]["tile_k"]),
         energy=energy,
         config=copy.deepcopy(dict(cfg)),
+        locations=dict(locations or {}),
     )
 
 
@@ -239,4 +251,6 @@ def load_chip(path: str | Path, overrides: Mapping[str, Any] | None = None,
     ``sources`` optionally names where each override came from, for error messages. Raises
     simulator.errors.ConfigError with a ``FILE:LINE: key: message`` text on bad input.
     """
-    return chip_from_config(load_config(path, overrides, sources))
+    locations: dict[str, str] = {}
+    cfg = load_config(path, overrides, sources, locations)
+    return chip_from_config(cfg, locations)

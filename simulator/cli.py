@@ -261,7 +261,7 @@ def _validate_model(args: argparse.Namespace, chip: Chip) -> int:
     x, y, params = _train_inputs(args, spec)
     rows = np.arange(args.batch) % x.shape[0]
     if chip.dtype == "int8":
-        raise WorkloadError("chip config", "dtype", "training kernels need a float dtype")
+        raise WorkloadError(chip.where("dtype"), "dtype", "training kernels need a float dtype")
     rep = run(chip, spec.build_step(args.batch, args.lr), {"X": x[rows], "T": y[rows], **params})
     want = numpy_step(spec, x[rows], y[rows], params, args.lr, chip.dtype)
     print(f"validate {spec} step on {chip.name} ({chip.dtype}), batch {args.batch}, "

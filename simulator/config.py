@@ -240,6 +240,8 @@ def _parse_yaml(text: str, location: str) -> tuple[Any, dict[str, int]]:
                           f"#x{exc.character:04x} is not allowed") from None
     except yaml.YAMLError as exc:  # pragma: no cover - other unmarked errors are rare
         raise ConfigError(f"{location}:1", "", f"YAML error: {' '.join(str(exc).split())}") from None
+    except ConfigError:
+        raise
     except (ValueError, OverflowError, RecursionError) as exc:  # e.g. a timestamp out of range
         raise ConfigError(f"{location}:1", "", f"YAML value error: {' '.join(str(exc).split())[:120]}") from None
     finally:
@@ -327,11 +329,14 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def validate_config(data: Any, lines: Mapping[str, int], location: str,
-                    overrides: Mapping[str, tuple[Any, str]] = ()) -> dict[str, Any]:
+                    overrides: Mapping[str, tuple[Any, str]] = (),
+                    locations: dict[str, str] | None = None) -> dict[str, Any]:
     """Validate a parsed config plus overrides; return the complete nested config with defaults.
 
     ``overrides`` maps dotted paths to ``(value, where)``; they win over the file's values.
-    Raises ConfigError (``FILE:LINE: key: message``) on the first problem found.
+    Raises ConfigError (``FILE:LINE: key: message``) on the first problem found. When
+    ``locations`` is given it receives, for every key set by the file or an override, where it
+    was set (``FILE:LINE`` or the override), so later errors can point there too.
     """
     flat: dict[str, tuple[Any, str]] = {}
     _flatten({} if data is None else data, lines, location, "", flat)
@@ -344,6 +349,8 @@ def validate_config(data: Any, lines: Mapping[str, int], location: str,
         if field.path in flat:
             value, where = flat[field.path]
             resolved[field.path] = _check_value(field, value, where)
+            if locations is not None:
+                locations[field.path] = where
         else:
             resolved[field.path] = field.default
     return _nest(resolved)
@@ -367,7 +374,8 @@ def parse_override(text: str) -> tuple[str, Any, str]:
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
-                sources: Mapping[str, str] | None = None) -> dict[str, Any]:
+                sources: Mapping[str, str] | None = None,
+                locations: dict[str, str] | None = None) -> dict[str, Any]:
     """Read and validate a YAML chip config; return the complete nested config dict.
 
     ``overrides`` maps dotted paths to values (``{"array.rows": 8}``); ``sources`` optionally
@@ -389,7 +397,9 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
     data, lines = _parse_yaml(text, location)
     sources = sources or {}
     marked = {k: (v, sources.get(k, f"override {k}")) for k, v in (overrides or {}).items()}
-    return validate_config(data, lines, location, marked)
+    if locations is not None:
+        locations[""] = f"{location}:1"  # the file itself, for keys left at their default
+    return validate_config(data, lines, location, marked, locations)
 
 
 def schema_markdown() -> str:

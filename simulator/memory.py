@@ -131,8 +131,9 @@ def _check_fixed_tile(name: str, value: int, chip: Chip, k: int) -> None:
     rows = chip.array.rows
     if name == "tile_k" and chip.array.dataflow != "os" and value < k and value > rows \
             and value % rows:
-        raise WorkloadError("chip config", "tiling.tile_k", f"must be a multiple of array.rows "
-                            f"({rows}), below it, or >= K for {chip.array.dataflow}, got {value}")
+        raise WorkloadError(chip.where("tiling.tile_k"), "tiling.tile_k",
+                            f"must be a multiple of array.rows ({rows}), below it, or >= K for "
+                            f"{chip.array.dataflow}, got {value}")
 
 
 def plan_gemm(chip: Chip, m: int, n: int, k: int, split: str) -> TilePlan:
@@ -156,11 +157,18 @@ def plan_gemm(chip: Chip, m: int, n: int, k: int, split: str) -> TilePlan:
         m, n, k, cand_m, cand_n, cand_k, orders, in_b, ACC_BYTES, _caps(chip),
         chip.buffers.unified, chip.buffers.double_buffered)
     if tm == 0:
-        which = "buffers.unified_buffer.bytes" if chip.buffers.unified else "buffers"
-        smallest = (int(cand_m[0]), int(cand_n[0]), int(cand_k[0]))
-        raise WorkloadError(f"gemm {m}x{n}x{k}", which, f"no tile fits the buffers (smallest "
-                            f"tried: {smallest[0]}x{smallest[1]}x{smallest[2]}, double_buffered="
-                            f"{str(chip.buffers.double_buffered).lower()})")
+        tm_, tn_, tk_ = int(cand_m[0]), int(cand_n[0]), int(cand_k[0])
+        div = 2 if chip.buffers.double_buffered else 1
+        need = {"a": tm_ * tk_ * in_b * div, "b": tk_ * tn_ * in_b * div,
+                "o": tm_ * tn_ * ACC_BYTES * div}
+        if chip.buffers.unified:
+            key, size = "buffers.unified_buffer.bytes", sum(need.values())
+        else:
+            name = next(b for b in "abo" if 0 < getattr(chip.buffers, b).bytes < need[b])
+            key, size = f"buffers.{name}.bytes", need[name]
+        raise WorkloadError(chip.where(key), key, f"too small for the smallest tile of gemm "
+                            f"{m}x{n}x{k} ({tm_}x{tn_}x{tk_} needs {size} bytes, "
+                            f"double_buffered={str(chip.buffers.double_buffered).lower()})")
     return TilePlan(int(tm), int(tn), int(tk), _memory.ORDERS[int(order)], split)
 
 

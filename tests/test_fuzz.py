@@ -88,7 +88,7 @@ overrides = st.lists(st.one_of(
         lambda kv: f"{kv[0]}={kv[1]}"),
     st.text(max_size=10)), max_size=3)
 
-LOCATION = re.compile(r"^(\S.*?:\d+: |--gemm |--set |--topology |systolic-sim|chip config: |"
+LOCATION = re.compile(r"^(\S.*?:\d+: |--gemm |--set |--topology |systolic-sim|"
                       r"train: |plot |--model )")
 
 

@@ -88,7 +88,7 @@ def test_error_rows_are_kept_not_fatal(tmp_path):
     run_sweep(s, tmp_path / "r.csv", "serial")
     rows = read_results(tmp_path / "r.csv")
     assert [r["status"] for r in rows] == ["error", "ok"]
-    assert "no tile fits" in rows[0]["error"]
+    assert "too small for the smallest tile" in rows[0]["error"]
 
 
 def test_output_of_another_sweep_is_refused(tmp_path):

@@ -164,7 +164,7 @@ def test_bad_data_files(tmp_path, arrays, message):
     (["--model", "mlp:10:0:1"], "--model mlp:10:0:1: model: sizes must be positive integers"),
     (["--model", "linear:10:1", "--batch", "0"], "train: batch: must be a positive integer"),
     (["--model", "linear:10:1", "--lr", "-1"], "train: lr: must be a positive finite number"),
-    (["--model", "linear:10:1", "--set", "dtype=int8"], "chip config: dtype: training needs"),
+    (["--model", "linear:10:1", "--set", "dtype=int8"], "--set dtype=int8: dtype: training needs"),
 ])
 def test_train_cli_errors(capsys, args, message):
     code, out, err = run_cli(capsys, "train", str(CONFIGS / "tpu-v4-mxu.yaml"), *args)
