@@ -10,7 +10,7 @@ added pairwise in a tree of depth ceil(log2(min(n, lanes))): lane 2j + lane 2j+1
 level. Values are float32 and every operation rounds to float32, in exactly that order.
 
 Elementwise kinds and their class: add, sub, mul, scale (x * c), sgd (w - fl(c * g): two
-roundings, issued as one fma-class lane-op) -> "add"; relu (max(x, 0)), relu_grad (g where x > 0
+roundings, issued as one fma-class lane-op), axpy (x + fl(c * y), likewise) -> "add"; relu (max(x, 0)), relu_grad (g where x > 0
 else 0) -> "compare"; exp -> "transcendental".
 """
 
@@ -28,7 +28,7 @@ __all__ = ["ELEMENTWISE", "elementwise_values", "reduce_sum_values", "vector_cyc
 # kind -> (op class, number of tensor inputs)
 ELEMENTWISE = {
     "add": ("add", 2), "sub": ("add", 2), "mul": ("add", 2), "scale": ("add", 1),
-    "sgd": ("add", 2), "relu": ("compare", 1), "relu_grad": ("compare", 2),
+    "sgd": ("add", 2), "axpy": ("add", 2), "relu": ("compare", 1), "relu_grad": ("compare", 2),
     "exp": ("transcendental", 1),
 }
 
@@ -58,6 +58,8 @@ def elementwise_values(kind: str, inputs: list[np.ndarray], const: float) -> np.
         return xs[0] * c
     if kind == "sgd":
         return xs[0] - (c * xs[1])
+    if kind == "axpy":
+        return xs[0] + (c * xs[1])
     if kind == "relu":
         return np.maximum(xs[0], np.float32(0))
     if kind == "relu_grad":
