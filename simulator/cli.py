@@ -254,6 +254,50 @@ def _cmd_calibrate_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import COLUMNS, compare_chips
+    rows, what, per = compare_chips(args.configs, model=args.model, topology=args.topology,
+                                    gemm=args.gemm, batch=args.batch)
+    winners = {key: better(rows, key=lambda r: r[key])["chip"] for key, _h, _u, better in COLUMNS}
+    if args.plot:
+        from .plots import compare_bars, save
+        save(compare_bars(rows, COLUMNS, what, per), args.plot)
+    if args.json:
+        print(json.dumps({"workload": what, "throughput_unit": per, "chips": rows,
+                          "winners": winners}, indent=2))
+        return 0
+    print(f"compare: {what}")
+    head = ["chip", "dtype", "PEs", "time", f"throughput ({per})", "energy", "avg power",
+            "PE util", "EDP (J*s)"]
+    table = [head]
+    for r in rows:
+        def mark(key: str) -> str:
+            return " *" if winners[key] == r["chip"] else ""
+        table.append([r["chip"], r["dtype"], f"{r['pes']:,}", _fmt_s(r["time_s"]) + mark("time_s"),
+                      f"{r['throughput']:.4g}" + mark("throughput"),
+                      f"{r['energy_j'] * 1e6:.4g} uJ" + mark("energy_j"),
+                      f"{r['power_w']:.3g} W" + mark("power_w"),
+                      f"{100 * r['utilisation']:.3g} %" + mark("utilisation"),
+                      f"{r['edp_js']:.3g}" + mark("edp_js")])
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for row in table:
+        print(row[0].ljust(widths[0]) + "".join("  " + c.rjust(w) for c, w in
+                                                 zip(row[1:], widths[1:])))
+    print("* best in its column (time, energy, power, EDP: lowest; throughput, PE util: highest)")
+    no_static = [r["chip"] for r in rows if not r["static_modelled"]]
+    if no_static:
+        print(f"note: static power is not modelled for {', '.join(no_static)}: their energy and "
+              "power are dynamic only (from the 45 nm table), not wall-plug figures")
+    return 0
+
+
+def _fmt_s(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.4g} {unit}"
+    return f"{seconds / 1e-9:.4g} ns"
+
+
 def _validate_model(args: argparse.Namespace, chip: Chip) -> int:
     from kernels.train import numpy_step, parse_model
     from simulator.engine import run
@@ -415,6 +459,17 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--json", action="store_true")
     cf.add_argument("--plot", metavar="FILE.png", help="predicted vs measured, log axes")
     cf.set_defaults(func=_cmd_calibrate_fit)
+
+    cmp_ = sub.add_parser("compare", help="one workload on several chips: time, energy, power")
+    cmp_.add_argument("configs", nargs="+", metavar="CONFIG")
+    cwhat = cmp_.add_mutually_exclusive_group(required=True)
+    cwhat.add_argument("--model", metavar="SPEC", help="a training step: linear:IN:OUT, mlp:...")
+    cwhat.add_argument("--topology", metavar="FILE.csv", help="one inference of a topology")
+    cwhat.add_argument("--gemm", metavar="MxNxK")
+    cmp_.add_argument("--batch", type=int, default=64, help="batch of the training step")
+    cmp_.add_argument("--json", action="store_true")
+    cmp_.add_argument("--plot", metavar="FILE.png", help="grouped bars of the same table")
+    cmp_.set_defaults(func=_cmd_compare)
 
     val = sub.add_parser("validate", help="check fast model, PE reference and numpy agree")
     _add_chip_args(val)

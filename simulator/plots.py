@@ -20,6 +20,7 @@ __all__ = ["KINDS", "energy_breakdown", "heatmap", "roofline", "save", "timeline
            "utilisation_curve"]
 
 KINDS = ("utilisation", "roofline", "energy", "timeline", "heatmap")
+__all__.append("compare_bars")
 _ENERGY_PARTS = ("mac", "pe_hops", "buffer_read", "buffer_write", "dram", "vector", "static")
 
 
@@ -204,6 +205,32 @@ def timeline(report: Mapping[str, Any]) -> Figure:
     ax.set_title(f"Timeline of {len(ops)} ops on {report['chip']['name']}: {total:,} cycles",
                  fontsize=10)
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def compare_bars(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple], what: str,
+                 per: str) -> Figure:
+    """Return one bar panel per metric (time, throughput, energy, power, utilisation, EDP), one
+    bar per chip; the best chip of each panel is outlined. Log scales where values span > 20x."""
+    fig = Figure(figsize=(12, 6.5), layout="constrained")
+    axes = fig.subplots(2, 3)
+    chips = [r["chip"] for r in rows]
+    for ax, (key, header, unit, better) in zip(axes.flat, columns):
+        vals = [r[key] * (100 if key == "utilisation" else 1) for r in rows]
+        best = vals.index(better(vals))
+        bars = ax.bar(range(len(rows)), vals, color=[f"C{i}" for i in range(len(rows))])
+        bars[best].set_edgecolor("black")
+        bars[best].set_linewidth(2.5)
+        positive = [v for v in vals if v > 0]
+        if positive and max(positive) / min(positive) > 20:
+            ax.set_yscale("log")
+        ax.set_xticks(range(len(rows)), chips, rotation=25, ha="right", fontsize=8)
+        label = f"{header} ({per})" if key == "throughput" else f"{header} ({unit})"
+        ax.set_ylabel(label, fontsize=9)
+        ax.set_title(f"{header}: {'lower' if better is min else 'higher'} is better; best "
+                     f"{chips[best]}", fontsize=9)
+        ax.grid(axis="y", alpha=0.3, which="both")
+    fig.suptitle(f"Compared on {what}", fontsize=11)
     return fig
 
 

@@ -177,3 +177,33 @@ def test_errors_name_the_layer(in_root):
     with pytest.raises(WorkloadError, match="call super"):
         NoSuper()
     assert os.getcwd() == str(ROOT)
+
+
+def test_compare_four_chips_table_json_and_plot(in_root, tmp_path, capsys):
+    chips = ["configs/h100.yaml", "configs/tpu-v4-mxu.yaml", "configs/gemmini.yaml",
+             "configs/edge-tpu.yaml"]
+    plot = tmp_path / "cmp.png"
+    assert main(["compare", *chips, "--model", "linear:10:1", "--batch", "64",
+                 "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    for name in ("h100", "tpu-v4-mxu", "gemmini", "edge-tpu", "EDP", "* best"):
+        assert name in out
+    from matplotlib.image import imread
+    img = imread(plot)
+    assert img.shape[1] > 1000 and img.std() > 0.05
+    assert main(["compare", *chips, "--gemm", "1024x1024x1024", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    rows = {r["chip"]: r for r in data["chips"]}
+    assert set(rows) == {"h100", "tpu-v4-mxu", "gemmini", "edge-tpu"}
+    assert data["winners"]["time_s"] == min(rows, key=lambda c: rows[c]["time_s"])
+    for r in rows.values():
+        assert r["edp_js"] == pytest.approx(r["energy_j"] * r["time_s"])
+        assert r["power_w"] == pytest.approx(r["energy_j"] / r["time_s"])
+    assert main(["compare", "configs/gemmini.yaml", "--topology",
+                 str(CONFIGS / "topologies" / "alexnet.csv"), "--json"]) == 0
+
+
+def test_edge_tpu_config_reproduces_its_published_peak():
+    from simulator import load_chip
+    chip = load_chip(CONFIGS / "edge-tpu.yaml")
+    assert chip.peak_ops_per_s == pytest.approx(4e12, rel=0.01)

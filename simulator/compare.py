@@ -1,0 +1,65 @@
+"""One workload on several chips: time, throughput, energy, power, utilisation, EDP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from .chip import load_chip
+from .dataflow import parse_gemm
+from .engine import run, simulate_gemm, simulate_gemms
+from .errors import WorkloadError
+from .topology import load_topology
+
+__all__ = ["COLUMNS", "compare_chips"]
+
+# (row key, header, unit, which is better)
+COLUMNS = (("time_s", "time", "s", min), ("throughput", "throughput", "", max),
+           ("energy_j", "energy", "J", min), ("power_w", "avg power", "W", min),
+           ("utilisation", "PE util", "%", max), ("edp_js", "EDP", "J*s", min))
+
+
+def compare_chips(configs: Sequence[str | Path], model: str | None = None,
+                  topology: str | Path | None = None, gemm: str | None = None,
+                  batch: int = 64) -> tuple[list[dict[str, Any]], str, str]:
+    """Run one workload (a training step of ``model``, one inference of ``topology``, or a
+    ``gemm`` MxNxK) on every chip; return (rows, workload description, throughput unit).
+
+    Each row: chip, dtype, PEs, time_s (per step or inference), throughput (samples/s,
+    inferences/s or TOPS), energy_j, power_w (average), utilisation (array PEs), edp_js
+    (energy x time), cycles.
+    """
+    from kernels.train import parse_model  # lazy: kernels sit above the simulator core
+    if sum(x is not None for x in (model, topology, gemm)) != 1:
+        raise WorkloadError("compare", "workload", "give exactly one of model, topology, gemm")
+    if batch <= 0:
+        raise WorkloadError("compare", "batch", f"must be a positive integer, got {batch}")
+    if model:
+        spec = parse_model(model)
+        what, per = f"one training step of {spec}, batch {batch}", "samples/s"
+    elif topology:
+        layers = load_topology(topology)
+        what, per = f"one inference of {Path(topology).stem} ({len(layers)} layers)", "inf/s"
+    else:
+        m, n, k = parse_gemm(gemm)
+        what, per = f"GEMM {m}x{n}x{k}", "TOPS"
+    rows = []
+    for path in configs:
+        chip = load_chip(path)
+        if model:
+            rep = run(chip, spec.build_step(batch, 0.01))
+        elif topology:
+            rep = simulate_gemms(chip, [(layer.name, *layer.shape) for layer in layers])
+        else:
+            rep = simulate_gemm(chip, shape=(m, n, k))
+        t = rep.totals()
+        time_s = rep.time_s
+        energy = t["energy_pj"]["total"] * 1e-12
+        throughput = (batch / time_s if model else 1.0 / time_s if topology
+                      else t["achieved_ops_per_s"] / 1e12)
+        rows.append({"chip": chip.name, "config": str(path), "dtype": chip.dtype,
+                     "pes": chip.pes, "time_s": time_s, "throughput": throughput,
+                     "energy_j": energy, "power_w": energy / time_s,
+                     "utilisation": t["utilisation"], "edp_js": energy * time_s,
+                     "cycles": t["total_cycles"], "static_modelled": chip.energy.static_w > 0})
+    return rows, what, per
