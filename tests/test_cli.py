@@ -177,3 +177,15 @@ def test_import_scalesim_writes_a_loadable_chip(capsys, tmp_path):
     assert code == 0 and out_yaml.exists()
     code, out, _ = run_cli(capsys, "run", str(out_yaml), "--gemm", "64x64x64", "--json")
     assert json.loads(out)["totals"]["scalesim_cycles"] == 4991
+
+
+def test_json_reports_are_byte_identical_across_runs(capsys):
+    argv = ["run", str(CONFIGS / "tpu-v1.yaml"), "--topology",
+            str(CONFIGS / "topologies" / "alexnet.csv"), "--json"]
+    main(argv)
+    first = capsys.readouterr().out
+    main(argv)
+    assert capsys.readouterr().out == first
+    proc = subprocess.run([sys.executable, "-m", "simulator", *argv], capture_output=True,
+                          cwd=ROOT, check=True)
+    assert proc.stdout.decode() == first
