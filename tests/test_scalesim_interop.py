@@ -76,5 +76,5 @@ def test_export_compute_report(tmp_path):
     path = export_compute_report(rep, tmp_path / "out")
     lines = path.read_text().splitlines()
     assert lines[0] == COMPUTE_REPORT_HEADER
-    assert lines[1].startswith("0, 4991, 0, ") and lines[2].startswith("1, 647, 0, ")
+    assert lines[1].startswith("0, 4991, 4991, 0, ") and lines[2].startswith("1, 647, 647, 0, ")
     assert len(lines) == 3
