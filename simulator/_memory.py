@@ -127,7 +127,10 @@ def _one_array(df, m, n, k, big_r, big_c, full, overlap):
         o_wr = m * n
         hops = k * m * (n - _cdiv(n, big_c)) + k * n * (m - _cdiv(m, big_r))
         p_hops = 0
-    elif df == 1:  # ws: B stationary, A streamed
+    else:  # ws: B stationary, A streamed. is: A stationary, B streamed, the same array
+        # working on O^T = B^T A^T, i.e. ws with m and n swapped and the operands' roles too
+        if df == 2:
+            m, n = n, m
         cyc, busy, _f = _gemm_cycles(m, n, big_c, k, big_r, False, big_r, big_c, full, True,
                                      overlap)
         kf = _cdiv(k, big_r)
@@ -137,16 +140,8 @@ def _one_array(df, m, n, k, big_r, big_c, full, overlap):
         o_rd = (kf - 1) * m * n
         hops = m * k * (n - _cdiv(n, big_c)) + n * _fold_sum_triangle(k, big_r)
         p_hops = m * n * (k - kf)
-    else:  # is: A stationary, B streamed
-        cyc, busy, _f = _gemm_cycles(n, m, big_c, k, big_r, False, big_r, big_c, full, True,
-                                     overlap)
-        kf = _cdiv(k, big_r)
-        a_rd = m * k
-        b_rd = _cdiv(m, big_c) * k * n
-        o_wr = kf * m * n
-        o_rd = (kf - 1) * m * n
-        hops = n * k * (m - _cdiv(m, big_c)) + m * _fold_sum_triangle(k, big_r)
-        p_hops = n * m * (k - kf)
+        if df == 2:
+            a_rd, b_rd = b_rd, a_rd
     return cyc, busy, a_rd, b_rd, o_rd, o_wr, hops, p_hops
 
 

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, read_user_file
 
 __all__ = ["Field", "SCHEMA", "load_config", "parse_override", "schema_markdown", "validate_config"]
 
@@ -382,18 +382,8 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
     names where each came from (``--set array.rows=8``) for error messages. Command-line text
     goes through :func:`parse_override` first. Raises ConfigError.
     """
-    path = Path(path)
     location = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{location}:1", "", "no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{location}:1", "", "is a directory, not a YAML file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{location}:1", "", f"not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
-        raise ConfigError(f"{location}:1", "", exc.strerror or str(exc)) from None
+    text = read_user_file(path, ConfigError, "a YAML file")
     data, lines = _parse_yaml(text, location)
     sources = sources or {}
     marked = {k: (v, sources.get(k, f"override {k}")) for k, v in (overrides or {}).items()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class SimulatorInputError(ValueError):
     """Bad user input: a config, an override, a shape or an operand.
@@ -34,3 +36,19 @@ class ConfigError(SimulatorInputError):
 
 class WorkloadError(SimulatorInputError):
     """A workload (GEMM shape, operands) that does not fit the chip or is malformed."""
+
+
+def read_user_file(path: str | Path, error: type[SimulatorInputError], what: str) -> str:
+    """Return the UTF-8 text of a user-given file, or raise ``error`` located at ``FILE:1``
+    (no such file, a directory, not UTF-8, unreadable); ``what`` names the kind expected."""
+    location = f"{path}:1"
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(location, "", "no such file") from None
+    except IsADirectoryError:
+        raise error(location, "", f"is a directory, not {what}") from None
+    except UnicodeDecodeError as exc:
+        raise error(location, "", f"not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise error(location, "", exc.strerror or str(exc)) from None

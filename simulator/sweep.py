@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Iterator
 from .chip import chip_from_config
 from .config import _parse_yaml, load_config, validate_config
 from .dataflow import parse_gemm
-from .errors import ConfigError, SimulatorInputError, WorkloadError
+from .errors import ConfigError, SimulatorInputError, WorkloadError, read_user_file
 
 __all__ = ["EXECUTORS", "METRICS", "Sweep", "load_sweep", "run_sweep", "read_results"]
 
@@ -139,10 +139,7 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
 def load_sweep(path: str | Path) -> Sweep:
     """Read and check a sweep file; return the Sweep. Raises ConfigError (FILE:LINE: ...)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}:1", "", exc.strerror or "cannot read the file") from None
+    text = read_user_file(path, ConfigError, "a sweep YAML file")
     data, lines = _parse_yaml(text, str(path))
 
     def where(key: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from kernels.conv import ConvLayer
 
-from .errors import WorkloadError
+from .errors import WorkloadError, read_user_file
 
 __all__ = ["Layer", "load_topology"]
 
@@ -72,17 +72,7 @@ def load_topology(path: str | Path) -> list[Layer]:
 
     Raises WorkloadError with ``FILE:LINE: field: message`` on any malformed row.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WorkloadError(f"{path}:1", "", "no such file") from None
-    except IsADirectoryError:
-        raise WorkloadError(f"{path}:1", "", "is a directory, not a CSV file") from None
-    except UnicodeDecodeError as exc:
-        raise WorkloadError(f"{path}:1", "", f"not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
-        raise WorkloadError(f"{path}:1", "", exc.strerror or str(exc)) from None
+    text = read_user_file(path, WorkloadError, "a CSV file")
     rows = [(i + 1, r) for i, r in enumerate(csv.reader(text.splitlines()))
             if r and any(f.strip() for f in r) and not r[0].lstrip().startswith("#")]
     if not rows:
