@@ -18,7 +18,6 @@ import argparse
 import csv
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -82,21 +81,33 @@ def ensure_venv() -> Path:
     return py
 
 
+# A small process that runs the measured command and reports its children's peak RSS: Linux
+# keeps ru_maxrss across execve, so a command forked straight from this (large) process would
+# report this process's size as its floor.
+_WRAPPER = r"""
+import json, resource, subprocess, sys, time
+timeout = float(sys.argv[1])
+proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    code = proc.wait(timeout=timeout)
+except subprocess.TimeoutExpired:
+    proc.kill()
+    proc.wait()
+    code = None
+print(json.dumps({"code": code,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+
 def run_measured(cmd: list[str], cwd: Path, timeout: float) -> tuple[float, float, int | None]:
     """Run cmd; return (wall s, peak RSS MB, exit status or None when killed at the timeout)."""
+    import json
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = t0 + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            return time.perf_counter() - t0, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
-        if time.perf_counter() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            _pid, _status, usage = os.wait4(proc.pid, 0)
-            return time.perf_counter() - t0, usage.ru_maxrss / 1024, None
-        time.sleep(0.02)
+    out = subprocess.run([sys.executable, "-S", "-c", _WRAPPER, str(timeout), *map(str, cmd)],
+                         cwd=cwd, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - t0
+    res = json.loads(out.stdout)
+    return wall, res["rss_mb"], res["code"]
 
 
 def scalesim_cycles(outdir: Path) -> list[int]:
