@@ -186,8 +186,9 @@ class TrainResult:
         step_totals = rep.totals()
         return {
             "model": str(self.spec),
-            "steps": [{"step": i, "loss": float(l), "cycles": int(c), "energy_pj": float(e)}
-                      for i, (l, c, e) in enumerate(zip(self.losses, self.cycles, self.energy_pj))],
+            "steps": [{"step": i, "loss": float(loss), "cycles": int(c), "energy_pj": float(e)}
+                      for i, (loss, c, e) in enumerate(zip(self.losses, self.cycles,
+                                                           self.energy_pj))],
             "totals": {"steps": len(self.losses), "total_cycles": total_cycles,
                        "time_s": total_cycles / clock, "energy_pj": energy,
                        "average_power_w": energy * 1e-12 / (total_cycles / clock),

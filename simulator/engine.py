@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _memory, _numerics, _pe_array
+from . import _numerics, _pe_array
 from .chip import Chip
 from .dataflow import check_gemm_shape, map_gemm
 from .energy import energy_breakdown

@@ -110,8 +110,9 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
     kinds = [k for k in ("gemm", "topology", "train") if k in item]
     extra = set(item) - {"gemm", "topology", "train", "batch", "name"}
     if len(kinds) != 1 or extra:
+        unknown = f"; unknown: {', '.join(sorted(map(str, extra)))}" if extra else ""
         raise ConfigError(where, field, "needs exactly one of gemm, topology or train "
-                          f"(plus batch for train, name for any){'; unknown: ' + ', '.join(sorted(extra)) if extra else ''}")
+                          f"(plus batch for train, name for any){unknown}")
     kind = kinds[0]
     value = item[kind]
     try:

@@ -10,8 +10,8 @@ added pairwise in a tree of depth ceil(log2(min(n, lanes))): lane 2j + lane 2j+1
 level. Values are float32 and every operation rounds to float32, in exactly that order.
 
 Elementwise kinds and their class: add, sub, mul, scale (x * c), sgd (w - fl(c * g): two
-roundings, issued as one fma-class lane-op), axpy (x + fl(c * y), likewise) -> "add"; relu (max(x, 0)), relu_grad (g where x > 0
-else 0) -> "compare"; exp -> "transcendental".
+roundings, issued as one fma-class lane-op), axpy (x + fl(c * y), likewise) -> "add";
+relu (max(x, 0)), relu_grad (g where x > 0 else 0) -> "compare"; exp -> "transcendental".
 """
 
 from __future__ import annotations

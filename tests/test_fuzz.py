@@ -10,7 +10,6 @@ import contextlib
 import io
 import os
 import re
-from pathlib import Path
 
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st

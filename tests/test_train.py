@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import CONFIGS, write
+from conftest import CONFIGS
 from kernels.train import (init_params, load_data, numpy_step, parse_model, synthetic_data,
                            train)
 from simulator import WorkloadError, load_chip
