@@ -81,29 +81,73 @@ def _fits(tm, tn, tk, in_b, acc_b, caps, unified, double_buffered):
 
 @njit(cache=True)
 def _search_tiling(m, n, k, cand_m, cand_n, cand_k, orders, in_b, acc_b, caps, unified,
-                   double_buffered):
-    """Return (tm, tn, tk, order) that fit and minimise DRAM bytes, then tile steps.
+                   double_buffered, df, big_r, big_c, full, overlap, count, split, tile_m,
+                   tile_n):
+    """Return every tiling that fits, as (rows of (tm, tn, tk, order), estimated array cycles,
+    DRAM bytes, tile steps); empty arrays when none fits.
 
-    Returns tm = 0 when no candidate fits.
+    The estimate sums the array cycles of the (at most 8) distinct tile shapes; none of these
+    figures depends on the DRAM bandwidth.
     """
-    best = (0, 0, 0, 0)
-    best_bytes = -1
-    best_steps = 0
+    n_cand = cand_m.size * cand_n.size * cand_k.size * orders.size
+    rows = np.zeros((n_cand, 4), np.int64)
+    comp = np.zeros(n_cand, np.float64)
+    traffic = np.zeros(n_cand, np.int64)
+    steps = np.zeros(n_cand, np.int64)
+    used = 0
     for tm in cand_m:
         for tn in cand_n:
             for tk in cand_k:
                 if not _fits(tm, tn, tk, in_b, acc_b, caps, unified, double_buffered):
                     continue
-                steps = _cdiv(m, tm) * _cdiv(n, tn) * _cdiv(k, tk)
+                est = _estimate_compute(m, n, k, tm, tn, tk, df, big_r, big_c, full, overlap,
+                                        count, split, tile_m, tile_n)
+                st = _cdiv(m, tm) * _cdiv(n, tn) * _cdiv(k, tk)
                 for o in orders:
                     a, b, orr, ow = _dram_traffic(m, n, k, tm, tn, tk, o, in_b, acc_b)
-                    total = a + b + orr + ow
-                    if best_bytes < 0 or total < best_bytes or \
-                            (total == best_bytes and steps < best_steps):
-                        best = (tm, tn, tk, o)
-                        best_bytes = total
-                        best_steps = steps
-    return best
+                    rows[used, 0] = tm
+                    rows[used, 1] = tn
+                    rows[used, 2] = tk
+                    rows[used, 3] = o
+                    comp[used] = est
+                    traffic[used] = a + b + orr + ow
+                    steps[used] = st
+                    used += 1
+    return rows[:used], comp[:used], traffic[:used], steps[:used]
+
+
+@njit(cache=True)
+def _estimate_compute(m, n, k, tm, tn, tk, df, big_r, big_c, full, overlap, count, split,
+                      tile_m, tile_n):
+    """Array cycles of all tile steps, from the distinct tile shapes (a cheap upper bound used
+    to choose tiles; the step walk gives the exact figure)."""
+    total = 0.0
+    for a in range(2):
+        cm = m // tm if a == 0 else (1 if m % tm else 0)
+        em = tm if a == 0 else m % tm
+        if cm == 0:
+            continue
+        for b in range(2):
+            cn = n // tn if b == 0 else (1 if n % tn else 0)
+            en = tn if b == 0 else n % tn
+            if cn == 0:
+                continue
+            for c in range(2):
+                ck = k // tk if c == 0 else (1 if k % tk else 0)
+                ek = tk if c == 0 else k % tk
+                if ck == 0:
+                    continue
+                if split == 2:  # waves of tile_m x tile_n tiles over the arrays
+                    tiles = _cdiv(em, tile_m) * _cdiv(en, tile_n)
+                    one = _one_array(df, min(em, tile_m), min(en, tile_n), ek, big_r, big_c,
+                                     full, overlap)[0]
+                    cyc = _cdiv(tiles, count) * one
+                elif split == 1:
+                    cyc = _one_array(df, em, _cdiv(en, count), ek, big_r, big_c, full, overlap)[0]
+                else:
+                    cyc = _one_array(df, _cdiv(em, count), en, ek, big_r, big_c, full, overlap)[0]
+                total += cm * cn * ck * cyc
+    return total
 
 
 @njit(cache=True)

@@ -1,8 +1,10 @@
 """Tiling a GEMM to the chip's buffers and timing it against DRAM (DESIGN section 4).
 
-``plan_gemm`` chooses tile sizes that fit the buffers (half of each when double-buffered) and
-the loop order with the least DRAM traffic (ties: fewer tile steps), unless the config fixes
-them; ``run_gemm_memory`` walks the tile steps (O(tiles), never O(elements) or O(cycles)) and
+``candidate_plans`` lists the tilings (tile sizes and loop order) that fit the buffers (half of
+each when double-buffered) and are Pareto-optimal in estimated array cycles and DRAM traffic,
+unless the config fixes them; ``run_gemm_memory`` walks each exactly and keeps the fastest
+(ties: less traffic, fewer steps). The candidates do not depend on the DRAM bandwidth, so less
+bandwidth can never give fewer cycles; ``run_gemm_memory`` walks the tile steps (O(tiles), never O(elements) or O(cycles)) and
 returns cycles with stalls, traffic per operand and level, and event counts for energy.
 
 Tile sizes keep the functional numerics well defined: for ws/is a K tile is a multiple of the
@@ -136,8 +138,12 @@ def _check_fixed_tile(name: str, value: int, chip: Chip, k: int) -> None:
                             f"{chip.array.dataflow}, got {value}")
 
 
-def plan_gemm(chip: Chip, m: int, n: int, k: int, split: str) -> TilePlan:
-    """Return the tiling of an m x n x k GEMM on ``chip`` (fixed by the config, or searched)."""
+def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str) -> list[TilePlan]:
+    """Return the tilings of an m x n x k GEMM on ``chip`` worth timing: the config's fixed
+    tiles, or those that fit and are Pareto-optimal in (estimated array cycles, DRAM bytes).
+
+    Raises WorkloadError (pointing at the buffer's config line) when no tile fits.
+    """
     t = chip.tiling
     arr = chip.array
     in_b = chip.input_bytes
@@ -151,12 +157,24 @@ def plan_gemm(chip: Chip, m: int, n: int, k: int, split: str) -> TilePlan:
     cand_n = np.array([min(t.tile_n, n)], np.int64) if t.tile_n else _candidates(n, grains)
     cand_k = np.array([min(t.tile_k, k)], np.int64) if t.tile_k else \
         _candidates(k, grains, arr.rows if arr.dataflow != "os" else 0)
-    if not chip.buffers.bounded and not (t.tile_m or t.tile_n or t.tile_k):
+    if not (t.tile_m or t.tile_n or t.tile_k) and _memory._fits(
+            m, n, k, in_b, ACC_BYTES, _caps(chip), chip.buffers.unified,
+            chip.buffers.double_buffered):
+        # the whole GEMM fits: one tile moves every operand once and adds no fill/drain, so it
+        # is the only Pareto-optimal tiling
         cand_m, cand_n, cand_k = (np.array([v], np.int64) for v in (m, n, k))
-    tm, tn, tk, order = _memory._search_tiling(
+        orders = orders[:1]
+    rows, est, traffic, steps = _memory._search_tiling(
         m, n, k, cand_m, cand_n, cand_k, orders, in_b, ACC_BYTES, _caps(chip),
-        chip.buffers.unified, chip.buffers.double_buffered)
-    if tm == 0:
+        chip.buffers.unified, chip.buffers.double_buffered, _DATAFLOW_CODE[arr.dataflow],
+        arr.rows, arr.cols, arr.fill_drain == "full", arr.preload_overlap, arr.count,
+        _SPLIT_CODE[split], arr.split_tile_m, arr.split_tile_n)
+    if len(rows):  # the Pareto front in (estimated cycles, traffic): sorted by the estimate,
+        order = np.lexsort((steps, traffic, est))  # keep each tiling that lowers the traffic
+        t_sorted = traffic[order]
+        prev_min = np.concatenate(([np.iinfo(np.int64).max], np.minimum.accumulate(t_sorted)[:-1]))
+        rows = rows[order[t_sorted < prev_min]]
+    if len(rows) == 0:
         tm_, tn_, tk_ = int(cand_m[0]), int(cand_n[0]), int(cand_k[0])
         div = 2 if chip.buffers.double_buffered else 1
         need = {"a": tm_ * tk_ * in_b * div, "b": tk_ * tn_ * in_b * div,
@@ -169,7 +187,18 @@ def plan_gemm(chip: Chip, m: int, n: int, k: int, split: str) -> TilePlan:
         raise WorkloadError(chip.where(key), key, f"too small for the smallest tile of gemm "
                             f"{m}x{n}x{k} ({tm_}x{tn_}x{tk_} needs {size} bytes, "
                             f"double_buffered={str(chip.buffers.double_buffered).lower()})")
-    return TilePlan(int(tm), int(tn), int(tk), _memory.ORDERS[int(order)], split)
+    return [TilePlan(int(r[0]), int(r[1]), int(r[2]), _memory.ORDERS[int(r[3])], split)
+            for r in rows]
+
+
+def plan_gemm(chip: Chip, m: int, n: int, k: int, split: str) -> TilePlan:
+    """Return the tiling run_gemm_memory would use for this split (the fastest candidate)."""
+    return min((_run(chip, m, n, k, p) for p in candidate_plans(chip, m, n, k, split)),
+               key=_rank).plan
+
+
+def _rank(res: "MemoryResult") -> tuple[int, int, int]:
+    return res.total_cycles, res.dram_bytes, res.steps
 
 
 def dram_traffic_closed_form(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> tuple[int, ...]:
@@ -197,13 +226,11 @@ def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> MemoryResult:
 
 
 def run_gemm_memory(chip: Chip, m: int, n: int, k: int) -> MemoryResult:
-    """Tile and time an m x n x k GEMM on ``chip``; with several arrays and split ``auto``,
-    try both splits and keep the faster (ties: m)."""
+    """Tile and time an m x n x k GEMM on ``chip``: every candidate tiling (and, for several
+    arrays with split ``auto``, both splits) is walked exactly, and the fastest is kept (ties:
+    less DRAM traffic, fewer steps, split m)."""
     splits = ("m", "n") if chip.array.split == "auto" and chip.array.count > 1 else \
         (chip.array.split if chip.array.split != "auto" else "m",)
-    best = None
-    for split in splits:
-        res = _run(chip, m, n, k, plan_gemm(chip, m, n, k, split))
-        if best is None or res.total_cycles < best.total_cycles:
-            best = res
-    return best
+    results = [_run(chip, m, n, k, plan) for split in splits
+               for plan in candidate_plans(chip, m, n, k, split)]
+    return min(results, key=_rank)

@@ -95,7 +95,7 @@ def test_chosen_tiles_fit_and_minimise_traffic(m, n, k, cap, unified, db, df):
     else:
         assert a * div <= cap and b * div <= cap and o * div <= 4 * cap
     best = sum(dram_traffic_closed_form(chip, m, n, k, plan))
-    # no loop order does better with the chosen tiles
+    # with ideal DRAM the time does not depend on the order: the chosen one moves least data
     for order in _memory.ORDERS:
         other = plan.__class__(plan.tile_m, plan.tile_n, plan.tile_k, order, "m")
         assert sum(dram_traffic_closed_form(chip, m, n, k, other)) >= best
@@ -111,8 +111,7 @@ def test_halving_dram_bandwidth_never_lowers_cycles(df, m, n, k, bw, cap, latenc
                          shape=(m, n, k))
     slow = simulate_gemm(chip_with(dataflow=df, **keys, **{"dram.bandwidth_bytes_per_s": bw / 2}),
                          shape=(m, n, k))
-    assert slow.total_cycles >= fast.total_cycles
-    assert slow.compute_cycles == fast.compute_cycles
+    assert slow.total_cycles >= fast.total_cycles  # the tiling may adapt, the time never drops
 
 
 @given(df=st.sampled_from(["os", "ws", "is"]), rows=st.integers(1, 8), cols=st.integers(1, 8),
@@ -204,3 +203,18 @@ def test_launch_overhead_is_added_to_every_op():
     a, b = simulate_gemm(base, shape=(64, 64, 64)), simulate_gemm(slow, shape=(64, 64, 64))
     assert b.total_cycles == a.total_cycles + 1000
     assert b.compute_cycles == a.compute_cycles and b.totals()["overhead_cycles"] == 1000
+
+
+@given(df=st.sampled_from(["os", "ws", "is"]), m=st.integers(1, 300), n=st.integers(1, 300),
+       k=st.integers(1, 300), cap=st.integers(64, 6000), bw=st.sampled_from([0.0, 1e9, 8e9]))
+def test_chosen_plan_is_the_fastest_candidate(df, m, n, k, cap, bw):
+    from simulator.memory import _run, candidate_plans
+    chip = chip_with(rows=8, cols=8, dataflow=df, **{
+        "buffers.a.bytes": cap, "buffers.b.bytes": cap, "buffers.o.bytes": 4 * cap,
+        "dram.bandwidth_bytes_per_s": bw, "clock_hz": 1e9})
+    try:
+        cands = candidate_plans(chip, m, n, k, "m")
+    except WorkloadError:
+        return
+    chosen = run_gemm_memory(chip, m, n, k)
+    assert chosen.total_cycles == min(_run(chip, m, n, k, p).total_cycles for p in cands)
