@@ -276,6 +276,8 @@ def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, coun
     w_prev = 0
     w_prev2 = 0
     total = 0
+    shape_figs = np.zeros((8, 8), np.int64)
+    known = np.zeros(8, np.bool_)
     s = 0
     while s < n_steps:
         # decode step s into tile indices
@@ -324,8 +326,13 @@ def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, coun
             if nidx0 != mi or nidx1 != ni:
                 write = em * en * acc_b
         out[C_DRAM_O_WR] += write
-        # the arrays on this step's sub-GEMM
-        r = _arrays(df, em, en, ek, big_r, big_c, full, overlap, count, split, tile_m, tile_n)
+        # the arrays on this step's sub-GEMM: one of at most 8 tile shapes, computed once each
+        cls = (4 if em != tm else 0) + (2 if en != tn else 0) + (1 if ek != tk else 0)
+        if not known[cls]:
+            shape_figs[cls] = _arrays(df, em, en, ek, big_r, big_c, full, overlap, count, split,
+                                      tile_m, tile_n)
+            known[cls] = True
+        r = shape_figs[cls]
         cyc = r[0]
         # a step continuing an O tile (or starting a later visit) adds into the accumulators
         extra_acc_rd = em * en if (continues_o or ki > 0) else 0

@@ -138,9 +138,11 @@ def _check_fixed_tile(name: str, value: int, chip: Chip, k: int) -> None:
                             f"{chip.array.dataflow}, got {value}")
 
 
-def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str) -> list[TilePlan]:
+def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str,
+                    with_estimates: bool = False) -> list:
     """Return the tilings of an m x n x k GEMM on ``chip`` worth timing: the config's fixed
-    tiles, or those that fit and are Pareto-optimal in (estimated array cycles, DRAM bytes).
+    tiles, or those that fit and are Pareto-optimal in (estimated array cycles, DRAM bytes);
+    with ``with_estimates``, (plan, estimated array cycles) pairs.
 
     Raises WorkloadError (pointing at the buffer's config line) when no tile fits.
     """
@@ -173,7 +175,8 @@ def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str) -> list[Tile
         order = np.lexsort((steps, traffic, est))  # keep each tiling that lowers the traffic
         t_sorted = traffic[order]
         prev_min = np.concatenate(([np.iinfo(np.int64).max], np.minimum.accumulate(t_sorted)[:-1]))
-        rows = rows[order[t_sorted < prev_min]]
+        keep = order[t_sorted < prev_min]
+        rows, est = rows[keep], est[keep]
     if len(rows) == 0:
         tm_, tn_, tk_ = int(cand_m[0]), int(cand_n[0]), int(cand_k[0])
         div = 2 if chip.buffers.double_buffered else 1
@@ -187,8 +190,9 @@ def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str) -> list[Tile
         raise WorkloadError(chip.where(key), key, f"too small for the smallest tile of gemm "
                             f"{m}x{n}x{k} ({tm_}x{tn_}x{tk_} needs {size} bytes, "
                             f"double_buffered={str(chip.buffers.double_buffered).lower()})")
-    return [TilePlan(int(r[0]), int(r[1]), int(r[2]), _memory.ORDERS[int(r[3])], split)
-            for r in rows]
+    plans = [TilePlan(int(r[0]), int(r[1]), int(r[2]), _memory.ORDERS[int(r[3])], split)
+             for r in rows]
+    return list(zip(plans, (float(e) for e in est))) if with_estimates else plans
 
 
 def plan_gemm(chip: Chip, m: int, n: int, k: int, split: str) -> TilePlan:
@@ -226,11 +230,26 @@ def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> MemoryResult:
 
 
 def run_gemm_memory(chip: Chip, m: int, n: int, k: int) -> MemoryResult:
-    """Tile and time an m x n x k GEMM on ``chip``: every candidate tiling (and, for several
-    arrays with split ``auto``, both splits) is walked exactly, and the fastest is kept (ties:
-    less DRAM traffic, fewer steps, split m)."""
+    """Tile and time an m x n x k GEMM on ``chip``: the candidate tilings (and, for several
+    arrays with split ``auto``, both splits) are walked exactly and the fastest is kept (ties:
+    less DRAM traffic, fewer steps, split m). Candidates are walked in order of a lower bound on
+    their time, max(array cycles, DRAM transfer time), and the walk stops once the bound
+    reaches the best time found, so usually one or two are walked."""
     splits = ("m", "n") if chip.array.split == "auto" and chip.array.count > 1 else \
         (chip.array.split if chip.array.split != "auto" else "m",)
-    results = [_run(chip, m, n, k, plan) for split in splits
-               for plan in candidate_plans(chip, m, n, k, split)]
-    return min(results, key=_rank)
+    bpc = 0.0 if chip.dram.ideal else chip.dram.bandwidth_bytes_per_s / chip.clock_hz
+    cands = []
+    for split in splits:
+        for plan, est in candidate_plans(chip, m, n, k, split, with_estimates=True):
+            traffic = sum(dram_traffic_closed_form(chip, m, n, k, plan))
+            bound = max(est, traffic / bpc if bpc else 0.0)
+            cands.append((bound, plan))
+    cands.sort(key=lambda c: c[0])
+    best = None
+    for bound, plan in cands:
+        if best is not None and bound > best.total_cycles:
+            break
+        res = _run(chip, m, n, k, plan)
+        if best is None or _rank(res) < _rank(best):
+            best = res
+    return best
