@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import load_config, validate_config
+from .config import flatten, load_config, validate_config
 
 __all__ = ["Buffer", "Buffers", "Chip", "Dram", "EnergyTable", "SystolicArray", "Tiling", "VectorUnit",
            "chip_from_config", "load_chip", "INPUT_BYTES", "ACC_BYTES"]
@@ -174,16 +174,7 @@ class Chip:
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Chip":
         """Return a new Chip with dotted-path overrides applied (validated like a config file)."""
-        flat = {}
-
-        def walk(d: Mapping[str, Any], prefix: str) -> None:
-            for k, v in d.items():
-                p = f"{prefix}.{k}" if prefix else k
-                if isinstance(v, Mapping):
-                    walk(v, p)
-                else:
-                    flat[p] = (v, self.where(p))
-        walk(self.config, "")
+        flat = {p: (v, self.where(p)) for p, v in flatten(self.config).items()}
         flat.update({k: (v, f"override {k}") for k, v in overrides.items()})
         locations: dict[str, str] = {"": self.where("")} if "" in self.locations else {}
         cfg = validate_config({}, {}, f"chip {self.name}", flat, locations)

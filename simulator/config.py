@@ -17,7 +17,7 @@ import yaml
 
 from .errors import ConfigError, read_user_file
 
-__all__ = ["Field", "SCHEMA", "load_config", "parse_override", "schema_markdown", "validate_config"]
+__all__ = ["Field", "SCHEMA", "flatten", "load_config", "parse_override", "schema_markdown", "validate_config"]
 
 
 @dataclass(frozen=True)
@@ -315,6 +315,18 @@ def _flatten(data: Any, lines: Mapping[str, int], location: str, section: str,
         else:
             raise ConfigError(key_where, path,
                               f"unknown key (known here: {', '.join(_known_keys(section))})")
+
+
+def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Return a nested config as {dotted path: value} (the inverse of the nesting below)."""
+    out: dict[str, Any] = {}
+    for key, value in cfg.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Mapping):
+            out.update(flatten(value, path))
+        else:
+            out[path] = value
+    return out
 
 
 def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:

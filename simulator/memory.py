@@ -159,15 +159,16 @@ def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str,
     cand_n = np.array([min(t.tile_n, n)], np.int64) if t.tile_n else _candidates(n, grains)
     cand_k = np.array([min(t.tile_k, k)], np.int64) if t.tile_k else \
         _candidates(k, grains, arr.rows if arr.dataflow != "os" else 0)
+    caps = _caps(chip)
     if not (t.tile_m or t.tile_n or t.tile_k) and _memory._fits(
-            m, n, k, in_b, ACC_BYTES, _caps(chip), chip.buffers.unified,
+            m, n, k, in_b, ACC_BYTES, caps, chip.buffers.unified,
             chip.buffers.double_buffered):
         # the whole GEMM fits: one tile moves every operand once and adds no fill/drain, so it
         # is the only Pareto-optimal tiling
         cand_m, cand_n, cand_k = (np.array([v], np.int64) for v in (m, n, k))
         orders = orders[:1]
     rows, est, traffic, steps = _memory._search_tiling(
-        m, n, k, cand_m, cand_n, cand_k, orders, in_b, ACC_BYTES, _caps(chip),
+        m, n, k, cand_m, cand_n, cand_k, orders, in_b, ACC_BYTES, caps,
         chip.buffers.unified, chip.buffers.double_buffered, _DATAFLOW_CODE[arr.dataflow],
         arr.rows, arr.cols, arr.fill_drain == "full", arr.preload_overlap, arr.count,
         _SPLIT_CODE[split], arr.split_tile_m, arr.split_tile_n)
@@ -196,9 +197,8 @@ def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str,
 
 
 def plan_gemm(chip: Chip, m: int, n: int, k: int, split: str) -> TilePlan:
-    """Return the tiling run_gemm_memory would use for this split (the fastest candidate)."""
-    return min((_run(chip, m, n, k, p) for p in candidate_plans(chip, m, n, k, split)),
-               key=_rank).plan
+    """Return the tiling run_gemm_memory would use with this split (the fastest candidate)."""
+    return run_gemm_memory(chip, m, n, k, splits=(split,)).plan
 
 
 def _rank(res: "MemoryResult") -> tuple[int, int, int]:
@@ -229,14 +229,17 @@ def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> MemoryResult:
                         int(c[M.C_PORT]))
 
 
-def run_gemm_memory(chip: Chip, m: int, n: int, k: int) -> MemoryResult:
+def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
+                    splits: tuple[str, ...] | None = None) -> MemoryResult:
     """Tile and time an m x n x k GEMM on ``chip``: the candidate tilings (and, for several
     arrays with split ``auto``, both splits) are walked exactly and the fastest is kept (ties:
     less DRAM traffic, fewer steps, split m). Candidates are walked in order of a lower bound on
     their time, max(array cycles, DRAM transfer time), and the walk stops once the bound
-    reaches the best time found, so usually one or two are walked."""
-    splits = ("m", "n") if chip.array.split == "auto" and chip.array.count > 1 else \
-        (chip.array.split if chip.array.split != "auto" else "m",)
+    reaches the best time found, so usually one or two are walked. ``splits`` overrides the
+    splits tried."""
+    if splits is None:
+        splits = ("m", "n") if chip.array.split == "auto" and chip.array.count > 1 else \
+            (chip.array.split if chip.array.split != "auto" else "m",)
     bpc = 0.0 if chip.dram.ideal else chip.dram.bandwidth_bytes_per_s / chip.clock_hz
     cands = []
     for split in splits:

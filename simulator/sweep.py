@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .chip import chip_from_config
-from .config import _parse_yaml, load_config, validate_config
+from .config import _parse_yaml, flatten, load_config, validate_config
 from .dataflow import parse_gemm
 from .errors import ConfigError, SimulatorInputError, WorkloadError, read_user_file
 
@@ -67,17 +67,6 @@ class Sweep:
     def columns(self) -> list[str]:
         """Return the CSV header."""
         return ["sweep", "point", "workload", *self.axes, "status", "error", *METRICS]
-
-
-def _flat(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in cfg.items():
-        p = f"{prefix}.{k}" if prefix else k
-        if isinstance(v, dict):
-            out.update(_flat(v, p))
-        else:
-            out[p] = v
-    return out
 
 
 def _axis_values(spec: Any, where: str, path: str) -> list[Any]:
@@ -158,7 +147,7 @@ def load_sweep(path: str | Path) -> Sweep:
         base = load_config(base_path)
     except ConfigError as exc:
         raise ConfigError(where("base"), "base", str(exc)) from None
-    base_flat = _flat(base)
+    base_flat = flatten(base)
     axes: list[str] = []
     grid_values: list[list[Any]] = []
     zip_values: list[list[Any]] = []
@@ -373,7 +362,7 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str = "process", workers:
     bar = _Progress(len(todo), progress)
     if not todo:
         return 0, len(done)
-    args = (_flat(sweep.base), sweep.axes, sweep.workloads)
+    args = (flatten(sweep.base), sweep.axes, sweep.workloads)
     chunks = list(_chunks(todo, CHUNK if executor != "serial" else 1))
     if executor == "serial":
         results = _results_serial(args, chunks)
