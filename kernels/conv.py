@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.errors import WorkloadError
+from ..errors import WorkloadError
 
 __all__ = ["ConvLayer", "im2col", "weights_to_gemm", "conv2d_direct", "conv2d_gemm"]
 

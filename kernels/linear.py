@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.program import Program
+from ..program import Program
 
 from . import reference
 

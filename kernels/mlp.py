@@ -2,7 +2,7 @@
 numpy twin.
 
 Shapes: X (batch, in), T (batch, out), W1 (in, hidden), b1 (1, hidden), W2 (hidden, out),
-b2 (1, out). Forward: H1 = X W1 + b1, H = relu(H1), Y = H W2 + b2; loss as in kernels.linear.
+b2 (1, out). Forward: H1 = X W1 + b1, H = relu(H1), Y = H W2 + b2; loss as in linear.py.
 Backward: dY = 2 (Y - T) / N, dW2 = H^T dY, db2 = sum dY, dH = dY W2^T, dH1 = dH where H1 > 0,
 dW1 = X^T dH1, db1 = sum dH1; then SGD on all four parameters.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.program import Program
+from ..program import Program
 
 from . import reference
 

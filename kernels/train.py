@@ -15,12 +15,12 @@ from typing import Callable
 
 import numpy as np
 
-from simulator.chip import Chip
-from simulator.engine import run
-from simulator.errors import WorkloadError
-from simulator.numerics import round_to_input
-from simulator.program import Program
-from simulator.report import Report
+from ..chip import Chip
+from ..engine import run
+from ..errors import WorkloadError
+from ..numerics import round_to_input
+from ..program import Program
+from ..report import Report
 
 from .linear import build_linear_step, linear_step_numpy
 from .mlp import build_mlp_step, mlp_step_numpy

@@ -1,6 +1,6 @@
 """Array-module selection: numpy, or CuPy on an NVIDIA GPU. The only module that imports CuPy.
 
-Kernel references (``kernels.reference``) are written once against an array module ``xp`` and
+Kernel references (``simulator.kernels.reference``) are written once against an array module ``xp`` and
 run on either.
 """
 

@@ -1,7 +1,7 @@
 """Calibration: time kernels on real hardware, fit a chip config's free parameters to the
 measurements, and report the prediction error on held-out points (DESIGN section 6).
 
-``measure`` times the kernel references of ``kernels.reference`` through an array module
+``measure`` times the kernel references of ``simulator.kernels.reference`` through an array module
 (numpy on the host, CuPy on a GPU) over a grid of shapes from launch-bound to compute-bound and
 bandwidth-bound, and records provenance (device, driver and library versions, clocks as read,
 host, date, threads). ``fit`` splits the points into a training and a held-out set, fits the
@@ -155,7 +155,7 @@ def measure(backend: str, kernels: Sequence[str], dtypes: Sequence[str], out: st
     Returns the written dict. ``quick`` uses a short grid (for tests). Raises WorkloadError on
     an unknown kernel or dtype or a missing backend.
     """
-    from kernels import reference
+    from simulator.kernels import reference
     for k in kernels:
         if k not in KERNELS:
             raise WorkloadError("--kernels", "kernels", f"unknown kernel {k!r} (known: "
@@ -268,7 +268,7 @@ def load_measurements(path: str | Path) -> dict[str, Any]:
 
 def predict_point(chip: Chip, point: dict[str, Any]) -> float:
     """Return the chip's predicted time in seconds for one measured point."""
-    from kernels.train import parse_model
+    from simulator.kernels.train import parse_model
 
     from .engine import run, simulate_gemm
     if point["dtype"] != chip.dtype:

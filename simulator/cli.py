@@ -123,7 +123,7 @@ def _progress(total: int, enabled: bool):
 
 
 def _train_inputs(args: argparse.Namespace, spec):
-    from kernels.train import init_params, load_data, synthetic_data
+    from simulator.kernels.train import init_params, load_data, synthetic_data
     if args.data:
         x, y, params = load_data(args.data, spec)
     else:
@@ -133,7 +133,7 @@ def _train_inputs(args: argparse.Namespace, spec):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from kernels.train import parse_model, train
+    from simulator.kernels.train import parse_model, train
     chip = _load(args)
     spec = parse_model(args.model)
     x, y, params = _train_inputs(args, spec)
@@ -299,7 +299,7 @@ def _fmt_s(seconds: float) -> str:
 
 
 def _validate_model(args: argparse.Namespace, chip: Chip) -> int:
-    from kernels.train import numpy_step, parse_model
+    from simulator.kernels.train import numpy_step, parse_model
     from simulator.engine import run
     spec = parse_model(args.model)
     x, y, params = _train_inputs(args, spec)

@@ -29,7 +29,7 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
     inferences/s or TOPS), energy_j, power_w (average), utilisation (array PEs), edp_js
     (energy x time), cycles.
     """
-    from kernels.train import parse_model  # lazy: kernels sit above the simulator core
+    from simulator.kernels.train import parse_model  # lazy: kernels sit above the simulator core
     if sum(x is not None for x in (model, topology, gemm)) != 1:
         raise WorkloadError("compare", "workload", "give exactly one of model, topology, gemm")
     if batch <= 0:

@@ -17,7 +17,7 @@ energy and utilisation. This module is a thin tape over the engine, not a second
 Conventions: ``Linear(in, out)`` stores ``weight`` as (in, out) (the chip's layout; PyTorch's is
 its transpose) and ``bias`` as (1, out), initialised like PyTorch's default,
 U(-1/sqrt(in), 1/sqrt(in)), from a generator seeded by ``manual_seed`` (0 unless set).
-MSELoss's backward is the fused ``dY = (Y - T) * (2 / N)``, as in ``kernels.linear``.
+MSELoss's backward is the fused ``dY = (Y - T) * (2 / N)``, as in ``simulator.kernels.linear``.
 """
 
 from __future__ import annotations

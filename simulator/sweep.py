@@ -90,7 +90,7 @@ def _axis_values(spec: Any, where: str, path: str) -> list[Any]:
 
 
 def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[str, Any]:
-    from kernels.train import parse_model  # lazy: kernels sit above the simulator core
+    from simulator.kernels.train import parse_model  # lazy: kernels sit above the simulator core
 
     from .topology import load_topology
     field = f"workloads[{index}]"
@@ -199,7 +199,7 @@ def _evaluate(base_flat: dict[str, Any], axes: tuple[str, ...], values: tuple[An
         flat.update({a: (v, "sweep") for a, v in zip(axes, values)})
         chip = chip_from_config(validate_config({}, {}, "sweep", flat))
         if workload["kind"] == "train":
-            from kernels.train import parse_model
+            from simulator.kernels.train import parse_model
             spec = parse_model(workload["model"])
             rep = run(chip, spec.build_step(workload["batch"], 0.01))
         else:

@@ -18,7 +18,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernels.conv import ConvLayer
+from simulator.kernels.conv import ConvLayer
 
 from .errors import WorkloadError, read_user_file
 

@@ -1,4 +1,4 @@
-"""kernels.conv: SCALE-Sim's im2col lowering; the GEMM path equals a direct convolution."""
+"""simulator.kernels.conv: SCALE-Sim's im2col lowering; the GEMM path equals a direct convolution."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from kernels.conv import ConvLayer, conv2d_direct, conv2d_gemm
+from simulator.kernels.conv import ConvLayer, conv2d_direct, conv2d_gemm
 from simulator import WorkloadError, simulate_gemm
 from strategies import make_chip
 

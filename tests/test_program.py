@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from conftest import CONFIGS
-from kernels.linear import build_linear_step
-from kernels.mlp import build_mlp_step
+from simulator.kernels.linear import build_linear_step
+from simulator.kernels.mlp import build_mlp_step
 from simulator import WorkloadError, load_chip
 from simulator.engine import run
 from simulator.program import Program

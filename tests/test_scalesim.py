@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from conftest import CONFIGS
-from kernels.conv import ConvLayer
+from simulator.kernels.conv import ConvLayer
 from simulator import load_chip, simulate_gemm
 from simulator.dataflow import ceil_div
 from simulator.report import SCALESIM_CYCLE_OFFSET

@@ -1,4 +1,4 @@
-"""kernels.linear, kernels.mlp, kernels.train: training on the chip against numpy (and PyTorch)."""
+"""simulator.kernels.linear, .mlp, .train: training on the chip against numpy (and PyTorch)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import CONFIGS
-from kernels.train import (init_params, load_data, numpy_step, parse_model, synthetic_data,
+from simulator.kernels.train import (init_params, load_data, numpy_step, parse_model, synthetic_data,
                            train)
 from simulator import WorkloadError, load_chip
 from simulator.cli import main
