@@ -145,6 +145,8 @@ def load_data(path: str | Path, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray
     y = check("Y", arrays["Y"], (None, spec.out_features))
     if x.shape[0] != y.shape[0]:
         raise WorkloadError(where, "Y", f"has {y.shape[0]} samples but X has {x.shape[0]}")
+    if x.shape[0] == 0:
+        raise WorkloadError(where, "X", "has 0 samples; training needs at least one")
     params = {}
     names = [n for n in spec.param_shapes if n in arrays]
     if names and len(names) != len(spec.param_shapes):
@@ -222,10 +224,14 @@ def train(chip: Chip, spec: ModelSpec, x: np.ndarray, y: np.ndarray, batch: int,
     if batch * max(spec.dims) > MAX_BATCH_ELEMENTS:
         raise WorkloadError("train", "batch", f"batch x widest layer = {batch * max(spec.dims):,} "
                             f"elements is over {MAX_BATCH_ELEMENTS:,}")
+    samples = x.shape[0]
+    if y.shape[0] != samples:
+        raise WorkloadError("train", "Y", f"has {y.shape[0]} samples but X has {samples}")
+    if samples == 0:
+        raise WorkloadError("train", "X", "has 0 samples; training needs at least one")
     program = spec.build_step(batch, lr)
     params = {k: np.asarray(v, np.float32).copy() for k, v in params.items()}
     result = TrainResult(spec)
-    samples = x.shape[0]
     for step in range(steps):
         rows = (np.arange(batch) + step * batch) % samples
         inputs = {"X": x[rows], "T": y[rows], **params}

@@ -91,8 +91,13 @@ def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b):
     return dram, steps
 
 
-def slow_timeline(steps, compute, bytes_per_cycle, latency, double_buffered):
-    """Total cycles of tile steps: compute(shape) gives each step's cycles (see _memory doc)."""
+def slow_timeline(steps, compute, bytes_per_cycle, latency, double_buffered, port_cycles=None):
+    """Total cycles of tile steps: compute(shape) gives each step's cycles (see _memory doc).
+
+    ``port_cycles`` (one figure per step, optional): the cycles the buffer ports need to move
+    that step's operands into and results out of the array; a step's array phase lasts the
+    longer of its compute and its port time.
+    """
     import math
 
     def xfer(b):
@@ -102,6 +107,8 @@ def slow_timeline(steps, compute, bytes_per_cycle, latency, double_buffered):
     loads = [xfer(s[0]) for s in steps]
     writes = [xfer(s[1]) for s in steps]
     comp = [compute(s[2]) for s in steps]
+    if port_cycles is not None:
+        comp = [max(c, p) for c, p in zip(comp, port_cycles)]
     if not double_buffered:
         return sum(loads) + sum(comp) + sum(writes)
     total = loads[0]
@@ -109,3 +116,140 @@ def slow_timeline(steps, compute, bytes_per_cycle, latency, double_buffered):
         dma = (writes[s - 1] if s >= 1 else 0) + (loads[s + 1] if s + 1 < len(steps) else 0)
         total += max(comp[s], dma)
     return total + writes[-1]
+
+
+def _chunks(size, width):
+    """Extents of the folds of a dimension of ``size`` cut into pieces of at most ``width``."""
+    return [min(width, size - start) for start in range(0, size, width)]
+
+
+def _array_blocks(em, en, count, split, split_tile_m, split_tile_n):
+    """Per array, the blocks (row, col, rows, cols) of O it computes in one tile step of em x en.
+
+    split "m" / "n": the first (size mod count) arrays get one row / column more than the others;
+    "tiles": O cut into split_tile_m x split_tile_n tiles dealt round-robin, row by row.
+    """
+    blocks = [[] for _ in range(count)]
+    if split == "tiles":
+        t = 0
+        for i in range(0, em, split_tile_m):
+            for j in range(0, en, split_tile_n):
+                blocks[t % count].append((i, j, min(split_tile_m, em - i), min(split_tile_n, en - j)))
+                t += 1
+        return blocks
+    size = em if split == "m" else en
+    start = 0
+    for i in range(count):
+        share = size // count + (1 if i < size % count else 0)
+        if share:
+            blocks[i].append((start, 0, share, en) if split == "m" else (0, start, em, share))
+        start += share
+    return blocks
+
+
+def _fold_events(df, rows, cols, bm, bn, bk):
+    """Walk the folds of one array on a bm x bn x bk sub-GEMM; return, per fold, the events
+    (elements and hops) and the region of O it writes, as a list of dicts.
+
+    os: a fold holds r x c outputs (r <= rows of M, c <= cols of N); each of the r rows takes bk A
+    elements at the left edge, each of the c columns bk B elements at the top; every A element
+    hops c - 1 PEs right, every B element r - 1 PEs down; the r x c results go to the accumulator.
+    ws: a fold holds r x c weights (r <= rows of K, c <= cols of N) loaded from the top: the weight
+    of row i hops i PEs down; each of the bm rows of A streams r elements in at the left edge that
+    hop c - 1 PEs right; each of the bm x c partial sums hops r - 1 PEs down, then goes to the
+    accumulator. is: ws on O^T = B^T A^T (A stationary over K x M, B streamed).
+    """
+    out = []
+    if df == "os":
+        i0 = 0
+        for r in _chunks(bm, rows):
+            j0 = 0
+            for c in _chunks(bn, cols):
+                out.append({"a_rd": r * bk, "b_rd": c * bk,
+                            "op_hops": r * bk * (c - 1) + c * bk * (r - 1), "psum_hops": 0,
+                            "region": (i0, i0 + r, j0, j0 + c)})
+                j0 += c
+            i0 += r
+        return out
+    streamed = bm if df == "ws" else bn  # rows of A (ws) or columns of B (is) streamed through
+    other = bn if df == "ws" else bm  # the dimension the array's columns hold
+    j0 = 0
+    for c in _chunks(other, cols):
+        for r in _chunks(bk, rows):
+            load = r * c
+            ev = {"op_hops": c * sum(range(r)) + streamed * r * (c - 1),
+                  "psum_hops": streamed * c * (r - 1)}
+            ev["b_rd" if df == "ws" else "a_rd"] = load
+            ev["a_rd" if df == "ws" else "b_rd"] = streamed * r
+            ev["region"] = (0, bm, j0, j0 + c) if df == "ws" else (j0, j0 + c, 0, bn)
+            out.append(ev)
+        j0 += c
+    return out
+
+
+def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1, split="m",
+                split_tile_m=1, split_tile_n=1):
+    """Count every event of a tiled GEMM by walking its tile steps, arrays and folds one by one.
+
+    Return (totals, per_step): ``totals`` has macs, pe_hop_bytes, buffer reads and writes per
+    operand (``buf_rd_a`` ...) and in all, DRAM bytes per operand; ``per_step`` lists per tile step
+    the bytes each buffer port moves into/out of the array ({"a", "b", "o"}) and the blocks
+    ((row, col, rows, cols) of O, per array) its arrays run on the step's slice of K.
+
+    Buffer model: fills from DRAM write the buffers, write-backs to DRAM read the O buffer; the
+    array reads A and B elements where they enter it; every result a fold sends to the
+    accumulator writes O, and reads O first when that element already holds a partial sum
+    (tracked per element of O over the whole run).
+    """
+    dram, steps = slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b)
+    trips = {"m": -(-m // tm), "n": -(-n // tn), "k": -(-k // tk)}
+    seq = []
+
+    def rec(level, cur):
+        if level == 3:
+            seq.append(dict(cur))
+            return
+        for i in range(trips[order[level]]):
+            cur[order[level]] = i
+            rec(level + 1, cur)
+    rec(0, {})
+    held = np.zeros((m, n), bool)  # element of O already holds a partial sum
+    t = {"macs": 0, "op_hops": 0, "psum_hops": 0, "a_rd": 0, "b_rd": 0, "acc_rd": 0,
+         "acc_wr": 0}
+    per_step = []
+    for st, (load, write, (em, en, ek)) in zip(seq, steps):
+        m0, n0 = st["m"] * tm, st["n"] * tn
+        port = {"a": 0, "b": 0, "o": 0}
+        blocks = _array_blocks(em, en, count, split, split_tile_m, split_tile_n)
+        for arr_blocks in blocks:
+            for bi, bj, bm, bn in arr_blocks:
+                t["macs"] += bm * bn * ek
+                for f in _fold_events(df, rows, cols, bm, bn, ek):
+                    i0, i1, j0, j1 = f["region"]
+                    reg = held[m0 + bi + i0:m0 + bi + i1, n0 + bj + j0:n0 + bj + j1]
+                    acc_rd = int(reg.sum())
+                    acc_wr = reg.size
+                    reg[...] = True
+                    for key in ("a_rd", "b_rd", "op_hops", "psum_hops"):
+                        t[key] += f[key]
+                    t["acc_rd"] += acc_rd
+                    t["acc_wr"] += acc_wr
+                    port["a"] += f["a_rd"] * in_b
+                    port["b"] += f["b_rd"] * in_b
+                    port["o"] += (acc_rd + acc_wr) * acc_b
+        per_step.append({"port": port, "blocks": blocks, "load": load, "write": write})
+    totals = {
+        "macs": t["macs"],
+        "pe_hop_bytes": t["op_hops"] * in_b + t["psum_hops"] * acc_b,
+        "buf_rd_a": t["a_rd"] * in_b, "buf_rd_b": t["b_rd"] * in_b,
+        "buf_rd_o": t["acc_rd"] * acc_b + dram["o_wr"],
+        "buf_wr_a": dram["a"], "buf_wr_b": dram["b"],
+        "buf_wr_o": t["acc_wr"] * acc_b + dram["o_rd"],
+        "dram_a": dram["a"], "dram_b": dram["b"], "dram_o_rd": dram["o_rd"],
+        "dram_o_wr": dram["o_wr"],
+    }
+    totals["buffer_read_bytes"] = totals["buf_rd_a"] + totals["buf_rd_b"] + totals["buf_rd_o"]
+    totals["buffer_write_bytes"] = totals["buf_wr_a"] + totals["buf_wr_b"] + totals["buf_wr_o"]
+    totals["dram_bytes"] = sum(dram.values())
+    return totals, per_step
+

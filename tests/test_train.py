@@ -150,6 +150,10 @@ def test_train_cli_data_file_and_params(capsys, tmp_path):
     ({"X": np.ones((4, 3)), "Y": np.ones((5, 2))}, "Y: has 5 samples but X has 4"),
     ({"X": np.ones((4, 3)), "Y": np.ones((4, 2)), "W": np.ones((3, 2))}, "b: missing"),
     ({"X": np.full((4, 3), np.nan), "Y": np.ones((4, 2))}, "X: must hold finite numbers"),
+    ({"X": np.ones((4, 3)), "Y": np.full((4, 2), np.inf)}, "Y: must hold finite numbers"),
+    ({"X": np.ones((0, 3)), "Y": np.ones((0, 2))}, "X: has 0 samples; training needs at least one"),
+    ({"X": np.ones((0, 3)), "Y": np.ones((4, 2))}, "Y: has 4 samples but X has 0"),
+    ({"X": np.ones((4, 3)), "Y": np.ones((0, 2))}, "Y: has 0 samples but X has 4"),
 ])
 def test_bad_data_files(tmp_path, arrays, message):
     path = tmp_path / "d.npz"
@@ -169,6 +173,31 @@ def test_bad_data_files(tmp_path, arrays, message):
 def test_train_cli_errors(capsys, args, message):
     code, out, err = run_cli(capsys, "train", str(CONFIGS / "tpu-v4-mxu.yaml"), *args)
     assert code == 2 and out == "" and err.startswith(message) and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["train", "validate"])
+@pytest.mark.parametrize("arrays, message", [
+    ({"X": np.ones((0, 10)), "Y": np.ones((0, 1))}, "X: has 0 samples"),
+    ({"X": np.ones((5, 10)), "Y": np.ones((4, 1))}, "Y: has 4 samples but X has 5"),
+    ({"X": np.ones((5, 10)), "Y": np.full((5, 1), np.nan)}, "Y: must hold finite numbers"),
+])
+def test_train_cli_bad_data_one_line_exit_2(capsys, tmp_path, command, arrays, message):
+    path = tmp_path / "empty.npz"
+    np.savez(path, **arrays)
+    code, out, err = run_cli(capsys, command, str(CONFIGS / "tpu-v4-mxu.yaml"), "--model",
+                             "linear:10:1", "--data", str(path))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"{path}: {message}")
+
+
+def test_train_refuses_no_samples_from_the_api():
+    spec = parse_model("linear:3:2")
+    chip = load_chip(CONFIGS / "tpu-v4-mxu.yaml")
+    p = init_params(spec, 0)
+    with pytest.raises(WorkloadError, match="X: has 0 samples"):
+        train(chip, spec, np.ones((0, 3), np.float32), np.ones((0, 2), np.float32), 4, 1, 0.1, p)
+    with pytest.raises(WorkloadError, match="Y: has 3 samples but X has 2"):
+        train(chip, spec, np.ones((2, 3), np.float32), np.ones((3, 2), np.float32), 4, 1, 0.1, p)
 
 
 @pytest.mark.parametrize("model", ["linear:10:1", "mlp:10:32:1"])
