@@ -182,8 +182,28 @@ _SECTIONS: set[str] = {".".join(p.split(".")[:i]) for p in _FIELDS for i in rang
 
 # --------------------------------------------------------------------------- YAML with lines
 
+class _AnchorFound(Exception):
+    """A YAML anchor or alias at ``line`` (1-based); ``what`` is ``&name`` or ``*name``."""
+
+    def __init__(self, line: int, what: str):
+        super().__init__(what)
+        self.line = line
+        self.what = what
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads YAML 1.2 floats such as ``700e6`` (PyYAML needs a dot)."""
+    """SafeLoader that also reads YAML 1.2 floats such as ``700e6`` (PyYAML needs a dot), and
+    refuses anchors and aliases: chip configs and sweep files have no use for them, and nested
+    aliases (``&a [*a, *a, ...]`` nine deep) expand to billions of nodes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Compose the next node; raise _AnchorFound at the first anchor or alias."""
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _AnchorFound(event.start_mark.line + 1, f"*{event.anchor}")
+        if getattr(event, "anchor", None) is not None:
+            raise _AnchorFound(event.start_mark.line + 1, f"&{event.anchor}")
+        return super().compose_node(parent, index)
 
 
 _Loader.add_implicit_resolver(
@@ -229,6 +249,9 @@ def _parse_yaml(text: str, location: str) -> tuple[Any, dict[str, int]]:
         node = loader.get_single_node()
         lines: dict[str, int] = {}
         value = None if node is None else _to_python(node, loader, location, "", lines)
+    except _AnchorFound as exc:
+        raise ConfigError(f"{location}:{exc.line}", "", f"YAML anchors and aliases are not "
+                          f"supported (found {exc.what}); write each value out") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1

@@ -189,3 +189,12 @@ def test_json_reports_are_byte_identical_across_runs(capsys):
     proc = subprocess.run([sys.executable, "-m", "simulator", *argv], capture_output=True,
                           cwd=ROOT, check=True)
     assert proc.stdout.decode() == first
+
+
+def test_yaml_alias_bomb_is_one_line_exit_2(capsys, tmp_path):
+    from test_config import ALIAS_BOMB, hang_guard
+    p = write(tmp_path, ALIAS_BOMB)
+    with hang_guard():
+        code, out, err = run_cli(capsys, "run", str(p), "--gemm", "8x8x8")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"{p}:1: YAML anchors and aliases are not supported (found &a)")

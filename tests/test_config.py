@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,46 @@ def test_docs_are_generated_from_the_schema():
     assert (ROOT / "docs" / "config.md").read_text() == schema_markdown()
     for f in SCHEMA:
         assert f.unit and f.doc
+
+
+ALIAS_BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n"
+    for p, c in zip("abcdefgh", "bcdefghi"))  # nine levels: 9^9 leaves once expanded
+
+
+@contextmanager
+def hang_guard(seconds=5.0):
+    """Fail (rather than hang) if the body runs longer than ``seconds``."""
+    def stop(_sig, _frame):
+        raise TimeoutError(f"still running after {seconds} s")
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("text, line, what", [
+    (ALIAS_BOMB, 1, "&a"),
+    ("name: x\narray:\n  rows: 8\n  cols: *r\n", 4, "*r"),
+    ("name: x\narray:\n  rows: &r 8\n", 3, "&r"),
+    ("base: &b {rows: 8}\narray:\n  <<: *b\n", 1, "&b"),
+])
+def test_yaml_anchors_and_aliases_are_refused(tmp_path, text, line, what):
+    with hang_guard():
+        msg = err(tmp_path, text)
+    assert msg == (f"F:{line}: YAML anchors and aliases are not supported (found {what}); "
+                   "write each value out")
+
+
+def test_yaml_aliases_are_refused_in_overrides_and_sweep_files(tmp_path):
+    from simulator.sweep import load_sweep
+    with pytest.raises(ConfigError, match=r"^--set array.rows=\*x:1: YAML anchors and aliases"):
+        parse_override("array.rows=*x")
+    p = write(tmp_path, f"base: {CONFIGS / 'gemmini.yaml'}\nworkloads: [{{gemm: 4x4x4}}]\n"
+              + ALIAS_BOMB, "s.yaml")
+    with hang_guard(), pytest.raises(ConfigError) as info:
+        load_sweep(p)
+    assert str(info.value).startswith(f"{p}:3: YAML anchors and aliases are not supported")
