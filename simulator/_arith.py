@@ -11,14 +11,7 @@ from __future__ import annotations
 
 from numba import njit
 
-MODE_FLOAT = 0
-MODE_WRAP = 1
-MODE_SATURATE = 2
-
-
-def adder_limits(bits, value_type):
-    """Return (lo, hi, span) of a ``bits``-wide two's-complement adder, cast to ``value_type``."""
-    return value_type(-(1 << (bits - 1))), value_type((1 << (bits - 1)) - 1), value_type(1 << bits)
+from .adder_modes import MODE_FLOAT, MODE_SATURATE, MODE_WRAP, adder_limits  # noqa: F401
 
 
 @njit(cache=True, inline="always")

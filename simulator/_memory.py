@@ -22,8 +22,8 @@ import numpy as np
 from numba import njit
 
 from ._timing import _gemm_cycles
+from .one_tile import ORDERS  # the loop orders ORDER_POS follows (plain Python, no numba)
 
-ORDERS = ("mnk", "mkn", "nmk", "nkm", "kmn", "knm")
 ORDER_POS = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [2, 0, 1], [1, 2, 0], [2, 1, 0]], np.int64)
 
 # indices into the counters array returned by _run_steps

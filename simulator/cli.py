@@ -102,26 +102,6 @@ def _cmd_import_scalesim(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(total: int, enabled: bool):
-    """Return a callback drawing a one-line progress bar on stderr (only on a terminal)."""
-    import time
-    start = time.perf_counter()
-    if not enabled:
-        return None
-
-    def update(done: int) -> None:
-        elapsed = time.perf_counter() - start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else 0.0
-        filled = int(30 * done / total)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} steps "
-                         f"{rate:.1f}/s ETA {eta:.0f}s")
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-    return update
-
-
 def _train_inputs(args: argparse.Namespace, spec):
     from simulator.kernels.train import init_params, load_data, synthetic_data
     if args.data:
@@ -137,8 +117,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     chip = _load(args)
     spec = parse_model(args.model)
     x, y, params = _train_inputs(args, spec)
-    bar = _progress(args.steps, sys.stderr.isatty() and args.steps >= 20 and not args.json)
-    res = train(chip, spec, x, y, args.batch, args.steps, args.lr, params, bar)
+    from .progress import progress_bar
+    bar = progress_bar(args.steps, "steps", sys.stderr.isatty() and args.steps >= 20
+                       and not args.json)
+    try:
+        res = train(chip, spec, x, y, args.batch, args.steps, args.lr, params,
+                    None if bar is None else lambda done: bar.update(done - bar.n))
+    finally:
+        if bar is not None:
+            bar.close()
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
         return 0

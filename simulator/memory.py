@@ -19,9 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from . import _memory
+from . import one_tile
 from .chip import ACC_BYTES, Chip
 from .errors import WorkloadError
+from .one_tile import ORDERS
+
+# The numba hot loops (``_memory``) are imported inside the functions that call them: a GEMM
+# that runs as one tile on one array is timed by ``one_tile`` in plain Python, so a timing-only
+# run on a chip without a memory model never imports numba (cold start).
 
 __all__ = ["MemoryResult", "TilePlan", "numerics_chunk", "plan_gemm", "run_gemm_memory",
            "dram_traffic_closed_form"]
@@ -146,11 +151,12 @@ def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str,
 
     Raises WorkloadError (pointing at the buffer's config line) when no tile fits.
     """
+    from . import _memory
     t = chip.tiling
     arr = chip.array
     in_b = chip.input_bytes
-    orders = np.arange(len(_memory.ORDERS), dtype=np.int64) if t.loop_order == "auto" else \
-        np.array([_memory.ORDERS.index(t.loop_order)], np.int64)
+    orders = np.arange(len(ORDERS), dtype=np.int64) if t.loop_order == "auto" else \
+        np.array([ORDERS.index(t.loop_order)], np.int64)
     for name, value in (("tile_m", t.tile_m), ("tile_n", t.tile_n), ("tile_k", t.tile_k)):
         if value:
             _check_fixed_tile(name, value, chip, k)
@@ -191,7 +197,7 @@ def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str,
         raise WorkloadError(chip.where(key), key, f"too small for the smallest tile of gemm "
                             f"{m}x{n}x{k} ({tm_}x{tn_}x{tk_} needs {size} bytes, "
                             f"double_buffered={str(chip.buffers.double_buffered).lower()})")
-    plans = [TilePlan(int(r[0]), int(r[1]), int(r[2]), _memory.ORDERS[int(r[3])], split)
+    plans = [TilePlan(int(r[0]), int(r[1]), int(r[2]), ORDERS[int(r[3])], split)
              for r in rows]
     return list(zip(plans, (float(e) for e in est))) if with_estimates else plans
 
@@ -207,17 +213,19 @@ def _rank(res: "MemoryResult") -> tuple[int, int, int]:
 
 def dram_traffic_closed_form(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> tuple[int, ...]:
     """Return DRAM bytes (A read, B read, O read back, O written) of a plan, in closed form."""
+    from . import _memory
     return tuple(int(v) for v in _memory._dram_traffic(
-        m, n, k, plan.tile_m, plan.tile_n, plan.tile_k, _memory.ORDERS.index(plan.loop_order),
+        m, n, k, plan.tile_m, plan.tile_n, plan.tile_k, ORDERS.index(plan.loop_order),
         chip.input_bytes, ACC_BYTES))
 
 
 def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> MemoryResult:
+    from . import _memory
     arr = chip.array
     bpc = 0.0 if chip.dram.ideal else chip.dram.bandwidth_bytes_per_s / chip.clock_hz
     c = _memory._run_steps(
         _DATAFLOW_CODE[arr.dataflow], m, n, k, plan.tile_m, plan.tile_n, plan.tile_k,
-        _memory.ORDERS.index(plan.loop_order), arr.rows, arr.cols, arr.fill_drain == "full",
+        ORDERS.index(plan.loop_order), arr.rows, arr.cols, arr.fill_drain == "full",
         arr.preload_overlap, arr.count, _SPLIT_CODE[plan.split], arr.split_tile_m,
         arr.split_tile_n, chip.input_bytes, ACC_BYTES, bpc,
         chip.dram.latency_cycles, chip.buffers.double_buffered, chip.buffers.unified, _ports(chip))
@@ -227,6 +235,30 @@ def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> MemoryResult:
                         int(c[M.C_DRAM_O_RD]), int(c[M.C_DRAM_O_WR]), int(c[M.C_BUF_RD]),
                         int(c[M.C_BUF_WR]), int(c[M.C_HOP_BYTES]), int(c[M.C_XFER]),
                         int(c[M.C_PORT]))
+
+
+def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str) -> MemoryResult | None:
+    """Return the MemoryResult of a GEMM that runs as one tile on one array, computed in plain
+    Python (``one_tile``), or None when the GEMM does not qualify: several arrays, split
+    ``tiles``, a fixed tile size, or a GEMM that does not fit the buffers whole. Equal to
+    ``_run`` on the single candidate ``candidate_plans`` returns then (tested)."""
+    arr, t, buf = chip.array, chip.tiling, chip.buffers
+    if arr.count != 1 or split not in ("m", "n") or t.tile_m or t.tile_n or t.tile_k:
+        return None
+    caps = (buf.a.bytes, buf.b.bytes, buf.o.bytes, buf.unified_buffer.bytes)
+    if not one_tile.fits(m, n, k, chip.input_bytes, ACC_BYTES, caps, buf.unified,
+                         buf.double_buffered):
+        return None
+    ports = (buf.a.port_bytes_per_cycle, buf.b.port_bytes_per_cycle,
+             buf.o.port_bytes_per_cycle, buf.unified_buffer.port_bytes_per_cycle)
+    bpc = 0.0 if chip.dram.ideal else chip.dram.bandwidth_bytes_per_s / chip.clock_hz
+    c = one_tile.one_step(_DATAFLOW_CODE[arr.dataflow], m, n, k, arr.rows, arr.cols,
+                          arr.fill_drain == "full", arr.preload_overlap, chip.input_bytes,
+                          ACC_BYTES, bpc, chip.dram.latency_cycles, buf.unified, ports)
+    plan = TilePlan(m, n, k, ORDERS[0] if t.loop_order == "auto" else t.loop_order, split)
+    return MemoryResult(plan, c["total"], c["compute"], c["busy"], c["steps"], c["dram_a"],
+                        c["dram_b"], c["dram_o_rd"], c["dram_o_wr"], c["buf_rd"], c["buf_wr"],
+                        c["hop_bytes"], c["xfer"], c["port"])
 
 
 def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
@@ -240,6 +272,10 @@ def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
     if splits is None:
         splits = ("m", "n") if chip.array.split == "auto" and chip.array.count > 1 else \
             (chip.array.split if chip.array.split != "auto" else "m",)
+    if len(splits) == 1:
+        res = _run_one_tile(chip, m, n, k, splits[0])
+        if res is not None:
+            return res
     bpc = 0.0 if chip.dram.ideal else chip.dram.bandwidth_bytes_per_s / chip.clock_hz
     cands = []
     for split in splits:

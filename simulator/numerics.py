@@ -13,7 +13,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-from ._arith import MODE_FLOAT, MODE_SATURATE, MODE_WRAP, adder_limits
+from .adder_modes import MODE_FLOAT, MODE_SATURATE, MODE_WRAP, adder_limits
 from .chip import Chip
 from .errors import WorkloadError
 

@@ -1,6 +1,6 @@
 """SCALE-Sim v3 interop: import its ``.cfg`` files, export its ``COMPUTE_REPORT.csv``.
 
-Conventions (shared/reference/scalesim/README.md): SCALE-Sim's "Total Cycles" is the index of
+Conventions (docs/scalesim.md): SCALE-Sim's "Total Cycles" is the index of
 the last cycle, i.e. our cycles - 1; its SRAM sizes are in KiB of 1-byte words, and its
 ``Bandwidth`` is in words per cycle (used when ``InterfaceBandwidth : USER``; ``CALC`` means
 it sizes bandwidth to avoid stalls, which we model as ideal DRAM).

@@ -31,8 +31,6 @@ import io
 import itertools
 import json
 import os
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -41,6 +39,7 @@ from .chip import chip_from_config
 from .config import _parse_yaml, flatten, load_config, validate_config
 from .dataflow import parse_gemm
 from .errors import ConfigError, SimulatorInputError, WorkloadError, read_user_file
+from .progress import progress_bar
 
 __all__ = ["EXECUTORS", "METRICS", "Sweep", "load_sweep", "run_sweep", "read_results"]
 
@@ -274,30 +273,6 @@ def _prepare_output(sweep: Sweep, out: Path) -> set[tuple[int, str]]:
     return done
 
 
-class _Progress:
-    """Points done, rate and ETA on stderr (redrawn in place on a terminal)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total = total
-        self.done = 0
-        self.enabled = enabled
-        self.start = time.perf_counter()
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.start
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 else 0.0
-        filled = int(30 * self.done / max(self.total, 1))
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} "
-                         f"rows, {rate * 60:,.0f}/min, ETA {eta:,.0f}s")
-        if self.done >= self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
 def _chunks(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
@@ -359,9 +334,9 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str = "process", workers:
     todo = [(pi, wi, sweep.points[pi]) for pi in range(len(sweep.points))
             for wi in range(len(sweep.workloads))
             if (pi, sweep.workloads[wi]["name"]) not in done]
-    bar = _Progress(len(todo), progress)
     if not todo:
         return 0, len(done)
+    bar = progress_bar(len(todo), "rows", progress)
     args = (flatten(sweep.base), sweep.axes, sweep.workloads)
     chunks = list(_chunks(todo, CHUNK if executor != "serial" else 1))
     if executor == "serial":
@@ -379,9 +354,12 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str = "process", workers:
             while view:  # appends only; a kill leaves at most a torn last line
                 view = view[os.write(fd, view):]
             written += len(rows)
-            bar.update(len(rows))
+            if bar is not None:
+                bar.update(len(rows))
             if on_row is not None:
                 on_row()
     finally:
         os.close(fd)
+        if bar is not None:
+            bar.close()
     return written, len(done)

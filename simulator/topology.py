@@ -1,6 +1,6 @@
 """SCALE-Sim topology CSV files -> named GEMM layers (conv layers lowered by im2col).
 
-Two formats, told apart by the header (see shared/reference/scalesim/README.md):
+Two formats, told apart by the header (see docs/scalesim.md):
 
 - GEMM: ``Layer, M, N, K,`` then rows ``name, M, N, K,``
 - conv: ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels,

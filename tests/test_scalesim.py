@@ -1,4 +1,4 @@
-"""configs/scalesim-compat.yaml reproduces every SCALE-Sim v3 example in shared/reference."""
+"""configs/scalesim-compat.yaml reproduces every SCALE-Sim v3 reference run in docs/scalesim.md."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from simulator import load_chip, simulate_gemm
 from simulator.dataflow import ceil_div
 from simulator.report import SCALESIM_CYCLE_OFFSET
 
-# (dataflow, rows, cols, M, N, K, SCALE-Sim "Total Cycles"): shared/reference/scalesim/README.md
+# (dataflow, rows, cols, M, N, K, SCALE-Sim "Total Cycles"): docs/scalesim.md
 GEMM_EXAMPLES = [
     ("os", 8, 8, 64, 64, 64, 4991),
     ("os", 8, 8, 20, 30, 40, 647),

@@ -1,5 +1,5 @@
 """simulator.scalesim: config import, COMPUTE_REPORT export, and ResNet-18 per-layer cycles
-against SCALE-Sim v3's closed forms (shared/reference/scalesim/README.md)."""
+against SCALE-Sim v3's closed forms (docs/scalesim.md)."""
 
 from __future__ import annotations
 
