@@ -17,7 +17,7 @@ import numpy as np
 
 from simulator.chip import Chip
 from simulator.engine import run
-from simulator.errors import WorkloadError
+from simulator.errors import Interrupted, WorkloadError
 from simulator.numerics import round_to_input
 from simulator.program import Program
 from simulator.report import Report
@@ -209,7 +209,8 @@ def train(chip: Chip, spec: ModelSpec, x: np.ndarray, y: np.ndarray, batch: int,
     """Run ``steps`` SGD steps on the chip, batches taken in order and wrapping around.
 
     Each step's values come from the engine (the array's matmuls in the chip's dtype, fp32
-    vector ops); its cycles and energy are the engine's. Returns a TrainResult.
+    vector ops); its cycles and energy are the engine's. Returns a TrainResult; raises
+    Interrupted on Ctrl-C, saying how many steps were done.
     """
     if chip.dtype == "int8":
         raise WorkloadError(chip.where("dtype"), "dtype", "training needs a float dtype (fp32, bf16 or "
@@ -226,16 +227,19 @@ def train(chip: Chip, spec: ModelSpec, x: np.ndarray, y: np.ndarray, batch: int,
     params = {k: np.asarray(v, np.float32).copy() for k, v in params.items()}
     result = TrainResult(spec)
     samples = x.shape[0]
-    for step in range(steps):
-        rows = (np.arange(batch) + step * batch) % samples
-        inputs = {"X": x[rows], "T": y[rows], **params}
-        rep = run(chip, program, inputs)
-        result.losses.append(float(rep.values["loss"][0, 0]))
-        result.cycles.append(rep.total_cycles)
-        result.energy_pj.append(rep.totals()["energy_pj"]["total"])
-        params = {k: rep.values[f"{k}_new"] for k in params}
-        result.step_report = rep
-        if progress is not None:
-            progress(step + 1)
+    try:
+        for step in range(steps):
+            rows = (np.arange(batch) + step * batch) % samples
+            inputs = {"X": x[rows], "T": y[rows], **params}
+            rep = run(chip, program, inputs)
+            result.losses.append(float(rep.values["loss"][0, 0]))
+            result.cycles.append(rep.total_cycles)
+            result.energy_pj.append(rep.totals()["energy_pj"]["total"])
+            params = {k: rep.values[f"{k}_new"] for k in params}
+            result.step_report = rep
+            if progress is not None:
+                progress(step + 1)
+    except KeyboardInterrupt:
+        raise Interrupted(f"{len(result.losses)} of {steps} steps done") from None
     result.params = params
     return result
