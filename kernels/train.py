@@ -17,7 +17,7 @@ import numpy as np
 
 from ..chip import Chip
 from ..engine import run
-from ..errors import WorkloadError
+from ..errors import Interrupted, WorkloadError
 from ..numerics import round_to_input
 from ..program import Program
 from ..report import Report
@@ -211,7 +211,8 @@ def train(chip: Chip, spec: ModelSpec, x: np.ndarray, y: np.ndarray, batch: int,
     """Run ``steps`` SGD steps on the chip, batches taken in order and wrapping around.
 
     Each step's values come from the engine (the array's matmuls in the chip's dtype, fp32
-    vector ops); its cycles and energy are the engine's. Returns a TrainResult.
+    vector ops); its cycles and energy are the engine's. Returns a TrainResult; raises
+    Interrupted on Ctrl-C, saying how many steps were done.
     """
     if chip.dtype == "int8":
         raise WorkloadError(chip.where("dtype"), "dtype", "training needs a float dtype (fp32, bf16 or "
@@ -232,16 +233,19 @@ def train(chip: Chip, spec: ModelSpec, x: np.ndarray, y: np.ndarray, batch: int,
     program = spec.build_step(batch, lr)
     params = {k: np.asarray(v, np.float32).copy() for k, v in params.items()}
     result = TrainResult(spec)
-    for step in range(steps):
-        rows = (np.arange(batch) + step * batch) % samples
-        inputs = {"X": x[rows], "T": y[rows], **params}
-        rep = run(chip, program, inputs)
-        result.losses.append(float(rep.values["loss"][0, 0]))
-        result.cycles.append(rep.total_cycles)
-        result.energy_pj.append(rep.totals()["energy_pj"]["total"])
-        params = {k: rep.values[f"{k}_new"] for k in params}
-        result.step_report = rep
-        if progress is not None:
-            progress(step + 1)
+    try:
+        for step in range(steps):
+            rows = (np.arange(batch) + step * batch) % samples
+            inputs = {"X": x[rows], "T": y[rows], **params}
+            rep = run(chip, program, inputs)
+            result.losses.append(float(rep.values["loss"][0, 0]))
+            result.cycles.append(rep.total_cycles)
+            result.energy_pj.append(rep.totals()["energy_pj"]["total"])
+            params = {k: rep.values[f"{k}_new"] for k in params}
+            result.step_report = rep
+            if progress is not None:
+                progress(step + 1)
+    except KeyboardInterrupt:
+        raise Interrupted(f"{len(result.losses)} of {steps} steps done") from None
     result.params = params
     return result

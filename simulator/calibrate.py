@@ -26,7 +26,8 @@ import numpy as np
 
 from .backend import get_xp, synchronize
 from .chip import Chip
-from .errors import WorkloadError
+from .errors import Interrupted, WorkloadError
+from .locking import exclusive, write_atomic
 
 __all__ = ["DEFAULT_FREE", "FitResult", "fit", "measure", "predict_point", "load_measurements"]
 
@@ -153,8 +154,16 @@ def measure(backend: str, kernels: Sequence[str], dtypes: Sequence[str], out: st
     """Time the kernels on ``backend`` and write the measurements with provenance to ``out``.
 
     Returns the written dict. ``quick`` uses a short grid (for tests). Raises WorkloadError on
-    an unknown kernel or dtype or a missing backend.
+    an unknown kernel or dtype or a missing backend, or at once if another process holds the
+    lock of ``out`` (two measurements at once would time each other's load); Interrupted on
+    Ctrl-C, leaving ``out`` as it was.
     """
+    with exclusive(out, "--out", wait=False):
+        return _measure(backend, kernels, dtypes, out, threads, quick, log)
+
+
+def _measure(backend: str, kernels: Sequence[str], dtypes: Sequence[str], out: str | Path,
+             threads: int | None, quick: bool, log: Callable[[str], None] | None) -> dict[str, Any]:
     from simulator.kernels import reference
     for k in kernels:
         if k not in KERNELS:
@@ -236,13 +245,15 @@ def measure(backend: str, kernels: Sequence[str], dtypes: Sequence[str], out: st
                                    "batch": batch, **_summary(timed(fn))})
                     if log:
                         log(f"{kernel} batch {batch}: {points[-1]['median_s'] * 1e6:.4g} us")
+    except KeyboardInterrupt:
+        raise Interrupted(f"{len(points)} points timed; {out} not written") from None
     finally:
         if limiter is not None:
             limiter.restore_original_limits()
     data = {"format": "systolic-sim calibration v1", "provenance": prov, "points": points}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=1) + "\n")
+    write_atomic(out, json.dumps(data, indent=1) + "\n")
     return data
 
 

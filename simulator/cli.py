@@ -1,6 +1,7 @@
 """Command line: ``systolic-sim`` (also ``python -m simulator``).
 
 Bad input of any kind ends in one line on stderr, ``LOCATION: FIELD: MESSAGE``, and exit status 2.
+Ctrl-C (SIGINT) ends in one line on stderr saying what was done, and exit status 130.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .chip import Chip, load_chip
 from .config import parse_override, schema_markdown
 from .dataflow import parse_gemm
 from .engine import ENGINES, reference_pe_cycles, simulate_gemm, simulate_gemms
-from .errors import SimulatorInputError, WorkloadError
+from .errors import Interrupted, SimulatorInputError, WorkloadError
 from .numerics import float_error_bound, random_operands
 from .scalesim import export_compute_report, import_scalesim_config
 from .topology import load_topology
@@ -25,6 +26,7 @@ from .topology import load_topology
 __all__ = ["main"]
 
 EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
 # validate --model: largest max |diff| / max |reference| accepted per tensor. The chip and numpy
 # differ only in summation order (same rounding of matmul operands), far below this.
 MODEL_RTOL = 1e-5
@@ -86,7 +88,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         else:
             rep = simulate_gemm(chip, shape=(m, n, k))
     if args.export_scalesim:
-        export_compute_report(rep, args.export_scalesim)
+        export_compute_report(rep, args.export_scalesim, on_wait=_say)
     print(rep.to_json() if args.json else rep.to_text())
     return 0
 
@@ -100,6 +102,11 @@ def _cmd_import_scalesim(args: argparse.Namespace) -> int:
         load_chip(args.output)  # the written file must load
         print(f"wrote {args.output}")
     return 0
+
+
+def _say(line: str) -> None:
+    """Print one line on stderr at once (e.g. that the command waits for a file's lock)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _train_inputs(args: argparse.Namespace, spec):
@@ -159,7 +166,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep)
     total = len(sweep.points) * len(sweep.workloads)
     written, before = run_sweep(sweep, args.out, args.executor, args.workers, args.scheduler,
-                                progress=sys.stderr.isatty())
+                                progress=sys.stderr.isatty(),
+                                on_wait=_say)
     print(f"sweep {args.sweep}: {len(sweep.points)} points x {len(sweep.workloads)} workloads = "
           f"{total} rows; {before} already in {args.out}, {written} written now")
     return 0
@@ -475,7 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 1 validation mismatch, 2 bad input)."""
+    """Run the CLI; return the exit status (0 ok, 1 validation mismatch, 2 bad input,
+    130 stopped by Ctrl-C)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -483,6 +492,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SimulatorInputError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INPUT
+    except KeyboardInterrupt as exc:
+        print(_interrupted_line(args, exc), file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _interrupted_line(args: argparse.Namespace, exc: KeyboardInterrupt) -> str:
+    """Return the one line printed on Ctrl-C: the command and what it had done."""
+    command = " ".join(c for c in (args.command, getattr(args, "calibrate_command", None)) if c)
+    done = exc.done if isinstance(exc, Interrupted) else "stopped before finishing"
+    if args.command in ("run", "train", "validate", "compare"):  # they print only at the end
+        done += "; nothing printed or written"
+    start = "\n" if sys.stderr.isatty() else ""  # below a progress bar or the echoed ^C
+    return f"{start}systolic-sim {command}: interrupted (Ctrl-C): {done}"
 
 
 if __name__ == "__main__":  # pragma: no cover

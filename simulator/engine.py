@@ -15,7 +15,7 @@ import numpy as np
 from .chip import Chip
 from .dataflow import check_gemm_shape, map_gemm
 from .energy import energy_breakdown
-from .errors import WorkloadError
+from .errors import Interrupted, WorkloadError
 from .memory import MemoryResult, TilePlan, numerics_chunk, run_gemm_memory
 from .numerics import adder_for, output_dtype, prepare_operand, value_dtype
 from .program import MatMul, Op, Program, Reduce
@@ -156,18 +156,23 @@ def gemm_op(chip: Chip, m: int, n: int, k: int, name: str = "gemm", kind: str = 
 
 
 def simulate_gemms(chip: Chip, shapes: list[tuple[str, int, int, int]]) -> Report:
-    """Time a list of (name, M, N, K) GEMMs run one after another; return one Report (timing)."""
+    """Time a list of (name, M, N, K) GEMMs run one after another; return one Report (timing).
+
+    Raises Interrupted on Ctrl-C, saying how many layers were done."""
     ops = []
     start = 0
     seen: dict[tuple[int, int, int], OpReport] = {}  # networks repeat layer shapes
-    for name, m, n, k in shapes:
-        first = seen.get((m, n, k))
-        if first is None:
-            op = seen[(m, n, k)] = gemm_op(chip, m, n, k, name=name, start_cycle=start)
-        else:
-            op = dataclasses.replace(first, name=name, start_cycle=start)
-        ops.append(op)
-        start = op.end_cycle
+    try:
+        for name, m, n, k in shapes:
+            first = seen.get((m, n, k))
+            if first is None:
+                op = seen[(m, n, k)] = gemm_op(chip, m, n, k, name=name, start_cycle=start)
+            else:
+                op = dataclasses.replace(first, name=name, start_cycle=start)
+            ops.append(op)
+            start = op.end_cycle
+    except KeyboardInterrupt:
+        raise Interrupted(f"{len(ops)} of {len(shapes)} layers simulated") from None
     if not ops:
         raise WorkloadError("workload", "layers", "no layers to simulate")
     return Report(chip=chip, ops=ops, engine="fast", mode="timing")

@@ -38,6 +38,18 @@ class WorkloadError(SimulatorInputError):
     """A workload (GEMM shape, operands) that does not fit the chip or is malformed."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a long loop; ``str(err)`` says what was done and what was written.
+
+    A KeyboardInterrupt, so code that catches Ctrl-C keeps working; the CLI prints the message
+    as its one line and exits with status 130.
+    """
+
+    def __init__(self, done: str):
+        self.done = _one_line(done)
+        super().__init__(self.done)
+
+
 def read_user_file(path: str | Path, error: type[SimulatorInputError], what: str) -> str:
     """Return the UTF-8 text of a user-given file, or raise ``error`` located at ``FILE:1``
     (no such file, a directory, not UTF-8, unreadable); ``what`` names the kind expected."""

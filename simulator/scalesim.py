@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import configparser
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
 from .errors import WorkloadError
+from .locking import exclusive, write_atomic
 from .report import SCALESIM_CYCLE_OFFSET, Report
 
 __all__ = ["COMPUTE_REPORT_HEADER", "export_compute_report", "import_scalesim_config"]
@@ -25,12 +27,15 @@ COMPUTE_REPORT_HEADER = ("LayerID, Total Cycles (incl. prefetch), Total Cycles, 
 IMPORT_CLOCK_HZ = 1.0e9
 
 
-def export_compute_report(report: Report, directory: str | Path) -> Path:
+def export_compute_report(report: Report, directory: str | Path,
+                          on_wait: Callable[[str], None] | None = None) -> Path:
     """Write ``COMPUTE_REPORT.csv`` in SCALE-Sim's columns and cycle convention; return its path.
 
     SCALE-Sim counts cycles from 0, so: "Total Cycles" = our compute + stall cycles - 1, and
     "Total Cycles (incl. prefetch)" = our total cycles (which include the exposed first load,
-    the last write-back and any launch overhead) - 1. Percentages are ours x 100.
+    the last write-back and any launch overhead) - 1. Percentages are ours x 100. Holds the
+    file's lock (if another process holds it: calls ``on_wait`` with one line, then waits) and
+    replaces the file whole, never in part.
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -43,7 +48,8 @@ def export_compute_report(report: Report, directory: str | Path) -> Path:
                      f"{100 * m['utilisation']:.6g}, {100 * m['mapping_efficiency']:.6g}, "
                      f"{100 * m['compute_utilisation']:.6g},")
     path = out / "COMPUTE_REPORT.csv"
-    path.write_text("\n".join(lines) + "\n")
+    with exclusive(path, "--export-scalesim", wait=True, on_wait=on_wait):
+        write_atomic(path, "\n".join(lines) + "\n")
     return path
 
 

@@ -19,8 +19,11 @@ Every point is a pure function of (base config, overrides, workload), evaluated 
 Rows are appended to the output as points finish, one line per (point, workload), written in one
 ``write`` and flushed; re-running the same command reads the file back, drops a torn last line
 (a run killed mid-write), and evaluates only the rows that are missing, so no row is lost or
-duplicated. Executors: ``serial``, ``process`` (a local process pool, the default) and ``dask``
-(``dask.distributed``, an optional extra imported only when asked for).
+duplicated. One sweep at a time writes a results file: a second one started on the same file
+waits for the first to finish (or stop), then re-reads the file and evaluates only what is still
+missing. Ctrl-C stops the workers, leaves every row written complete, and raises Interrupted
+saying how many rows are in the file. Executors: ``serial``, ``process`` (a local process pool,
+the default) and ``dask`` (``dask.distributed``, an optional extra imported only when asked for).
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ from typing import Any, Callable, Iterable, Iterator
 from .chip import chip_from_config
 from .config import _parse_yaml, flatten, load_config, validate_config
 from .dataflow import parse_gemm
-from .errors import ConfigError, SimulatorInputError, WorkloadError, read_user_file
+from .errors import ConfigError, Interrupted, SimulatorInputError, WorkloadError, read_user_file
 from .progress import progress_bar
+from .interrupt import deferred, start_workers, worker_initializer
+from .locking import exclusive
 
 __all__ = ["EXECUTORS", "METRICS", "Sweep", "load_sweep", "run_sweep", "read_results"]
 
@@ -287,10 +292,28 @@ def _results_process(args, chunks: list[list], workers: int | None) -> Iterator[
     import concurrent.futures as cf
     import multiprocessing as mp
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with start_workers():  # workers leave Ctrl-C to this process
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                      initializer=worker_initializer)
         futures = [pool.submit(_evaluate_chunk, *args, chunk) for chunk in chunks]
+    try:
         for fut in cf.as_completed(futures):
             yield fut.result()
+    except BaseException:  # Ctrl-C, an error, or the reader stopped: stop the workers now
+        _stop_pool(pool)
+        raise
+    pool.shutdown()
+
+
+def _stop_pool(pool) -> None:
+    """Cancel what is queued, terminate the running workers and reap them (no orphans)."""
+    # Python < 3.14 has no public terminate_workers(); _processes is the pool's pid -> Process
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join()
 
 
 def _results_dask(args, chunks: list[list], workers: int | None,
@@ -301,12 +324,13 @@ def _results_dask(args, chunks: list[list], workers: int | None,
         raise WorkloadError("--executor dask", "executor", "needs dask.distributed: pip install "
                             "'systolic-sim[dask]' (or 'dask[distributed]')") from None
     cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                               processes=True, dashboard_address=None)
-        client = Client(cluster)
+    with start_workers():  # the local cluster's processes leave Ctrl-C to this process
+        if scheduler:
+            client = Client(scheduler)
+        else:
+            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                   processes=True, dashboard_address=None)
+            client = Client(cluster)
     try:
         futures = client.map(_evaluate_chunk, *([a] * len(chunks) for a in args), chunks,
                              pure=False)
@@ -320,16 +344,25 @@ def _results_dask(args, chunks: list[list], workers: int | None,
 
 def run_sweep(sweep: Sweep, out: str | Path, executor: str = "process", workers: int | None = None,
               scheduler: str | None = None, progress: bool = False,
-              on_row: Callable[[], None] | None = None) -> tuple[int, int]:
-    """Evaluate the rows missing from ``out`` and append them as they finish.
+              on_row: Callable[[], None] | None = None,
+              on_wait: Callable[[str], None] | None = None) -> tuple[int, int]:
+    """Evaluate the rows missing from ``out`` and append them as they finish, holding the
+    file's lock: if another sweep holds it, call ``on_wait`` with one line and wait for it.
 
     Returns (rows written now, rows already present). Raises WorkloadError on a bad executor or
-    an output file that belongs to another sweep.
+    an output file that belongs to another sweep, Interrupted on Ctrl-C (rows written so far
+    are complete; a re-run resumes).
     """
     if executor not in EXECUTORS:
         raise WorkloadError("--executor", "executor", f"must be one of {', '.join(EXECUTORS)}, "
                             f"got {executor!r}")
-    out = Path(out)
+    with exclusive(out, "--out", wait=True, on_wait=on_wait):
+        return _append_missing(sweep, Path(out), executor, workers, scheduler, progress, on_row)
+
+
+def _append_missing(sweep: Sweep, out: Path, executor: str, workers: int | None,
+                    scheduler: str | None, progress: bool,
+                    on_row: Callable[[], None] | None) -> tuple[int, int]:
     done = _prepare_output(sweep, out)
     todo = [(pi, wi, sweep.points[pi]) for pi in range(len(sweep.points))
             for wi in range(len(sweep.workloads))
@@ -351,14 +384,20 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str = "process", workers:
         for rows in results:
             data = "".join(_row_text(sweep, pi, wi, res) for pi, wi, res in rows).encode()
             view = memoryview(data)
-            while view:  # appends only; a kill leaves at most a torn last line
-                view = view[os.write(fd, view):]
+            with deferred():  # Ctrl-C lands between rows, never inside one
+                while view:  # appends only; a kill leaves at most a torn last line
+                    view = view[os.write(fd, view):]
             written += len(rows)
             if bar is not None:
                 bar.update(len(rows))
             if on_row is not None:
                 on_row()
+    except KeyboardInterrupt:
+        total = len(sweep.points) * len(sweep.workloads)
+        raise Interrupted(f"{written} rows written now, {len(done) + written} of {total} in "
+                          f"{out}; run the same command again to resume") from None
     finally:
+        results.close()  # a generator: closing it stops its workers at once
         os.close(fd)
         if bar is not None:
             bar.close()
