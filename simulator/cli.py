@@ -287,7 +287,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     no_static = [r["chip"] for r in rows if not r["static_modelled"]]
     if no_static:
         print(f"note: static power is not modelled for {', '.join(no_static)}: their energy and "
-              "power are dynamic only (from the 45 nm table), not wall-plug figures")
+              "power are dynamic only, not wall-plug figures")
     return 0
 
 

@@ -132,7 +132,7 @@ def _op_report(chip: Chip, name: str, kind: str, shape: tuple[int, ...], macs: i
     events = {"macs": macs, "pe_hop_bytes": mem.pe_hop_bytes,
               "buffer_read_bytes": mem.buffer_read_bytes,
               "buffer_write_bytes": mem.buffer_write_bytes, "dram_bytes": mem.dram_bytes,
-              "vector_lane_ops": 0}
+              "vector_lane_ops": 0, **mem.buffer_events()}
     energy = energy_breakdown(chip, events, total / chip.clock_hz)
     return OpReport(name=name, kind=kind, unit="array", shape=shape,
                     dataflow=chip.array.dataflow, pes=chip.pes, compute_cycles=compute_cycles,
