@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from . import sram, technology
 from .config import flatten, load_config, validate_config
 from .errors import ConfigError
+from .sparsity import DENSE, Sparsity, sparsity_from_config
 
 __all__ = ["Buffer", "Buffers", "Chip", "Dram", "EnergyTable", "SystolicArray", "Tiling", "VectorUnit",
            "chip_from_config", "load_chip", "INPUT_BYTES", "ACC_BYTES"]
@@ -153,6 +154,7 @@ class Chip:
     # where each key was set ("FILE:LINE" or an override); keys left at their default are absent
     locations: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False,
                                          hash=False)
+    sparsity: Sparsity = DENSE  # a sparse operand and what the array does with zeros
 
     def where(self, key: str) -> str:
         """Return where config key ``key`` was set (``FILE:LINE``); for a key left at its default,
@@ -240,6 +242,8 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
         energy=energy,
         config=copy.deepcopy(dict(cfg)),
         locations=dict(locations or {}),
+        sparsity=sparsity_from_config(
+            cfg, lambda key: (locations or {}).get(key) or (locations or {}).get("", "config")),
     )
 
 

@@ -201,6 +201,33 @@ SCHEMA: tuple[Field, ...] = (
     Field("energy.sram.source", "str", "power-law fit through Horowitz ISSCC 2014 45 nm SRAM "
           "reads: 8 KB 10 pJ, 32 KB 20 pJ, 1 MB 100 pJ per 64 bits (the last two unverified)",
           "-", "Where the SRAM capacity model comes from."),
+    Field("sparsity.operand", "choice", "none", "-",
+          "Which GEMM operand is sparse: a (input/ifmap), b (weights/filter), or none (dense).",
+          choices=("none", "a", "b")),
+    Field("sparsity.pattern", "choice", "nm", "-",
+          "nm: N nonzeros in every M consecutive elements along K (NVIDIA 2:4, SCALE-Sim v3's "
+          "N:M); unstructured: a fraction sparsity.density of nonzeros anywhere; block: whole "
+          "blocks of sparsity.block elements along K kept or dropped, sparsity.density of them "
+          "kept.", choices=("nm", "unstructured", "block")),
+    Field("sparsity.n", "int", 2, "elements", "nm: nonzeros kept per group of M (N <= M).",
+          positive=True, maximum=1 << 16),
+    Field("sparsity.m", "int", 4, "elements", "nm: group length along K.", positive=True,
+          maximum=1 << 16),
+    Field("sparsity.density", "float", 1.0, "-",
+          "unstructured/block: fraction of nonzero elements (blocks) in (0, 1].", positive=True,
+          maximum=1.0),
+    Field("sparsity.block", "int", 4, "elements", "block: block length along K.",
+          positive=True, maximum=1 << 20),
+    Field("sparsity.format", "choice", "dense", "-",
+          "How the sparse operand is stored in the buffers and DRAM: dense (zeros stored), csr, "
+          "csc (values + an index per value + 32-bit pointers), ellpack_block (SCALE-Sim v3: "
+          "N slots per M-group + ceil(log2 M) index bits each) or nm (the same, NVIDIA-style).",
+          choices=("dense", "csr", "csc", "ellpack_block", "nm")),
+    Field("sparsity.action", "choice", "skip", "-",
+          "What the array does with zeros: skip (K steps where every lane is zero are not "
+          "streamed: cycles and energy saved), gate (zero MACs cost no energy, cycles as dense), "
+          "none (computed like any value).", choices=("skip", "gate", "none")),
+    Field("sparsity.source", "str", "", "-", "Where the sparsity figures come from."),
     Field("technology.node_nm", "float", 0.0, "nm",
           "Process node of the chip; every energy entry with a node is scaled to it with the "
           "Stillmaker & Baas (Integration 2017) energy fits, 7-180 nm (0 = no scaling: entries "
