@@ -30,7 +30,8 @@ ORDER_POS = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [2, 0, 1], [1, 2, 0], [2,
 C_TOTAL, C_COMPUTE, C_BUSY, C_STEPS = 0, 1, 2, 3
 C_DRAM_A, C_DRAM_B, C_DRAM_O_RD, C_DRAM_O_WR = 4, 5, 6, 7
 C_BUF_RD, C_BUF_WR, C_HOP_BYTES, C_XFER, C_PORT = 8, 9, 10, 11, 12
-N_COUNTERS = 13
+C_BUF_RD_A, C_BUF_RD_B = 13, 14  # the array's reads of the A and B buffers (part of C_BUF_RD)
+N_COUNTERS = 15
 
 
 @njit(cache=True)
@@ -350,6 +351,8 @@ def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, coun
         out[C_BUSY] += r[1]
         out[C_PORT] += busy_cyc - cyc
         out[C_BUF_RD] += a_rd + b_rd + o_rd + write  # array reads + write-back to DRAM
+        out[C_BUF_RD_A] += a_rd
+        out[C_BUF_RD_B] += b_rd
         out[C_BUF_WR] += o_wr + load  # accumulator writes + fills from DRAM
         out[C_HOP_BYTES] += r[6] * in_b + r[7] * acc_b
         t_load = _xfer(load, bytes_per_cycle, latency)

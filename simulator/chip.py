@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import sram, technology
 from .config import flatten, load_config, validate_config
+from .errors import ConfigError
+from .sparsity import DENSE, Sparsity, sparsity_from_config
 
 __all__ = ["Buffer", "Buffers", "Chip", "Dram", "EnergyTable", "SystolicArray", "Tiling", "VectorUnit",
            "chip_from_config", "load_chip", "INPUT_BYTES", "ACC_BYTES"]
@@ -113,6 +116,21 @@ class EnergyTable:
     vector_lane_op_pj: float
     static_w: float
     sources: Mapping[str, str] = field(compare=False, hash=False)
+    # pJ/byte (read, write) of each buffer ("a", "b", "o", "unified_buffer") after node scaling
+    # and the SRAM capacity model
+    buffer_pj_per_byte: Mapping[str, tuple[float, float]] = field(default_factory=dict,
+                                                                   compare=False, hash=False)
+    # the factor each entry was multiplied by for the chip's node, and the rule in words
+    scale_factors: Mapping[str, float] = field(default_factory=dict, compare=False, hash=False)
+    scaling: str = "none"
+
+    def buffer_read_pj(self, name: str) -> float:
+        """Return pJ per byte read from buffer ``name`` (a, b, o or unified_buffer)."""
+        return self.buffer_pj_per_byte.get(name, (self.buffer_read_pj_per_byte,))[0]
+
+    def buffer_write_pj(self, name: str) -> float:
+        """Return pJ per byte written into buffer ``name`` (a, b, o or unified_buffer)."""
+        return self.buffer_pj_per_byte.get(name, (0.0, self.buffer_write_pj_per_byte))[1]
 
 
 @dataclass(frozen=True)
@@ -136,6 +154,7 @@ class Chip:
     # where each key was set ("FILE:LINE" or an override); keys left at their default are absent
     locations: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False,
                                          hash=False)
+    sparsity: Sparsity = DENSE  # a sparse operand and what the array does with zeros
 
     def where(self, key: str) -> str:
         """Return where config key ``key`` was set (``FILE:LINE``); for a key left at its default,
@@ -196,16 +215,7 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
         return Buffer(bytes=int(buf[name]["bytes"]),
                       port_bytes_per_cycle=float(buf[name]["port_bytes_per_cycle"]))
 
-    energy = EnergyTable(
-        mac_pj={d: float(en[f"mac_{d}"]["pj"]) for d in INPUT_BYTES},
-        pe_hop_pj_per_byte=float(en["pe_hop"]["pj_per_byte"]),
-        buffer_read_pj_per_byte=float(en["buffer_read"]["pj_per_byte"]),
-        buffer_write_pj_per_byte=float(en["buffer_write"]["pj_per_byte"]),
-        dram_pj_per_byte=float(en["dram"]["pj_per_byte"]),
-        vector_lane_op_pj=float(en["vector_lane_op"]["pj"]),
-        static_w=float(en["static"]["watts"]),
-        sources={k: v["source"] for k, v in en.items()},
-    )
+    energy = _energy_table(cfg, locations or {})
     return Chip(
         name=cfg["name"],
         source=cfg["source"],
@@ -232,6 +242,86 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
         energy=energy,
         config=copy.deepcopy(dict(cfg)),
         locations=dict(locations or {}),
+        sparsity=sparsity_from_config(
+            cfg, lambda key: (locations or {}).get(key) or (locations or {}).get("", "config")),
+    )
+
+
+_ENERGY_ENTRIES = {**{f"mac_{d}": "pj" for d in INPUT_BYTES}, "pe_hop": "pj_per_byte",
+                   "buffer_read": "pj_per_byte", "buffer_write": "pj_per_byte",
+                   "dram": "pj_per_byte", "vector_lane_op": "pj", "static": "watts"}
+
+
+def _energy_table(cfg: Mapping[str, Any], locations: Mapping[str, str]) -> EnergyTable:
+    """Return the EnergyTable of a validated config: each entry scaled from its node and voltage
+    to the chip's (technology.*, Stillmaker & Baas fits), buffer energies by capacity, static
+    power with the assumed leakage share. Raises ConfigError (FILE:LINE) outside the model."""
+    en = cfg["energy"]
+    tech = cfg["technology"]
+
+    def where(key: str) -> str:
+        return locations.get(key) or locations.get("", "config")
+
+    node, volt, flavor = float(tech["node_nm"]), float(tech["voltage"]), tech["flavor"]
+    if node:
+        try:
+            technology.energy_factor(node, volt or technology.nominal_voltage(node), flavor)
+        except ValueError as exc:
+            in_range = technology.MIN_NODE_NM <= node <= technology.MAX_NODE_NM
+            key = "technology.voltage" if in_range else "technology.node_nm"
+            raise ConfigError(where(key), key, str(exc)) from None
+    factors: dict[str, float] = {}
+    scaled_from: set[str] = set()
+    for name, unit in _ENERGY_ENTRIES.items():
+        e_node, e_volt = float(en[name]["node_nm"]), float(en[name]["voltage"])
+        if not node or not e_node:
+            factors[name] = 1.0
+            continue
+        try:
+            factors[name] = technology.scale_factor(e_node, e_volt, node, volt, flavor)
+        except ValueError as exc:
+            in_range = technology.MIN_NODE_NM <= e_node <= technology.MAX_NODE_NM
+            key = f"energy.{name}.{'voltage' if in_range else 'node_nm'}"
+            raise ConfigError(where(key), key, str(exc)) from None
+        e_v = e_volt or technology.nominal_voltage(e_node)
+        scaled_from.add(f"{e_node:g} nm {e_v:g} V")
+
+    def val(name: str) -> float:
+        return float(en[name][_ENERGY_ENTRIES[name]]) * factors[name]
+
+    buf = cfg["buffers"]
+    model = en["sram"]
+    buffers = {}
+    for b in ("a", "b", "o", "unified_buffer"):
+        cap = int(buf[b]["bytes"]) if model["model"] == "capacity" else 0
+        buffers[b] = tuple(sram.sram_pj_per_byte(val(x), cap, int(model["ref_bytes"]),
+                                                 float(model["exponent"]))
+                           for x in ("buffer_read", "buffer_write"))
+    mac = {d: val(f"mac_{d}") for d in INPUT_BYTES}
+    arr = cfg["array"]
+    peak_mac_w = arr["count"] * arr["rows"] * arr["cols"] * mac[cfg["dtype"]] * 1e-12 \
+        * float(cfg["clock_hz"])
+    lf = float(en["static"]["leakage_fraction"])
+    static_w = val("static") + lf / (1.0 - lf) * peak_mac_w
+    if node:
+        v = volt or technology.nominal_voltage(node)
+        scaling = (f"{technology.SOURCE}, {flavor.upper()} fit: entries from "
+                   f"{', '.join(sorted(scaled_from)) or '-'} to {node:g} nm {v:g} V (MAC x"
+                   f"{factors['mac_' + cfg['dtype']]:.3g}); DRAM and static power unscaled")
+    else:
+        scaling = "none (technology.node_nm not set: energy entries used as given)"
+    return EnergyTable(
+        mac_pj=mac,
+        pe_hop_pj_per_byte=val("pe_hop"),
+        buffer_read_pj_per_byte=val("buffer_read"),
+        buffer_write_pj_per_byte=val("buffer_write"),
+        dram_pj_per_byte=val("dram"),
+        vector_lane_op_pj=val("vector_lane_op"),
+        static_w=static_w,
+        sources={k: v["source"] for k, v in en.items()},
+        buffer_pj_per_byte=buffers,
+        scale_factors=factors,
+        scaling=scaling,
     )
 
 

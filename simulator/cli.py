@@ -282,7 +282,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     no_static = [r["chip"] for r in rows if not r["static_modelled"]]
     if no_static:
         print(f"note: static power is not modelled for {', '.join(no_static)}: their energy and "
-              "power are dynamic only (from the 45 nm table), not wall-plug figures")
+              "power are dynamic only, not wall-plug figures")
+    return 0
+
+
+def _cmd_prune(args: argparse.Namespace) -> int:
+    from .sparsity import prune_nm, prune_unstructured
+    try:
+        x = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise WorkloadError(f"{args.input}:1", "input", f"not a .npy matrix ({exc})") from None
+    axis = 0 if args.operand == "b" else 1
+    if args.nm:
+        try:
+            n, m = (int(v) for v in args.nm.split(":"))
+        except ValueError:
+            raise WorkloadError(f"--nm {args.nm}", "nm", "expected N:M, e.g. 2:4") from None
+        out = prune_nm(x, n, m, axis=axis, shared=not args.per_lane)
+    else:
+        out = prune_unstructured(x, args.density, axis=axis, shared=not args.per_lane)
+    np.save(args.output, out)
+    print(f"{args.output}: kept {int(np.count_nonzero(out)):,} of {out.size:,} elements "
+          f"(density {np.count_nonzero(out) / out.size:.3f})")
     return 0
 
 
@@ -477,6 +498,18 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--seed", type=int, default=0)
     val.add_argument("--force", action="store_true", help="allow very large runs")
     val.set_defaults(func=_cmd_validate)
+    pr = sub.add_parser("prune", help="magnitude-prune a .npy matrix to N:M or a density")
+    pr.add_argument("input", help="matrix (.npy)")
+    pr.add_argument("output", help="pruned matrix (.npy) to write")
+    pwhat = pr.add_mutually_exclusive_group(required=True)
+    pwhat.add_argument("--nm", metavar="N:M", help="keep N of every M along K, e.g. 2:4")
+    pwhat.add_argument("--density", type=float, help="unstructured: fraction kept, in (0, 1]")
+    pr.add_argument("--operand", choices=("a", "b"), default="b",
+                    help="the matrix is A (K along columns) or B (K along rows; default)")
+    pr.add_argument("--per-lane", action="store_true",
+                    help="a pattern per row/column (NVIDIA 2:4) instead of one shared by all "
+                         "lanes (SCALE-Sim layer-wise, what a lockstep array can skip)")
+    pr.set_defaults(func=_cmd_prune)
     keys = sub.add_parser("keys", help="print every config key with its default and unit")
     keys.set_defaults(func=lambda args: print(schema_markdown(), end="") or 0)
     return parser

@@ -173,7 +173,72 @@ SCHEMA: tuple[Field, ...] = (
                 {"pj": "pJ", "pj_per_byte": "pJ/byte", "watts": "W"}[unit],
                 f"Energy of {what}." if unit != "watts" else "Static power, charged for the whole "
                 "run time.", minimum=0.0, maximum=1e9),
-          Field(f"energy.{name}.source", "str", src, "-", f"Where energy.{name}.{unit} comes from."))],
+          Field(f"energy.{name}.source", "str", src, "-", f"Where energy.{name}.{unit} comes from."),
+          # the node and voltage the entry was measured at (Horowitz 2014: 45 nm, 0.9 V); DRAM
+          # and static power are properties of the device as built, not of a logic node
+          Field(f"energy.{name}.node_nm", "float", 0.0 if name in ("dram", "static") else 45.0,
+                "nm", f"Process node energy.{name}.{unit} was measured at; technology.node_nm "
+                "scales it from there (0 = never scaled: off-chip or chip-level figures).",
+                minimum=0.0, maximum=1000.0),
+          Field(f"energy.{name}.voltage", "float", 0.0 if name in ("dram", "static") else 0.9,
+                "V", f"Supply voltage energy.{name}.{unit} was measured at (0 = the node's "
+                "nominal VDD, an assumed table).", minimum=0.0, maximum=5.0))],
+    Field("energy.static.leakage_fraction", "float", 0.0, "-",
+          "Adds static power such that leakage is this fraction of the total power with every "
+          "PE doing a MAC each cycle: static += f / (1 - f) x PEs x MAC energy x clock (an "
+          "assumption where no idle power is published).", minimum=0.0, maximum=0.95),
+    Field("energy.sram.model", "choice", "capacity", "-",
+          "capacity: a buffer's pJ/byte is energy.buffer_read/write at energy.sram.ref_bytes "
+          "scaled by (buffer bytes / ref_bytes) ** exponent; flat: the same pJ/byte for every "
+          "buffer. Unbounded buffers (bytes 0) get the reference value.",
+          choices=("capacity", "flat")),
+    Field("energy.sram.ref_bytes", "int", 8192, "bytes",
+          "Capacity at which energy.buffer_read/write.pj_per_byte hold (Horowitz's 8 KB array).",
+          positive=True, maximum=1 << 50),
+    Field("energy.sram.exponent", "float", 0.4726, "-",
+          "Power-law exponent of SRAM energy per access against capacity.", minimum=0.0,
+          maximum=2.0),
+    Field("energy.sram.source", "str", "power-law fit through Horowitz ISSCC 2014 45 nm SRAM "
+          "reads: 8 KB 10 pJ, 32 KB 20 pJ, 1 MB 100 pJ per 64 bits (the last two unverified)",
+          "-", "Where the SRAM capacity model comes from."),
+    Field("sparsity.operand", "choice", "none", "-",
+          "Which GEMM operand is sparse: a (input/ifmap), b (weights/filter), or none (dense).",
+          choices=("none", "a", "b")),
+    Field("sparsity.pattern", "choice", "nm", "-",
+          "nm: N nonzeros in every M consecutive elements along K (NVIDIA 2:4, SCALE-Sim v3's "
+          "N:M); unstructured: a fraction sparsity.density of nonzeros anywhere; block: whole "
+          "blocks of sparsity.block elements along K kept or dropped, sparsity.density of them "
+          "kept.", choices=("nm", "unstructured", "block")),
+    Field("sparsity.n", "int", 2, "elements", "nm: nonzeros kept per group of M (N <= M).",
+          positive=True, maximum=1 << 16),
+    Field("sparsity.m", "int", 4, "elements", "nm: group length along K.", positive=True,
+          maximum=1 << 16),
+    Field("sparsity.density", "float", 1.0, "-",
+          "unstructured/block: fraction of nonzero elements (blocks) in (0, 1].", positive=True,
+          maximum=1.0),
+    Field("sparsity.block", "int", 4, "elements", "block: block length along K.",
+          positive=True, maximum=1 << 20),
+    Field("sparsity.format", "choice", "dense", "-",
+          "How the sparse operand is stored in the buffers and DRAM: dense (zeros stored), csr, "
+          "csc (values + an index per value + 32-bit pointers), ellpack_block (SCALE-Sim v3: "
+          "N slots per M-group + ceil(log2 M) index bits each) or nm (the same, NVIDIA-style).",
+          choices=("dense", "csr", "csc", "ellpack_block", "nm")),
+    Field("sparsity.action", "choice", "skip", "-",
+          "What the array does with zeros: skip (K steps where every lane is zero are not "
+          "streamed: cycles and energy saved), gate (zero MACs cost no energy, cycles as dense), "
+          "none (computed like any value).", choices=("skip", "gate", "none")),
+    Field("sparsity.source", "str", "", "-", "Where the sparsity figures come from."),
+    Field("technology.node_nm", "float", 0.0, "nm",
+          "Process node of the chip; every energy entry with a node is scaled to it with the "
+          "Stillmaker & Baas (Integration 2017) energy fits, 7-180 nm (0 = no scaling: entries "
+          "used as given).", minimum=0.0, maximum=1000.0),
+    Field("technology.voltage", "float", 0.0, "V",
+          "Supply voltage of the chip (0 = the node's nominal VDD, an assumed table).",
+          minimum=0.0, maximum=5.0),
+    Field("technology.flavor", "choice", "hp", "-",
+          "Which Stillmaker & Baas fit to use below 65 nm: high-performance or low-power "
+          "devices.", choices=("hp", "lp")),
+    Field("technology.source", "str", "", "-", "Where the chip's node and voltage come from."),
 )
 
 _FIELDS: dict[str, Field] = {f.path: f for f in SCHEMA}

@@ -20,6 +20,7 @@ from .memory import MemoryResult, TilePlan, numerics_chunk, run_gemm_memory
 from .numerics import adder_for, output_dtype, prepare_operand, value_dtype
 from .program import MatMul, Op, Program, Reduce
 from .report import OpReport, Report
+from .sparse_gemm import plan_sparse_gemm
 from .vector import elementwise_values, reduce_sum_values, reduction_cycles, vector_cycles
 
 __all__ = ["ENGINES", "gemm_op", "reference_pe_cycles", "run", "simulate_gemm", "simulate_gemms"]
@@ -133,7 +134,7 @@ def _op_report(chip: Chip, name: str, kind: str, shape: tuple[int, ...], macs: i
     events = {"macs": macs, "pe_hop_bytes": mem.pe_hop_bytes,
               "buffer_read_bytes": mem.buffer_read_bytes,
               "buffer_write_bytes": mem.buffer_write_bytes, "dram_bytes": mem.dram_bytes,
-              "vector_lane_ops": 0}
+              "vector_lane_ops": 0, **mem.buffer_events()}
     energy = energy_breakdown(chip, events, total / chip.clock_hz)
     return OpReport(name=name, kind=kind, unit="array", shape=shape,
                     dataflow=chip.array.dataflow, pes=chip.pes, compute_cycles=compute_cycles,
@@ -149,10 +150,10 @@ def gemm_op(chip: Chip, m: int, n: int, k: int, name: str = "gemm", kind: str = 
             start_cycle: int = 0) -> OpReport:
     """Return the timing-only OpReport of an m x n x k GEMM (memory model and energy included)."""
     m, n, k = check_gemm_shape(m, n, k, name)
-    mem = run_gemm_memory(chip, m, n, k)
-    mapping = map_gemm(chip.array, m, n, k)
-    return _op_report(chip, name, kind, (m, n, k), mapping.macs, mapping.folds, mem,
-                      mem.compute_cycles, start_cycle, None)
+    sg = plan_sparse_gemm(chip, m, n, k)  # the dense run unless chip.sparsity says otherwise
+    return _op_report(chip, name, kind, (m, n, k), sg.macs,
+                      map_gemm(chip.array, m, n, sg.k_run).folds, sg.mem,
+                      sg.mem.compute_cycles, start_cycle, None)
 
 
 def simulate_gemms(chip: Chip, shapes: list[tuple[str, int, int, int]]) -> Report:
@@ -244,13 +245,19 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
         start = max([ready[t] for t in op.inputs] + [unit_free[op.unit]])
         if isinstance(op, MatMul):
             m, n, k = program.gemm_shape(op)
-            mem = run_gemm_memory(chip, m, n, k)
-            compute, overflows = mem.compute_cycles, None
+            a = b = None
             if functional:
                 a = np.asarray(env[op.inputs[0]])
                 b = np.asarray(env[op.inputs[1]])
                 a = prepare_operand(a.T if op.transpose_a else a, chip.dtype, op.inputs[0])
                 b = prepare_operand(b.T if op.transpose_b else b, chip.dtype, op.inputs[1])
+            sg = plan_sparse_gemm(chip, m, n, k, a, b)  # dense unless chip.sparsity is set
+            mem = sg.mem
+            compute, overflows = mem.compute_cycles, None
+            if functional:
+                if sg.kept is not None:  # skip: the array streams only the kept K steps
+                    a = np.ascontiguousarray(a[:, sg.kept])
+                    b = np.ascontiguousarray(b[sg.kept, :])
                 env[op.output], ref_cycles, last, overflows = _matmul_values(
                     chip, a, b, mem.plan, engine)
                 if ref_cycles is not None:
@@ -259,8 +266,8 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                 if chip.dtype != "int8":
                     overflows = None
             rep = _op_report(chip, op.name, "matmul" if len(program.ops) > 1 else "gemm",
-                             (m, n, k), m * n * k, map_gemm(chip.array, m, n, k).folds, mem,
-                             compute, start, overflows)
+                             (m, n, k), sg.macs, map_gemm(chip.array, m, n, sg.k_run).folds,
+                             mem, compute, start, overflows)
         else:
             rep, _lane_ops = _vector_op(chip, program, op, start)
             if functional:

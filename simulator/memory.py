@@ -69,6 +69,19 @@ class MemoryResult:
     pe_hop_bytes: int
     dram_transfer_cycles: int
     port_stall_cycles: int
+    buffer_a_read_bytes: int = 0  # the array's reads of the A buffer (part of buffer_read_bytes)
+    buffer_b_read_bytes: int = 0  # the array's reads of the B buffer
+
+    def buffer_events(self) -> dict[str, int]:
+        """Return bytes read and written per buffer (a, b, o): A and B are written by their DRAM
+        fills, O by the array's accumulator writes and partial sums read back from DRAM; O is
+        read by the array and by the write-back to DRAM."""
+        o_rd = self.buffer_read_bytes - self.buffer_a_read_bytes - self.buffer_b_read_bytes
+        o_wr = self.buffer_write_bytes - self.dram_a_read_bytes - self.dram_b_read_bytes
+        return {"buffer_a_read_bytes": self.buffer_a_read_bytes,
+                "buffer_b_read_bytes": self.buffer_b_read_bytes, "buffer_o_read_bytes": o_rd,
+                "buffer_a_write_bytes": self.dram_a_read_bytes,
+                "buffer_b_write_bytes": self.dram_b_read_bytes, "buffer_o_write_bytes": o_wr}
 
     @property
     def stall_cycles(self) -> int:
@@ -234,7 +247,7 @@ def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> MemoryResult:
                         int(c[M.C_STEPS]), int(c[M.C_DRAM_A]), int(c[M.C_DRAM_B]),
                         int(c[M.C_DRAM_O_RD]), int(c[M.C_DRAM_O_WR]), int(c[M.C_BUF_RD]),
                         int(c[M.C_BUF_WR]), int(c[M.C_HOP_BYTES]), int(c[M.C_XFER]),
-                        int(c[M.C_PORT]))
+                        int(c[M.C_PORT]), int(c[M.C_BUF_RD_A]), int(c[M.C_BUF_RD_B]))
 
 
 def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str) -> MemoryResult | None:
@@ -258,7 +271,7 @@ def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str) -> MemoryResul
     plan = TilePlan(m, n, k, ORDERS[0] if t.loop_order == "auto" else t.loop_order, split)
     return MemoryResult(plan, c["total"], c["compute"], c["busy"], c["steps"], c["dram_a"],
                         c["dram_b"], c["dram_o_rd"], c["dram_o_wr"], c["buf_rd"], c["buf_wr"],
-                        c["hop_bytes"], c["xfer"], c["port"])
+                        c["hop_bytes"], c["xfer"], c["port"], c["buf_rd_a"], c["buf_rd_b"])
 
 
 def run_gemm_memory(chip: Chip, m: int, n: int, k: int,

@@ -229,7 +229,7 @@ class Report:
             row.update(op.metrics())
             ops.append(row)
         out = {"chip": self.chip.to_dict(), "engine": self.engine, "mode": self.mode,
-               "totals": self.totals(), "ops": ops}
+               "energy_scaling": self.chip.energy.scaling, "totals": self.totals(), "ops": ops}
         if self.last_output_cycle is not None:
             out["last_output_cycle"] = self.last_output_cycle
         return out
@@ -276,6 +276,7 @@ class Report:
                               if k != "total" and v > 0) if energy["total"] > 0 else ""
             lines.append(f"energy      {format_energy(energy['total'])} ({parts}); average power "
                          f"{t['average_power_w']:.3g} W")
+            lines.append(f"scaling     {self.chip.energy.scaling}")
         if len(self.ops) > 1:
             lines.append("")
             lines.append(f"{'layer':<20}{'M x N x K':>20}{'cycles':>13}{'stall':>11}{'util %':>8}"

@@ -23,14 +23,19 @@ def test_total_is_sum_of_parts_and_mac_energy_is_macs_times_entry(name, m, n, k)
     assert e["mac"] == pytest.approx(m * n * k * chip.energy.mac_pj[chip.dtype])
     ev = rep.totals()["events"]
     assert e["dram"] == pytest.approx(ev["dram_bytes"] * chip.energy.dram_pj_per_byte)
-    assert e["buffer_read"] == pytest.approx(ev["buffer_read_bytes"] *
-                                             chip.energy.buffer_read_pj_per_byte)
+    buf = (lambda b: "unified_buffer") if chip.buffers.unified else (lambda b: b)
+    for kind, cost in (("read", chip.energy.buffer_read_pj), ("write", chip.energy.buffer_write_pj)):
+        split = [ev[f"buffer_{b}_{kind}_bytes"] for b in "abo"]
+        assert sum(split) == ev[f"buffer_{kind}_bytes"]
+        assert e[f"buffer_{kind}"] == pytest.approx(sum(nb * cost(buf(b)) for nb, b in
+                                                        zip(split, "abo")))
     assert e["pe_hops"] == pytest.approx(ev["pe_hop_bytes"] * chip.energy.pe_hop_pj_per_byte)
     assert ev["dram_bytes"] == rep.totals()["traffic_bytes"]["dram"]["total"]
 
 
 def test_static_energy_is_power_times_time():
-    chip = load_chip(CONFIGS / "gemmini.yaml", {"energy.static.watts": 2.0})
+    chip = load_chip(CONFIGS / "gemmini.yaml", {"energy.static.watts": 2.0,
+                                              "energy.static.leakage_fraction": 0.0})
     rep = simulate_gemm(chip, shape=(256, 256, 256))
     assert rep.totals()["energy_pj"]["static"] == pytest.approx(2.0 * rep.time_s * 1e12)
 

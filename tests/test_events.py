@@ -93,18 +93,23 @@ def test_every_event_count_equals_the_fold_walk(case):
         "macs": want["macs"], "pe_hop_bytes": want["pe_hop_bytes"],
         "buffer_read_bytes": want["buffer_read_bytes"],
         "buffer_write_bytes": want["buffer_write_bytes"], "dram_bytes": want["dram_bytes"],
-        "vector_lane_ops": 0}
+        "vector_lane_ops": 0,
+        **{f"buffer_{b}_{kind}_bytes": want[f"buf_{short}_{b}"]
+           for kind, short in (("read", "rd"), ("write", "wr")) for b in "abo"}}
     assert want["macs"] == math.prod(shape)
     assert op.traffic_bytes == {
         "dram": {"a_read": want["dram_a"], "b_read": want["dram_b"], "o_read": want["dram_o_rd"],
                  "o_write": want["dram_o_wr"], "total": want["dram_bytes"]},
         "buffer": {"read": want["buffer_read_bytes"], "write": want["buffer_write_bytes"]}}
     e, tab = op.energy_pj, chip.energy
+    bufs = ("unified_buffer",) * 3 if chip.buffers.unified else ("a", "b", "o")
     time_s = op.total_cycles / chip.clock_hz
     parts = {"mac": want["macs"] * tab.mac_pj[chip.dtype],
              "pe_hops": want["pe_hop_bytes"] * tab.pe_hop_pj_per_byte,
-             "buffer_read": want["buffer_read_bytes"] * tab.buffer_read_pj_per_byte,
-             "buffer_write": want["buffer_write_bytes"] * tab.buffer_write_pj_per_byte,
+             "buffer_read": sum(want[f"buf_rd_{b}"] * tab.buffer_read_pj(buf)
+                                for b, buf in zip("abo", bufs)),
+             "buffer_write": sum(want[f"buf_wr_{b}"] * tab.buffer_write_pj(buf)
+                                 for b, buf in zip("abo", bufs)),
              "dram": want["dram_bytes"] * tab.dram_pj_per_byte, "vector": 0.0,
              "static": tab.static_w * time_s * 1e12}
     for key, value in parts.items():
