@@ -482,6 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--seed", type=int, default=0)
     val.add_argument("--force", action="store_true", help="allow very large runs")
     val.set_defaults(func=_cmd_validate)
+    from .llm.command import add_llm_parser
+    add_llm_parser(sub, _add_chip_args)
     keys = sub.add_parser("keys", help="print every config key with its default and unit")
     keys.set_defaults(func=lambda args: print(schema_markdown(), end="") or 0)
     return parser

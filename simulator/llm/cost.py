@@ -49,12 +49,14 @@ class OpCost:
 class Coster:
     """Costs LayerOps on ``chip`` within ``system``; remembers every GEMM shape it timed."""
 
-    def __init__(self, chip: Chip, system: System):
+    def __init__(self, chip: Chip, system: System,
+                 gemm_cache: dict[tuple[int, int, int], tuple[int, int, int, bool]] | None = None):
+        """``gemm_cache`` may be shared by Costers of chips that differ only in system keys."""
         self.chip = chip
         self.system = system
         self.clock = chip.clock_hz
         self.launch = chip.launch_cycles
-        self._gemm: dict[tuple[int, int, int], tuple[int, int, int, bool]] = {}
+        self._gemm = {} if gemm_cache is None else gemm_cache
         self._ops: dict[tuple, tuple[int, OpCost]] = {}
 
     def gemm(self, m: int, n: int, k: int) -> tuple[int, int, int, bool]:
