@@ -81,39 +81,52 @@ def decode_weights(n_steps: int, points: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Run:
-    """One configuration's costing: passes, pipeline, breakdowns."""
+    """One configuration's costing: passes, pipeline, breakdowns. The batch is cut into
+    ``m`` micro-batches as even as possible (sizes differ by at most one)."""
 
-    def __init__(self, coster: Coster, model: ModelSpec, tp: int, pp: int, m: int, bm: int):
-        self.coster, self.model, self.tp, self.pp, self.m, self.bm = coster, model, tp, pp, m, bm
+    def __init__(self, coster: Coster, model: ModelSpec, tp: int, pp: int, batch: int, m: int):
+        self.coster, self.model, self.tp, self.pp, self.m = coster, model, tp, pp, m
+        lo, extra = divmod(batch, m)
+        self.sizes = [(lo + 1, extra)] + ([(lo, m - extra)] if lo and m > extra else [])
+        self.sizes = [(size, n) for size, n in self.sizes if n]
         self.b = INPUT_BYTES[coster.chip.dtype]
         self.system = coster.system
 
-    def pass_cost(self, q: int, ctx: int) -> PassCost:
-        layer = decoder_layer_ops(self.model, self.bm, q, ctx, self.tp, self.b)
-        first = embed_ops(self.model, self.bm * q, self.b)
-        last = head_ops(self.model, self.bm, self.tp, self.b, train=False)
+    def pass_cost(self, q: int, ctx: int, bm: int) -> PassCost:
+        layer = decoder_layer_ops(self.model, bm, q, ctx, self.tp, self.b)
+        first = embed_ops(self.model, bm * q, self.b)
+        last = head_ops(self.model, bm, self.tp, self.b, train=False)
         return run_pass(self.coster, self.model, layer, first, last, self.pp)
 
-    def phase(self, pc: PassCost, q: int, decode: bool) -> np.ndarray:
-        """Return the phase vector (_VEC) of one prefill or one decode step."""
-        hop_bytes = self.bm * q * self.model.d_model * self.b / self.tp
-        hop = self.system.p2p(hop_bytes) if self.pp > 1 else 0.0
-        stage_s = [t.total for t in pc.stages]
-        total = pipeline_seconds(stage_s, self.m, hop, decode)
+    def phase(self, q: int, ctx: int, decode: bool) -> tuple[np.ndarray, PassCost]:
+        """Return the phase vector (_VEC) of one prefill or one decode step, and the pass of
+        the largest micro-batch."""
         vec = dict.fromkeys(_VEC, 0.0)
+        per_micro: list[list[float]] = []
+        hops: list[float] = []
+        p2p_work = 0.0
+        largest = None
+        for bm, n in self.sizes:
+            pc = self.pass_cost(q, ctx, bm)
+            largest = largest or pc
+            hop_bytes = bm * q * self.model.d_model * self.b / self.tp
+            hop = self.system.p2p(hop_bytes) if self.pp > 1 else 0.0
+            per_micro += [[t.total for t in pc.stages]] * n
+            hops.append(hop)
+            for t in pc.stages:
+                for c in CATEGORIES:
+                    vec[c] += n * t.seconds[c] / self.pp
+                vec["macs"] += n * t.macs * self.tp
+                vec["dram_bytes"] += n * t.dram_bytes * self.tp
+                vec["link_bytes"] += n * t.link_bytes * self.tp
+            p2p_work += n * (self.pp - 1) * hop / self.pp
+            vec["link_bytes"] += n * (self.pp - 1) * hop_bytes * self.tp
+        total = pipeline_seconds(per_micro, hops[0], decode)
         vec["seconds"] = total
-        for t in pc.stages:
-            for c in CATEGORIES:
-                vec[c] += self.m * t.seconds[c] / self.pp
-            vec["macs"] += self.m * t.macs * self.tp
-            vec["dram_bytes"] += self.m * t.dram_bytes * self.tp
-            vec["link_bytes"] += self.m * t.link_bytes * self.tp
-        p2p_work = self.m * (self.pp - 1) * hop / self.pp
         busy = sum(vec[c] for c in CATEGORIES)
         vec["p2p"] = min(p2p_work, max(0.0, total - busy))
         vec["bubble"] = max(0.0, total - busy - vec["p2p"])
-        vec["link_bytes"] += self.m * (self.pp - 1) * hop_bytes * self.tp
-        return np.array([vec[k] for k in _VEC])
+        return np.array([vec[k] for k in _VEC]), largest
 
 
 def _breakdown(vec: np.ndarray) -> dict[str, float]:
@@ -178,19 +191,18 @@ def simulate_inference(chip: Chip, model: ModelSpec, batch: int, prompt: int, ge
         raise WorkloadError(f"--micro-batches {m}", "micro_batches",
                             f"{m} micro-batches exceed the batch of {batch}")
     bm = -(-batch // m)
-    run = _Run(coster, model, tp, pp, m, bm)
+    run = _Run(coster, model, tp, pp, batch, m)
     b = run.b
     memory = _memory(chip, coster, model, batch, prompt + generate, tp, pp, b)
 
-    pre = run.pass_cost(prompt, prompt)
-    pre_vec = run.phase(pre, prompt, decode=False)
+    pre_vec, pre = run.phase(prompt, prompt, decode=False)
     n_steps = generate - 1
     offsets, weights = decode_weights(n_steps, n_steps if exact else decode_points)
     dec_sum = np.zeros(len(_VEC))
     evals: dict[int, float] = {}
     for off, w in zip(offsets, weights):
         ctx = prompt + 1 + int(off)
-        vec = run.phase(run.pass_cost(1, ctx), 1, decode=True)
+        vec = run.phase(1, ctx, decode=True)[0]
         evals[ctx] = float(vec[0])
         dec_sum += w * vec
     at = {}
@@ -198,11 +210,11 @@ def simulate_inference(chip: Chip, model: ModelSpec, batch: int, prompt: int, ge
         if not prompt < ctx <= model.max_context:
             raise WorkloadError(f"--context {ctx}", "context", f"must lie in ({prompt}, "
                                 f"{model.max_context}]: decode contexts follow the prompt")
-        at[str(ctx)] = float(run.phase(run.pass_cost(1, ctx), 1, decode=True)[0])
+        at[str(ctx)] = float(run.phase(1, ctx, decode=True)[0][0])
     ttft = float(pre_vec[0])
     dec_total = float(dec_sum[0])
     mid_ctx = prompt + 1 + n_steps // 2 if n_steps else prompt + 1
-    mid = run.pass_cost(1, mid_ctx)
+    mid = run.pass_cost(1, mid_ctx, bm)
     hd, kv = model.head_dim, model.kv_heads
     kv_read_mean = 2 * model.layers * batch * kv * hd * (prompt + 1 + (n_steps - 1) / 2) * b \
         if n_steps else 0.0

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Mapping
 
 from ..config import Field, _check_value, _parse_yaml
+from ..dataflow import MAX_GEMM_DIM
 from ..errors import ConfigError, read_user_file
 
 __all__ = ["MODEL_SCHEMA", "ModelSpec", "load_model", "model_from_dict"]
 
-_BIG = 1 << 24  # largest dimension accepted: far beyond any published model, keeps counts in int64
+# largest dimension accepted: the engine's largest GEMM side (far beyond any published model)
+_BIG = MAX_GEMM_DIM
 
 MODEL_SCHEMA: tuple[Field, ...] = (
     Field("name", "str", None, "-", "Model name, echoed in reports."),
@@ -147,6 +149,9 @@ def model_from_dict(data: object, lines: Mapping[str, int], location: str) -> Mo
             raise ConfigError(where.get("heads", top), "heads", f"d_model {values['d_model']} is "
                               f"not a multiple of {values['heads']} heads; give head_dim")
         values["head_dim"] = values["d_model"] // values["heads"]
+    if values["heads"] * values["head_dim"] > _BIG:
+        raise ConfigError(where.get("head_dim", top), "head_dim", f"heads x head_dim = "
+                          f"{values['heads'] * values['head_dim']} exceeds {_BIG}")
     if values["experts_per_token"] > values["experts"]:
         raise ConfigError(where.get("experts_per_token", top), "experts_per_token",
                           f"top-{values['experts_per_token']} of only {values['experts']} experts")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..dataflow import MAX_GEMM_DIM
 from ..errors import ConfigError
 from ..program import Program
 from .model import ModelSpec
@@ -74,6 +75,15 @@ class LayerOp:
 
 
 def _mm(name: str, m: int, n: int, k: int, operand: str, count: int = 1) -> LayerOp:
+    """A matmul; M or N beyond the engine's largest GEMM side is cut into ``count`` equal
+    pieces (rounded up), each GEMM of the group reading its own share of that side."""
+    for _ in range(2):
+        if m > MAX_GEMM_DIM:
+            pieces = -(-m // MAX_GEMM_DIM)
+            m, count = -(-m // pieces), count * pieces
+        if n > MAX_GEMM_DIM:
+            pieces = -(-n // MAX_GEMM_DIM)
+            n, count = -(-n // pieces), count * pieces
     return LayerOp(name, "matmul", m, n, k, count=count, operand=operand)
 
 

@@ -107,18 +107,20 @@ def run_pass(coster: Coster, model: ModelSpec, layer: list[LayerOp], first: list
     return PassCost(stages, costs)
 
 
-def pipeline_seconds(stage_s: list[float], m: int, hop_s: float, decode: bool) -> float:
-    """Return the seconds of ``m`` micro-batches through stages taking ``stage_s`` each, with
-    ``hop_s`` per stage-to-stage transfer. A forward pass (prefill, training): the first
-    micro-batch crosses every stage, the other m - 1 follow at the slowest stage's pace,
-    ``sum + (p-1) hop + (m-1) max`` (equal stages: the bubble is (p-1)/(m+p-1) of the time).
-    A decode step: every micro-batch's token must cross every stage before its next one, so
-    the step takes ``max(m x max, sum + (p-1) hop)``."""
-    p = len(stage_s)
-    through = sum(stage_s) + (p - 1) * hop_s
+def pipeline_seconds(micro: list[list[float]], hop_s: float, decode: bool) -> float:
+    """Return the seconds of micro-batches through the pipeline stages; ``micro[j][i]`` is
+    micro-batch j's time on stage i (the largest first), ``hop_s`` one stage-to-stage
+    transfer. A forward pass (prefill, training): the first micro-batch crosses every stage,
+    each other follows at its slowest stage's pace, ``sum + (p-1) hop + sum_j>0 max_i`` (m
+    equal stages: the bubble is (p-1)/(m+p-1) of the time). A decode step: every
+    micro-batch's token must cross every stage before its next one, so the step takes
+    ``max(sum_j max_i, sum_i + (p-1) hop)``."""
+    first = micro[0]
+    through = sum(first) + (len(first) - 1) * hop_s
+    paced = sum(max(s) for s in micro)
     if decode:
-        return max(m * max(stage_s), through)
-    return through + (m - 1) * max(stage_s)
+        return max(paced, through)
+    return through + paced - max(first)
 
 
 def layer_weight_bytes(model: ModelSpec, tp: int, elem_bytes: int) -> int:

@@ -49,7 +49,7 @@ def inference_text(d: dict[str, Any], top: int = 8) -> str:
              f"{d['chip']['name']} ({p['dtype']}): batch {p['batch']}, prompt {p['prompt']}, "
              f"generate {p['generate']}; tp {p['tp']} x pp {p['pp']} = {tot['chips_used']} of "
              f"{sysd['chips']} chips ({sysd['topology']}), {p['micro_batches']} micro-batch(es) "
-             f"of {p['micro_batch_size']}"]
+             f"of up to {p['micro_batch_size']}"]
     cap = mem["capacity_bytes"]
     lines.append(f"memory per chip  weights {fmt_bytes(mem['weight_bytes_per_chip'])} + KV cache "
                  f"{fmt_bytes(mem['kv_bytes_per_chip'])} = {fmt_bytes(mem['need_bytes_per_chip'])}"

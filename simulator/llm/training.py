@@ -91,7 +91,7 @@ def simulate_training(chip: Chip, model: ModelSpec, global_batch: int, seq: int,
     stage_s = [f.total + bk.total for f, bk in zip(fwd, bwd)]
     hop_bytes = t * model.d_model * b / tp
     hop = coster.system.p2p(hop_bytes) if pp > 1 else 0.0
-    pipe = pipeline_seconds(stage_s, m, 2 * hop, decode=False)
+    pipe = pipeline_seconds([stage_s] * m, 2 * hop, decode=False)
     weights = stage_weight_bytes(model, tp, pp, b)
     params_chip = [w // b for w in weights]
     dp_s = [coster.system.all_reduce(w, dp, inner=tp * pp) for w in weights]
