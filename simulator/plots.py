@@ -271,9 +271,10 @@ def llm_throughput(rows: Sequence[Mapping[str, Any]], title: str = "") -> Figure
     for i, ((tp, pp), rs) in enumerate(sorted(groups.items())):
         rs = sorted(rs, key=lambda r: r["batch"])
         label = f"tp {tp} x pp {pp}"
-        ax1.plot([r["batch"] for r in rs], [r["tokens_per_s"] for r in rs], "-o", ms=4,
+        style = "-o" if i < 10 else "--s"  # ten colours, then dashed lines
+        ax1.plot([r["batch"] for r in rs], [r["tokens_per_s"] for r in rs], style, ms=4,
                  color=f"C{i % 10}", label=label)
-        ax2.plot([1e3 * r["tpot_s"] for r in rs], [r["decode_tokens_per_s"] for r in rs], "-o",
+        ax2.plot([1e3 * r["tpot_s"] for r in rs], [r["decode_tokens_per_s"] for r in rs], style,
                  ms=4, color=f"C{i % 10}", label=label)
         for r in rs:
             ax2.annotate(str(r["batch"]), (1e3 * r["tpot_s"], r["decode_tokens_per_s"]),

@@ -50,11 +50,15 @@ def _row(res, chips: int) -> dict[str, Any]:
 def sweep_inference(chip: Chip, model: ModelSpec, batches: Sequence[int], tps: Sequence[int],
                     pps: Sequence[int], chips: Sequence[int] | None = None, prompt: int = 2048,
                     generate: int = 256, decode_points: int = 16) -> list[dict[str, Any]]:
-    """Return one row (COLUMNS) per (chips, batch, tp, pp) point, in that nesting order."""
+    """Return one row (COLUMNS) per (chips, batch, tp, pp) point, in that nesting order; a
+    ``chips`` value other than the config's resets ``system.torus_dims`` to the most even
+    shape."""
     cache: dict = {}
     rows = []
     for n in chips or [system_of(chip).chips]:
-        c = chip if n == system_of(chip).chips else chip.with_overrides({"system.chips": n})
+        # another chip count: a fixed torus shape gives way to the most even one
+        c = chip if n == system_of(chip).chips else \
+            chip.with_overrides({"system.chips": n, "system.torus_dims": ""})
         coster = Coster(c, system_of(c), cache)
         for batch in batches:
             for tp in tps:
