@@ -83,10 +83,12 @@ class Buffers:
 
 @dataclass(frozen=True)
 class Dram:
-    """Off-chip memory: bandwidth in bytes/s (0 = ideal) and latency per transfer in cycles."""
+    """Off-chip memory: bandwidth in bytes/s (0 = ideal), latency per transfer in cycles and
+    capacity in bytes (0 = unbounded)."""
 
     bandwidth_bytes_per_s: float
     latency_cycles: int
+    capacity_bytes: int = 0  # device memory (HBM) capacity; 0 = unbounded
 
     @property
     def ideal(self) -> bool:
@@ -236,7 +238,8 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
                         a=buffer("a"), b=buffer("b"), o=buffer("o"),
                         unified_buffer=buffer("unified_buffer")),
         dram=Dram(bandwidth_bytes_per_s=float(cfg["dram"]["bandwidth_bytes_per_s"]),
-                  latency_cycles=int(cfg["dram"]["latency_cycles"])),
+                  latency_cycles=int(cfg["dram"]["latency_cycles"]),
+                  capacity_bytes=int(cfg["dram"]["capacity_bytes"])),
         tiling=Tiling(loop_order=cfg["tiling"]["loop_order"], tile_m=cfg["tiling"]["tile_m"],
                       tile_n=cfg["tiling"]["tile_n"], tile_k=cfg["tiling"]["tile_k"]),
         energy=energy,

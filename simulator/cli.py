@@ -510,6 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a pattern per row/column (NVIDIA 2:4) instead of one shared by all "
                          "lanes (SCALE-Sim layer-wise, what a lockstep array can skip)")
     pr.set_defaults(func=_cmd_prune)
+    from .llm.command import add_llm_parser
+    add_llm_parser(sub, _add_chip_args)
     keys = sub.add_parser("keys", help="print every config key with its default and unit")
     keys.set_defaults(func=lambda args: print(schema_markdown(), end="") or 0)
     return parser

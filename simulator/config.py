@@ -138,6 +138,29 @@ SCHEMA: tuple[Field, ...] = (
     Field("dram.latency_cycles", "int", 0, "cycles",
           "Latency added to each tile transfer (ignored with ideal memory).", minimum=0,
           maximum=1 << 30),
+    Field("dram.capacity_bytes", "int", 0, "bytes",
+          "Device memory (HBM) capacity: weights and KV cache must fit in it (systolic-sim llm); "
+          "0 = unbounded.", minimum=0, maximum=1 << 50),
+    Field("system.chips", "int", 1, "chips",
+          "Chips in the system (systolic-sim llm): tensor x pipeline (x data) parallel groups "
+          "must fit in it.", positive=True, maximum=1 << 20),
+    Field("system.topology", "choice", "switch", "-",
+          "Interconnect: ring, torus2d, torus3d (wrap-around links in every dimension) or switch "
+          "(every chip one hop from every other).",
+          choices=("ring", "torus2d", "torus3d", "switch")),
+    Field("system.torus_dims", "str", "", "chips",
+          "Torus shape as AxB or AxBxC (product = system.chips); empty = the most even "
+          "factorisation."),
+    Field("system.link_bandwidth_bytes_per_s", "float", 0.0, "bytes/s",
+          "Bandwidth of one inter-chip link, one direction; 0 = no interconnect (one chip only).",
+          minimum=0.0, maximum=1e15),
+    Field("system.link_latency_s", "float", 0.0, "s",
+          "Latency of one message over one link (the alpha of the alpha-beta model).",
+          minimum=0.0, maximum=1.0),
+    Field("system.links_per_chip", "int", 1, "links",
+          "Inter-chip links of one chip; ring and switch collectives drive all of them, a torus "
+          "splits them evenly over its dimensions.", positive=True, maximum=1024),
+    Field("system.source", "str", "", "-", "Where the system's numbers come from."),
     Field("tiling.loop_order", "choice", "auto", "-",
           "Order of the tile loops, outermost first (mnk: k innermost); auto picks the order "
           "with the least DRAM traffic.", choices=("auto", "mnk", "mkn", "nmk", "nkm", "kmn", "knm")),

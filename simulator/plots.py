@@ -242,3 +242,119 @@ def save(fig: Figure, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
     return path
+
+
+# --------------------------------------------------------------------------- language models
+# Rows are those of simulator.llm.sweep.sweep_inference (``systolic-sim llm`` sweeps).
+
+_LLM_PARTS = ("array", "memory", "vector", "overhead", "comm", "bubble")
+
+
+def _llm_ok(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if not ok:
+        raise ValueError("no successful llm points to plot")
+    return ok
+
+
+def llm_throughput(rows: Sequence[Mapping[str, Any]], title: str = "") -> Figure:
+    """Return tokens/s against batch (left) and the latency-throughput curve, decode tokens/s
+    against TPOT in ms (right), one line per (tp, pp) at the largest chip count swept."""
+    ok = _llm_ok(rows)
+    chips = max(r["chips"] for r in ok)
+    ok = [r for r in ok if r["chips"] == chips]
+    fig = Figure(figsize=(11, 4.3), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    groups: dict[tuple[int, int], list] = {}
+    for r in ok:
+        groups.setdefault((r["tp"], r["pp"]), []).append(r)
+    for i, ((tp, pp), rs) in enumerate(sorted(groups.items())):
+        rs = sorted(rs, key=lambda r: r["batch"])
+        label = f"tp {tp} x pp {pp}"
+        style = "-o" if i < 10 else "--s"  # ten colours, then dashed lines
+        ax1.plot([r["batch"] for r in rs], [r["tokens_per_s"] for r in rs], style, ms=4,
+                 color=f"C{i % 10}", label=label)
+        ax2.plot([1e3 * r["tpot_s"] for r in rs], [r["decode_tokens_per_s"] for r in rs], style,
+                 ms=4, color=f"C{i % 10}", label=label)
+        for r in rs:
+            ax2.annotate(str(r["batch"]), (1e3 * r["tpot_s"], r["decode_tokens_per_s"]),
+                         fontsize=6, xytext=(3, 3), textcoords="offset points")
+    for ax in (ax1, ax2):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    ax1.set_xlabel("batch (sequences)")
+    ax1.set_ylabel("tokens/s (prefill + decode)")
+    ax2.set_xlabel("TPOT (ms per output token)")
+    ax2.set_ylabel("decode tokens/s (labels: batch)")
+    ax1.set_title("Throughput vs batch", fontsize=10)
+    ax2.set_title("Latency-throughput", fontsize=10)
+    fig.suptitle(f"{title} ({chips} chips)", fontsize=10)
+    return fig
+
+
+def llm_phases(rows: Sequence[Mapping[str, Any]], title: str = "") -> Figure:
+    """Return stacked bars of prefill (TTFT) and decode time by part (array, memory, vector,
+    overhead, comm, pipeline bubble), one bar per point (at most 24: the best per case)."""
+    ok = _llm_ok(rows)
+    if len(ok) > 24:
+        best: dict[tuple, Mapping[str, Any]] = {}
+        for r in ok:
+            key = (r["chips"], r["batch"])
+            if key not in best or r["tokens_per_s"] > best[key]["tokens_per_s"]:
+                best[key] = r
+        ok = [best[k] for k in sorted(best)][:24]
+    labels = [f"{r['chips']}ch b{r['batch']}\ntp{r['tp']} pp{r['pp']}" for r in ok]
+    fig = Figure(figsize=(max(7, 0.6 * len(ok) + 3), 7), layout="constrained")
+    axes = fig.subplots(2, 1)
+    for ax, phase in zip(axes, ("prefill", "decode")):
+        bottom = [0.0] * len(ok)
+        for i, part in enumerate(_LLM_PARTS):
+            vals = [float(r[f"{phase}_{part}_s"]) for r in ok]
+            if not any(vals):
+                continue
+            ax.bar(range(len(ok)), vals, bottom=bottom, color=f"C{i}", label=part)
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        ax.set_xticks(range(len(ok)), labels, fontsize=7)
+        ax.set_ylabel(f"{phase} time (s)")
+        ax.set_title(f"{phase}: {'time to first token' if phase == 'prefill' else 'all decode steps'}"
+                     " by part", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, ncol=3)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def llm_scaling(rows: Sequence[Mapping[str, Any]], title: str = "") -> Figure:
+    """Return the best tokens/s (over tp, pp) against chip count, one line per batch, with
+    linear scaling from the smallest count dashed."""
+    ok = [r for r in _llm_ok(rows) if r["fits"] in (True, "True")]
+    if not ok:
+        raise ValueError("no point fits the chips' memory")
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    for i, batch in enumerate(sorted({r["batch"] for r in ok})):
+        best: dict[int, Mapping[str, Any]] = {}
+        for r in ok:
+            if r["batch"] == batch and (r["chips"] not in best or
+                                        r["tokens_per_s"] > best[r["chips"]]["tokens_per_s"]):
+                best[r["chips"]] = r
+        xs = sorted(best)
+        ys = [best[x]["tokens_per_s"] for x in xs]
+        ax.plot(xs, ys, "-o", color=f"C{i % 10}", ms=4, label=f"batch {batch}")
+        ax.plot(xs, [ys[0] * x / xs[0] for x in xs], "--", color=f"C{i % 10}", lw=0.8)
+        for x in xs:
+            ax.annotate(f"tp{best[x]['tp']} pp{best[x]['pp']}", (x, best[x]["tokens_per_s"]),
+                        fontsize=6, xytext=(3, -8), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("chips in the system")
+    ax.set_ylabel("tokens/s (best tp x pp)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title(f"Scaling with chip count (dashed: linear): {title}", fontsize=9)
+    return fig
+
+
+__all__ += ["llm_phases", "llm_scaling", "llm_throughput"]

@@ -1,0 +1,118 @@
+"""Cost of LLM ops on one chip with the engine's single-chip models.
+
+A matmul costs what :func:`simulator.engine.gemm_op` says (array compute, memory stalls from the
+tiling and DRAM model, launch overhead); ``count`` GEMMs of one shape run back to back as one
+grouped launch: ``count x (compute + stall) + launch``. Vector ops and row reductions cost
+:func:`simulator.vector.vector_cycles` / :func:`simulator.vector.reduction_cycles` plus the launch,
+exactly as the engine charges them. A gather reads its bytes at the chip's DRAM bandwidth.
+Collectives cost what the :class:`~simulator.llm.system.System` says. Every GEMM shape is
+timed once per Coster and remembered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..chip import Chip
+from ..engine import gemm_op
+from ..vector import reduction_cycles, vector_cycles
+from .ops import LayerOp
+from .system import System
+
+__all__ = ["CATEGORIES", "Coster", "OpCost"]
+
+# Where an op's time goes: array compute, memory stalls (and gathers), vector unit, fixed
+# launch overhead, inter-chip communication.
+CATEGORIES = ("array", "memory", "vector", "overhead", "comm")
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """Seconds of one op by category, its MACs, DRAM bytes and link bytes sent per chip."""
+
+    array: float
+    memory: float
+    vector: float
+    overhead: float
+    comm: float
+    macs: int
+    dram_bytes: int
+    link_bytes: float
+    memory_bound: bool = False
+
+    @property
+    def seconds(self) -> float:
+        """Return the op's total seconds (the sum of its categories)."""
+        return self.array + self.memory + self.vector + self.overhead + self.comm
+
+
+class Coster:
+    """Costs LayerOps on ``chip`` within ``system``; remembers every GEMM shape it timed."""
+
+    def __init__(self, chip: Chip, system: System,
+                 gemm_cache: dict[tuple[int, int, int], tuple[int, int, int, bool]] | None = None):
+        """``gemm_cache`` may be shared by Costers of chips that differ only in system keys."""
+        self.chip = chip
+        self.system = system
+        self.clock = chip.clock_hz
+        self.launch = chip.launch_cycles
+        self._gemm = {} if gemm_cache is None else gemm_cache
+        self._ops: dict[tuple, tuple[int, OpCost]] = {}
+
+    def gemm(self, m: int, n: int, k: int) -> tuple[int, int, int, bool]:
+        """Return (compute cycles, stall cycles, DRAM bytes, memory bound) of one GEMM."""
+        key = (m, n, k)
+        got = self._gemm.get(key)
+        if got is None:
+            rep = gemm_op(self.chip, m, n, k)
+            got = self._gemm[key] = (rep.compute_cycles, rep.stall_cycles,
+                                     int(rep.events["dram_bytes"]), bool(rep.memory_bound))
+        return got
+
+    def cycles(self, op: LayerOp) -> int:
+        """Return the on-chip cycles of an array, vector, reduce or gather op (launch included)."""
+        return self._cost(op)[0]
+
+    def cost(self, op: LayerOp) -> OpCost:
+        """Return the OpCost of ``op`` (seconds by category, counts)."""
+        return self._cost(op)[1]
+
+    def _cost(self, op: LayerOp) -> tuple[int, OpCost]:
+        key = (op.kind, op.m, op.n, op.k, op.count, op.op_class, op.nbytes, op.group)
+        got = self._ops.get(key)
+        if got is None:
+            got = self._ops[key] = self._compute(op)
+        return got
+
+    def _compute(self, op: LayerOp) -> tuple[int, OpCost]:
+        clk = self.clock
+        kind = op.kind
+        if kind == "matmul":
+            comp, stall, dram, bound = self.gemm(op.m, op.n, op.k)
+            cyc = op.count * (comp + stall) + self.launch
+            return cyc, OpCost(op.count * comp / clk, op.count * stall / clk, 0.0,
+                               self.launch / clk, 0.0, op.macs, op.count * dram, 0.0, bound)
+        if kind == "vector":
+            body = vector_cycles(self.chip.vector, op.op_class, op.m * op.n)
+            return body + self.launch, OpCost(0.0, 0.0, body / clk, self.launch / clk, 0.0, 0,
+                                              0, 0.0)
+        if kind == "reduce":
+            body = reduction_cycles(self.chip.vector, op.m * op.n, op.n)
+            return body + self.launch, OpCost(0.0, 0.0, body / clk, self.launch / clk, 0.0, 0,
+                                              0, 0.0)
+        if kind == "gather":
+            per = self.chip.dram_bytes_per_cycle
+            body = 0 if per == float("inf") else int(-(-op.nbytes // per))
+            return body + self.launch, OpCost(0.0, body / clk, 0.0, self.launch / clk, 0.0, 0,
+                                              op.nbytes, 0.0, True)
+        s, n = float(op.nbytes), op.group
+        sysm = self.system
+        if kind == "all_reduce":
+            sec, sent = sysm.all_reduce(s, n), 2.0 * (n - 1) / n * s
+        elif kind in ("all_gather", "reduce_scatter"):
+            sec, sent = sysm.all_gather(s, n), (n - 1) / n * s
+        elif kind == "all_to_all":
+            sec, sent = sysm.all_to_all(s, n), (n - 1) / n * s
+        else:
+            raise ValueError(f"unknown op kind {kind!r}")  # pragma: no cover - ops.py makes them
+        return 0, OpCost(0.0, 0.0, 0.0, 0.0, sec, 0, 0, sent)
