@@ -29,7 +29,8 @@ from .chip import Chip
 from .errors import Interrupted, WorkloadError
 from .locking import exclusive, write_atomic
 
-__all__ = ["DEFAULT_FREE", "FitResult", "fit", "measure", "predict_point", "load_measurements"]
+__all__ = ["DEFAULT_FREE", "FitResult", "fit", "fit_spread", "measure", "predict_point",
+           "load_measurements"]
 
 KERNELS = ("gemm", "linear-train", "mlp-train")
 DTYPES = ("fp32", "fp16", "bf16")
@@ -366,6 +367,40 @@ def fit(chip: Chip, data: dict[str, Any], holdout: float = 0.3, seed: int = 0,
                      "split": "holdout" if i in held else "train", "measured_s": p["median_s"],
                      "predicted_s": pred, "ape": 100.0 * abs(pred - p["median_s"]) / p["median_s"]})
     return FitResult({k: float(math.exp(v)) for k, v in zip(free, sol.x)}, start, rows)
+
+
+def _min_median_max(values: Sequence[float]) -> dict[str, float]:
+    return {"min": float(np.min(values)), "median": float(np.median(values)),
+            "max": float(np.max(values))}
+
+
+def fit_spread(chip: Chip, data: dict[str, Any], holdout: float = 0.3,
+               seeds: Sequence[int] = range(10), free: Sequence[str] = DEFAULT_FREE,
+               kernels: Sequence[str] | None = None,
+               on_fit: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Fit once per seed (each a different random split) and return how the result varies.
+
+    Returns a JSON-ready dict: ``splits`` (one row per seed: seed, fitted params, train and
+    held-out errors in %), and ``holdout_median_ape_pct``, ``holdout_p90_ape_pct`` and
+    ``params`` (per key) as {min, median, max} over the seeds. One split can be lucky or unlucky
+    by several points of error; report the spread, not one seed. ``on_fit`` is called after
+    each fit (progress).
+    """
+    seeds = list(seeds)
+    if not seeds:
+        raise WorkloadError("--splits", "splits", "need at least one split")
+    rows = []
+    for seed in seeds:
+        res = fit(chip, data, holdout, seed, free, kernels)
+        rows.append({"seed": seed, "params": res.params, "train": res.errors("train"),
+                     "holdout": res.errors("holdout")})
+        if on_fit is not None:
+            on_fit()
+    return {"splits": rows, "seeds": seeds, "holdout": holdout,
+            "holdout_median_ape_pct": _min_median_max([r["holdout"]["median_ape_pct"]
+                                                       for r in rows]),
+            "holdout_p90_ape_pct": _min_median_max([r["holdout"]["p90_ape_pct"] for r in rows]),
+            "params": {k: _min_median_max([r["params"][k] for r in rows]) for k in free}}
 
 
 def plot_fit(result: FitResult, title: str):

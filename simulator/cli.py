@@ -221,18 +221,28 @@ def _cmd_calibrate_measure(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate_fit(args: argparse.Namespace) -> int:
-    from .calibrate import fit, load_measurements, plot_fit
+    from .calibrate import fit, fit_spread, load_measurements, plot_fit
+    from .progress import progress_bar
     chip = _load(args)
     data = load_measurements(args.data)
     free = [f.strip() for f in args.free.split(",") if f.strip()]
     kernels = [k.strip() for k in args.kernels.split(",")] if args.kernels else None
+    if args.splits < 1:
+        raise WorkloadError("--splits", "splits", f"must be >= 1, got {args.splits}")
     res = fit(chip, data, args.holdout, args.seed, free, kernels)
+    bar = progress_bar(args.splits, "fits", sys.stderr.isatty() and not args.json)
+    try:
+        spread = fit_spread(chip, data, args.holdout, range(args.seed, args.seed + args.splits),
+                            free, kernels, on_fit=None if bar is None else lambda: bar.update(1))
+    finally:
+        if bar is not None:
+            bar.close()
     if args.plot:
         from .plots import save
         device = data.get("provenance", {}).get("device", "device")
         save(plot_fit(res, f"{chip.name} fitted to {device}"), args.plot)
     if args.json:
-        print(json.dumps(res.to_dict(), indent=2))
+        print(json.dumps({**res.to_dict(), "spread": spread}, indent=2))
         return 0
     prov = data.get("provenance", {})
     print(f"fit {chip.name} to {args.data} ({prov.get('device', '?')}, {prov.get('date_utc', '?')}):"
@@ -246,6 +256,14 @@ def _cmd_calibrate_fit(args: argparse.Namespace) -> int:
         e = res.errors(split)
         print(f"{split:<8} median APE {e['median_ape_pct']:.2f} %, p90 {e['p90_ape_pct']:.2f} % "
               f"over {e['points']} points")
+    seeds = spread["seeds"]
+    print(f"over {len(seeds)} random splits (seeds {seeds[0]}-{seeds[-1]}), min / median / max:")
+    for key, label, unit in (("holdout_median_ape_pct", "held-out median APE", " %"),
+                             ("holdout_p90_ape_pct", "held-out p90 APE", " %")):
+        s = spread[key]
+        print(f"  {label:<28} {s['min']:.2f} / {s['median']:.2f} / {s['max']:.2f}{unit}")
+    for k, s in spread["params"].items():
+        print(f"  {k:<28} {s['min']:.4g} / {s['median']:.4g} / {s['max']:.4g}")
     return 0
 
 
@@ -471,7 +489,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated keys to fit")
     cf.add_argument("--kernels", help="fit only these kernels, e.g. gemm (default: all)")
     cf.add_argument("--holdout", type=float, default=0.3)
-    cf.add_argument("--seed", type=int, default=0)
+    cf.add_argument("--seed", type=int, default=0, help="split shown point by point")
+    cf.add_argument("--splits", type=int, default=10,
+                    help="fit this many random splits (seeds SEED, SEED+1, ...) and report "
+                         "the min / median / max of their held-out errors (default 10)")
     cf.add_argument("--json", action="store_true")
     cf.add_argument("--plot", metavar="FILE.png", help="predicted vs measured, log axes")
     cf.set_defaults(func=_cmd_calibrate_fit)

@@ -12,7 +12,7 @@ import pytest
 from conftest import CONFIGS, ROOT
 from simulator import WorkloadError, load_chip
 from simulator.backend import get_xp
-from simulator.calibrate import fit, load_measurements, measure, predict_point
+from simulator.calibrate import fit, fit_spread, load_measurements, measure, predict_point
 from simulator.cli import main
 
 HOST = ROOT / "calibration" / "host-cpu.json"
@@ -112,9 +112,57 @@ def test_load_measurements_errors(tmp_path):
 def test_calibrate_fit_cli(tmp_path, capsys):
     plot = tmp_path / "fit.png"
     assert main(["calibrate", "fit", str(HOST), "--config", str(CONFIGS / "host-cpu.yaml"),
-                 "--kernels", "gemm", "--json", "--plot", str(plot)]) == 0
+                 "--kernels", "gemm", "--json", "--plot", str(plot), "--splits", "1"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"params", "start", "train", "holdout", "points"}
+    assert set(data) == {"params", "start", "train", "holdout", "points", "spread"}
+    assert data["spread"]["splits"][0]["holdout"] == data["holdout"]
     assert plot.stat().st_size > 10000
     assert main(["calibrate", "measure", "--backend", "numpy", "--kernels", "conv",
                  "--out", str(tmp_path / "x.json")]) == 2
+
+
+def noisy_synthetic_points() -> list[dict]:
+    """GEMM points timed by a known chip, each off by a fixed factor (so fits are imperfect)."""
+    truth = load_chip(CONFIGS / "host-cpu.yaml", {"clock_hz": 3.1e9})
+    shapes = [(s, s, s) for s in (16, 32, 64, 96, 128, 192)] + [(64, 256, 32), (200, 30, 90),
+                                                                 (48, 48, 300), (120, 80, 60)]
+    factors = (1.0, 1.3, 0.8, 1.1, 0.95, 1.25, 0.7, 1.05, 1.4, 0.9)
+    points = [{"kernel": "gemm", "dtype": "fp32", "shape": list(s)} for s in shapes]
+    for p, f in zip(points, factors):
+        p["median_s"] = predict_point(truth, p) * f
+    return points
+
+
+def test_fit_spread_summarises_ten_independent_splits():
+    chip = load_chip(CONFIGS / "host-cpu.yaml")
+    data = {"points": noisy_synthetic_points()}
+    spread = fit_spread(chip, data, holdout=0.3, seeds=range(10), free=["clock_hz"])
+    assert [r["seed"] for r in spread["splits"]] == list(range(10))
+    medians, p90s, clocks = [], [], []
+    for row in spread["splits"]:
+        one = fit(chip, data, holdout=0.3, seed=row["seed"], free=["clock_hz"])
+        assert row["params"] == one.params and row["holdout"] == one.errors("holdout")
+        medians.append(one.errors("holdout")["median_ape_pct"])
+        p90s.append(one.errors("holdout")["p90_ape_pct"])
+        clocks.append(one.params["clock_hz"])
+    assert len(set(medians)) > 1  # different splits, different errors
+    for key, values in (("holdout_median_ape_pct", medians), ("holdout_p90_ape_pct", p90s)):
+        assert spread[key] == {"min": min(values), "median": float(np.median(values)),
+                               "max": max(values)}
+    assert spread["params"]["clock_hz"]["median"] == float(np.median(clocks))
+
+
+def test_calibrate_fit_cli_prints_spread_over_ten_splits(tmp_path, capsys):
+    data_file = tmp_path / "d.json"
+    data_file.write_text(json.dumps({"points": noisy_synthetic_points()}))
+    cmd = ["calibrate", "fit", str(data_file), "--config", str(CONFIGS / "host-cpu.yaml"),
+           "--free", "clock_hz"]
+    assert main(cmd) == 0
+    out = capsys.readouterr().out
+    spread = fit_spread(load_chip(CONFIGS / "host-cpu.yaml"), {"points": noisy_synthetic_points()},
+                        holdout=0.3, seeds=range(10), free=["clock_hz"])
+    s = spread["holdout_median_ape_pct"]
+    assert "over 10 random splits (seeds 0-9), min / median / max:" in out
+    line = next(x for x in out.splitlines() if x.strip().startswith("held-out median APE"))
+    assert line.endswith(f" {s['min']:.2f} / {s['median']:.2f} / {s['max']:.2f} %")
+    assert main([*cmd, "--splits", "0"]) == 2
