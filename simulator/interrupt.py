@@ -14,7 +14,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["deferred", "start_workers", "worker_initializer"]
+__all__ = ["deferred", "ignored", "start_workers", "worker_initializer"]
 
 
 def _main_thread() -> bool:
@@ -53,6 +53,20 @@ def start_workers() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextmanager
+def ignored() -> Iterator[None]:
+    """Ignore SIGINT in this process for the body of the ``with``: processes it spawns (which
+    start a fresh interpreter) keep ignoring it for life. A Ctrl-C in the body is lost."""
+    if not _main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def worker_initializer() -> None:

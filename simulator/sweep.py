@@ -33,6 +33,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,8 @@ from .chip import chip_from_config
 from .config import _parse_yaml, flatten, load_config, validate_config
 from .dataflow import parse_gemm
 from .errors import ConfigError, Interrupted, SimulatorInputError, WorkloadError, read_user_file
+from .interrupt import deferred, ignored, start_workers, worker_initializer
 from .progress import progress_bar
-from .interrupt import deferred, start_workers, worker_initializer
 from .locking import exclusive
 
 __all__ = ["EXECUTORS", "METRICS", "Sweep", "load_sweep", "run_sweep", "read_results"]
@@ -324,12 +325,15 @@ def _results_dask(args, chunks: list[list], workers: int | None,
         raise WorkloadError("--executor dask", "executor", "needs dask.distributed: pip install "
                             "'systolic-sim[dask]' (or 'dask[distributed]')") from None
     cluster = None
-    with start_workers():  # the local cluster's processes leave Ctrl-C to this process
+    with ignored():  # the local cluster's worker processes are spawned ignoring Ctrl-C
         if scheduler:
             client = Client(scheduler)
         else:
+            # silence_logs: dask's warnings (slow event loop, tasks cancelled by Ctrl-C, workers
+            # killed on close) would break the one-line output; errors still show
             cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                   processes=True, dashboard_address=None)
+                                   processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR)
             client = Client(cluster)
     try:
         futures = client.map(_evaluate_chunk, *([a] * len(chunks) for a in args), chunks,
