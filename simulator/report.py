@@ -49,6 +49,10 @@ class OpReport:
     traffic_bytes: Mapping[str, Any] = field(default_factory=dict)
     tiling: Mapping[str, Any] | None = None
     memory_bound: bool = False
+    gemms: int = 1  # independent GEMMs of ``shape`` (batched matmul, conv groups)
+    # residency (DESIGN s.8): DRAM bytes read/written per tensor and why, spilled tensors,
+    # resident bytes in the buffer during the op; empty when buffers.residency is off
+    residency: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def total_cycles(self) -> int:
@@ -77,6 +81,10 @@ class OpReport:
         out["energy_pj"] = dict(self.energy_pj)
         if self.tiling is not None:
             out["tiling"] = dict(self.tiling)
+        if self.gemms != 1:
+            out["gemms"] = self.gemms
+        if self.residency:
+            out["residency"] = _plain(self.residency)
         return out
 
 
@@ -144,6 +152,8 @@ class Report:
         """Return, per unit (array, vector), the cycles it was busy with an op."""
         busy: dict[str, int] = {}
         for op in self.ops:
+            if op.unit == "layout":  # free layout changes occupy no unit
+                continue
             busy[op.unit] = busy.get(op.unit, 0) + op.total_cycles
         return busy
 
