@@ -198,40 +198,61 @@ def _quantise_int8(x: np.ndarray) -> tuple[np.ndarray, np.float32]:
 def _array_operand(chip: Chip, x: np.ndarray, name: str) -> tuple[np.ndarray, np.float32 | None]:
     """Return an array operand in the chip's value type and, for a float tensor on an int8
     chip, its quantisation scale (the output is dequantised by the product of the scales)."""
-    if chip.dtype == "int8" and not np.issubdtype(np.asarray(x).dtype, np.integer):
+    x = np.asarray(x)
+    if chip.dtype == "int8" and not (np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
         q, scale = _quantise_int8(x)
-        return np.ascontiguousarray(q), scale
-    return prepare_operand(x, chip.dtype, name), None
+        return q, scale
+    return x, None
 
 
 def _gemm_values(chip: Chip, a: np.ndarray, b: np.ndarray, plan: TilePlan, engine: str,
                  names: tuple[str, str]):
     """Run one 2-D GEMM through the array's numerics; float tensors on int8 chips are quantised
     per tensor and the result dequantised to float32. Returns like _matmul_values."""
-    qa, sa = _array_operand(chip, a, names[0])
-    qb, sb = _array_operand(chip, b, names[1])
-    out, cycles, last, overflows = _matmul_values(chip, qa, qb, plan, engine)
-    if sa is not None or sb is not None:
-        scale = np.float32((sa if sa is not None else 1) * (sb if sb is not None else 1))
-        out = out.astype(np.float32) * scale
-    return out, cycles, last, overflows
+    return _run_pairs(chip, [(a, b)], plan, engine, names, (None, None))
+
+
+def _run_pairs(chip: Chip, pairs: list, plan: TilePlan, engine: str, names: tuple[str, str],
+               scales: tuple) -> tuple[list | np.ndarray, int | None, int | None, int]:
+    """Run 2-D GEMMs in order; ``scales`` are the operands' int8 quantisation scales (None:
+    not quantised). Returns (outputs, reference cycles or None, last cycle or None, overflows);
+    a single pair returns its output array instead of a list."""
+    outs = []
+    cycles_sum = 0
+    last = None
+    overflows = 0
+    sa, sb = scales
+    for a2, b2 in pairs:
+        qa = prepare_operand(a2, chip.dtype, names[0])
+        qb = prepare_operand(b2, chip.dtype, names[1])
+        out, cyc, lst, ovf = _matmul_values(chip, qa, qb, plan, engine)
+        if sa is not None or sb is not None:
+            out = out.astype(np.float32) * np.float32((sa if sa is not None else 1)
+                                                      * (sb if sb is not None else 1))
+        if cyc is not None:
+            last = cycles_sum + lst
+            cycles_sum += cyc
+        outs.append(out)
+        overflows += ovf or 0
+    if len(pairs) == 1:
+        return outs[0], (cycles_sum if last is not None else None), last, overflows
+    return outs, (cycles_sum if last is not None else None), last, overflows
 
 
 def _batched_values(chip: Chip, program: Program, op: MatMul | Conv2d, env: dict,
                     plan: TilePlan, engine: str):
     """Return (output, reference cycles or None, last cycle or None, overflows) of an array op
-    with any number of GEMMs, run in order (batch index, then group)."""
+    with any number of GEMMs, run in order (batch index, then group). On an int8 chip a float
+    operand tensor is quantised once, per tensor, before it is cut into GEMMs."""
+    a, sa = _array_operand(chip, np.asarray(env[op.inputs[0]]), op.inputs[0])
+    b, sb = _array_operand(chip, np.asarray(env[op.inputs[1]]), op.inputs[1])
     if isinstance(op, Conv2d):
-        x = np.asarray(env[op.inputs[0]])
-        w = np.asarray(env[op.inputs[1]])
-        f = w.shape[0]
-        kh, kw = w.shape[2], w.shape[3]
-        a_all = im2col_nchw(x, (kh, kw), op.stride, op.padding, op.dilation, op.groups)
-        b_all = w.reshape(op.groups, f // op.groups, -1).transpose(0, 2, 1)
+        f = b.shape[0]
+        kh, kw = b.shape[2], b.shape[3]
+        a_all = im2col_nchw(a, (kh, kw), op.stride, op.padding, op.dilation, op.groups)
+        b_all = b.reshape(op.groups, f // op.groups, -1).transpose(0, 2, 1)
         pairs = [(a_all[g], b_all[g]) for g in range(op.groups)]
     else:
-        a = np.asarray(env[op.inputs[0]])
-        b = np.asarray(env[op.inputs[1]])
         if op.transpose_a:
             a = np.swapaxes(a, -1, -2)
         if op.transpose_b:
@@ -243,27 +264,17 @@ def _batched_values(chip: Chip, program: Program, op: MatMul | Conv2d, env: dict
             a_b = np.broadcast_to(a, (*batch, *a.shape[-2:])).reshape(-1, *a.shape[-2:])
             b_b = np.broadcast_to(b, (*batch, *b.shape[-2:])).reshape(-1, *b.shape[-2:])
             pairs = [(a_b[i], b_b[i]) for i in range(a_b.shape[0])]
-    outs = []
-    cycles_sum = 0
-    last = None
-    overflows = 0
-    for a2, b2 in pairs:
-        out, cyc, lst, ovf = _gemm_values(chip, a2, b2, plan, engine, op.inputs)
-        if cyc is not None:
-            last = cycles_sum + lst
-            cycles_sum += cyc
-        outs.append(out)
-        overflows += ovf or 0
+    outs, cycles, last, overflows = _run_pairs(chip, pairs, plan, engine, op.inputs, (sa, sb))
     if isinstance(op, Conv2d):
         nb, f, oh, ow = program.shapes[op.output]
-        o = np.stack(outs)  # (groups, N*oh*ow, F/g)
+        o = np.stack(outs) if isinstance(outs, list) else outs[None]
         o = o.reshape(op.groups, nb, oh, ow, f // op.groups).transpose(1, 0, 4, 2, 3)
         value = np.ascontiguousarray(o.reshape(nb, f, oh, ow))
-    elif len(pairs) == 1 and (b.ndim == 2):
-        value = outs[0].reshape(program.shapes[op.output])
-    else:
+    elif isinstance(outs, list):
         value = np.stack(outs).reshape(program.shapes[op.output])
-    return value, (cycles_sum if last is not None else None), last, overflows
+    else:
+        value = outs.reshape(program.shapes[op.output])
+    return value, cycles, last, overflows
 
 
 def _scaled(mem: MemoryResult, count: int) -> MemoryResult:
@@ -496,12 +507,12 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                 if isinstance(op, MatMul) and program.gemm_count(op) == 1 and \
                         len(program.shapes[op.inputs[0]]) == 2 and \
                         len(program.shapes[op.inputs[1]]) == 2:
-                    a = np.asarray(env[op.inputs[0]])
-                    b = np.asarray(env[op.inputs[1]])
+                    a, sa = _array_operand(chip, np.asarray(env[op.inputs[0]]), op.inputs[0])
+                    b, sb = _array_operand(chip, np.asarray(env[op.inputs[1]]), op.inputs[1])
                     a = a.T if op.transpose_a else a
                     b = b.T if op.transpose_b else b
-                    env[op.output], ref_cycles, last, overflows = _gemm_values(
-                        chip, a, b, one.plan, engine, op.inputs)
+                    env[op.output], ref_cycles, last, overflows = _run_pairs(
+                        chip, [(a, b)], one.plan, engine, op.inputs, (sa, sb))
                 else:
                     env[op.output], ref_cycles, last, overflows = _batched_values(
                         chip, program, op, env, one.plan, engine)

@@ -21,10 +21,11 @@ Mapping onto the array (DESIGN section 8):
 
 Transposed matmul operands (``X^T`` in ``dW = X^T dY``, ``K^T`` in attention) are not
 materialised: the array's feeder reads the operand from the buffer in the order the array needs,
-which costs the same bytes as a plain read and no extra cycles. A ``Layout`` permute or slice is
-likewise free when every consumer (looking through other layout ops) is an array op; otherwise
-the engine charges it as data movement on the vector unit (``move`` class: a buffer read and a
-write per element). Reshapes are always free.
+which costs the same bytes as a plain read and no extra cycles. A ``Layout`` permute is likewise
+free when every consumer (looking through other layout ops) is an array op; otherwise the engine
+charges it as data movement on the vector unit (``move`` class: a buffer read and a write per
+element). Reshapes and slices (a split's pieces) are always free: an offset and strides in the
+reading unit's address generator. Concat and broadcast copy data and are vector ops.
 """
 
 from __future__ import annotations
@@ -130,8 +131,8 @@ class VectorOp(Op):
 
 @dataclass(frozen=True)
 class Layout(Op):
-    """A layout change: ``reshape`` (always free), ``permute`` or ``slice`` (free when only array
-    ops consume it, else charged as data movement by the engine)."""
+    """A layout change: ``reshape`` and ``slice`` (always free), ``permute`` (free when only
+    array ops consume it, else charged as data movement by the engine)."""
 
     kind: str = "reshape"
     attrs: tuple[tuple[str, Any], ...] = ()

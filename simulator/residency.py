@@ -2,8 +2,8 @@
 
 Liveness over the program's schedule (its op order): a program input is live from its first use
 to its last (it is loaded from DRAM at the first use), an op's output from its defining op to
-its last use (an output nobody reads lives for its defining op only). Free layout ops (reshape,
-and permutes or slices only array ops read) alias their input: one buffer, whose life runs to
+its last use (an output nobody reads lives for its defining op only). Free layout ops (reshapes,
+slices, and permutes only array ops read) alias their input: one buffer, whose life runs to
 the last use of any alias.
 
 Admission, in priority order (earlier start first, then program order): a tensor is resident
@@ -35,8 +35,9 @@ __all__ = ["ResidencyPlan", "free_layout_ops", "plan_residency"]
 
 
 def free_layout_ops(program: Program) -> set[str]:
-    """Return the names of the Layout ops that cost nothing: reshapes, and permutes/slices whose
-    every consumer (looking through other free layout ops) is an array op."""
+    """Return the names of the Layout ops that cost nothing: reshapes and slices (an offset and
+    strides for whichever unit reads them), and permutes whose every consumer (looking through
+    other free layout ops) is an array op."""
     uses = program.consumers()
     memo: dict[str, bool] = {}
 
@@ -48,7 +49,8 @@ def free_layout_ops(program: Program) -> set[str]:
         for op in uses.get(tensor, ()):
             if isinstance(op, (MatMul, Conv2d)):
                 continue
-            if isinstance(op, Layout) and (op.kind == "reshape" or only_array(op.output)):
+            if isinstance(op, Layout) and (op.kind in ("reshape", "slice")
+                                           or only_array(op.output)):
                 continue
             ok = False
             break
@@ -57,7 +59,7 @@ def free_layout_ops(program: Program) -> set[str]:
 
     free = set()
     for op in program.ops:
-        if isinstance(op, Layout) and (op.kind == "reshape" or only_array(op.output)):
+        if isinstance(op, Layout) and (op.kind in ("reshape", "slice") or only_array(op.output)):
             free.add(op.name)
     return free
 

@@ -704,7 +704,21 @@ def _move(shapes, out, attrs):
     return [("move", _n(out), 0)]
 
 
+def _broadcast_shape(shapes, attrs):  # x -> attrs["shape"] (numpy broadcasting)
+    _check_inputs(shapes, 1, "")
+    target = tuple(int(v) for v in attrs.get("shape", ()))
+    try:
+        if np.broadcast_shapes(shapes[0], target) != target:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"cannot broadcast {shapes[0]} to {target}") from None
+    attrs["shape"] = target
+    return target, attrs
+
+
 VECTOR_OPS: dict[str, VectorSpec] = {
+    "broadcast": VectorSpec(_broadcast_shape, _move,
+                            lambda xs, a, lanes: np.broadcast_to(xs[0], a["shape"]).copy(), 1),
     "softmax": VectorSpec(_rowwise, _softmax_passes, _softmax_values, 1),
     "log_softmax": VectorSpec(_rowwise, _log_softmax_passes, _log_softmax_values, 1),
     "softmax_grad": VectorSpec(_softmax_grad_shape, _softmax_grad_passes, _softmax_grad_values, 2),
