@@ -70,6 +70,11 @@ def _check_functional_size(chip: Chip, m: int, n: int, k: int, engine: str, forc
 
 def _cmd_run(args: argparse.Namespace) -> int:
     chip = _load(args)
+    if args.model:
+        return _run_model(args, chip)
+    for flag in ("batch", "seq", "image", "csv"):
+        if getattr(args, flag) is not None:
+            raise WorkloadError(f"--{flag}", flag, "applies to --model zoo:NAME only")
     if args.topology:
         if args.functional or args.engine != "fast":
             raise WorkloadError(f"--topology {args.topology}", "topology",
@@ -88,6 +93,72 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.export_scalesim:
         export_compute_report(rep, args.export_scalesim)
     print(rep.to_json() if args.json else rep.to_text())
+    return 0
+
+
+def _op_progress(enabled: bool):
+    """Return a callback drawing an op-count progress bar on stderr (only when enabled)."""
+    if not enabled:
+        return None
+    import time
+    start = time.perf_counter()
+    shown = [0.0]
+
+    def update(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done < total and now - shown[0] < 0.2:
+            return
+        shown[0] = now
+        elapsed = now - start
+        eta = elapsed / done * (total - done) if done else 0.0
+        filled = int(30 * done / total)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} ops "
+                         f"{elapsed:.0f}s ETA {eta:.0f}s")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return update
+
+
+def _run_model(args: argparse.Namespace, chip: Chip) -> int:
+    """``run --model zoo:NAME``: a whole network, timing only or (--functional) with values."""
+    from kernels.zoo import build_zoo, is_zoo
+    from .engine import run as run_program
+    from .report import network_text, write_layer_csv
+    if not is_zoo(args.model):
+        raise WorkloadError(f"--model {args.model}", "model", "run takes zoo:NAME models (e.g. "
+                            "zoo:bert-base); train takes linear:... and mlp:...")
+    if args.engine != "fast":
+        raise WorkloadError(f"--model {args.model}", "engine", "whole models run on the fast "
+                            "engine; validate single GEMMs against the PE reference")
+    model = build_zoo(args.model, args.batch, args.seq, args.image)
+    values = None
+    if args.functional:
+        params = sum(int(np.prod(s)) for s, _ in model.net.params.values())
+        if params * 4 > FUNCTIONAL_LIMIT_BYTES and not args.force:
+            raise WorkloadError(f"--model {args.model}", "functional", f"{params:,} parameters "
+                                "exceed the functional memory limit; pass --force")
+        values = model.inputs(args.seed)
+    bar = _op_progress(args.functional and sys.stderr.isatty() and not args.json)
+    rep = run_program(chip, model.program, values, progress=bar)
+    sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
+    title = f"zoo:{model.name} ({sizes}), {len(model.program.ops)} ops"
+    if args.csv:
+        write_layer_csv(rep, args.csv)
+    if args.json:
+        data = rep.to_dict()
+        data["model"] = {"name": model.name, "sizes": model.sizes, "output": model.output}
+        if values is not None:
+            out = rep.values[model.output]
+            data["model"]["output_shape"] = list(out.shape)
+            data["model"]["output_norm"] = float(np.linalg.norm(out))
+        print(json.dumps(data, indent=2))
+        return 0
+    print(network_text(rep, title, limit=None if args.all_ops else 40))
+    if values is not None:
+        out = rep.values[model.output]
+        print(f"output      {model.output} {tuple(out.shape)}: norm {np.linalg.norm(out):.6g}, "
+              f"first values {np.array2string(out.ravel()[:4], precision=5)}")
     return 0
 
 
@@ -390,6 +461,16 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--gemm", metavar="MxNxK", help="GEMM O[M,N] = A[M,K] @ B[K,N]")
     what.add_argument("--topology", metavar="FILE.csv",
                       help="SCALE-Sim topology CSV (conv or GEMM format), one row per layer")
+    what.add_argument("--model", metavar="zoo:NAME",
+                      help="a whole network from the zoo: zoo:resnet18, zoo:bert-base, "
+                           "zoo:gpt2-small, zoo:vit-b16, zoo:lstm, zoo:tiny-transformer, "
+                           "zoo:small-cnn")
+    run.add_argument("--batch", type=int, help="--model: batch size (default: the model's)")
+    run.add_argument("--seq", type=int, help="--model: sequence length (transformers, LSTM)")
+    run.add_argument("--image", type=int, help="--model: image side (CNNs, ViT)")
+    run.add_argument("--csv", metavar="FILE", help="--model: write the per-layer table as CSV")
+    run.add_argument("--all-ops", action="store_true",
+                     help="--model: list every op (default: the 40 longest)")
     run.add_argument("--functional", action="store_true",
                      help="also compute values on random operands of the chip's dtype")
     run.add_argument("--engine", choices=ENGINES, default="fast",

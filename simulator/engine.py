@@ -20,7 +20,7 @@ from .energy import energy_breakdown
 from .errors import WorkloadError
 from .memory import MemoryResult, TilePlan, numerics_chunk, run_gemm_memory
 from .numerics import adder_for, output_dtype, prepare_operand, value_dtype
-from .program import Conv2d, Elementwise, Layout, MatMul, Op, Program, Reduce
+from .program import Conv2d, Elementwise, Layout, MatMul, Op, Program, Reduce, VectorOp
 from .report import OpReport, Report
 from .residency import free_layout_ops, plan_residency
 from .vector import (VECTOR_OPS, elementwise_values, im2col_nchw, passes_cycles, reduce_values,
@@ -396,6 +396,8 @@ def _vector_op(chip: Chip, program: Program, op: Op, start: int,
                res: _Residency | None = None, index: int = 0) -> tuple[OpReport, int]:
     unit = chip.vector
     in_elems = sum(math.prod(program.shapes[t]) for t in op.inputs)
+    if isinstance(op, VectorOp) and op.kind == "gather":  # only the gathered rows are read
+        in_elems = math.prod(program.shapes[op.output]) + math.prod(program.shapes[op.inputs[1]])
     kind, shape, passes = _vector_cost(chip, program, op)
     out_elems = math.prod(shape)
     cycles, n = passes_cycles(unit, passes)

@@ -13,7 +13,8 @@ grow monotonically with the capacity (each tensor's test only gets easier), so a
 never moves more bytes to DRAM, and the resident tensors always fit.
 
 DRAM transfers (per op, each named with its reason):
-- ``input``: a resident program input, loaded at its first use (weights once per Program);
+- ``input``: a resident program input, loaded at its first use (weights once per Program; an
+  embedding table read by a gather loads only the rows gathered);
 - ``spill``: a spilled tensor, written at its definition and read at every use (a spilled
   program input is read at every use);
 - ``output``: a program output, written once at its definition.
@@ -143,10 +144,14 @@ def plan_residency(chip: Chip, program: Program, free: set[str] | None = None) -
                 r = root[t]
                 if r in reads:
                     continue
+                size = nbytes[r]
+                if getattr(op, "kind", "") == "gather" and t == op.inputs[0]:
+                    # an embedding lookup fetches only the rows it gathers
+                    size = min(size, program.numel(op.output) * ACC_BYTES)
                 if not resident[r]:
-                    reads[r] = (nbytes[r], "spill")
+                    reads[r] = (size, "spill")
                 elif r in inputs and r not in seen:
-                    reads[r] = (nbytes[r], "input")
+                    reads[r] = (size, "input")
                 if r in inputs and r not in seen:
                     plan.first_use[r] = i
                 seen.add(r)
