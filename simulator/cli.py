@@ -203,9 +203,56 @@ def _train_inputs(args: argparse.Namespace, spec):
     return x, y, params or init_params(spec, args.seed)
 
 
+def _train_zoo(args: argparse.Namespace, chip: Chip) -> int:
+    """``train --model zoo:NAME``: training steps of a zoo network (autodiff, optimizer)."""
+    from kernels.zoo import build_zoo
+    from kernels.zoo_train import DEFAULT_LOSS, train_zoo
+    from .autodiff import Optimizer
+    if args.data:
+        raise WorkloadError(f"--data {args.data}", "data", "zoo models train on seeded "
+                            "synthetic data; --data is for linear:... and mlp:...")
+    model = build_zoo(args.model, args.batch, args.seq, args.image)
+    for name, value in (("momentum", args.momentum), ("weight-decay", args.weight_decay)):
+        if not (np.isfinite(value) and value >= 0):
+            raise WorkloadError(f"--{name}", name, f"must be a finite number >= 0, got {value}")
+    opt = Optimizer(args.optimizer or "adam", args.lr, args.momentum, weight_decay=args.weight_decay)
+    loss = args.loss or DEFAULT_LOSS[model.name]
+    bar = _progress(args.steps, sys.stderr.isatty() and not args.json and not args.timing)
+    res = train_zoo(chip, model, args.steps, opt, loss, args.seed, functional=not args.timing,
+                    progress=bar)
+    data = res.to_dict()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    tot = data["totals"]
+    sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
+    print(f"train zoo:{model.name} ({sizes}) on {chip.name} ({chip.dtype}, "
+          f"{chip.array.rows}x{chip.array.cols} {chip.array.dataflow}): {opt.kind} lr {opt.lr:g}, "
+          f"{loss}, {args.steps} steps, {'timing only' if args.timing else 'seeded data'}")
+    rep = res.step_report
+    print(f"per step    {tot['cycles_per_step']:,} cycles = "
+          f"{tot['cycles_per_step'] / chip.clock_hz * 1e3:.4f} ms, {len(rep.ops)} ops, "
+          f"{rep.macs:,} MACs")
+    util = ", ".join(f"{u} {100 * v:.1f} %" for u, v in tot["unit_utilisation"].items())
+    print(f"busy        {util} of each step (array PE utilisation {100 * tot['utilisation']:.2f} %)")
+    if res.losses:
+        every = max(1, args.steps // 10)
+        for i, lo in enumerate(res.losses):
+            if i % every == 0 or i == len(res.losses) - 1:
+                print(f"  step {i:>5}  loss {lo:.6g}")
+    print(f"total       {tot['total_cycles']:,} cycles = {tot['time_s'] * 1e3:.4f} ms, "
+          f"{tot['energy_pj'] / 1e6:.4g} uJ")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from kernels.train import parse_model, train
+    from kernels.zoo import is_zoo
     chip = _load(args)
+    if is_zoo(args.model):
+        return _train_zoo(args, chip)
+    if args.batch is None:
+        args.batch = 64
     spec = parse_model(args.model)
     x, y, params = _train_inputs(args, spec)
     bar = _progress(args.steps, sys.stderr.isatty() and args.steps >= 20 and not args.json)
@@ -490,8 +537,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a small linear network on the chip")
     _add_chip_args(tr)
     tr.add_argument("--model", required=True, metavar="SPEC",
-                    help="linear:IN:OUT or mlp:IN:HIDDEN:OUT (W laid out in x out)")
-    tr.add_argument("--batch", type=int, default=64, help="rows per step (default 64)")
+                    help="linear:IN:OUT or mlp:IN:HIDDEN:OUT (W laid out in x out), or a zoo "
+                         "model zoo:NAME (e.g. zoo:tiny-transformer)")
+    tr.add_argument("--batch", type=int, default=None,
+                    help="rows per step (default 64; zoo models: the model's)")
+    tr.add_argument("--seq", type=int, help="zoo models: sequence length")
+    tr.add_argument("--image", type=int, help="zoo models: image side")
+    tr.add_argument("--optimizer", choices=("sgd", "adam", "adamw"),
+                    help="zoo models: optimizer (default adam)")
+    tr.add_argument("--momentum", type=float, default=0.0, help="zoo models, sgd: momentum")
+    tr.add_argument("--weight-decay", type=float, default=0.0, help="zoo models: weight decay")
+    tr.add_argument("--loss", choices=("mse", "cross_entropy"),
+                    help="zoo models: loss (default: cross-entropy for classifiers, else mse)")
+    tr.add_argument("--timing", action="store_true",
+                    help="zoo models: time one step's Program only (no values)")
     tr.add_argument("--steps", type=int, default=100, help="SGD steps (default 100)")
     tr.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
     tr.add_argument("--seed", type=int, default=0, help="seed of synthetic data and init")

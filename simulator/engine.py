@@ -29,6 +29,9 @@ from .vector import (VECTOR_OPS, elementwise_values, im2col_nchw, passes_cycles,
 __all__ = ["ENGINES", "dram_xfer_cycles", "gemm_op", "reference_pe_cycles", "run", "simulate_gemm", "simulate_gemms"]
 
 ENGINES = ("fast", "reference")
+# Functional GEMMs below this many MACs run on one thread: the thread pool's start-up costs more
+# than the work (a host-speed setting; it changes no value: both kernels add in the same order).
+PARALLEL_MIN_MACS = 1 << 22
 
 
 def reference_pe_cycles(chip: Chip, m: int, n: int, k: int) -> int:
@@ -41,7 +44,9 @@ def _functional_fast(chip: Chip, a: np.ndarray, b: np.ndarray,
     mode, lo, hi, span = adder_for(chip)
     out = np.zeros((a.shape[0], b.shape[1]), value_dtype(chip.dtype))
     chunk = numerics_chunk(chip, a.shape[1], plan.tile_k)
-    overflows = _numerics._gemm_ordered(a, b, out, chunk, mode, lo, hi, span)
+    kernel = _numerics._gemm_ordered if a.shape[0] * a.shape[1] * b.shape[1] >= \
+        PARALLEL_MIN_MACS else _numerics._gemm_ordered_serial
+    overflows = kernel(a, b, out, chunk, mode, lo, hi, span)
     return out, int(overflows)
 
 

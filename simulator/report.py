@@ -94,7 +94,7 @@ def _plain(d: Mapping[str, Any]) -> dict[str, Any]:
 
 def _add_nested(into: dict[str, Any], more: Mapping[str, Any]) -> None:
     for k, v in more.items():
-        if isinstance(v, Mapping):
+        if type(v) is dict or (type(v) not in (int, float) and isinstance(v, Mapping)):
             _add_nested(into.setdefault(k, {}), v)
         else:
             into[k] = into.get(k, 0) + v

@@ -50,8 +50,7 @@ def free_layout_ops(program: Program) -> set[str]:
         for op in uses.get(tensor, ()):
             if isinstance(op, (MatMul, Conv2d)):
                 continue
-            if isinstance(op, Layout) and (op.kind in ("reshape", "slice")
-                                           or only_array(op.output)):
+            if isinstance(op, Layout) and only_array(op.output):
                 continue
             ok = False
             break

@@ -716,7 +716,29 @@ def _broadcast_shape(shapes, attrs):  # x -> attrs["shape"] (numpy broadcasting)
     return target, attrs
 
 
+def _pad_slice_shape(shapes, attrs):  # g (a slice's gradient) -> zeros of attrs["shape"]
+    _check_inputs(shapes, 1, "")
+    target = tuple(int(v) for v in attrs.get("shape", ()))
+    ax, start = int(attrs.get("axis", 0)), int(attrs.get("start", 0))
+    g = shapes[0]
+    if len(target) != len(g) or not 0 <= ax < len(g) or start < 0 or \
+            start + g[ax] > target[ax] or any(a != b for i, (a, b) in enumerate(zip(g, target))
+                                              if i != ax):
+        raise ValueError(f"slice gradient {g} does not fit {target} at axis {ax}, {start}")
+    attrs.update(shape=target, axis=ax, start=start)
+    return target, attrs
+
+
+def _pad_slice_values(xs, attrs, lanes):
+    out = np.zeros(attrs["shape"], np.float32)
+    idx = [slice(None)] * out.ndim
+    idx[attrs["axis"]] = slice(attrs["start"], attrs["start"] + xs[0].shape[attrs["axis"]])
+    out[tuple(idx)] = xs[0]
+    return out
+
+
 VECTOR_OPS: dict[str, VectorSpec] = {
+    "pad_slice": VectorSpec(_pad_slice_shape, _move, _pad_slice_values, 1),
     "broadcast": VectorSpec(_broadcast_shape, _move,
                             lambda xs, a, lanes: np.broadcast_to(xs[0], a["shape"]).copy(), 1),
     "softmax": VectorSpec(_rowwise, _softmax_passes, _softmax_values, 1),

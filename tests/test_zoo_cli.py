@@ -103,3 +103,15 @@ def test_functional_values_of_the_cli_equal_the_engine(capsys):
     want = m.numpy(vals)
     assert data["model"]["output_shape"] == [2, 10]
     assert abs(data["model"]["output_norm"] - float(np.linalg.norm(want))) < 1e-5 * np.linalg.norm(want)
+
+
+def test_train_zoo_model_from_the_cli(capsys):
+    assert main(["train", MXU, "--set", "dtype=fp32", "--model", "zoo:small-cnn", "--batch", "2",
+                 "--image", "8", "--steps", "5", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["steps"]) == 5 and data["steps"][-1]["loss"] < data["steps"][0]["loss"]
+    assert main(["train", MXU, "--model", "zoo:gpt2-small", "--seq", "64", "--timing",
+                 "--steps", "2", "--optimizer", "adamw"]) == 0
+    assert "timing only" in capsys.readouterr().out
+    assert main(["train", MXU, "--model", "zoo:resnet18", "--image", "32"]) == 2
+    assert "no backward rule for batchnorm" in capsys.readouterr().err
