@@ -71,42 +71,60 @@ def _chunk_int(a, b, ps, i0, i1, j0, j1, k0, k1, mode, lo, hi, span):
     return overflows
 
 
+@njit(cache=True)
+def _gemm_tile(a, b, out, chunk, mode, lo, hi, span, tile, tiles_n):
+    """Compute one TILE_M x TILE_N tile of out (see _gemm_ordered); return its overflows."""
+    m_dim, k_dim = a.shape
+    n_dim = b.shape[1]
+    single_chunk = chunk >= k_dim
+    i0 = (tile // tiles_n) * TILE_M
+    j0 = (tile % tiles_n) * TILE_N
+    i1 = min(i0 + TILE_M, m_dim)
+    j1 = min(j0 + TILE_N, n_dim)
+    ps = np.zeros((i1 - i0, j1 - j0), a.dtype)
+    acc = np.zeros((i1 - i0, j1 - j0), a.dtype)
+    ovf = 0
+    for c0 in range(0, k_dim, chunk):
+        c1 = min(c0 + chunk, k_dim)
+        ps[:] = 0
+        for kb in range(c0, c1, BLOCK_K):
+            kb1 = min(kb + BLOCK_K, c1)
+            if mode == MODE_FLOAT:
+                _chunk_float(a, b, ps, i0, i1, j0, j1, kb, kb1)
+            else:
+                ovf += _chunk_int(a, b, ps, i0, i1, j0, j1, kb, kb1, mode, lo, hi, span)
+        if single_chunk:
+            acc[:] = ps
+        elif mode == MODE_FLOAT:
+            acc += ps
+        else:
+            for i in range(i1 - i0):
+                for j in range(j1 - j0):
+                    s, o = _add(acc[i, j], ps[i, j], mode, lo, hi, span)
+                    acc[i, j] = s
+                    ovf += o
+    out[i0:i1, j0:j1] = acc
+    return ovf
+
+
 @njit(parallel=True, cache=True)
 def _gemm_ordered(a, b, out, chunk, mode, lo, hi, span):
     """out[:] = A @ B summed in chunks of ``chunk`` along K (see module doc). Return overflows."""
-    m_dim, k_dim = a.shape
-    n_dim = b.shape[1]
-    tiles_m = (m_dim + TILE_M - 1) // TILE_M
-    tiles_n = (n_dim + TILE_N - 1) // TILE_N
+    tiles_m = (a.shape[0] + TILE_M - 1) // TILE_M
+    tiles_n = (b.shape[1] + TILE_N - 1) // TILE_N
     overflow_per_tile = np.zeros(tiles_m * tiles_n, np.int64)
-    single_chunk = chunk >= k_dim
     for tile in prange(tiles_m * tiles_n):
-        i0 = (tile // tiles_n) * TILE_M
-        j0 = (tile % tiles_n) * TILE_N
-        i1 = min(i0 + TILE_M, m_dim)
-        j1 = min(j0 + TILE_N, n_dim)
-        ps = np.zeros((i1 - i0, j1 - j0), a.dtype)
-        acc = np.zeros((i1 - i0, j1 - j0), a.dtype)
-        ovf = 0
-        for c0 in range(0, k_dim, chunk):
-            c1 = min(c0 + chunk, k_dim)
-            ps[:] = 0
-            for kb in range(c0, c1, BLOCK_K):
-                kb1 = min(kb + BLOCK_K, c1)
-                if mode == MODE_FLOAT:
-                    _chunk_float(a, b, ps, i0, i1, j0, j1, kb, kb1)
-                else:
-                    ovf += _chunk_int(a, b, ps, i0, i1, j0, j1, kb, kb1, mode, lo, hi, span)
-            if single_chunk:
-                acc[:] = ps
-            elif mode == MODE_FLOAT:
-                acc += ps
-            else:
-                for i in range(i1 - i0):
-                    for j in range(j1 - j0):
-                        s, o = _add(acc[i, j], ps[i, j], mode, lo, hi, span)
-                        acc[i, j] = s
-                        ovf += o
-        out[i0:i1, j0:j1] = acc
-        overflow_per_tile[tile] = ovf
+        overflow_per_tile[tile] = _gemm_tile(a, b, out, chunk, mode, lo, hi, span, tile, tiles_n)
     return overflow_per_tile.sum()
+
+
+@njit(cache=True)
+def _gemm_ordered_serial(a, b, out, chunk, mode, lo, hi, span):
+    """_gemm_ordered on one thread (same order, same values): small GEMMs, where starting the
+    thread pool costs more than the work."""
+    tiles_m = (a.shape[0] + TILE_M - 1) // TILE_M
+    tiles_n = (b.shape[1] + TILE_N - 1) // TILE_N
+    ovf = 0
+    for tile in range(tiles_m * tiles_n):
+        ovf += _gemm_tile(a, b, out, chunk, mode, lo, hi, span, tile, tiles_n)
+    return ovf

@@ -72,6 +72,16 @@ class Buffers:
     b: Buffer
     o: Buffer
     unified_buffer: Buffer
+    residency: bool = True  # programs keep tensors on chip while they fit (DESIGN s.8)
+
+    @property
+    def residency_bytes(self) -> int:
+        """Return the capacity tensors may stay resident in: the unified buffer, or a + b + o
+        for separate buffers (0 = unbounded)."""
+        if self.unified:
+            return self.unified_buffer.bytes
+        sizes = (self.a.bytes, self.b.bytes, self.o.bytes)
+        return 0 if 0 in sizes else sum(sizes)
 
     @property
     def bounded(self) -> bool:
@@ -236,7 +246,8 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
                           interval=dict(cfg["vector"]["interval"])),
         buffers=Buffers(unified=buf["unified"], double_buffered=buf["double_buffered"],
                         a=buffer("a"), b=buffer("b"), o=buffer("o"),
-                        unified_buffer=buffer("unified_buffer")),
+                        unified_buffer=buffer("unified_buffer"),
+                        residency=buf["residency"]),
         dram=Dram(bandwidth_bytes_per_s=float(cfg["dram"]["bandwidth_bytes_per_s"]),
                   latency_cycles=int(cfg["dram"]["latency_cycles"]),
                   capacity_bytes=int(cfg["dram"]["capacity_bytes"])),

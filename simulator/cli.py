@@ -72,6 +72,11 @@ def _check_functional_size(chip: Chip, m: int, n: int, k: int, engine: str, forc
 
 def _cmd_run(args: argparse.Namespace) -> int:
     chip = _load(args)
+    if args.model:
+        return _run_model(args, chip)
+    for flag in ("batch", "seq", "image", "csv"):
+        if getattr(args, flag) is not None:
+            raise WorkloadError(f"--{flag}", flag, "applies to --model zoo:NAME only")
     if args.topology:
         if args.functional or args.engine != "fast":
             raise WorkloadError(f"--topology {args.topology}", "topology",
@@ -90,6 +95,62 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.export_scalesim:
         export_compute_report(rep, args.export_scalesim, on_wait=_say)
     print(rep.to_json() if args.json else rep.to_text())
+    return 0
+
+
+def _bar_callback(bar):
+    """Return a callback that moves a tqdm ``bar`` to a done count (any further arguments, such
+    as a total, are ignored), or None without a bar."""
+    if bar is None:
+        return None
+    return lambda done, *_total: bar.update(done - bar.n)
+
+
+def _run_model(args: argparse.Namespace, chip: Chip) -> int:
+    """``run --model zoo:NAME``: a whole network, timing only or (--functional) with values."""
+    from simulator.kernels.zoo import build_zoo, is_zoo
+    from .engine import run as run_program
+    from .report import network_text, write_layer_csv
+    if not is_zoo(args.model):
+        raise WorkloadError(f"--model {args.model}", "model", "run takes zoo:NAME models (e.g. "
+                            "zoo:bert-base); train takes linear:... and mlp:...")
+    if args.engine != "fast":
+        raise WorkloadError(f"--model {args.model}", "engine", "whole models run on the fast "
+                            "engine; validate single GEMMs against the PE reference")
+    model = build_zoo(args.model, args.batch, args.seq, args.image)
+    values = None
+    if args.functional:
+        params = sum(int(np.prod(s)) for s, _ in model.net.params.values())
+        if params * 4 > FUNCTIONAL_LIMIT_BYTES and not args.force:
+            raise WorkloadError(f"--model {args.model}", "functional", f"{params:,} parameters "
+                                "exceed the functional memory limit; pass --force")
+        values = model.inputs(args.seed)
+    from .progress import progress_bar
+    bar = progress_bar(len(model.program.ops), "ops",
+                       args.functional and sys.stderr.isatty() and not args.json)
+    try:
+        rep = run_program(chip, model.program, values, progress=_bar_callback(bar))
+    finally:
+        if bar is not None:
+            bar.close()
+    sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
+    title = f"zoo:{model.name} ({sizes}), {len(model.program.ops)} ops"
+    if args.csv:
+        write_layer_csv(rep, args.csv)
+    if args.json:
+        data = rep.to_dict()
+        data["model"] = {"name": model.name, "sizes": model.sizes, "output": model.output}
+        if values is not None:
+            out = rep.values[model.output]
+            data["model"]["output_shape"] = list(out.shape)
+            data["model"]["output_norm"] = float(np.linalg.norm(out))
+        print(json.dumps(data, indent=2))
+        return 0
+    print(network_text(rep, title, limit=None if args.all_ops else 40))
+    if values is not None:
+        out = rep.values[model.output]
+        print(f"output      {model.output} {tuple(out.shape)}: norm {np.linalg.norm(out):.6g}, "
+              f"first values {np.array2string(out.ravel()[:4], precision=5)}")
     return 0
 
 
@@ -119,9 +180,62 @@ def _train_inputs(args: argparse.Namespace, spec):
     return x, y, params or init_params(spec, args.seed)
 
 
+def _train_zoo(args: argparse.Namespace, chip: Chip) -> int:
+    """``train --model zoo:NAME``: training steps of a zoo network (autodiff, optimizer)."""
+    from simulator.kernels.zoo import build_zoo
+    from simulator.kernels.zoo_train import DEFAULT_LOSS, train_zoo
+    from .autodiff import Optimizer
+    if args.data:
+        raise WorkloadError(f"--data {args.data}", "data", "zoo models train on seeded "
+                            "synthetic data; --data is for linear:... and mlp:...")
+    model = build_zoo(args.model, args.batch, args.seq, args.image)
+    for name, value in (("momentum", args.momentum), ("weight-decay", args.weight_decay)):
+        if not (np.isfinite(value) and value >= 0):
+            raise WorkloadError(f"--{name}", name, f"must be a finite number >= 0, got {value}")
+    opt = Optimizer(args.optimizer or "adam", args.lr, args.momentum, weight_decay=args.weight_decay)
+    loss = args.loss or DEFAULT_LOSS[model.name]
+    from .progress import progress_bar
+    bar = progress_bar(args.steps, "steps", sys.stderr.isatty() and not args.json
+                       and not args.timing)
+    try:
+        res = train_zoo(chip, model, args.steps, opt, loss, args.seed,
+                        functional=not args.timing, progress=_bar_callback(bar))
+    finally:
+        if bar is not None:
+            bar.close()
+    data = res.to_dict()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    tot = data["totals"]
+    sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
+    print(f"train zoo:{model.name} ({sizes}) on {chip.name} ({chip.dtype}, "
+          f"{chip.array.rows}x{chip.array.cols} {chip.array.dataflow}): {opt.kind} lr {opt.lr:g}, "
+          f"{loss}, {args.steps} steps, {'timing only' if args.timing else 'seeded data'}")
+    rep = res.step_report
+    print(f"per step    {tot['cycles_per_step']:,} cycles = "
+          f"{tot['cycles_per_step'] / chip.clock_hz * 1e3:.4f} ms, {len(rep.ops)} ops, "
+          f"{rep.macs:,} MACs")
+    util = ", ".join(f"{u} {100 * v:.1f} %" for u, v in tot["unit_utilisation"].items())
+    print(f"busy        {util} of each step (array PE utilisation {100 * tot['utilisation']:.2f} %)")
+    if res.losses:
+        every = max(1, args.steps // 10)
+        for i, lo in enumerate(res.losses):
+            if i % every == 0 or i == len(res.losses) - 1:
+                print(f"  step {i:>5}  loss {lo:.6g}")
+    print(f"total       {tot['total_cycles']:,} cycles = {tot['time_s'] * 1e3:.4f} ms, "
+          f"{tot['energy_pj'] / 1e6:.4g} uJ")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from simulator.kernels.train import parse_model, train
+    from simulator.kernels.zoo import is_zoo
     chip = _load(args)
+    if is_zoo(args.model):
+        return _train_zoo(args, chip)
+    if args.batch is None:
+        args.batch = 64
     spec = parse_model(args.model)
     x, y, params = _train_inputs(args, spec)
     from .progress import progress_bar
@@ -129,7 +243,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                        and not args.json)
     try:
         res = train(chip, spec, x, y, args.batch, args.steps, args.lr, params,
-                    None if bar is None else lambda done: bar.update(done - bar.n))
+                    _bar_callback(bar))
     finally:
         if bar is not None:
             bar.close()
@@ -424,6 +538,16 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--gemm", metavar="MxNxK", help="GEMM O[M,N] = A[M,K] @ B[K,N]")
     what.add_argument("--topology", metavar="FILE.csv",
                       help="SCALE-Sim topology CSV (conv or GEMM format), one row per layer")
+    what.add_argument("--model", metavar="zoo:NAME",
+                      help="a whole network from the zoo: zoo:resnet18, zoo:bert-base, "
+                           "zoo:gpt2-small, zoo:vit-b16, zoo:lstm, zoo:tiny-transformer, "
+                           "zoo:small-cnn")
+    run.add_argument("--batch", type=int, help="--model: batch size (default: the model's)")
+    run.add_argument("--seq", type=int, help="--model: sequence length (transformers, LSTM)")
+    run.add_argument("--image", type=int, help="--model: image side (CNNs, ViT)")
+    run.add_argument("--csv", metavar="FILE", help="--model: write the per-layer table as CSV")
+    run.add_argument("--all-ops", action="store_true",
+                     help="--model: list every op (default: the 40 longest)")
     run.add_argument("--functional", action="store_true",
                      help="also compute values on random operands of the chip's dtype")
     run.add_argument("--engine", choices=ENGINES, default="fast",
@@ -443,8 +567,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a small linear network on the chip")
     _add_chip_args(tr)
     tr.add_argument("--model", required=True, metavar="SPEC",
-                    help="linear:IN:OUT or mlp:IN:HIDDEN:OUT (W laid out in x out)")
-    tr.add_argument("--batch", type=int, default=64, help="rows per step (default 64)")
+                    help="linear:IN:OUT or mlp:IN:HIDDEN:OUT (W laid out in x out), or a zoo "
+                         "model zoo:NAME (e.g. zoo:tiny-transformer)")
+    tr.add_argument("--batch", type=int, default=None,
+                    help="rows per step (default 64; zoo models: the model's)")
+    tr.add_argument("--seq", type=int, help="zoo models: sequence length")
+    tr.add_argument("--image", type=int, help="zoo models: image side")
+    tr.add_argument("--optimizer", choices=("sgd", "adam", "adamw"),
+                    help="zoo models: optimizer (default adam)")
+    tr.add_argument("--momentum", type=float, default=0.0, help="zoo models, sgd: momentum")
+    tr.add_argument("--weight-decay", type=float, default=0.0, help="zoo models: weight decay")
+    tr.add_argument("--loss", choices=("mse", "cross_entropy"),
+                    help="zoo models: loss (default: cross-entropy for classifiers, else mse)")
+    tr.add_argument("--timing", action="store_true",
+                    help="zoo models: time one step's Program only (no values)")
     tr.add_argument("--steps", type=int, default=100, help="SGD steps (default 100)")
     tr.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
     tr.add_argument("--seed", type=int, default=0, help="seed of synthetic data and init")

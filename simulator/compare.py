@@ -22,8 +22,8 @@ COLUMNS = (("time_s", "time", "s", min), ("throughput", "throughput", "", max),
 def compare_chips(configs: Sequence[str | Path], model: str | None = None,
                   topology: str | Path | None = None, gemm: str | None = None,
                   batch: int = 64) -> tuple[list[dict[str, Any]], str, str]:
-    """Run one workload (a training step of ``model``, one inference of ``topology``, or a
-    ``gemm`` MxNxK) on every chip; return (rows, workload description, throughput unit).
+    """Run one workload (a training step of ``model``, a forward pass of a ``zoo:NAME`` model at
+    batch ``batch``, one inference of ``topology``, or a ``gemm`` MxNxK) on every chip; return (rows, workload description, throughput unit).
 
     Each row: chip, dtype, PEs, time_s (per step or inference), throughput (samples/s,
     inferences/s or TOPS), energy_j, power_w (average), utilisation (array PEs), edp_js
@@ -34,7 +34,13 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
         raise WorkloadError("compare", "workload", "give exactly one of model, topology, gemm")
     if batch <= 0:
         raise WorkloadError("compare", "batch", f"must be a positive integer, got {batch}")
-    if model:
+    zoo = None
+    if model and model.strip().lower().startswith("zoo:"):
+        from simulator.kernels.zoo import build_zoo
+        zoo = build_zoo(model, batch)
+        sizes = ", ".join(f"{k} {v}" for k, v in zoo.sizes.items())
+        what, per = f"one forward pass of zoo:{zoo.name} ({sizes})", "samples/s"
+    elif model:
         spec = parse_model(model)
         what, per = f"one training step of {spec}, batch {batch}", "samples/s"
     elif topology:
@@ -46,7 +52,9 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
     rows = []
     for path in configs:
         chip = load_chip(path)
-        if model:
+        if zoo is not None:
+            rep = run(chip, zoo.program)
+        elif model:
             rep = run(chip, spec.build_step(batch, 0.01))
         elif topology:
             rep = simulate_gemms(chip, [(layer.name, *layer.shape) for layer in layers])

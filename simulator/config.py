@@ -117,9 +117,23 @@ SCHEMA: tuple[Field, ...] = (
     Field("vector.interval.reduction", "int", 1, "cycles",
           "Issue interval of reduction passes; a reduction also adds its tree depth.",
           positive=True, maximum=1 << 20),
+    Field("vector.interval.divide", "int", 4, "cycles",
+          "Issue interval of divide/sqrt/rsqrt lane-ops. Assumption: a quarter of the add rate "
+          "(iterative dividers); no published figure for a TPU-like vector unit.",
+          positive=True, maximum=1 << 20),
+    Field("vector.interval.move", "int", 1, "cycles",
+          "Issue interval of data-movement lane-ops (gather, concat, a permute or slice that "
+          "moves data, im2col/col2im): one element read and written per lane. Assumption.",
+          positive=True, maximum=1 << 20),
     Field("buffers.unified", "bool", False, "-",
           "One unified buffer holds A, B and O tiles (buffers.unified_buffer) instead of three "
           "separate ones (buffers.a, buffers.b, buffers.o)."),
+    Field("buffers.residency", "bool", True, "-",
+          "Programs keep each tensor in the on-chip buffer (unified_buffer, or a + b + o) from the "
+          "op that defines it to its last use while it fits; what does not fit spills to DRAM, "
+          "weights and inputs load once, outputs are written once. false: every matmul reads "
+          "its operands from DRAM and writes its result back, vector ops touch no DRAM (the "
+          "earlier model). Single GEMMs and topologies give the same result either way."),
     Field("buffers.double_buffered", "bool", True, "-",
           "Each buffer holds two tiles: the next tile loads while the current one computes, so "
           "a tile may use only half of it."),

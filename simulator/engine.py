@@ -9,6 +9,7 @@ bit-identical values; the tests hold them to it.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -18,14 +19,19 @@ from .energy import energy_breakdown
 from .errors import Interrupted, WorkloadError
 from .memory import MemoryResult, TilePlan, numerics_chunk, run_gemm_memory
 from .numerics import adder_for, output_dtype, prepare_operand, value_dtype
-from .program import MatMul, Op, Program, Reduce
+from .program import Conv2d, Elementwise, Layout, MatMul, Op, Program, Reduce, VectorOp
 from .report import OpReport, Report
+from .residency import free_layout_ops, plan_residency
 from .sparse_gemm import plan_sparse_gemm
-from .vector import elementwise_values, reduce_sum_values, reduction_cycles, vector_cycles
+from .vector import (VECTOR_OPS, elementwise_values, im2col_nchw, passes_cycles, reduce_values,
+                     vector_op_values)
 
-__all__ = ["ENGINES", "gemm_op", "reference_pe_cycles", "run", "simulate_gemm", "simulate_gemms"]
+__all__ = ["ENGINES", "dram_xfer_cycles", "gemm_op", "reference_pe_cycles", "run", "simulate_gemm", "simulate_gemms"]
 
 ENGINES = ("fast", "reference")
+# Functional GEMMs below this many MACs run on one thread: the thread pool's start-up costs more
+# than the work (a host-speed setting; it changes no value: both kernels add in the same order).
+PARALLEL_MIN_MACS = 1 << 22
 
 
 def reference_pe_cycles(chip: Chip, m: int, n: int, k: int) -> int:
@@ -39,7 +45,9 @@ def _functional_fast(chip: Chip, a: np.ndarray, b: np.ndarray,
     mode, lo, hi, span = adder_for(chip)
     out = np.zeros((a.shape[0], b.shape[1]), value_dtype(chip.dtype))
     chunk = numerics_chunk(chip, a.shape[1], plan.tile_k)
-    overflows = _numerics._gemm_ordered(a, b, out, chunk, mode, lo, hi, span)
+    kernel = _numerics._gemm_ordered if a.shape[0] * a.shape[1] * b.shape[1] >= \
+        PARALLEL_MIN_MACS else _numerics._gemm_ordered_serial
+    overflows = kernel(a, b, out, chunk, mode, lo, hi, span)
     return out, int(overflows)
 
 
@@ -189,38 +197,282 @@ def _matmul_values(chip: Chip, a: np.ndarray, b: np.ndarray, plan: TilePlan,
     return out.astype(output_dtype(chip.dtype), copy=False), cycles, last, overflows
 
 
-def _vector_op(chip: Chip, program: Program, op: Op, start: int) -> tuple[OpReport, int]:
-    unit = chip.vector
-    in_elems = sum(program.shapes[t][0] * program.shapes[t][1] for t in op.inputs)
-    rows, cols = program.shapes[op.output]
-    out_elems = rows * cols
-    if isinstance(op, Reduce):
-        src_rows, src_cols = program.shapes[op.inputs[0]]
-        group = {None: src_rows * src_cols, 0: src_rows, 1: src_cols}[op.axis]
-        n = src_rows * src_cols
-        cycles = reduction_cycles(unit, n, group)
-        kind = "vector.reduce_sum"
+def _quantise_int8(x: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """Return (q, scale): symmetric per-tensor int8 quantisation of a float tensor,
+    scale = max|x| / 127 (1 when x is all zeros), q = clip(rint(x / scale), -127, 127)."""
+    x = np.asarray(x, np.float32)
+    amax = float(np.max(np.abs(x))) if x.size else 0.0
+    scale = np.float32(amax / 127.0) if amax > 0 else np.float32(1.0)
+    q = np.clip(np.rint(x / scale), -127, 127).astype(np.int64)
+    return q, scale
+
+
+def _array_operand(chip: Chip, x: np.ndarray, name: str) -> tuple[np.ndarray, np.float32 | None]:
+    """Return an array operand in the chip's value type and, for a float tensor on an int8
+    chip, its quantisation scale (the output is dequantised by the product of the scales)."""
+    x = np.asarray(x)
+    if chip.dtype == "int8" and not (np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
+        q, scale = _quantise_int8(x)
+        return q, scale
+    return x, None
+
+
+def _gemm_values(chip: Chip, a: np.ndarray, b: np.ndarray, plan: TilePlan, engine: str,
+                 names: tuple[str, str]):
+    """Run one 2-D GEMM through the array's numerics; float tensors on int8 chips are quantised
+    per tensor and the result dequantised to float32. Returns like _matmul_values."""
+    return _run_pairs(chip, [(a, b)], plan, engine, names, (None, None))
+
+
+def _run_pairs(chip: Chip, pairs: list, plan: TilePlan, engine: str, names: tuple[str, str],
+               scales: tuple) -> tuple[list | np.ndarray, int | None, int | None, int]:
+    """Run 2-D GEMMs in order; ``scales`` are the operands' int8 quantisation scales (None:
+    not quantised). Returns (outputs, reference cycles or None, last cycle or None, overflows);
+    a single pair returns its output array instead of a list."""
+    outs = []
+    cycles_sum = 0
+    last = None
+    overflows = 0
+    sa, sb = scales
+    for a2, b2 in pairs:
+        qa = prepare_operand(a2, chip.dtype, names[0])
+        qb = prepare_operand(b2, chip.dtype, names[1])
+        out, cyc, lst, ovf = _matmul_values(chip, qa, qb, plan, engine)
+        if sa is not None or sb is not None:
+            out = out.astype(np.float32) * np.float32((sa if sa is not None else 1)
+                                                      * (sb if sb is not None else 1))
+        if cyc is not None:
+            last = cycles_sum + lst
+            cycles_sum += cyc
+        outs.append(out)
+        overflows += ovf or 0
+    if len(pairs) == 1:
+        return outs[0], (cycles_sum if last is not None else None), last, overflows
+    return outs, (cycles_sum if last is not None else None), last, overflows
+
+
+def _batched_values(chip: Chip, program: Program, op: MatMul | Conv2d, env: dict,
+                    plan: TilePlan, engine: str):
+    """Return (output, reference cycles or None, last cycle or None, overflows) of an array op
+    with any number of GEMMs, run in order (batch index, then group). On an int8 chip a float
+    operand tensor is quantised once, per tensor, before it is cut into GEMMs."""
+    a, sa = _array_operand(chip, np.asarray(env[op.inputs[0]]), op.inputs[0])
+    b, sb = _array_operand(chip, np.asarray(env[op.inputs[1]]), op.inputs[1])
+    if isinstance(op, Conv2d):
+        f = b.shape[0]
+        kh, kw = b.shape[2], b.shape[3]
+        a_all = im2col_nchw(a, (kh, kw), op.stride, op.padding, op.dilation, op.groups)
+        b_all = b.reshape(op.groups, f // op.groups, -1).transpose(0, 2, 1)
+        pairs = [(a_all[g], b_all[g]) for g in range(op.groups)]
     else:
-        n = out_elems
-        cycles = vector_cycles(unit, op.op_class, n)
-        kind = f"vector.{op.kind}"
+        if op.transpose_a:
+            a = np.swapaxes(a, -1, -2)
+        if op.transpose_b:
+            b = np.swapaxes(b, -1, -2)
+        if b.ndim == 2:  # one GEMM over all leading dims of a
+            pairs = [(a.reshape(-1, a.shape[-1]), b)]
+        else:
+            batch = program.shapes[op.output][:-2]
+            a_b = np.broadcast_to(a, (*batch, *a.shape[-2:])).reshape(-1, *a.shape[-2:])
+            b_b = np.broadcast_to(b, (*batch, *b.shape[-2:])).reshape(-1, *b.shape[-2:])
+            pairs = [(a_b[i], b_b[i]) for i in range(a_b.shape[0])]
+    outs, cycles, last, overflows = _run_pairs(chip, pairs, plan, engine, op.inputs, (sa, sb))
+    if isinstance(op, Conv2d):
+        nb, f, oh, ow = program.shapes[op.output]
+        o = np.stack(outs) if isinstance(outs, list) else outs[None]
+        o = o.reshape(op.groups, nb, oh, ow, f // op.groups).transpose(1, 0, 4, 2, 3)
+        value = np.ascontiguousarray(o.reshape(nb, f, oh, ow))
+    elif isinstance(outs, list):
+        value = np.stack(outs).reshape(program.shapes[op.output])
+    else:
+        value = outs.reshape(program.shapes[op.output])
+    return value, cycles, last, overflows
+
+
+def _scaled(mem: MemoryResult, count: int) -> MemoryResult:
+    """Return ``count`` copies of a GEMM's memory result run back to back."""
+    if count == 1:
+        return mem
+    return dataclasses.replace(
+        mem, total_cycles=mem.total_cycles * count, compute_cycles=mem.compute_cycles * count,
+        busy_pe_cycles=mem.busy_pe_cycles * count, steps=mem.steps * count,
+        dram_a_read_bytes=mem.dram_a_read_bytes * count,
+        dram_b_read_bytes=mem.dram_b_read_bytes * count,
+        dram_o_read_bytes=mem.dram_o_read_bytes * count,
+        dram_o_write_bytes=mem.dram_o_write_bytes * count,
+        buffer_read_bytes=mem.buffer_read_bytes * count,
+        buffer_write_bytes=mem.buffer_write_bytes * count,
+        pe_hop_bytes=mem.pe_hop_bytes * count,
+        dram_transfer_cycles=mem.dram_transfer_cycles * count,
+        port_stall_cycles=mem.port_stall_cycles * count)
+
+
+def dram_xfer_cycles(chip: Chip, nbytes: int) -> int:
+    """Return the cycles to move ``nbytes`` to or from DRAM in one stream (latency +
+    ceil(bytes / bytes per cycle); 0 with ideal DRAM or no bytes)."""
+    if nbytes <= 0 or chip.dram.ideal:
+        return 0
+    return chip.dram.latency_cycles + int(np.ceil(nbytes / chip.dram_bytes_per_cycle))
+
+
+class _Residency:
+    """Per-op DRAM traffic under the residency plan (None: the earlier model)."""
+
+    def __init__(self, chip: Chip, program: Program, free: set[str]):
+        self.plan = plan_residency(chip, program, free) if chip.buffers.residency else None
+
+    def info(self, i: int) -> dict:
+        """Return the residency record of op i for the report (empty when off)."""
+        p = self.plan
+        if p is None:
+            return {}
+        return {"dram_read": {t: b for t, (b, _w) in p.reads[i].items()},
+                "dram_write": {t: b for t, (b, _w) in p.writes[i].items()},
+                "why": {t: w for d in (p.reads[i], p.writes[i]) for t, (_b, w) in d.items()},
+                "spilled": sorted(t for d in (p.reads[i], p.writes[i]) for t, (_b, w) in d.items()
+                                  if w == "spill"),
+                "buffer_bytes": p.buffer_bytes[i]}
+
+    def array_mem(self, chip: Chip, program: Program, i: int, op, mem: MemoryResult) -> MemoryResult:
+        """Return the array op's memory result with resident operands served from the buffer.
+
+        When every operand comes from DRAM anyway (a first load, a spill) the GEMM's own tiled
+        traffic and stalls stand unchanged; otherwise a resident operand moves no DRAM bytes
+        (a first-loaded input: its bytes once), a spilled one keeps its tiled traffic, and the
+        stall is min(the tiled stall, max(0, transfer time of the bytes left - compute)).
+        """
+        p = self.plan
+        if p is None:
+            return mem
+        r_a, r_b, r_o = p.root[op.inputs[0]], p.root[op.inputs[1]], p.root[op.output]
+        first_a = p.first_use.get(r_a) == i
+        first_b = p.first_use.get(r_b) == i
+        from_dram = ((not p.resident[r_a] or first_a) and (not p.resident[r_b] or first_b)
+                     and (not p.resident[r_o] or r_o in p.outputs))
+        if from_dram:
+            return mem
+
+        def read(root: str, first: bool, tiled: int) -> int:
+            if not p.resident[root]:
+                return tiled
+            return p.nbytes[root] if first else 0
+        a = read(r_a, first_a, mem.dram_a_read_bytes)
+        b = read(r_b, first_b, mem.dram_b_read_bytes)
+        if r_b == r_a:
+            b = 0 if p.resident[r_a] else b
+        if p.resident[r_o]:
+            o_rd, o_wr = 0, p.nbytes[r_o] if r_o in p.outputs else 0
+        else:
+            o_rd, o_wr = mem.dram_o_read_bytes, mem.dram_o_write_bytes
+        total = a + b + o_rd + o_wr
+        xfer = dram_xfer_cycles(chip, total)
+        stall = min(mem.stall_cycles, max(0, xfer - mem.compute_cycles))
+        return dataclasses.replace(mem, total_cycles=mem.compute_cycles + stall,
+                                   dram_a_read_bytes=a, dram_b_read_bytes=b,
+                                   dram_o_read_bytes=o_rd, dram_o_write_bytes=o_wr,
+                                   dram_transfer_cycles=xfer)
+
+    def vector_traffic(self, i: int) -> tuple[int, int]:
+        """Return (DRAM bytes read, written) by vector op i."""
+        p = self.plan
+        if p is None:
+            return 0, 0
+        return (sum(b for b, _w in p.reads[i].values()),
+                sum(b for b, _w in p.writes[i].values()))
+
+
+def _vector_cost(chip: Chip, program: Program, op: Op) -> tuple[str, tuple, list]:
+    """Return (report kind, shape, passes) of a vector-unit op."""
+    shapes = [program.shapes[t] for t in op.inputs]
+    out_shape = program.shapes[op.output]
+    if isinstance(op, Reduce):
+        src = shapes[0]
+        n = math.prod(src)
+        axes = range(len(src)) if op.axis is None else \
+            (op.axis if isinstance(op.axis, tuple) else (op.axis,))
+        group = math.prod(src[a] for a in axes)
+        passes = [("reduction", n, group)]
+        if op.kind == "mean":
+            passes.append(("divide" if "divide" in chip.vector.interval else "add",
+                           n // max(group, 1), 0))
+        return f"vector.reduce_{op.kind}", out_shape, passes
+    if isinstance(op, Elementwise):
+        return f"vector.{op.kind}", out_shape, [(op.op_class, math.prod(out_shape), 0)]
+    if isinstance(op, Layout):  # a permute or slice that moves data
+        return f"vector.{op.kind}", out_shape, [("move", math.prod(out_shape), 0)]
+    spec = VECTOR_OPS[op.kind]
+    return f"vector.{op.kind}", out_shape, spec.passes(shapes, out_shape, dict(op.attrs))
+
+
+def _vector_op(chip: Chip, program: Program, op: Op, start: int,
+               res: _Residency | None = None, index: int = 0) -> tuple[OpReport, int]:
+    unit = chip.vector
+    in_elems = sum(math.prod(program.shapes[t]) for t in op.inputs)
+    if isinstance(op, VectorOp) and op.kind == "gather":  # only the gathered rows are read
+        in_elems = math.prod(program.shapes[op.output]) + math.prod(program.shapes[op.inputs[1]])
+    kind, shape, passes = _vector_cost(chip, program, op)
+    out_elems = math.prod(shape)
+    cycles, n = passes_cycles(unit, passes)
+    dram_rd, dram_wr = res.vector_traffic(index) if res is not None else (0, 0)
+    stall = max(0, dram_xfer_cycles(chip, dram_rd + dram_wr) - cycles)
     events = {"macs": 0, "pe_hop_bytes": 0, "buffer_read_bytes": 4 * in_elems,
-              "buffer_write_bytes": 4 * out_elems, "dram_bytes": 0, "vector_lane_ops": n}
-    energy = energy_breakdown(chip, events, (cycles + chip.launch_cycles) / chip.clock_hz)
-    return OpReport(name=op.name, kind=kind, unit="vector", shape=(rows, cols), dataflow="-",
-                    pes=chip.pes, compute_cycles=cycles, stall_cycles=0, macs=0, folds=0,
+              "buffer_write_bytes": 4 * out_elems, "dram_bytes": dram_rd + dram_wr,
+              "vector_lane_ops": n}
+    energy = energy_breakdown(chip, events,
+                              (cycles + stall + chip.launch_cycles) / chip.clock_hz)
+    traffic = {}
+    info = {}
+    if res is not None and res.plan is not None:
+        traffic = {"dram": {"a_read": dram_rd, "b_read": 0, "o_read": 0, "o_write": dram_wr,
+                            "total": dram_rd + dram_wr},
+                   "buffer": {"read": 4 * in_elems, "write": 4 * out_elems}}
+        info = res.info(index)
+    return OpReport(name=op.name, kind=kind, unit="vector", shape=tuple(shape), dataflow="-",
+                    pes=chip.pes, compute_cycles=cycles, stall_cycles=stall, macs=0, folds=0,
                     busy_pe_cycles=0, start_cycle=start, overhead_cycles=chip.launch_cycles,
-                    events=events, energy_pj=energy), n
+                    events=events, energy_pj=energy, traffic_bytes=traffic,
+                    residency=info), n
+
+
+def _layout_report(chip: Chip, program: Program, op: Layout, start: int,
+                   info: dict) -> OpReport:
+    events = {"macs": 0, "pe_hop_bytes": 0, "buffer_read_bytes": 0, "buffer_write_bytes": 0,
+              "dram_bytes": 0, "vector_lane_ops": 0}
+    return OpReport(name=op.name, kind=f"layout.{op.kind}", unit="layout",
+                    shape=tuple(program.shapes[op.output]), dataflow="-", pes=chip.pes,
+                    compute_cycles=0, stall_cycles=0, macs=0, folds=0, busy_pe_cycles=0,
+                    start_cycle=start, overhead_cycles=0, events=events,
+                    energy_pj=energy_breakdown(chip, events, 0.0), residency=info)
+
+
+def _layout_values(op: Layout, x: np.ndarray) -> np.ndarray:
+    if op.kind == "reshape":
+        return np.reshape(x, op.attr("shape"))
+    if op.kind == "permute":
+        return np.ascontiguousarray(np.transpose(x, op.attr("perm")))
+    ax = op.attr("axis")
+    idx = [slice(None)] * x.ndim
+    idx[ax] = slice(op.attr("start"), op.attr("stop"))
+    return np.ascontiguousarray(x[tuple(idx)])
+
+
+def _plain_matmul(program: Program, op) -> bool:
+    """Return True for a MatMul of two 2-D operands computed as one GEMM (what sparsity applies to)."""
+    return isinstance(op, MatMul) and program.gemm_count(op) == 1 and \
+        len(program.shapes[op.inputs[0]]) == 2 and len(program.shapes[op.inputs[1]]) == 2
 
 
 def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
-        engine: str = "fast") -> Report:
+        engine: str = "fast", progress=None) -> Report:
     """Run ``program`` on ``chip``: schedule every op and, given ``inputs``, compute values.
 
     An op starts when its input tensors are ready and its unit (array or vector) is free, so the
-    units overlap where the DAG allows. Returns a Report with one row per op (start and end
-    cycle, cycles, MACs or lane-ops, energy); ``report.values`` maps every tensor to its value
-    in functional mode, and ``report.output`` is the last op's output. Raises WorkloadError.
+    units overlap where the DAG allows; free layout ops take no time. With
+    ``buffers.residency`` the DRAM traffic of every op follows the residency plan (see
+    simulator.residency). Returns a Report with one row per op (start and end cycle, cycles,
+    MACs or lane-ops, DRAM and buffer bytes, energy); ``report.values`` maps every tensor to its
+    value in functional mode, and ``report.output`` is the last op's output. ``progress``, if
+    given, is called with (ops done, ops in all). Raises WorkloadError.
     """
     if engine not in ENGINES:
         raise WorkloadError("engine", "engine", f"must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -233,52 +485,116 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
         if missing:
             raise WorkloadError(f"program {program.name}", missing[0], "input not given")
         for t in program.inputs:
+            value = np.asarray(inputs[t])
+            if len(program.shapes[t]) != 2 and value.shape != program.shapes[t]:
+                raise WorkloadError(f"program {program.name}", t, f"input has shape "
+                                    f"{value.shape}, the program declares {program.shapes[t]}")
             env[t] = inputs[t]
     elif engine == "reference":
         raise WorkloadError("engine", "engine", "the reference engine needs operands "
                             "(it computes values); use the fast engine for timing only")
+    simple = all(isinstance(o, (MatMul, Elementwise, Reduce)) for o in program.ops)
+    free = set() if simple else free_layout_ops(program)
+    res = _Residency(chip, program, free)
     ready = {t: 0 for t in program.inputs}
     unit_free = {"array": 0, "vector": 0}
     ops: list[OpReport] = []
     last_output = None
-    for op in program.ops:
-        start = max([ready[t] for t in op.inputs] + [unit_free[op.unit]])
-        if isinstance(op, MatMul):
+    gemm_cache: dict[tuple[int, int, int], tuple[MemoryResult, int]] = {}
+    single = len(program.ops) == 1
+    for i, op in enumerate(program.ops):
+        if isinstance(op, Layout) and op.name in free:
+            start = max([ready[t] for t in op.inputs])
+            rep = _layout_report(chip, program, op, start, res.info(i))
+            if functional:
+                env[op.output] = _layout_values(op, np.asarray(env[op.inputs[0]]))
+            ops.append(rep)
+            ready[op.output] = start
+            continue
+        unit = "vector" if isinstance(op, Layout) else op.unit
+        start = max([ready[t] for t in op.inputs] + [unit_free[unit]])
+        if isinstance(op, (MatMul, Conv2d)):
             m, n, k = program.gemm_shape(op)
-            a = b = None
-            if functional:
-                a = np.asarray(env[op.inputs[0]])
-                b = np.asarray(env[op.inputs[1]])
-                a = prepare_operand(a.T if op.transpose_a else a, chip.dtype, op.inputs[0])
-                b = prepare_operand(b.T if op.transpose_b else b, chip.dtype, op.inputs[1])
-            sg = plan_sparse_gemm(chip, m, n, k, a, b)  # dense unless chip.sparsity is set
-            mem = sg.mem
-            compute, overflows = mem.compute_cycles, None
-            if functional:
-                if sg.kept is not None:  # skip: the array streams only the kept K steps
-                    a = np.ascontiguousarray(a[:, sg.kept])
-                    b = np.ascontiguousarray(b[sg.kept, :])
-                env[op.output], ref_cycles, last, overflows = _matmul_values(
-                    chip, a, b, mem.plan, engine)
-                if ref_cycles is not None:
-                    compute = ref_cycles
-                    last_output = start + last
-                if chip.dtype != "int8":
-                    overflows = None
-            rep = _op_report(chip, op.name, "matmul" if len(program.ops) > 1 else "gemm",
-                             (m, n, k), sg.macs, map_gemm(chip.array, m, n, sg.k_run).folds,
-                             mem, compute, start, overflows)
+            ref_cycles = None
+            sparse_macs = sparse_folds = None
+            if chip.sparsity.active and _plain_matmul(program, op):
+                a = b = None
+                if functional:
+                    a = np.asarray(env[op.inputs[0]])
+                    b = np.asarray(env[op.inputs[1]])
+                    a = prepare_operand(a.T if op.transpose_a else a, chip.dtype, op.inputs[0])
+                    b = prepare_operand(b.T if op.transpose_b else b, chip.dtype, op.inputs[1])
+                sg = plan_sparse_gemm(chip, m, n, k, a, b)
+                mem, count = sg.mem, 1
+                sparse_macs, sparse_folds = sg.macs, map_gemm(chip.array, m, n, sg.k_run).folds
+                compute, overflows = mem.compute_cycles, None
+                if functional:
+                    if sg.kept is not None:  # skip: the array streams only the kept K steps
+                        a = np.ascontiguousarray(a[:, sg.kept])
+                        b = np.ascontiguousarray(b[sg.kept, :])
+                    env[op.output], ref_cycles, last, overflows = _matmul_values(
+                        chip, a, b, mem.plan, engine)
+            else:
+                count = program.gemm_count(op)
+                cached = gemm_cache.get((m, n, k))
+                if cached is None:
+                    cached = gemm_cache[(m, n, k)] = (run_gemm_memory(chip, m, n, k),
+                                                      map_gemm(chip.array, m, n, k).folds)
+                one, folds = cached
+                mem = res.array_mem(chip, program, i, op, _scaled(one, count))
+                compute, overflows = mem.compute_cycles, None
+                if functional:
+                    if _plain_matmul(program, op):
+                        a, sa = _array_operand(chip, np.asarray(env[op.inputs[0]]), op.inputs[0])
+                        b, sb = _array_operand(chip, np.asarray(env[op.inputs[1]]), op.inputs[1])
+                        a = a.T if op.transpose_a else a
+                        b = b.T if op.transpose_b else b
+                        env[op.output], ref_cycles, last, overflows = _run_pairs(
+                            chip, [(a, b)], one.plan, engine, op.inputs, (sa, sb))
+                    else:
+                        env[op.output], ref_cycles, last, overflows = _batched_values(
+                            chip, program, op, env, one.plan, engine)
+            if ref_cycles is not None:
+                compute = ref_cycles
+                mem = dataclasses.replace(mem, total_cycles=ref_cycles + mem.stall_cycles,
+                                          compute_cycles=ref_cycles)
+                last_output = start + last
+            if functional and chip.dtype != "int8":
+                overflows = None
+            kind = ("gemm" if single else "matmul") if isinstance(op, MatMul) else "conv2d"
+            if sparse_macs is None:
+                rep = _op_report(chip, op.name, kind, (m, n, k), m * n * k * count, folds * count,
+                                 mem, compute, start, overflows)
+            else:  # sparse: the MACs performed and the folds of the K steps streamed
+                rep = _op_report(chip, op.name, kind, (m, n, k), sparse_macs, sparse_folds, mem,
+                                 compute, start, overflows)
+            if res.plan is not None:
+                rep = dataclasses.replace(rep, residency=res.info(i))
+            if count > 1:
+                rep = dataclasses.replace(rep, gemms=count)
         else:
-            rep, _lane_ops = _vector_op(chip, program, op, start)
+            rep, _lane_ops = _vector_op(chip, program, op, start, res, i)
             if functional:
                 args = [env[t] for t in op.inputs]
                 if isinstance(op, Reduce):
-                    env[op.output] = reduce_sum_values(args[0], op.axis, chip.vector.lanes)
+                    env[op.output] = reduce_values(op.kind, args[0], op.axis, op.keepdims,
+                                                   chip.vector.lanes)
+                elif isinstance(op, Elementwise):
+                    env[op.output] = elementwise_values(op.kind, args, op.const, op.params)
+                elif isinstance(op, Layout):
+                    env[op.output] = _layout_values(op, np.asarray(args[0]))
                 else:
-                    env[op.output] = elementwise_values(op.kind, args, op.const)
+                    try:
+                        env[op.output] = vector_op_values(op.kind, args, dict(op.attrs),
+                                                          chip.vector.lanes)
+                    except IndexError as exc:
+                        raise WorkloadError(f"program {program.name}", op.name,
+                                            str(exc)) from None
         ops.append(rep)
-        unit_free[op.unit] = rep.end_cycle
+        unit_free[unit] = rep.end_cycle
         ready[op.output] = rep.end_cycle
+        if progress is not None:
+            progress(i + 1, len(program.ops))
     output = env.get(program.ops[-1].output) if functional else None
     return Report(chip=chip, ops=ops, engine=engine,
                   mode="functional" if functional else "timing", output=output,

@@ -181,7 +181,7 @@ def energy_breakdown(report: Mapping[str, Any]) -> Figure:
 def timeline(report: Mapping[str, Any]) -> Figure:
     """Return a Gantt chart of the ops per unit (array, vector), in cycles."""
     report = report.get("step_report", report)
-    ops = report["ops"]
+    ops = [o for o in report["ops"] if o["unit"] != "layout"]  # free layout ops take no time
     units = sorted({o["unit"] for o in ops}, key=lambda u: (u != "array", u))
     kinds = sorted({o["kind"] for o in ops})
     fig = Figure(figsize=(10, max(1.2 + 0.9 * len(units), 0.25 * len(kinds) + 0.8)),

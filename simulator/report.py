@@ -49,6 +49,10 @@ class OpReport:
     traffic_bytes: Mapping[str, Any] = field(default_factory=dict)
     tiling: Mapping[str, Any] | None = None
     memory_bound: bool = False
+    gemms: int = 1  # independent GEMMs of ``shape`` (batched matmul, conv groups)
+    # residency (DESIGN s.8): DRAM bytes read/written per tensor and why, spilled tensors,
+    # resident bytes in the buffer during the op; empty when buffers.residency is off
+    residency: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def total_cycles(self) -> int:
@@ -77,6 +81,10 @@ class OpReport:
         out["energy_pj"] = dict(self.energy_pj)
         if self.tiling is not None:
             out["tiling"] = dict(self.tiling)
+        if self.gemms != 1:
+            out["gemms"] = self.gemms
+        if self.residency:
+            out["residency"] = _plain(self.residency)
         return out
 
 
@@ -86,7 +94,7 @@ def _plain(d: Mapping[str, Any]) -> dict[str, Any]:
 
 def _add_nested(into: dict[str, Any], more: Mapping[str, Any]) -> None:
     for k, v in more.items():
-        if isinstance(v, Mapping):
+        if type(v) is dict or (type(v) not in (int, float) and isinstance(v, Mapping)):
             _add_nested(into.setdefault(k, {}), v)
         else:
             into[k] = into.get(k, 0) + v
@@ -144,6 +152,8 @@ class Report:
         """Return, per unit (array, vector), the cycles it was busy with an op."""
         busy: dict[str, int] = {}
         for op in self.ops:
+            if op.unit == "layout":  # free layout changes occupy no unit
+                continue
             busy[op.unit] = busy.get(op.unit, 0) + op.total_cycles
         return busy
 
@@ -294,6 +304,98 @@ class Report:
                              f"{100 * m['mapping_efficiency']:>7.1f}{format_bytes(dram_b):>11}"
                              f"{format_energy(m['energy_pj'].get('total', 0.0)):>11}  {tiles}{bound}")
         return "\n".join(lines)
+
+
+# columns of the per-layer table and of its CSV (cycles: the op's total; share: of the sum
+# of all ops' cycles, overlapping ops counted each)
+LAYER_COLUMNS = ("layer", "op", "kind", "shape", "unit", "start_cycle", "cycles", "share",
+                 "utilisation", "stall_cycles", "macs", "dram_bytes", "buffer_bytes",
+                 "spilled", "energy_pj")
+
+
+def layer_rows(report: Report) -> list[dict[str, Any]]:
+    """Return one row per op for the per-layer table: layer (the op name up to its first dot),
+    op, kind, shape, unit, cycles (total), share of all ops' cycles, utilisation (array ops:
+    MACs / (PEs x cycles); vector ops: lane-ops / (lanes x cycles)), stall cycles, MACs, DRAM
+    bytes, resident buffer bytes, spilled tensors and energy (pJ)."""
+    total = sum(op.total_cycles for op in report.ops) or 1
+    lanes = report.chip.vector.lanes
+    rows = []
+    for op in report.ops:
+        layer, _, rest = op.name.partition(".")
+        if op.unit == "array":
+            util = _ratio(op.macs, op.pes * op.total_cycles)
+        elif op.unit == "vector":
+            util = _ratio(op.events.get("vector_lane_ops", 0), lanes * op.total_cycles)
+        else:
+            util = 0.0
+        rows.append({"layer": layer, "op": rest or op.name, "kind": op.kind,
+                     "shape": "x".join(str(s) for s in op.shape) +
+                              (f" x{op.gemms}" if op.gemms != 1 else ""),
+                     "unit": op.unit, "start_cycle": op.start_cycle, "cycles": op.total_cycles,
+                     "share": op.total_cycles / total, "utilisation": util,
+                     "stall_cycles": op.stall_cycles, "macs": op.macs,
+                     "dram_bytes": op.events.get("dram_bytes", 0),
+                     "buffer_bytes": op.residency.get("buffer_bytes", 0),
+                     "spilled": " ".join(op.residency.get("spilled", [])),
+                     "energy_pj": op.energy_pj.get("total", 0.0)})
+    return rows
+
+
+def unit_summary(report: Report) -> dict[str, Any]:
+    """Return where the time goes: busy cycles of the array and the vector unit, cycles lost
+    to DRAM stalls (array and vector ops), DRAM bytes, and each as a share of the run."""
+    busy = {"array": 0, "vector": 0}
+    compute = {"array": 0, "vector": 0}
+    stall = 0
+    for op in report.ops:
+        if op.unit in busy:
+            busy[op.unit] += op.total_cycles
+            compute[op.unit] += op.compute_cycles
+            stall += op.stall_cycles
+    total = report.total_cycles or 1
+    return {"total_cycles": report.total_cycles, "array_busy_cycles": busy["array"],
+            "vector_busy_cycles": busy["vector"], "array_compute_cycles": compute["array"],
+            "vector_compute_cycles": compute["vector"], "dram_stall_cycles": stall,
+            "array_share": busy["array"] / total, "vector_share": busy["vector"] / total,
+            "dram_stall_share": stall / total,
+            "dram_bytes": sum(op.events.get("dram_bytes", 0) for op in report.ops)}
+
+
+def network_text(report: Report, title: str, limit: int | None = None) -> str:
+    """Return the report's summary, where the time goes, and the per-layer table (the
+    ``limit`` longest ops when given, in program order)."""
+    u = unit_summary(report)
+    lines = [report.to_text().split("\n\n")[0], f"model       {title}",
+             f"time goes   array busy {100 * u['array_share']:.1f} %, vector unit busy "
+             f"{100 * u['vector_share']:.1f} %, DRAM stalls {100 * u['dram_stall_share']:.1f} % "
+             f"of {u['total_cycles']:,} cycles (units overlap); DRAM "
+             f"{format_bytes(u['dram_bytes'])}", ""]
+    rows = layer_rows(report)
+    shown = rows
+    if limit is not None and len(rows) > limit:
+        keep = set(sorted(range(len(rows)), key=lambda i: -rows[i]["cycles"])[:limit])
+        shown = [r for i, r in enumerate(rows) if i in keep]
+        lines.append(f"the {limit} longest of {len(rows)} ops (--csv FILE writes them all):")
+    lines.append(f"{'layer':<10}{'op':<22}{'kind':<20}{'shape':>22}{'unit':>8}{'cycles':>13}"
+                 f"{'share':>8}{'util %':>8}{'DRAM':>11}{'energy':>11}")
+    for r in shown:
+        util = f"{100 * r['utilisation']:.1f}" if r["unit"] != "layout" else "-"
+        lines.append(f"{r['layer'][:9]:<10}{r['op'][:21]:<22}{r['kind'][:19]:<20}"
+                     f"{r['shape'][:21]:>22}{r['unit']:>8}{r['cycles']:>13,}"
+                     f"{100 * r['share']:>7.1f}%{util:>8}{format_bytes(r['dram_bytes']):>11}"
+                     f"{format_energy(r['energy_pj']):>11}")
+    return "\n".join(lines)
+
+
+def write_layer_csv(report: Report, path) -> None:
+    """Write layer_rows(report) to ``path`` as CSV (LAYER_COLUMNS)."""
+    import csv
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(LAYER_COLUMNS))
+        w.writeheader()
+        for r in layer_rows(report):
+            w.writerow(r)
 
 
 def format_bytes(n: float) -> str:

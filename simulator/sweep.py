@@ -101,12 +101,13 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
     field = f"workloads[{index}]"
     if not isinstance(item, dict) or not item:
         raise ConfigError(where, field, "must be a mapping like {gemm: 512x512x512}")
-    kinds = [k for k in ("gemm", "topology", "train") if k in item]
-    extra = set(item) - {"gemm", "topology", "train", "batch", "name"}
+    kinds = [k for k in ("gemm", "topology", "train", "model") if k in item]
+    extra = set(item) - {"gemm", "topology", "train", "model", "batch", "seq", "image", "name"}
     if len(kinds) != 1 or extra:
         unknown = f"; unknown: {', '.join(sorted(map(str, extra)))}" if extra else ""
-        raise ConfigError(where, field, "needs exactly one of gemm, topology or train "
-                          f"(plus batch for train, name for any){unknown}")
+        raise ConfigError(where, field, "needs exactly one of gemm, topology, train or model "
+                          f"(plus batch for train; batch, seq, image for model; name for any)"
+                          f"{unknown}")
     kind = kinds[0]
     value = item[kind]
     try:
@@ -119,6 +120,16 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
             layers = load_topology(path)
             return {"name": item.get("name", Path(str(value)).stem), "kind": "topology",
                     "shapes": [(layer.name, *layer.shape) for layer in layers]}
+        if kind == "model":  # a zoo network's forward pass
+            from simulator.kernels.zoo import build_zoo
+            sizes = {k: item.get(k) for k in ("batch", "seq", "image")}
+            for k, v in sizes.items():
+                if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                    raise ConfigError(where, f"{field}.{k}", f"must be a positive integer, got {v!r}")
+            zoo = build_zoo(str(value), **sizes)
+            label = ", ".join(f"{k} {v}" for k, v in zoo.sizes.items())
+            return {"name": item.get("name", f"zoo:{zoo.name} {label}"), "kind": "model",
+                    "model": f"zoo:{zoo.name}", "sizes": zoo.sizes}
         spec = parse_model(str(value))
         batch = item.get("batch", 64)
         if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
@@ -203,7 +214,10 @@ def _evaluate(base_flat: dict[str, Any], axes: tuple[str, ...], values: tuple[An
         flat = {p: (v, "sweep") for p, v in base_flat.items()}
         flat.update({a: (v, "sweep") for a, v in zip(axes, values)})
         chip = chip_from_config(validate_config({}, {}, "sweep", flat))
-        if workload["kind"] == "train":
+        if workload["kind"] == "model":
+            from simulator.kernels.zoo import build_zoo
+            rep = run(chip, build_zoo(workload["model"], **workload["sizes"]).program)
+        elif workload["kind"] == "train":
             from simulator.kernels.train import parse_model
             spec = parse_model(workload["model"])
             rep = run(chip, spec.build_step(workload["batch"], 0.01))
