@@ -405,7 +405,7 @@ def _append_missing(sweep: Sweep, out: Path, executor: str, workers: int | None,
             with deferred():  # Ctrl-C lands between rows, never inside one
                 while view:  # appends only; a kill leaves at most a torn last line
                     view = view[os.write(fd, view):]
-            written += len(rows)
+                written += len(rows)
             if bar is not None:
                 bar.update(len(rows))
             if on_row is not None:

@@ -296,3 +296,66 @@ def test_ctrl_c_stops_a_sweep_and_a_rerun_resumes(tmp_path, executor):
     rows = read_results(out)
     assert len(rows) == total == len(keyed(rows))
     assert keyed(rows) == keyed(read_results(tmp_path / "serial.csv"))
+
+
+def test_sweep_interrupted_while_waiting_for_the_lock(tmp_path):
+    sweep_file = write(tmp_path, sweep_text(2), "s.yaml")
+    out = tmp_path / "r.csv"
+    with exclusive(out, "test", wait=False):
+        proc = start(["sweep", str(sweep_file), "--out", str(out), "--executor", "serial"],
+                     tmp_path, "waiter")
+        wait_for(lambda: "waiting" in proc.err.read_text(), "waiting line", proc)
+        status, lines = interrupt(proc)
+    assert status == 130 and len(lines) == 2, lines
+    assert re.fullmatch(rf"{re.escape(str(out))}: being written by pid {os.getpid()} on .*; "
+                        r"waiting for it to finish", lines[0]), lines[0]
+    one_line(lines[1:], r"systolic-sim sweep: interrupted \(Ctrl-C\): while waiting for "
+             rf"{re.escape(str(out))} \(held by pid {os.getpid()} on .*\); nothing written")
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------- in-process pieces
+
+def test_deferred_finishes_the_body_then_raises():
+    from simulator.interrupt import deferred
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the signal is handled by now, and held off
+            steps.append("body done")
+        steps.append("after")  # never reached
+    assert steps == ["body done"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_other_commands_print_one_generic_line(monkeypatch, capsys):
+    from simulator import cli
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("simulator.compare.compare_chips", stop)
+    assert cli.main(["compare", str(CONFIGS / "gemmini.yaml"), "--gemm", "8x8x8"]) == 130
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["systolic-sim compare: interrupted (Ctrl-C): stopped before finishing; "
+                   "nothing printed or written"]
+
+
+def test_calibrate_measure_interrupted_leaves_the_file_as_it_was(monkeypatch, tmp_path):
+    from simulator import calibrate
+    from simulator.errors import Interrupted
+    out = tmp_path / "cal.json"
+    out.write_text("old\n")
+    inner, calls = calibrate._time_host, []
+
+    def timed(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return inner(*args, **kwargs)
+    monkeypatch.setattr(calibrate, "_time_host", timed)
+    with pytest.raises(Interrupted, match=rf"^2 points timed; {re.escape(str(out))} not written$"):
+        calibrate.measure("numpy", ["gemm"], ["fp32"], out, quick=True)
+    assert out.read_text() == "old\n"
+    with exclusive(out, "--out", wait=False):  # and the lock was released
+        pass
