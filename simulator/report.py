@@ -49,6 +49,8 @@ class OpReport:
     traffic_bytes: Mapping[str, Any] = field(default_factory=dict)
     tiling: Mapping[str, Any] | None = None
     memory_bound: bool = False
+    prefetch_cycles: int = 0  # of stall_cycles: the exposed load before the first tile step
+    drain_cycles: int = 0  # of stall_cycles: the exposed write-back after the last tile step
 
     @property
     def total_cycles(self) -> int:
