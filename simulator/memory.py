@@ -113,6 +113,7 @@ def streams(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> bool:
     """Return True when the plan's tile steps that keep a stationary tile continue one stream
     on the array (the tile is a single fold on every array and all its steps are consecutive;
     see simulator._memory)."""
+    from . import _memory
     arr = chip.array
     df = _DATAFLOW_CODE[arr.dataflow]
     return bool(_memory._streams(df, plan.tile_m, plan.tile_n, plan.tile_k, arr.rows, arr.cols,

@@ -240,7 +240,7 @@ def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1
     t = {"macs": 0, "op_hops": 0, "psum_hops": 0, "a_rd": 0, "b_rd": 0, "acc_rd": 0,
          "acc_wr": 0}
     per_step = []
-    for st, (load, write, (em, en, ek)) in zip(seq, steps):
+    for st, (load, write, (em, en, ek), *_rest) in zip(seq, steps):
         m0, n0 = st["m"] * tm, st["n"] * tn
         port = {"a": 0, "b": 0, "o": 0}
         blocks = _array_blocks(em, en, count, split, split_tile_m, split_tile_n)
