@@ -223,6 +223,14 @@ def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1
     array reads A and B elements where they enter it; every result a fold sends to the
     accumulator writes O, and reads O first when that element already holds a partial sum
     (tracked per element of O over the whole run).
+
+    Streaming: when the tiling's stationary tile (ws: B over K x N, is: A over K x M, os: O over
+    M x N) is a single fold on every array (judged on the first, full-size step; never with
+    split "tiles"), a step that keeps the previous step's stationary tile finds it already in
+    the PEs: ws/is load no stationary operand (no reads, no load hops), and os keeps its
+    partial sums in the PEs (no accumulator traffic: the run's first step sends them once).
+    Such a step costs only its stream; ``per_step[i]["stream"]`` is that length (os: K, ws: the
+    rows of A, is: the columns of B of the step), None for a step that restarts the array.
     """
     dram, steps = slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b)
     trips = {"m": -(-m // tm), "n": -(-n // tn), "k": -(-k // tk)}
@@ -240,27 +248,49 @@ def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1
     t = {"macs": 0, "op_hops": 0, "psum_hops": 0, "a_rd": 0, "b_rd": 0, "acc_rd": 0,
          "acc_wr": 0}
     per_step = []
+    stationary = {"os": ("m", "n"), "ws": ("k", "n"), "is": ("m", "k")}[df]
+
+    def one_fold(bm, bn, bk):  # the stationary block fits the array as one fold
+        r, c = {"os": (bm, bn), "ws": (bk, bn), "is": (bk, bm)}[df]
+        return r <= rows and c <= cols
+    first = _array_blocks(min(tm, m), min(tn, n), count, split, split_tile_m, split_tile_n)
+    streamable = split != "tiles" and all(
+        one_fold(bm, bn, min(tk, k)) for arr_blocks in first for _i, _j, bm, bn in arr_blocks)
+    prev = None
     for st, (load, write, (em, en, ek), *_rest) in zip(seq, steps):
         m0, n0 = st["m"] * tm, st["n"] * tn
+        cont = streamable and prev is not None and all(st[d] == prev[d] for d in stationary)
+        prev = st
         port = {"a": 0, "b": 0, "o": 0}
         blocks = _array_blocks(em, en, count, split, split_tile_m, split_tile_n)
+        stream = None
         for arr_blocks in blocks:
             for bi, bj, bm, bn in arr_blocks:
                 t["macs"] += bm * bn * ek
+                if cont:
+                    stream = max(stream or 0, {"os": ek, "ws": bm, "is": bn}[df])
                 for f in _fold_events(df, rows, cols, bm, bn, ek):
+                    f = dict(f)
+                    if cont and df != "os":  # the stationary block is already in the PEs
+                        r, c = ek, (bn if df == "ws" else bm)
+                        f["b_rd" if df == "ws" else "a_rd"] = 0
+                        f["op_hops"] -= c * sum(range(r))
+                    for key in ("a_rd", "b_rd", "op_hops", "psum_hops"):
+                        t[key] += f[key]
+                    port["a"] += f["a_rd"] * in_b
+                    port["b"] += f["b_rd"] * in_b
+                    if cont and df == "os":  # the partial sums stay in the PEs
+                        continue
                     i0, i1, j0, j1 = f["region"]
                     reg = held[m0 + bi + i0:m0 + bi + i1, n0 + bj + j0:n0 + bj + j1]
                     acc_rd = int(reg.sum())
                     acc_wr = reg.size
                     reg[...] = True
-                    for key in ("a_rd", "b_rd", "op_hops", "psum_hops"):
-                        t[key] += f[key]
                     t["acc_rd"] += acc_rd
                     t["acc_wr"] += acc_wr
-                    port["a"] += f["a_rd"] * in_b
-                    port["b"] += f["b_rd"] * in_b
                     port["o"] += (acc_rd + acc_wr) * acc_b
-        per_step.append({"port": port, "blocks": blocks, "load": load, "write": write})
+        per_step.append({"port": port, "blocks": blocks, "load": load, "write": write,
+                         "stream": stream})
     totals = {
         "macs": t["macs"],
         "pe_hop_bytes": t["op_hops"] * in_b + t["psum_hops"] * acc_b,
