@@ -10,10 +10,20 @@ fetched again only when one of its indices changes, so operand X is fetched
 times in full. O tiles are written back at the end of each visit and read back when a later
 visit continues their k range (visits of an O tile start at k tile 0, so the first never reads).
 
+Streaming tile steps: the array holds one stationary tile (ws: B, is: A, os: O). When that
+tile is a single fold on every array and the next tile step keeps it (ws: same B tile, the step
+streams the next rows of A; is: same A tile, next columns of B; os: same O tile, next k range),
+the array does not restart: no stationary reload, no new fill and drain; the continuing step
+costs only its stream (``_one_array(..., cont=True)``), and the run of steps is timed as one
+longer stream (``_streams`` says whether a tiling can do it).
+
 Timeline (double-buffered): the first tile's load is exposed, then each step lasts
 max(compute, write-back of the previous step's O + load of the next step's operands), and the
 last write-back is exposed. Single-buffered: load, compute and write back in turn. A transfer
 of b > 0 bytes takes latency + ceil(b / bytes_per_cycle) cycles; with ideal DRAM it takes 0.
+Shared DRAM port: all of a step's loads are one transfer and share the port with the
+write-back. Per-operand ports (``per_port``): A, B and O move at the same time on their own
+ports, so a phase's DMA time is max(load A, load B, write-back O + read-back O).
 """
 
 from __future__ import annotations
@@ -31,7 +41,8 @@ C_TOTAL, C_COMPUTE, C_BUSY, C_STEPS = 0, 1, 2, 3
 C_DRAM_A, C_DRAM_B, C_DRAM_O_RD, C_DRAM_O_WR = 4, 5, 6, 7
 C_BUF_RD, C_BUF_WR, C_HOP_BYTES, C_XFER, C_PORT = 8, 9, 10, 11, 12
 C_BUF_RD_A, C_BUF_RD_B = 13, 14  # the array's reads of the A and B buffers (part of C_BUF_RD)
-N_COUNTERS = 15
+C_PREFETCH, C_DRAIN = 15, 16  # the exposed first load and last write-back, cycles
+N_COUNTERS = 17
 
 
 @njit(cache=True)
@@ -101,10 +112,17 @@ def _search_tiling(m, n, k, cand_m, cand_n, cand_k, orders, in_b, acc_b, caps, u
             for tk in cand_k:
                 if not _fits(tm, tn, tk, in_b, acc_b, caps, unified, double_buffered):
                     continue
-                est = _estimate_compute(m, n, k, tm, tn, tk, df, big_r, big_c, full, overlap,
-                                        count, split, tile_m, tile_n)
+                est_plain = _estimate_compute(m, n, k, tm, tn, tk, df, big_r, big_c, full,
+                                              overlap, count, split, tile_m, tile_n, False)
+                can_stream = _streams(df, tm, tn, tk, big_r, big_c, count, split)
+                est_stream = est_plain
+                if can_stream:
+                    est_stream = _estimate_compute(m, n, k, tm, tn, tk, df, big_r, big_c, full,
+                                                   overlap, count, split, tile_m, tile_n, True)
                 st = _cdiv(m, tm) * _cdiv(n, tn) * _cdiv(k, tk)
                 for o in orders:
+                    est = est_stream if can_stream and _stationary_visits(
+                        df, m, n, k, tm, tn, tk, o) == 1 else est_plain
                     a, b, orr, ow = _dram_traffic(m, n, k, tm, tn, tk, o, in_b, acc_b)
                     rows[used, 0] = tm
                     rows[used, 1] = tn
@@ -118,11 +136,42 @@ def _search_tiling(m, n, k, cand_m, cand_n, cand_k, orders, in_b, acc_b, caps, u
 
 
 @njit(cache=True)
+def _streams(df, tm, tn, tk, big_r, big_c, count, split):
+    """True when the stationary tile of a tm x tn x tk tiling is a single fold on every array,
+    so that tile steps keeping it continue the stream (never with split 2, tiles)."""
+    if split == 2:
+        return False
+    if df == 0:  # O: rows from m, columns from n
+        rows = _cdiv(tm, count) if split == 0 else tm
+        cols = _cdiv(tn, count) if split == 1 else tn
+    elif df == 1:  # B: rows from k, columns from n
+        rows = tk
+        cols = _cdiv(tn, count) if split == 1 else tn
+    else:  # A: rows from k, columns from m
+        rows = tk
+        cols = _cdiv(tm, count) if split == 0 else tm
+    return rows <= big_r and cols <= big_c
+
+
+@njit(cache=True)
+def _stationary_visits(df, m, n, k, tm, tn, tk, order):
+    """Return how often each stationary tile (ws: B, is: A, os: O) is visited: 1 when all the
+    tile steps that use it are consecutive."""
+    ra, rb, ro = _reps(_cdiv(m, tm), _cdiv(n, tn), _cdiv(k, tk), ORDER_POS[order, 0],
+                       ORDER_POS[order, 1], ORDER_POS[order, 2])
+    return ro if df == 0 else (rb if df == 1 else ra)
+
+
+@njit(cache=True)
 def _estimate_compute(m, n, k, tm, tn, tk, df, big_r, big_c, full, overlap, count, split,
-                      tile_m, tile_n):
-    """Array cycles of all tile steps, from the distinct tile shapes (a cheap upper bound used
-    to choose tiles; the step walk gives the exact figure)."""
+                      tile_m, tile_n, stream):
+    """Array cycles of all tile steps, from the distinct tile shapes: exact for splits m and n
+    (a cheap upper bound for split tiles; the step walk gives the exact figure). ``stream``:
+    every stationary tile's steps run back to back as one stream (see module doc), so along
+    the streamed dimension (ws m, is n, os k) only the first step of each run pays the full
+    cost and the others their stream."""
     total = 0.0
+    s_dim = 2 if df == 0 else (0 if df == 1 else 1)  # the streamed dimension
     for a in range(2):
         cm = m // tm if a == 0 else (1 if m % tm else 0)
         em = tm if a == 0 else m % tm
@@ -141,13 +190,24 @@ def _estimate_compute(m, n, k, tm, tn, tk, df, big_r, big_c, full, overlap, coun
                 if split == 2:  # waves of tile_m x tile_n tiles over the arrays
                     tiles = _cdiv(em, tile_m) * _cdiv(en, tile_n)
                     one = _one_array(df, min(em, tile_m), min(en, tile_n), ek, big_r, big_c,
-                                     full, overlap)[0]
-                    cyc = _cdiv(tiles, count) * one
-                elif split == 1:
-                    cyc = _one_array(df, em, _cdiv(en, count), ek, big_r, big_c, full, overlap)[0]
-                else:
-                    cyc = _one_array(df, _cdiv(em, count), en, ek, big_r, big_c, full, overlap)[0]
-                total += cm * cn * ck * cyc
+                                     full, overlap, False)[0]
+                    total += cm * cn * ck * _cdiv(tiles, count) * one
+                    continue
+                sm = _cdiv(em, count) if split == 0 else em
+                sn = _cdiv(en, count) if split == 1 else en
+                cyc = _one_array(df, sm, sn, ek, big_r, big_c, full, overlap, False)[0]
+                if not stream:
+                    total += cm * cn * ck * cyc
+                    continue
+                cont = _one_array(df, sm, sn, ek, big_r, big_c, full, overlap, True)[0]
+                cls = a if s_dim == 0 else (b if s_dim == 1 else c)
+                n_s = cm if s_dim == 0 else (cn if s_dim == 1 else ck)  # steps in this class
+                others = cm * cn * ck // n_s
+                full_s = (m // tm) if s_dim == 0 else ((n // tn) if s_dim == 1 else (k // tk))
+                # each run starts with a full-size step (class 0) unless the dimension has only
+                # its edge tile
+                first = cls == 0 or full_s == 0
+                total += others * (cyc + (n_s - 1) * cont if first else n_s * cont)
     return total
 
 
@@ -160,9 +220,21 @@ def _fold_sum_triangle(size, tile):
 
 
 @njit(cache=True)
-def _one_array(df, m, n, k, big_r, big_c, full, overlap):
+def _one_array(df, m, n, k, big_r, big_c, full, overlap, cont):
     """One array on an m x n x k GEMM: return (cycles, busy, A reads, B reads, acc reads,
-    acc writes, operand hops, partial-sum hops), reads/writes/hops in elements."""
+    acc writes, operand hops, partial-sum hops), reads/writes/hops in elements.
+
+    ``cont``: the GEMM is a single fold continuing the previous step's stream with the same
+    stationary tile: it costs only its stream (os k, ws m, is n cycles), reads no stationary
+    operand, moves no stationary load hops, and (os) leaves its outputs in the PEs for the
+    step that started the run to write once.
+    """
+    if cont:
+        if df == 0:
+            return k, m * n * k, m * k, k * n, 0, 0, k * m * (n - 1) + k * n * (m - 1), 0
+        if df == 1:
+            return m, m * n * k, m * k, 0, 0, m * n, m * k * (n - 1), m * n * (k - 1)
+        return n, m * n * k, 0, k * n, 0, m * n, n * k * (m - 1), m * n * (k - 1)
     if df == 0:  # os
         cyc, busy, _f = _gemm_cycles(k, m, big_r, n, big_c, True, big_r, big_c, full, False,
                                      overlap)
@@ -191,9 +263,9 @@ def _one_array(df, m, n, k, big_r, big_c, full, overlap):
 
 
 @njit(cache=True)
-def _arrays(df, m, n, k, big_r, big_c, full, overlap, count, split, tile_m, tile_n):
+def _arrays(df, m, n, k, big_r, big_c, full, overlap, count, split, tile_m, tile_n, cont):
     """``count`` arrays sharing an m x n x k GEMM: return the slowest array's cycles and the
-    other _one_array figures summed over the arrays.
+    other _one_array figures summed over the arrays (``cont``: see _one_array; splits m, n).
 
     split 0: along m, 1: along n (shares differ by at most one row or column); 2: O cut into
     tile_m x tile_n tiles dealt round-robin to the arrays (waves), each array running its tiles
@@ -209,7 +281,7 @@ def _arrays(df, m, n, k, big_r, big_c, full, overlap, count, split, tile_m, tile
             for b in range(2):
                 em = min(tile_m, m) if a == 0 else m - (tiles_m - 1) * tile_m
                 en = min(tile_n, n) if b == 0 else n - (tiles_n - 1) * tile_n
-                r = _one_array(df, em, en, k, big_r, big_c, full, overlap)
+                r = _one_array(df, em, en, k, big_r, big_c, full, overlap, False)
                 for i in range(8):
                     cache[a, b, i] = r[i]
         for t in range(tiles_m * tiles_n):
@@ -230,9 +302,9 @@ def _arrays(df, m, n, k, big_r, big_c, full, overlap, count, split, tile_m, tile
         if share == 0 or arrays == 0:
             continue
         if split_n:
-            r = _one_array(df, m, share, k, big_r, big_c, full, overlap)
+            r = _one_array(df, m, share, k, big_r, big_c, full, overlap, cont)
         else:
-            r = _one_array(df, share, n, k, big_r, big_c, full, overlap)
+            r = _one_array(df, share, n, k, big_r, big_c, full, overlap, cont)
         if r[0] > out[0]:
             out[0] = r[0]
         for i in range(1, 8):
@@ -254,11 +326,13 @@ def _port(nbytes, port):
 
 @njit(cache=True)
 def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, count, split,
-               tile_m, tile_n, in_b, acc_b, bytes_per_cycle, latency, double_buffered, unified,
+               tile_m, tile_n, in_b, acc_b, bpc, per_port, latency, double_buffered, unified,
                ports):
     """Walk the tile steps in loop order; return the counters (see C_* indices) as int64.
 
-    ``ports`` = (A, B, O, unified) buffer read bandwidth into the array, bytes/cycle, 0 = unbounded.
+    ``bpc`` = (A, B, O) DRAM bytes/cycle, 0 = ideal; with ``per_port`` False one shared port
+    at bpc[0] carries everything. ``ports`` = (A, B, O, unified) buffer read bandwidth into the
+    array, bytes/cycle, 0 = unbounded.
     """
     out = np.zeros(N_COUNTERS, np.int64)
     trips = np.array([_cdiv(m, tm), _cdiv(n, tn), _cdiv(k, tk)], np.int64)
@@ -267,18 +341,23 @@ def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, coun
     for d in range(3):
         loop_dim[pos[d]] = d
     n_steps = trips[0] * trips[1] * trips[2]
+    can_stream = _streams(df, tm, tn, tk, big_r, big_c, count, split)
     idx = np.zeros(3, np.int64)
     cur_a = (-1, -1)
     cur_b = (-1, -1)
     cur_o = (-1, -1)
     # double buffering: phase s lasts max(c_s, W_{s-1} + L_{s+1}); it is charged once L_{s+1}
     # is known, i.e. while handling step s+1. c_prev = c_{s-1}, w_prev = W_{s-1}, w_prev2 = W_{s-2}
+    # (W on the O port; L split into the A/B ports' part and the O port's part)
     c_prev = 0
     w_prev = 0
     w_prev2 = 0
     total = 0
-    shape_figs = np.zeros((8, 8), np.int64)
-    known = np.zeros(8, np.bool_)
+    x_a = 0  # busy cycles of each DRAM port (per_port), for the memory-bound flag
+    x_b = 0
+    x_o = 0
+    shape_figs = np.zeros((2, 8, 8), np.int64)  # [continues?][tile shape class]
+    known = np.zeros((2, 8), np.bool_)
     s = 0
     while s < n_steps:
         # decode step s into tile indices
@@ -291,23 +370,33 @@ def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, coun
         em = min(tm, m - mi * tm)
         en = min(tn, n - ni * tn)
         ek = min(tk, k - ki * tk)
-        load = 0
+        # does this step keep the previous step's stationary tile (and so its stream)?
+        if df == 0:
+            cont = can_stream and (mi, ni) == cur_o
+        elif df == 1:
+            cont = can_stream and (ki, ni) == cur_b
+        else:
+            cont = can_stream and (mi, ki) == cur_a
+        load_a = 0
+        load_b = 0
+        load_o = 0
         if (mi, ki) != cur_a:
-            load += em * ek * in_b
-            out[C_DRAM_A] += em * ek * in_b
+            load_a = em * ek * in_b
             cur_a = (mi, ki)
         if (ki, ni) != cur_b:
-            load += ek * en * in_b
-            out[C_DRAM_B] += ek * en * in_b
+            load_b = ek * en * in_b
             cur_b = (ki, ni)
         continues_o = False
         if (mi, ni) != cur_o:
             if ki > 0:  # a later visit of this O tile: read its partial sums back
-                load += em * en * acc_b
-                out[C_DRAM_O_RD] += em * en * acc_b
+                load_o = em * en * acc_b
             cur_o = (mi, ni)
         else:
             continues_o = True
+        out[C_DRAM_A] += load_a
+        out[C_DRAM_B] += load_b
+        out[C_DRAM_O_RD] += load_o
+        load = load_a + load_b + load_o
         # does the O tile's visit end after this step? (next step has another O tile, or none)
         write = 0
         if s + 1 == n_steps:
@@ -327,16 +416,19 @@ def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, coun
             if nidx0 != mi or nidx1 != ni:
                 write = em * en * acc_b
         out[C_DRAM_O_WR] += write
-        # the arrays on this step's sub-GEMM: one of at most 8 tile shapes, computed once each
+        # the arrays on this step's sub-GEMM: one of at most 8 tile shapes (x continuing or
+        # not), computed once each
         cls = (4 if em != tm else 0) + (2 if en != tn else 0) + (1 if ek != tk else 0)
-        if not known[cls]:
-            shape_figs[cls] = _arrays(df, em, en, ek, big_r, big_c, full, overlap, count, split,
-                                      tile_m, tile_n)
-            known[cls] = True
-        r = shape_figs[cls]
+        ci = 1 if cont else 0
+        if not known[ci, cls]:
+            shape_figs[ci, cls] = _arrays(df, em, en, ek, big_r, big_c, full, overlap, count,
+                                          split, tile_m, tile_n, cont)
+            known[ci, cls] = True
+        r = shape_figs[ci, cls]
         cyc = r[0]
-        # a step continuing an O tile (or starting a later visit) adds into the accumulators
-        extra_acc_rd = em * en if (continues_o or ki > 0) else 0
+        # a step continuing an O tile (or starting a later visit) adds into the accumulators,
+        # unless (os, streaming) the sums stay in the PEs
+        extra_acc_rd = em * en if (continues_o or ki > 0) and not (cont and df == 0) else 0
         a_rd = r[2] * in_b
         b_rd = r[3] * in_b
         o_rd = (r[4] + extra_acc_rd) * acc_b
@@ -355,22 +447,39 @@ def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, coun
         out[C_BUF_RD_B] += b_rd
         out[C_BUF_WR] += o_wr + load  # accumulator writes + fills from DRAM
         out[C_HOP_BYTES] += r[6] * in_b + r[7] * acc_b
-        t_load = _xfer(load, bytes_per_cycle, latency)
-        t_write = _xfer(write, bytes_per_cycle, latency)
-        out[C_XFER] += t_load + t_write
+        # DMA: t_ab = loads on the A and B ports, t_lo = load on the O port (with one shared
+        # port, every load is on it), t_write = write-back on the O port
+        if per_port:
+            t_ab = max(_xfer(load_a, bpc[0], latency), _xfer(load_b, bpc[1], latency))
+            t_lo = _xfer(load_o, bpc[2], latency)
+            t_write = _xfer(write, bpc[2], latency)
+            x_a += _xfer(load_a, bpc[0], latency)
+            x_b += _xfer(load_b, bpc[1], latency)
+            x_o += t_lo + t_write
+        else:
+            t_ab = 0
+            t_lo = _xfer(load, bpc[0], latency)
+            t_write = _xfer(write, bpc[0], latency)
+            x_o += t_lo + t_write
         if double_buffered:
             if s == 0:
-                total += t_load  # the first load is exposed
+                total += max(t_ab, t_lo)  # the first load is exposed
+                out[C_PREFETCH] = max(t_ab, t_lo)
             else:  # phase s-1: compute s-1 while writing back s-2 and loading s
-                total += max(c_prev, w_prev2 + t_load)
+                total += max(c_prev, max(t_ab, w_prev2 + t_lo))
             c_prev = busy_cyc
             w_prev2 = w_prev
             w_prev = t_write
         else:
-            total += t_load + busy_cyc + t_write
+            if s == 0:
+                out[C_PREFETCH] = max(t_ab, t_lo)
+            total += max(t_ab, t_lo) + busy_cyc + t_write
+            w_prev = t_write
         s += 1
     if double_buffered:  # the last phase, then the last write-back, exposed
         total += max(c_prev, w_prev2) + w_prev
+    out[C_DRAIN] = w_prev
+    out[C_XFER] = max(x_a, max(x_b, x_o))
     out[C_TOTAL] = total
     out[C_STEPS] = n_steps
     return out

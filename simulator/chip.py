@@ -94,16 +94,37 @@ class Buffers:
 @dataclass(frozen=True)
 class Dram:
     """Off-chip memory: bandwidth in bytes/s (0 = ideal), latency per transfer in cycles and
-    capacity in bytes (0 = unbounded)."""
+    capacity in bytes (0 = unbounded).
+
+    ``ports`` "shared": one port at ``bandwidth_bytes_per_s`` carries every transfer;
+    "per_operand": A, B and O have their own ports at ``port_bandwidth_bytes_per_s`` (A, B, O;
+    0 = ideal), which transfer at the same time.
+    """
 
     bandwidth_bytes_per_s: float
     latency_cycles: int
     capacity_bytes: int = 0  # device memory (HBM) capacity; 0 = unbounded
+    ports: str = "shared"  # "shared" | "per_operand"
+    port_bandwidth_bytes_per_s: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @property
+    def per_operand(self) -> bool:
+        """Return True when A, B and O have separate DRAM ports."""
+        return self.ports == "per_operand"
 
     @property
     def ideal(self) -> bool:
         """Return True when transfers take no time (bandwidth 0 means unbounded)."""
+        if self.per_operand:
+            return all(bw <= 0 for bw in self.port_bandwidth_bytes_per_s)
         return self.bandwidth_bytes_per_s <= 0
+
+    def bytes_per_cycle(self, clock_hz: float) -> tuple[float, float, float]:
+        """Return the bandwidth of the A, B and O transfers in bytes per cycle (0 = ideal); with
+        shared ports the three are the one port's."""
+        bws = self.port_bandwidth_bytes_per_s if self.per_operand else \
+            (self.bandwidth_bytes_per_s,) * 3
+        return tuple(bw / clock_hz if bw > 0 else 0.0 for bw in bws)
 
 
 @dataclass(frozen=True)
@@ -200,8 +221,12 @@ class Chip:
 
     @property
     def dram_bytes_per_cycle(self) -> float:
-        """Return DRAM bandwidth in bytes per array clock cycle (inf when ideal)."""
-        return float("inf") if self.dram.ideal else self.dram.bandwidth_bytes_per_s / self.clock_hz
+        """Return DRAM bandwidth in bytes per array clock cycle, all ports together (inf when
+        any port is ideal)."""
+        bpc = self.dram.bytes_per_cycle(self.clock_hz)
+        if self.dram.per_operand:
+            return float("inf") if min(bpc) <= 0 else float(sum(bpc))
+        return float("inf") if bpc[0] <= 0 else bpc[0]
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Chip":
         """Return a new Chip with dotted-path overrides applied (validated like a config file)."""
@@ -250,7 +275,10 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
                         residency=buf["residency"]),
         dram=Dram(bandwidth_bytes_per_s=float(cfg["dram"]["bandwidth_bytes_per_s"]),
                   latency_cycles=int(cfg["dram"]["latency_cycles"]),
-                  capacity_bytes=int(cfg["dram"]["capacity_bytes"])),
+                  capacity_bytes=int(cfg["dram"]["capacity_bytes"]), ports=cfg["dram"]["ports"],
+                  port_bandwidth_bytes_per_s=tuple(
+                      float(cfg["dram"][x]["bandwidth_bytes_per_s"])
+                      or float(cfg["dram"]["bandwidth_bytes_per_s"]) for x in "abo")),
         tiling=Tiling(loop_order=cfg["tiling"]["loop_order"], tile_m=cfg["tiling"]["tile_m"],
                       tile_n=cfg["tiling"]["tile_n"], tile_k=cfg["tiling"]["tile_k"]),
         energy=energy,

@@ -152,6 +152,16 @@ SCHEMA: tuple[Field, ...] = (
     Field("dram.latency_cycles", "int", 0, "cycles",
           "Latency added to each tile transfer (ignored with ideal memory).", minimum=0,
           maximum=1 << 30),
+    Field("dram.ports", "choice", "shared", "-",
+          "shared: one port carries every transfer (A, B, O read-back, O write-back) one after "
+          "another at dram.bandwidth_bytes_per_s; per_operand: A, B and O each have their own "
+          "port (dram.a/b/o.bandwidth_bytes_per_s) and transfer at the same time, as SCALE-Sim's "
+          "separate ifmap, filter and ofmap DRAM interfaces.", choices=("shared", "per_operand")),
+    *[Field(f"dram.{name}.bandwidth_bytes_per_s", "float", 0.0, "bytes/s",
+            f"dram.ports per_operand only: bandwidth of the {what} port; 0 = "
+            f"dram.bandwidth_bytes_per_s.", minimum=0.0, maximum=1e16)
+      for name, what in (("a", "A (input/ifmap) read"), ("b", "B (weight/filter) read"),
+                         ("o", "O (accumulator read-back and write-back)"))],
     Field("dram.capacity_bytes", "int", 0, "bytes",
           "Device memory (HBM) capacity: weights and KV cache must fit in it (systolic-sim llm); "
           "0 = unbounded.", minimum=0, maximum=1 << 50),

@@ -17,7 +17,7 @@ from .chip import Chip
 from .dataflow import check_gemm_shape, map_gemm
 from .energy import energy_breakdown
 from .errors import Interrupted, WorkloadError
-from .memory import MemoryResult, TilePlan, numerics_chunk, run_gemm_memory
+from .memory import MemoryResult, TilePlan, numerics_chunk, run_gemm_memory, streams
 from .numerics import adder_for, output_dtype, prepare_operand, value_dtype
 from .program import Conv2d, Elementwise, Layout, MatMul, Op, Program, Reduce, VectorOp
 from .report import OpReport, Report
@@ -44,7 +44,7 @@ def _functional_fast(chip: Chip, a: np.ndarray, b: np.ndarray,
     from . import _numerics  # numba: imported where it runs, not on a timing-only start
     mode, lo, hi, span = adder_for(chip)
     out = np.zeros((a.shape[0], b.shape[1]), value_dtype(chip.dtype))
-    chunk = numerics_chunk(chip, a.shape[1], plan.tile_k)
+    chunk = numerics_chunk(chip, a.shape[0], b.shape[1], a.shape[1], plan)
     kernel = _numerics._gemm_ordered if a.shape[0] * a.shape[1] * b.shape[1] >= \
         PARALLEL_MIN_MACS else _numerics._gemm_ordered_serial
     overflows = kernel(a, b, out, chunk, mode, lo, hi, span)
@@ -100,12 +100,47 @@ def _array_blocks(chip: Chip, plan: TilePlan, ranges: dict[str, tuple[int, int]]
     return blocks
 
 
+# the streamed dimension and the stationary tile's dimensions of each dataflow
+_STREAMED = {"os": "k", "ws": "m", "is": "n"}
+
+
+def _reference_run(chip: Chip, a: np.ndarray, b: np.ndarray, out: np.ndarray,
+                   blocks: list[dict[str, tuple[int, int]]]) -> tuple[int, int, int]:
+    """Run one array's blocks of consecutive tile steps that keep its stationary tile as ONE
+    stream: the streamed operand's slices are concatenated along the streamed dimension and go
+    through the PE array without a restart. Return (cycles, last_output_cycle, overflows)."""
+    if len(blocks) == 1:
+        (m0, m1), (n0, n1), (k0, k1) = blocks[0]["m"], blocks[0]["n"], blocks[0]["k"]
+        return _reference_block(chip, np.ascontiguousarray(a[m0:m1, k0:k1]),
+                                np.ascontiguousarray(b[k0:k1, n0:n1]), out[m0:m1, n0:n1])
+    dim = _STREAMED[chip.array.dataflow]
+    idx = np.concatenate([np.arange(*blk[dim]) for blk in blocks])
+    (m0, m1), (n0, n1), (k0, k1) = blocks[0]["m"], blocks[0]["n"], blocks[0]["k"]
+    if dim == "k":  # os: the O tile stays; K streams on
+        return _reference_block(chip, np.ascontiguousarray(a[m0:m1][:, idx]),
+                                np.ascontiguousarray(b[idx][:, n0:n1]), out[m0:m1, n0:n1])
+    if dim == "m":  # ws: the B tile stays; rows of A stream on
+        part = np.ascontiguousarray(out[idx, n0:n1])
+        res = _reference_block(chip, np.ascontiguousarray(a[idx, k0:k1]),
+                               np.ascontiguousarray(b[k0:k1, n0:n1]), part)
+        out[idx, n0:n1] = part
+        return res
+    part = np.ascontiguousarray(out[m0:m1][:, idx])  # is: the A tile stays; columns of B
+    res = _reference_block(chip, np.ascontiguousarray(a[m0:m1, k0:k1]),
+                           np.ascontiguousarray(b[k0:k1][:, idx]), part)
+    out[m0:m1, idx] = part
+    return res
+
+
 def _reference(chip: Chip, a: np.ndarray, b: np.ndarray,
                plan: TilePlan) -> tuple[np.ndarray, int, int, int]:
     """Run every tile step's sub-GEMMs on every array PE by PE, in the plan's loop order.
 
     Return (output, compute cycles, last output cycle, overflows); a step lasts as long as its
     slowest array (which runs its blocks one after another), and steps follow each other.
+    Where the plan streams (``memory.streams``), the steps that keep a stationary tile form a
+    run that each array executes as one uninterrupted stream (``_reference_run``); a run lasts
+    as long as its slowest array.
     """
     m, k = a.shape
     n = b.shape[1]
@@ -113,20 +148,35 @@ def _reference(chip: Chip, a: np.ndarray, b: np.ndarray,
     out = np.zeros((m, n), value_dtype(chip.dtype))
     tile = {"m": plan.tile_m, "n": plan.tile_n, "k": plan.tile_k}
     trips = {d: -(-dims[d] // tile[d]) for d in "mnk"}
-    cycles = 0
-    last = -1
-    overflows = 0
+    stationary = [d for d in "mnk" if d != _STREAMED[chip.array.dataflow]]
+    stream = streams(chip, m, n, k, plan)
+    runs: list[list[dict]] = []  # runs of tile steps (ranges); a run keeps its stationary tile
+    prev = None
     for idx in np.ndindex(*(trips[d] for d in plan.loop_order)):
         pos = dict(zip(plan.loop_order, idx))
         ranges = {d: (pos[d] * tile[d], min((pos[d] + 1) * tile[d], dims[d])) for d in "mnk"}
+        key = tuple(pos[d] for d in stationary)
+        if stream and key == prev:
+            runs[-1].append(ranges)
+        else:
+            runs.append([ranges])
+        prev = key
+    cycles = 0
+    last = -1
+    overflows = 0
+    for run in runs:
+        per_step = [_array_blocks(chip, plan, ranges) for ranges in run]
         step = 0
-        for blocks in _array_blocks(chip, plan, ranges):
+        for i in range(chip.array.count):
+            if len(run) > 1:  # streaming splits give each array at most one block per step
+                blocks = [[blk for st in per_step for blk in st[i]]]
+            else:
+                blocks = [[blk] for blk in per_step[0][i]]
             busy = 0
-            for rng in blocks:
-                (m0, m1), (n0, n1), (k0, k1) = rng["m"], rng["n"], rng["k"]
-                c, lst, ovf = _reference_block(chip, np.ascontiguousarray(a[m0:m1, k0:k1]),
-                                               np.ascontiguousarray(b[k0:k1, n0:n1]),
-                                               out[m0:m1, n0:n1])
+            for group in blocks:
+                if not group:
+                    continue
+                c, lst, ovf = _reference_run(chip, a, b, out, group)
                 overflows += ovf
                 last = max(last, cycles + busy + lst)
                 busy += c
@@ -151,7 +201,8 @@ def _op_report(chip: Chip, name: str, kind: str, shape: tuple[int, ...], macs: i
                     overhead_cycles=chip.launch_cycles,
                     overflow_events=overflows, events=events, energy_pj=energy,
                     traffic_bytes=mem.traffic(), tiling=mem.plan.to_dict(),
-                    memory_bound=mem.memory_bound)
+                    memory_bound=mem.memory_bound, prefetch_cycles=mem.prefetch_cycles,
+                    drain_cycles=mem.drain_cycles)
 
 
 def gemm_op(chip: Chip, m: int, n: int, k: int, name: str = "gemm", kind: str = "gemm",

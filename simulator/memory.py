@@ -29,7 +29,7 @@ from .one_tile import ORDERS
 # run on a chip without a memory model never imports numba (cold start).
 
 __all__ = ["MemoryResult", "TilePlan", "numerics_chunk", "plan_gemm", "run_gemm_memory",
-           "dram_traffic_closed_form"]
+           "dram_traffic_closed_form", "streams"]
 
 _DATAFLOW_CODE = {"os": 0, "ws": 1, "is": 2}
 _SPLIT_CODE = {"m": 0, "n": 1, "tiles": 2}
@@ -71,6 +71,8 @@ class MemoryResult:
     port_stall_cycles: int
     buffer_a_read_bytes: int = 0  # the array's reads of the A buffer (part of buffer_read_bytes)
     buffer_b_read_bytes: int = 0  # the array's reads of the B buffer
+    prefetch_cycles: int = 0  # the exposed load before the first tile step
+    drain_cycles: int = 0  # the exposed write-back after the last tile step
 
     def buffer_events(self) -> dict[str, int]:
         """Return bytes read and written per buffer (a, b, o): A and B are written by their DRAM
@@ -107,10 +109,25 @@ class MemoryResult:
                 "buffer": {"read": self.buffer_read_bytes, "write": self.buffer_write_bytes}}
 
 
-def numerics_chunk(chip: Chip, k: int, tile_k: int) -> int:
-    """Return the K chunk the array sums from 0 before the accumulator adds it (see module doc)."""
+def streams(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> bool:
+    """Return True when the plan's tile steps that keep a stationary tile continue one stream
+    on the array (the tile is a single fold on every array and all its steps are consecutive;
+    see simulator._memory)."""
+    from . import _memory
+    arr = chip.array
+    df = _DATAFLOW_CODE[arr.dataflow]
+    return bool(_memory._streams(df, plan.tile_m, plan.tile_n, plan.tile_k, arr.rows, arr.cols,
+                                 arr.count, _SPLIT_CODE[plan.split])) and \
+        _memory._stationary_visits(df, m, n, k, plan.tile_m, plan.tile_n, plan.tile_k,
+                                   _memory.ORDERS.index(plan.loop_order)) == 1
+
+
+def numerics_chunk(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> int:
+    """Return the K chunk the array sums from 0 before the accumulator adds it (see module doc):
+    os sums a K tile, or all of K when the O tile streams its K tiles back to back."""
+    tile_k = plan.tile_k
     if chip.array.dataflow == "os":
-        return min(tile_k, k)
+        return k if streams(chip, m, n, k, plan) else min(tile_k, k)
     rows = chip.array.rows
     return tile_k if tile_k < rows and tile_k < k else rows
 
@@ -235,19 +252,20 @@ def dram_traffic_closed_form(chip: Chip, m: int, n: int, k: int, plan: TilePlan)
 def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> MemoryResult:
     from . import _memory
     arr = chip.array
-    bpc = 0.0 if chip.dram.ideal else chip.dram.bandwidth_bytes_per_s / chip.clock_hz
     c = _memory._run_steps(
         _DATAFLOW_CODE[arr.dataflow], m, n, k, plan.tile_m, plan.tile_n, plan.tile_k,
         ORDERS.index(plan.loop_order), arr.rows, arr.cols, arr.fill_drain == "full",
         arr.preload_overlap, arr.count, _SPLIT_CODE[plan.split], arr.split_tile_m,
-        arr.split_tile_n, chip.input_bytes, ACC_BYTES, bpc,
+        arr.split_tile_n, chip.input_bytes, ACC_BYTES,
+        np.array(chip.dram.bytes_per_cycle(chip.clock_hz), np.float64), chip.dram.per_operand,
         chip.dram.latency_cycles, chip.buffers.double_buffered, chip.buffers.unified, _ports(chip))
     M = _memory
     return MemoryResult(plan, int(c[M.C_TOTAL]), int(c[M.C_COMPUTE]), int(c[M.C_BUSY]),
                         int(c[M.C_STEPS]), int(c[M.C_DRAM_A]), int(c[M.C_DRAM_B]),
                         int(c[M.C_DRAM_O_RD]), int(c[M.C_DRAM_O_WR]), int(c[M.C_BUF_RD]),
                         int(c[M.C_BUF_WR]), int(c[M.C_HOP_BYTES]), int(c[M.C_XFER]),
-                        int(c[M.C_PORT]), int(c[M.C_BUF_RD_A]), int(c[M.C_BUF_RD_B]))
+                        int(c[M.C_PORT]), int(c[M.C_BUF_RD_A]), int(c[M.C_BUF_RD_B]),
+                        int(c[M.C_PREFETCH]), int(c[M.C_DRAIN]))
 
 
 def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str) -> MemoryResult | None:
@@ -256,7 +274,8 @@ def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str) -> MemoryResul
     ``tiles``, a fixed tile size, or a GEMM that does not fit the buffers whole. Equal to
     ``_run`` on the single candidate ``candidate_plans`` returns then (tested)."""
     arr, t, buf = chip.array, chip.tiling, chip.buffers
-    if arr.count != 1 or split not in ("m", "n") or t.tile_m or t.tile_n or t.tile_k:
+    if arr.count != 1 or split not in ("m", "n") or t.tile_m or t.tile_n or t.tile_k \
+            or chip.dram.per_operand:
         return None
     caps = (buf.a.bytes, buf.b.bytes, buf.o.bytes, buf.unified_buffer.bytes)
     if not one_tile.fits(m, n, k, chip.input_bytes, ACC_BYTES, caps, buf.unified,
@@ -271,7 +290,19 @@ def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str) -> MemoryResul
     plan = TilePlan(m, n, k, ORDERS[0] if t.loop_order == "auto" else t.loop_order, split)
     return MemoryResult(plan, c["total"], c["compute"], c["busy"], c["steps"], c["dram_a"],
                         c["dram_b"], c["dram_o_rd"], c["dram_o_wr"], c["buf_rd"], c["buf_wr"],
-                        c["hop_bytes"], c["xfer"], c["port"], c["buf_rd_a"], c["buf_rd_b"])
+                        c["hop_bytes"], c["xfer"], c["port"], c["buf_rd_a"], c["buf_rd_b"],
+                        c["prefetch"], c["drain"])
+
+
+def _transfer_bound(chip: Chip, traffic: tuple[int, ...]) -> float:
+    """Return a lower bound on the cycles DRAM needs for (A, B, O read, O write) bytes: the
+    busiest port's bytes over its bandwidth (0 with ideal DRAM)."""
+    bpc_a, bpc_b, bpc_o = chip.dram.bytes_per_cycle(chip.clock_hz)
+    a, b, o_rd, o_wr = traffic
+    if not chip.dram.per_operand:
+        return sum(traffic) / bpc_a if bpc_a else 0.0
+    return max(a / bpc_a if bpc_a else 0.0, b / bpc_b if bpc_b else 0.0,
+               (o_rd + o_wr) / bpc_o if bpc_o else 0.0)
 
 
 def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
@@ -289,12 +320,11 @@ def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
         res = _run_one_tile(chip, m, n, k, splits[0])
         if res is not None:
             return res
-    bpc = 0.0 if chip.dram.ideal else chip.dram.bandwidth_bytes_per_s / chip.clock_hz
     cands = []
     for split in splits:
         for plan, est in candidate_plans(chip, m, n, k, split, with_estimates=True):
-            traffic = sum(dram_traffic_closed_form(chip, m, n, k, plan))
-            bound = max(est, traffic / bpc if bpc else 0.0)
+            traffic = dram_traffic_closed_form(chip, m, n, k, plan)
+            bound = max(est, _transfer_bound(chip, traffic))
             cands.append((bound, plan))
     cands.sort(key=lambda c: c[0])
     best = None

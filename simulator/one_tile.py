@@ -152,7 +152,7 @@ def one_step(df: int, m: int, n: int, k: int, big_r: int, big_c: int, full: bool
     ``_memory._run_steps`` returns for tiles of the whole GEMM, keyed by the names of its
     ``C_*`` indices (``total``, ``compute``, ``busy``, ``steps``, ``dram_a``, ``dram_b``,
     ``dram_o_rd``, ``dram_o_wr``, ``buf_rd``, ``buf_wr``, ``hop_bytes``, ``xfer``, ``port``,
-    ``buf_rd_a``, ``buf_rd_b``).
+    ``buf_rd_a``, ``buf_rd_b``, ``prefetch``, ``drain``), with one shared DRAM port.
 
     The step loads A and B, computes, and writes O back; with one step double buffering hides
     nothing, so total = load + max(compute, port time) + write-back.
@@ -174,4 +174,5 @@ def one_step(df: int, m: int, n: int, k: int, big_r: int, big_c: int, full: bool
             "dram_a": m * k * in_b, "dram_b": k * n * in_b, "dram_o_rd": 0, "dram_o_wr": write,
             "buf_rd": a_rd + b_rd + o_rd + write, "buf_wr": o_wr + load,
             "hop_bytes": hops * in_b + p_hops * acc_b, "xfer": t_load + t_write,
-            "port": step - cyc, "buf_rd_a": a_rd, "buf_rd_b": b_rd}
+            "port": step - cyc, "buf_rd_a": a_rd, "buf_rd_b": b_rd, "prefetch": t_load,
+            "drain": t_write}

@@ -53,6 +53,8 @@ class OpReport:
     # residency (DESIGN s.8): DRAM bytes read/written per tensor and why, spilled tensors,
     # resident bytes in the buffer during the op; empty when buffers.residency is off
     residency: Mapping[str, Any] = field(default_factory=dict)
+    prefetch_cycles: int = 0  # of stall_cycles: the exposed load before the first tile step
+    drain_cycles: int = 0  # of stall_cycles: the exposed write-back after the last tile step
 
     @property
     def total_cycles(self) -> int:

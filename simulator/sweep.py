@@ -349,15 +349,24 @@ def _results_dask(args, chunks: list[list], workers: int | None,
                                    processes=True, dashboard_address=None,
                                    silence_logs=logging.ERROR)
             client = Client(cluster)
+    # a Ctrl-C that lands while the client waits on its event loop makes tornado log the
+    # cancelled wait as an ERROR with a traceback (distributed.utils.sync); task errors still
+    # reach us through fut.result(), so that logger is quiet while the sweep runs
+    tornado_log = logging.getLogger("tornado.application")
+    level = tornado_log.level
+    tornado_log.setLevel(logging.CRITICAL)
     try:
         futures = client.map(_evaluate_chunk, *([a] * len(chunks) for a in args), chunks,
                              pure=False)
         for fut in as_completed(futures):
             yield fut.result()
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        try:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        finally:
+            tornado_log.setLevel(level)
 
 
 def run_sweep(sweep: Sweep, out: str | Path, executor: str = "process", workers: int | None = None,

@@ -47,7 +47,8 @@ def ordered_gemm(a, b, chunk, dtype, overflow="wrap", bits=32):
 def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b):
     """Walk tile steps one by one, keeping the resident tile of each operand in a variable.
 
-    Return (dram dict, list of (load bytes, write bytes, (em, en, ek), first_visit)) per step.
+    Return (dram dict, list of (load bytes, write bytes, (em, en, ek), tile indices {"m", "n",
+    "k"}, (A, B, O read-back) load bytes)) per step.
     """
     trips = {"m": -(-m // tm), "n": -(-n // tn), "k": -(-k // tk)}
     seq = []
@@ -68,31 +69,46 @@ def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b):
         em = min(tm, m - st["m"] * tm)
         en = min(tn, n - st["n"] * tn)
         ek = min(tk, k - st["k"] * tk)
-        load = 0
+        load = [0, 0, 0]
         if res_a != (st["m"], st["k"]):
             res_a = (st["m"], st["k"])
-            load += em * ek * in_b
+            load[0] = em * ek * in_b
             dram["a"] += em * ek * in_b
         if res_b != (st["k"], st["n"]):
             res_b = (st["k"], st["n"])
-            load += ek * en * in_b
+            load[1] = ek * en * in_b
             dram["b"] += ek * en * in_b
         if res_o != (st["m"], st["n"]):
             res_o = (st["m"], st["n"])
             if st["k"] > 0:
-                load += em * en * acc_b
+                load[2] = em * en * acc_b
                 dram["o_rd"] += em * en * acc_b
         nxt = seq[s + 1] if s + 1 < len(seq) else None
         write = 0
         if nxt is None or (nxt["m"], nxt["n"]) != res_o:
             write = em * en * acc_b
             dram["o_wr"] += write
-        steps.append((load, write, (em, en, ek)))
+        steps.append((sum(load), write, (em, en, ek), dict(st), tuple(load)))
     return dram, steps
 
 
+def streaming_steps(steps, df, rows, cols, tm, tn, tk):
+    """Return, per step of ``slow_tile_walk``, whether it continues the previous step's stream
+    on one array: the stationary tile (ws: B, is: A, os: O) is one fold of the rows x cols
+    array and the previous step used the same one."""
+    stat = {"os": ("m", "n"), "ws": ("k", "n"), "is": ("m", "k")}[df]
+    fold = {"os": (tm, tn), "ws": (tk, tn), "is": (tk, tm)}[df]
+    single = fold[0] <= rows and fold[1] <= cols
+    out = []
+    for i, st in enumerate(steps):
+        out.append(single and i > 0 and all(steps[i - 1][3][d] == st[3][d] for d in stat))
+    return out
+
+
 def slow_timeline(steps, compute, bytes_per_cycle, latency, double_buffered, port_cycles=None):
-    """Total cycles of tile steps: compute(shape) gives each step's cycles (see _memory doc).
+    """Total cycles of tile steps (see _memory doc): ``compute`` is a list of each step's cycles
+    or a function of its shape; ``bytes_per_cycle`` is one shared port's bandwidth or a tuple
+    (A, B, O) of separate ports' (0 = ideal).
 
     ``port_cycles`` (one figure per step, optional): the cycles the buffer ports need to move
     that step's operands into and results out of the array; a step's array phase lasts the
@@ -100,20 +116,27 @@ def slow_timeline(steps, compute, bytes_per_cycle, latency, double_buffered, por
     """
     import math
 
-    def xfer(b):
-        if b == 0 or bytes_per_cycle == 0:
+    per_port = isinstance(bytes_per_cycle, tuple)
+    bpc = bytes_per_cycle if per_port else (bytes_per_cycle,) * 3
+
+    def xfer(b, port):
+        if b == 0 or bpc[port] == 0:
             return 0
-        return latency + math.ceil(b / bytes_per_cycle)
-    loads = [xfer(s[0]) for s in steps]
-    writes = [xfer(s[1]) for s in steps]
-    comp = [compute(s[2]) for s in steps]
+        return latency + math.ceil(b / bpc[port])
+    if per_port:  # (A and B ports, O port) load times
+        loads = [(max(xfer(s[4][0], 0), xfer(s[4][1], 1)), xfer(s[4][2], 2)) for s in steps]
+    else:
+        loads = [(0, xfer(s[0], 0)) for s in steps]
+    writes = [xfer(s[1], 2) for s in steps]
+    comp = list(compute) if isinstance(compute, list) else [compute(s[2]) for s in steps]
     if port_cycles is not None:
         comp = [max(c, p) for c, p in zip(comp, port_cycles)]
     if not double_buffered:
-        return sum(loads) + sum(comp) + sum(writes)
-    total = loads[0]
+        return sum(max(ld) for ld in loads) + sum(comp) + sum(writes)
+    total = max(loads[0])
     for s in range(len(steps)):
-        dma = (writes[s - 1] if s >= 1 else 0) + (loads[s + 1] if s + 1 < len(steps) else 0)
+        ab, lo = loads[s + 1] if s + 1 < len(steps) else (0, 0)
+        dma = max(ab, (writes[s - 1] if s >= 1 else 0) + lo)
         total += max(comp[s], dma)
     return total + writes[-1]
 
@@ -200,6 +223,14 @@ def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1
     array reads A and B elements where they enter it; every result a fold sends to the
     accumulator writes O, and reads O first when that element already holds a partial sum
     (tracked per element of O over the whole run).
+
+    Streaming: when the tiling's stationary tile (ws: B over K x N, is: A over K x M, os: O over
+    M x N) is a single fold on every array (judged on the first, full-size step; never with
+    split "tiles"), a step that keeps the previous step's stationary tile finds it already in
+    the PEs: ws/is load no stationary operand (no reads, no load hops), and os keeps its
+    partial sums in the PEs (no accumulator traffic: the run's first step sends them once).
+    Such a step costs only its stream; ``per_step[i]["stream"]`` is that length (os: K, ws: the
+    rows of A, is: the columns of B of the step), None for a step that restarts the array.
     """
     dram, steps = slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b)
     trips = {"m": -(-m // tm), "n": -(-n // tn), "k": -(-k // tk)}
@@ -217,27 +248,49 @@ def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1
     t = {"macs": 0, "op_hops": 0, "psum_hops": 0, "a_rd": 0, "b_rd": 0, "acc_rd": 0,
          "acc_wr": 0}
     per_step = []
-    for st, (load, write, (em, en, ek)) in zip(seq, steps):
+    stationary = {"os": ("m", "n"), "ws": ("k", "n"), "is": ("m", "k")}[df]
+
+    def one_fold(bm, bn, bk):  # the stationary block fits the array as one fold
+        r, c = {"os": (bm, bn), "ws": (bk, bn), "is": (bk, bm)}[df]
+        return r <= rows and c <= cols
+    first = _array_blocks(min(tm, m), min(tn, n), count, split, split_tile_m, split_tile_n)
+    streamable = split != "tiles" and all(
+        one_fold(bm, bn, min(tk, k)) for arr_blocks in first for _i, _j, bm, bn in arr_blocks)
+    prev = None
+    for st, (load, write, (em, en, ek), *_rest) in zip(seq, steps):
         m0, n0 = st["m"] * tm, st["n"] * tn
+        cont = streamable and prev is not None and all(st[d] == prev[d] for d in stationary)
+        prev = st
         port = {"a": 0, "b": 0, "o": 0}
         blocks = _array_blocks(em, en, count, split, split_tile_m, split_tile_n)
+        stream = None
         for arr_blocks in blocks:
             for bi, bj, bm, bn in arr_blocks:
                 t["macs"] += bm * bn * ek
+                if cont:
+                    stream = max(stream or 0, {"os": ek, "ws": bm, "is": bn}[df])
                 for f in _fold_events(df, rows, cols, bm, bn, ek):
+                    f = dict(f)
+                    if cont and df != "os":  # the stationary block is already in the PEs
+                        r, c = ek, (bn if df == "ws" else bm)
+                        f["b_rd" if df == "ws" else "a_rd"] = 0
+                        f["op_hops"] -= c * sum(range(r))
+                    for key in ("a_rd", "b_rd", "op_hops", "psum_hops"):
+                        t[key] += f[key]
+                    port["a"] += f["a_rd"] * in_b
+                    port["b"] += f["b_rd"] * in_b
+                    if cont and df == "os":  # the partial sums stay in the PEs
+                        continue
                     i0, i1, j0, j1 = f["region"]
                     reg = held[m0 + bi + i0:m0 + bi + i1, n0 + bj + j0:n0 + bj + j1]
                     acc_rd = int(reg.sum())
                     acc_wr = reg.size
                     reg[...] = True
-                    for key in ("a_rd", "b_rd", "op_hops", "psum_hops"):
-                        t[key] += f[key]
                     t["acc_rd"] += acc_rd
                     t["acc_wr"] += acc_wr
-                    port["a"] += f["a_rd"] * in_b
-                    port["b"] += f["b_rd"] * in_b
                     port["o"] += (acc_rd + acc_wr) * acc_b
-        per_step.append({"port": port, "blocks": blocks, "load": load, "write": write})
+        per_step.append({"port": port, "blocks": blocks, "load": load, "write": write,
+                         "stream": stream})
     totals = {
         "macs": t["macs"],
         "pe_hop_bytes": t["op_hops"] * in_b + t["psum_hops"] * acc_b,

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
 
-from oracles import slow_tile_walk, slow_timeline
+from oracles import slow_tile_walk, slow_timeline, streaming_steps
 from simulator import WorkloadError, simulate_gemm
 from simulator import _memory, _timing
-from simulator.memory import dram_traffic_closed_form, plan_gemm, run_gemm_memory
+from simulator.memory import _run, dram_traffic_closed_form, plan_gemm, run_gemm_memory, streams
 from strategies import make_chip
 
 orders = st.sampled_from(_memory.ORDERS)
@@ -35,18 +35,23 @@ def test_dram_traffic_closed_form_equals_walk(m, n, k, tm, tn, tk, order, in_b):
        m=st.integers(1, 70), n=st.integers(1, 70), k=st.integers(1, 70), tm=st.integers(1, 40),
        tn=st.integers(1, 40), tk=st.integers(1, 40), order=orders,
        bw=st.sampled_from([0.0, 0.5e9, 3e9, 16e9]), latency=st.integers(0, 50),
-       db=st.booleans(), dtype=st.sampled_from(["int8", "bf16", "fp32"]))
+       db=st.booleans(), dtype=st.sampled_from(["int8", "bf16", "fp32"]),
+       ports=st.sampled_from([None, (0.5e9, 3e9, 1e9), (2e9, 0.0, 16e9), (0.0, 0.0, 0.0)]))
 def test_stalls_equal_slow_timeline(df, rows, cols, m, n, k, tm, tn, tk, order, bw, latency, db,
-                                    dtype):
-    chip = chip_with(rows=rows, cols=cols, dataflow=df, dtype=dtype, **{
-        "tiling.tile_m": tm, "tiling.tile_n": tn, "tiling.tile_k": tk, "tiling.loop_order": order,
-        "dram.bandwidth_bytes_per_s": bw, "dram.latency_cycles": latency,
-        "buffers.double_buffered": db, "clock_hz": 1e9})
+                                    dtype, ports):
+    keys = {"tiling.tile_m": tm, "tiling.tile_n": tn, "tiling.tile_k": tk,
+            "tiling.loop_order": order, "dram.bandwidth_bytes_per_s": bw,
+            "dram.latency_cycles": latency, "buffers.double_buffered": db, "clock_hz": 1e9}
+    if ports is not None:  # one port per operand; a port left at 0 takes the shared bandwidth
+        keys.update({"dram.ports": "per_operand", **{f"dram.{x}.bandwidth_bytes_per_s": v
+                                                     for x, v in zip("abo", ports)}})
+    chip = chip_with(rows=rows, cols=cols, dataflow=df, dtype=dtype, **keys)
     tk_eff = min(tk, k)
     assume(df == "os" or tk_eff >= k or tk_eff < rows or tk_eff % rows == 0)
     res = run_gemm_memory(chip, m, n, k)
     in_b = chip.input_bytes
-    dram, steps = slow_tile_walk(m, n, k, min(tm, m), min(tn, n), tk_eff, order, in_b, 4)
+    tiles = (min(tm, m), min(tn, n), tk_eff)
+    dram, steps = slow_tile_walk(m, n, k, *tiles, order, in_b, 4)
 
     bare = make_chip(rows, cols, df)
     cache = {}
@@ -55,10 +60,15 @@ def test_stalls_equal_slow_timeline(df, rows, cols, m, n, k, tm, tn, tk, order, 
         if shape not in cache:
             cache[shape] = simulate_gemm(bare, shape=shape).compute_cycles
         return cache[shape]
-    assert res.total_cycles == slow_timeline(steps, compute, bw / 1e9, latency, db)
+    # a step keeping a single-fold stationary tile streams on: it costs only its stream
+    streamed = {"os": 2, "ws": 0, "is": 1}[df]
+    cycles = [s[2][streamed] if cont else compute(s[2])
+              for s, cont in zip(steps, streaming_steps(steps, df, rows, cols, *tiles))]
+    bpc = bw / 1e9 if ports is None else tuple((p or bw) / 1e9 for p in ports)
+    assert res.total_cycles == slow_timeline(steps, cycles, bpc, latency, db)
     assert (res.dram_a_read_bytes, res.dram_b_read_bytes, res.dram_o_read_bytes,
             res.dram_o_write_bytes) == (dram["a"], dram["b"], dram["o_rd"], dram["o_wr"])
-    assert res.compute_cycles == sum(compute(s[2]) for s in steps)
+    assert res.compute_cycles == sum(cycles)
     assert res.stall_cycles >= 0
 
 
@@ -95,10 +105,14 @@ def test_chosen_tiles_fit_and_minimise_traffic(m, n, k, cap, unified, db, df):
     else:
         assert a * div <= cap and b * div <= cap and o * div <= 4 * cap
     best = sum(dram_traffic_closed_form(chip, m, n, k, plan))
-    # with ideal DRAM the time does not depend on the order: the chosen one moves least data
+    fastest = _run(chip, m, n, k, plan).total_cycles
+    # with ideal DRAM no order of these tiles is faster (the order decides whether tile steps
+    # stream), and of the equally fast ones the chosen moves least data
     for order in _memory.ORDERS:
         other = plan.__class__(plan.tile_m, plan.tile_n, plan.tile_k, order, "m")
-        assert sum(dram_traffic_closed_form(chip, m, n, k, other)) >= best
+        cycles = _run(chip, m, n, k, other).total_cycles
+        assert cycles >= fastest
+        assert cycles > fastest or sum(dram_traffic_closed_form(chip, m, n, k, other)) >= best
 
 
 @given(df=st.sampled_from(["os", "ws", "is"]), m=st.integers(1, 200), n=st.integers(1, 200),
@@ -218,3 +232,72 @@ def test_chosen_plan_is_the_fastest_candidate(df, m, n, k, cap, bw):
         return
     chosen = run_gemm_memory(chip, m, n, k)
     assert chosen.total_cycles == min(_run(chip, m, n, k, p).total_cycles for p in cands)
+
+
+_STREAM_ORDERS = {"os": ("mnk", "nmk"), "ws": ("knm", "nkm"), "is": ("kmn", "mkn")}
+
+
+@given(df=st.sampled_from(["os", "ws", "is"]), rows=st.integers(1, 6), cols=st.integers(1, 6),
+       m=st.integers(1, 40), n=st.integers(1, 40), k=st.integers(1, 40), ts=st.integers(1, 40),
+       inner=st.integers(0, 1), count=st.integers(1, 3), split=st.sampled_from(["m", "n"]),
+       fd=st.sampled_from(["full", "active"]), ov=st.booleans(),
+       dtype=st.sampled_from(["int8", "bf16", "fp32"]), seed=st.integers(0, 2**32 - 1))
+def test_streaming_tile_steps_equal_one_stream_and_the_pe_reference(
+        df, rows, cols, m, n, k, ts, inner, count, split, fd, ov, dtype, seed):
+    # stationary tiles of one fold, the streamed dimension (os k, ws m, is n) cut into tiles of
+    # ts and looped innermost: consecutive steps keep the stationary tile and stream on
+    tiles = {"os": (min(rows, m), min(cols, n), min(ts, k)),
+             "ws": (min(ts, m), min(cols, n), min(rows, k)),
+             "is": (min(cols, m), min(ts, n), min(rows, k))}[df]
+    chip = make_chip(rows, cols, df, fd, ov, dtype).with_overrides({
+        "tiling.tile_m": tiles[0], "tiling.tile_n": tiles[1], "tiling.tile_k": tiles[2],
+        "tiling.loop_order": _STREAM_ORDERS[df][inner], "array.count": count,
+        "array.split": split})
+    res = run_gemm_memory(chip, m, n, k)
+    assert streams(chip, m, n, k, res.plan)
+    rng = np.random.default_rng(seed)
+    if dtype == "int8":
+        a, b = rng.integers(-128, 128, (m, k)), rng.integers(-128, 128, (k, n))
+    else:
+        a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    fast = simulate_gemm(chip, a=a, b=b)
+    ref = simulate_gemm(chip, a=a, b=b, engine="reference")
+    view = (lambda x: x.view(np.uint32)) if dtype != "int8" else (lambda x: x)
+    assert np.array_equal(view(fast.output), view(ref.output))
+    assert fast.compute_cycles == ref.compute_cycles == res.compute_cycles
+    if dtype == "int8":
+        assert np.array_equal(fast.output, a @ b)
+    if count == 1:  # as if the streamed dimension were not tiled: one stream per stationary tile
+        bare = make_chip(rows, cols, df, fd, ov)
+        tm, tn, tk = tiles
+        if df == "os":
+            shapes = [(min(tm, m - i), min(tn, n - j), k) for i in range(0, m, tm)
+                      for j in range(0, n, tn)]
+        elif df == "ws":
+            shapes = [(m, min(tn, n - j), min(tk, k - p)) for j in range(0, n, tn)
+                      for p in range(0, k, tk)]
+        else:
+            shapes = [(min(tm, m - i), n, min(tk, k - p)) for i in range(0, m, tm)
+                      for p in range(0, k, tk)]
+        assert res.compute_cycles == sum(simulate_gemm(bare, shape=s).compute_cycles
+                                         for s in shapes)
+
+
+@given(df=st.sampled_from(["os", "ws", "is"]), rows=st.integers(1, 12), cols=st.integers(1, 12),
+       m=st.integers(1, 300), n=st.integers(1, 300), k=st.integers(1, 300),
+       cap=st.integers(16, 6000), count=st.integers(1, 4), split=st.sampled_from(["m", "n"]),
+       fd=st.sampled_from(["full", "active"]), ov=st.booleans())
+def test_tiling_estimate_is_the_walked_compute(df, rows, cols, m, n, k, cap, count, split, fd,
+                                               ov):
+    # the estimate that ranks tilings and bounds the walk is exact for splits m and n, with
+    # and without streaming tile steps
+    from simulator.memory import _run, candidate_plans
+    chip = make_chip(rows, cols, df, fd, ov).with_overrides({
+        "buffers.a.bytes": cap, "buffers.b.bytes": cap, "buffers.o.bytes": 4 * cap,
+        "array.count": count})
+    try:
+        cands = candidate_plans(chip, m, n, k, split, with_estimates=True)
+    except WorkloadError:
+        return
+    for plan, est in cands:
+        assert est == _run(chip, m, n, k, plan).compute_cycles, plan

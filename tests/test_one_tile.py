@@ -35,7 +35,7 @@ def test_gemm_cycles_equals_numba_twin(t_len, outer, outer_tile, inner, inner_ti
        big_r=st.integers(1, 40), big_c=st.integers(1, 40), full=bools, overlap=bools)
 def test_one_array_equals_numba_twin(df, m, n, k, big_r, big_c, full, overlap):
     assert one_tile.one_array(df, m, n, k, big_r, big_c, full, overlap) == \
-        tuple(_memory._one_array(df, m, n, k, big_r, big_c, full, overlap))
+        tuple(_memory._one_array(df, m, n, k, big_r, big_c, full, overlap, False))
     assert one_tile.fold_sum_triangle(k, big_r) == _memory._fold_sum_triangle(k, big_r)
 
 
