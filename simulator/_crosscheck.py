@@ -50,7 +50,7 @@ def _fast_vs_reference(df, big_r, big_c, full, overlap, shapes, a, b, expected_b
                                              span, out_t)
             out[:, :] = out_t.T
         ref[i] = cyc
-        fast[i] = _one_array(df, m, n, k, big_r, big_c, full, overlap)[0]
+        fast[i] = _one_array(df, m, n, k, big_r, big_c, full, overlap, False)[0]
         bits = out.view(np.uint32)
         ok = True
         for r in range(m):
