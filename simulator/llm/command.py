@@ -46,7 +46,7 @@ def _cmd_llm(args: argparse.Namespace) -> int:
     if len(batches) == 1 and len(tps) == 1 and len(pps) == 1 and not chips and not plots:
         res = simulate_inference(chip, model, batches[0], args.prompt, args.generate, tps[0],
                                  pps[0], args.micro_batches, args.decode_points, contexts,
-                                 args.exact_decode)
+                                 args.exact_decode, all_logits=args.all_logits)
         print(json.dumps(res.to_dict(), indent=2) if args.json else inference_text(res.to_dict()))
         return 0
     from .sweep import COLUMNS, best_points, sweep_inference
@@ -96,6 +96,9 @@ def add_llm_parser(sub, add_chip_args) -> None:
     p.add_argument("--decode-points", type=int, default=16,
                    help="decode context lengths costed; the rest interpolated (default 16)")
     p.add_argument("--exact-decode", action="store_true", help="cost every decode step")
+    p.add_argument("--all-logits", action="store_true",
+                   help="prefill projects every prompt position to the vocabulary (scoring), not "
+                   "only the last")
     p.add_argument("--train", action="store_true", help="cost one training step instead")
     p.add_argument("--global-batch", type=int, default=1024, help="training: sequences per step")
     p.add_argument("--seq", type=int, default=4096, help="training: tokens per sequence")

@@ -4,7 +4,10 @@ A matmul costs what :func:`simulator.engine.gemm_op` says (array compute, memory
 tiling and DRAM model, launch overhead); ``count`` GEMMs of one shape run back to back as one
 grouped launch: ``count x (compute + stall) + launch``. Vector ops and row reductions cost
 :func:`simulator.vector.vector_cycles` / :func:`simulator.vector.reduction_cycles` plus the launch,
-exactly as the engine charges them. A gather reads its bytes at the chip's DRAM bandwidth.
+exactly as the engine charges them (an op naming an engine vector op, ``fn``, costs that op's
+passes). The embedding gather moves its rows on the vector unit and reads them from DRAM; the
+transfer beyond the vector time is a memory stall, as the engine charges a vector op's DRAM
+traffic.
 Collectives cost what the :class:`~simulator.llm.system.System` says. Every GEMM shape is
 timed once per Coster and remembered.
 """
@@ -14,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..chip import Chip
-from ..engine import gemm_op
-from ..vector import reduction_cycles, vector_cycles
+from ..engine import dram_xfer_cycles, gemm_op
+from ..vector import VECTOR_OPS, passes_cycles, reduction_cycles, vector_cycles
 from .ops import LayerOp
 from .system import System
 
@@ -78,7 +81,7 @@ class Coster:
         return self._cost(op)[1]
 
     def _cost(self, op: LayerOp) -> tuple[int, OpCost]:
-        key = (op.kind, op.m, op.n, op.k, op.count, op.op_class, op.nbytes, op.group)
+        key = (op.kind, op.m, op.n, op.k, op.count, op.op_class, op.nbytes, op.group, op.fn)
         got = self._ops.get(key)
         if got is None:
             got = self._ops[key] = self._compute(op)
@@ -92,6 +95,12 @@ class Coster:
             cyc = op.count * (comp + stall) + self.launch
             return cyc, OpCost(op.count * comp / clk, op.count * stall / clk, 0.0,
                                self.launch / clk, 0.0, op.macs, op.count * dram, 0.0, bound)
+        if kind == "vector" and op.fn in VECTOR_OPS:
+            body, _ = passes_cycles(self.chip.vector, _passes(op))
+            stall = max(0, dram_xfer_cycles(self.chip, op.nbytes) - body) if op.nbytes else 0
+            return body + stall + self.launch, OpCost(0.0, stall / clk, body / clk,
+                                                      self.launch / clk, 0.0, 0, op.nbytes, 0.0,
+                                                      stall > 0)
         if kind == "vector":
             body = vector_cycles(self.chip.vector, op.op_class, op.m * op.n)
             return body + self.launch, OpCost(0.0, 0.0, body / clk, self.launch / clk, 0.0, 0,
@@ -116,3 +125,13 @@ class Coster:
         else:
             raise ValueError(f"unknown op kind {kind!r}")  # pragma: no cover - ops.py makes them
         return 0, OpCost(0.0, 0.0, 0.0, 0.0, sec, 0, 0, sent)
+
+
+def _passes(op: LayerOp) -> list[tuple[str, int, int]]:
+    """Return the engine's vector passes of ``op`` (rows m x cols n, parameters of width n)."""
+    spec = VECTOR_OPS[op.fn]
+    x = (op.m, op.n)
+    if op.fn == "gather":  # (table, ids) -> rows of width n
+        return spec.passes([(op.m, op.n), (op.m,)], x, {})
+    shapes = [x] + [(op.n,)] * {"layernorm": 2, "rmsnorm": 1}.get(op.fn, 0)
+    return spec.passes(shapes, x, {"axis": -1, "eps": 1e-5})

@@ -84,8 +84,10 @@ class _Run:
     """One configuration's costing: passes, pipeline, breakdowns. The batch is cut into
     ``m`` micro-batches as even as possible (sizes differ by at most one)."""
 
-    def __init__(self, coster: Coster, model: ModelSpec, tp: int, pp: int, batch: int, m: int):
+    def __init__(self, coster: Coster, model: ModelSpec, tp: int, pp: int, batch: int, m: int,
+                 all_logits: bool = False):
         self.coster, self.model, self.tp, self.pp, self.m = coster, model, tp, pp, m
+        self.all_logits = all_logits
         lo, extra = divmod(batch, m)
         self.sizes = [(lo + 1, extra)] + ([(lo, m - extra)] if lo and m > extra else [])
         self.sizes = [(size, n) for size, n in self.sizes if n]
@@ -95,7 +97,8 @@ class _Run:
     def pass_cost(self, q: int, ctx: int, bm: int) -> PassCost:
         layer = decoder_layer_ops(self.model, bm, q, ctx, self.tp, self.b)
         first = embed_ops(self.model, bm * q, self.b)
-        last = head_ops(self.model, bm, self.tp, self.b, train=False)
+        last = head_ops(self.model, bm * q if self.all_logits else bm, self.tp, self.b,
+                        train=False)
         return run_pass(self.coster, self.model, layer, first, last, self.pp)
 
     def phase(self, q: int, ctx: int, decode: bool) -> tuple[np.ndarray, PassCost]:
@@ -168,9 +171,13 @@ def _op_rows(pc: PassCost, clock_hz: float, per: float = 1.0) -> list[dict[str, 
 def simulate_inference(chip: Chip, model: ModelSpec, batch: int, prompt: int, generate: int,
                        tp: int = 1, pp: int = 1, micro_batches: int = 0,
                        decode_points: int = 16, contexts: Sequence[int] = (),
-                       exact: bool = False, coster: Coster | None = None) -> InferenceResult:
+                       exact: bool = False, coster: Coster | None = None,
+                       all_logits: bool = False) -> InferenceResult:
     """Cost serving ``batch`` sequences of ``prompt`` tokens generating ``generate`` tokens each
     on tp x pp chips of ``chip``'s system; return the InferenceResult (seconds, bytes).
+
+    The prefill projects only each sequence's last position to the vocabulary (what serving
+    needs), or every position with ``all_logits`` (scoring a text, as a forward pass does).
 
     Raises ConfigError / WorkloadError (one line, FILE:LINE where a file is at fault) on bad
     sizes, parallelism the model or system cannot take, or weights and KV cache that do not fit
@@ -191,7 +198,7 @@ def simulate_inference(chip: Chip, model: ModelSpec, batch: int, prompt: int, ge
         raise WorkloadError(f"--micro-batches {m}", "micro_batches",
                             f"{m} micro-batches exceed the batch of {batch}")
     bm = -(-batch // m)
-    run = _Run(coster, model, tp, pp, batch, m)
+    run = _Run(coster, model, tp, pp, batch, m, all_logits)
     b = run.b
     memory = _memory(chip, coster, model, batch, prompt + generate, tp, pp, b)
 
@@ -241,7 +248,8 @@ def simulate_inference(chip: Chip, model: ModelSpec, batch: int, prompt: int, ge
               + decode["link_bytes"]}
     params = {"batch": batch, "prompt": prompt, "generate": generate, "tp": tp, "pp": pp,
               "micro_batches": m, "micro_batch_size": bm, "dtype": chip.dtype,
-              "decode_points": len(offsets), "exact_decode": bool(exact or n_steps <= decode_points + 1)}
+              "decode_points": len(offsets), "exact_decode": bool(exact or n_steps <= decode_points + 1),
+              "all_logits": bool(all_logits)}
     return InferenceResult(model, chip, params, memory, prefill, decode, totals,
                            _op_rows(pre, chip.clock_hz, m), _op_rows(mid, chip.clock_hz, m),
                            coster.system.to_dict())

@@ -44,12 +44,14 @@ MODEL_SCHEMA: tuple[Field, ...] = (
     Field("norm", "choice", None, "-", "Normalisation before attention and feed-forward.",
           choices=("layernorm", "rmsnorm")),
     Field("activation", "choice", None, "-", "Feed-forward activation.",
-          choices=("gelu", "silu", "relu")),
+          choices=("gelu", "gelu_tanh", "silu", "relu")),
     Field("position", "choice", None, "-", "Positional scheme: learned absolute embeddings "
           "(added once at the input) or rotary (applied to q and k in every layer).",
           choices=("learned", "rope")),
     Field("tied_embeddings", "bool", False, "-", "Output projection shares the embedding matrix."),
     Field("qkv_bias", "bool", False, "-", "The q, k, v projections have a bias."),
+    Field("linear_bias", "bool", False, "-", "The attention output and feed-forward projections "
+          "have biases too (GPT-2)."),
     Field("max_context", "int", None, "tokens", "Longest context (max_position_embeddings).",
           positive=True, maximum=_BIG),
     Field("experts", "int", 1, "experts", "Feed-forward experts per layer (1 = dense).",
@@ -79,6 +81,7 @@ class ModelSpec:
     position: str
     tied_embeddings: bool
     qkv_bias: bool
+    linear_bias: bool
     max_context: int
     experts: int
     experts_per_token: int
@@ -113,6 +116,8 @@ class ModelSpec:
         per_layer = self.layer_weight_elements() + 2 * norm
         if self.qkv_bias:
             per_layer += (self.heads + 2 * self.kv_heads) * self.head_dim
+        if self.linear_bias:
+            per_layer += 2 * d + self.experts * self.ffn_dim * (2 if self.ffn_gated else 1)
         total = self.layers * per_layer + norm + self.vocab * d
         if not self.tied_embeddings:
             total += self.vocab * d

@@ -23,26 +23,34 @@ the larger one (decode) and stacked along M otherwise (prefill); the smaller ope
 at most ``(c-1)`` copies of the smaller operand (scores and probabilities, on the other hand,
 go to and from memory, which a fused attention kernel avoids).
 
-Vector passes per op are assumptions stated here: RMSNorm 3 (square, row sum, scale), LayerNorm
-5 (row sum, subtract, square, row sum, scale), softmax 5 (row max, subtract, exp, row sum,
-scale), rotary embedding 2 add-class passes over q and k, SiLU and GELU one transcendental and
-one add-class pass, ReLU one compare, a gated unit one more multiply, residual add 1.
+Vector-unit ops are the engine's own (:mod:`simulator.vector`), costed with the engine's pass
+formulas: LayerNorm / RMSNorm and softmax as one vector op each, the attention scale, the causal
+mask (prefill), bias and residual adds and the activation (GELU, its tanh form, ReLU) as one
+elementwise op each; SiLU is a sigmoid and a multiply, a gated unit one more multiply, rotary
+embedding a multiply and an add over q and k (assumptions: the engine has no SiLU or rotary
+op). The embedding lookup is the engine's ``gather`` reading the gathered rows from DRAM.
+For a dense model these are the ops, in order and shape, that the zoo's transformers
+(``simulator.kernels.transformer``) put in a Program: GPT-2 small's prefill at batch 1 with all
+logits is the zoo's GPT-2 forward, op for op (tested).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..dataflow import MAX_GEMM_DIM
 from ..errors import ConfigError
 from ..program import Program
+from ..vector import ELEMENTWISE
 from .model import ModelSpec
 
-__all__ = ["COMM_KINDS", "LayerOp", "backward_ops", "check_tp", "decoder_layer_ops", "embed_ops",
+__all__ = ["COMM_KINDS", "VECTOR_FNS", "LayerOp", "backward_ops", "check_tp", "decoder_layer_ops", "embed_ops",
            "head_ops", "layer_split", "to_program"]
 
 COMM_KINDS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")
 _PROGRAM_KIND = {"add": "scale", "compare": "relu", "transcendental": "exp"}
+# engine vector ops (simulator.vector.VECTOR_OPS) the llm uses, with their parameter operands
+VECTOR_FNS = {"layernorm": 2, "rmsnorm": 1, "softmax": 0, "gather": 1}
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class LayerOp:
     operand: str = ""
     nbytes: int = 0
     group: int = 1
+    fn: str = ""
 
     @property
     def macs(self) -> int:
@@ -91,6 +100,16 @@ def _vec(name: str, cls: str, rows: int, cols: int) -> LayerOp:
     return LayerOp(name, "vector", rows, cols, op_class=cls)
 
 
+def _ew(name: str, fn: str, rows: int, cols: int) -> LayerOp:
+    """An elementwise op of the engine (simulator.vector.ELEMENTWISE) over rows x cols."""
+    return LayerOp(name, "vector", rows, cols, op_class=ELEMENTWISE[fn][0], fn=fn)
+
+
+def _vop(name: str, fn: str, rows: int, cols: int, cls: str) -> LayerOp:
+    """A vector op of the engine (layernorm, rmsnorm, softmax) over rows of ``cols``."""
+    return LayerOp(name, "vector", rows, cols, op_class=cls, fn=fn)
+
+
 def _red(name: str, rows: int, cols: int) -> LayerOp:
     return LayerOp(name, "reduce", rows, cols, op_class="reduction")
 
@@ -103,29 +122,21 @@ def _batched(name: str, c: int, m: int, n: int, k: int, operand: str) -> LayerOp
 
 
 def _norm(prefix: str, model: ModelSpec, rows: int) -> list[LayerOp]:
-    d = model.d_model
-    if model.norm == "rmsnorm":
-        return [_vec(f"{prefix}.square", "add", rows, d), _red(f"{prefix}.sum", rows, d),
-                _vec(f"{prefix}.scale", "add", rows, d)]
-    return [_red(f"{prefix}.mean", rows, d), _vec(f"{prefix}.sub", "add", rows, d),
-            _vec(f"{prefix}.square", "add", rows, d), _red(f"{prefix}.var", rows, d),
-            _vec(f"{prefix}.scale", "add", rows, d)]
+    return [_vop(prefix, model.norm, rows, model.d_model, "reduction")]
 
 
 def _softmax(prefix: str, rows: int, cols: int) -> list[LayerOp]:
-    return [_red(f"{prefix}.max", rows, cols), _vec(f"{prefix}.sub", "add", rows, cols),
-            _vec(f"{prefix}.exp", "transcendental", rows, cols), _red(f"{prefix}.sum", rows, cols),
-            _vec(f"{prefix}.scale", "add", rows, cols)]
+    return [_vop(prefix, "softmax", rows, cols, "reduction")]
 
 
 def _activation(prefix: str, model: ModelSpec, rows: int, cols: int) -> list[LayerOp]:
-    if model.activation == "relu":
-        ops = [_vec(f"{prefix}.relu", "compare", rows, cols)]
+    if model.activation == "silu":  # x * sigmoid(x): no SiLU op in the engine
+        ops = [_ew(f"{prefix}.sigmoid", "sigmoid", rows, cols),
+               _ew(f"{prefix}.mul", "mul", rows, cols)]
     else:
-        ops = [_vec(f"{prefix}.{model.activation}.t", "transcendental", rows, cols),
-               _vec(f"{prefix}.{model.activation}.mul", "add", rows, cols)]
+        ops = [_ew(prefix, model.activation, rows, cols)]
     if model.ffn_gated:
-        ops.append(_vec(f"{prefix}.gate", "add", rows, cols))
+        ops.append(_ew(f"{prefix}.gate", "mul", rows, cols))
     return ops
 
 
@@ -166,18 +177,30 @@ def decoder_layer_ops(model: ModelSpec, batch: int, q: int, ctx: int, tp: int,
     qkv_n = (h_l + 2 * kv_l) * hd
     ops.append(_mm("qkv", t, qkv_n, d, "weight"))
     if model.qkv_bias:
-        ops.append(_vec("qkv.bias", "add", t, qkv_n))
+        ops.append(_ew("qkv.bias", "add", t, qkv_n))
     if model.position == "rope":
-        ops += [_vec("rope.mul", "add", t, (h_l + kv_l) * hd),
-                _vec("rope.fma", "add", t, (h_l + kv_l) * hd)]
-    ops.append(_batched("attn.scores", c, q * g, ctx, hd, "kv"))
-    ops += _softmax("attn.softmax", c * q * g, ctx)
-    ops.append(_batched("attn.pv", c, q * g, hd, ctx, "kv"))
+        ops += [_ew("rope.mul", "mul", t, (h_l + kv_l) * hd),
+                _ew("rope.add", "add", t, (h_l + kv_l) * hd)]
+    rows = c * q * g
+    if q > 1:  # prefill: one GEMM per sequence and key/value head, as a batched matmul
+        ops.append(_mm("attn.scores", q * g, ctx, hd, "kv", c))
+    else:
+        ops.append(_batched("attn.scores", c, q * g, ctx, hd, "kv"))
+    ops.append(_ew("attn.scale", "scale", rows, ctx))
+    if q > 1:  # the causal mask over the prompt's own keys
+        ops.append(_ew("attn.mask", "masked_fill", rows, ctx))
+    ops += _softmax("attn.softmax", rows, ctx)
+    if q > 1:
+        ops.append(_mm("attn.pv", q * g, hd, ctx, "kv", c))
+    else:
+        ops.append(_batched("attn.pv", c, q * g, hd, ctx, "kv"))
     ops.append(_mm("attn.out", t, d, h_l * hd, "weight"))
     if tp > 1:
         kind = "reduce_scatter" if model.moe else "all_reduce"
         ops.append(LayerOp(f"attn.{kind}", kind, nbytes=t * d * elem_bytes, group=tp))
-    ops.append(_vec("residual1", "add", t, d))
+    if model.linear_bias:
+        ops.append(_ew("attn.out.bias", "add", t, d))
+    ops.append(_ew("residual1", "add", t, d))
     if model.moe:
         t_l = -(-t // tp)
         ops += _norm("norm2", model, t_l)
@@ -192,12 +215,16 @@ def decoder_layer_ops(model: ModelSpec, batch: int, q: int, ctx: int, tp: int,
         m_e = -(-t * k_top // active)
         f = model.ffn_dim
         ops.append(_mm("moe.up", m_e, f * (2 if model.ffn_gated else 1), d, "weight", local))
+        if model.linear_bias:
+            ops.append(_ew("moe.up.bias", "add", local * m_e, f * (2 if model.ffn_gated else 1)))
         ops += _activation("moe.act", model, local * m_e, f)
         ops.append(_mm("moe.down", m_e, d, f, "weight", local))
+        if model.linear_bias:
+            ops.append(_ew("moe.down.bias", "add", local * m_e, d))
         if tp > 1:
             ops.append(LayerOp("moe.combine", "all_to_all", nbytes=sent, group=tp))
         ops.append(_vec("moe.weighted_sum", "add", t_l * k_top, d))
-        ops.append(_vec("residual2", "add", t_l, d))
+        ops.append(_ew("residual2", "add", t_l, d))
         if tp > 1:
             ops.append(LayerOp("moe.all_gather", "all_gather", nbytes=t * d * elem_bytes,
                                group=tp))
@@ -205,22 +232,28 @@ def decoder_layer_ops(model: ModelSpec, batch: int, q: int, ctx: int, tp: int,
     ops += _norm("norm2", model, t)
     f_l = model.ffn_dim // tp
     ops.append(_mm("ffn.up", t, f_l * (2 if model.ffn_gated else 1), d, "weight"))
+    if model.linear_bias:
+        ops.append(_ew("ffn.up.bias", "add", t, f_l * (2 if model.ffn_gated else 1)))
     ops += _activation("ffn.act", model, t, f_l)
     ops.append(_mm("ffn.down", t, d, f_l, "weight"))
     if tp > 1:
         ops.append(LayerOp("ffn.all_reduce", "all_reduce", nbytes=t * d * elem_bytes, group=tp))
-    ops.append(_vec("residual2", "add", t, d))
+    if model.linear_bias:
+        ops.append(_ew("ffn.down.bias", "add", t, d))
+    ops.append(_ew("residual2", "add", t, d))
     return ops
 
 
 def embed_ops(model: ModelSpec, tokens: int, elem_bytes: int) -> list[LayerOp]:
-    """Return the input ops: token embedding rows gathered from memory (and learned positions
-    gathered and added)."""
+    """Return the input ops: the token embedding rows gathered by the vector unit from DRAM
+    (with learned positions, their rows are read too and added)."""
     rows = tokens * model.d_model * elem_bytes
-    if model.position == "learned":
-        return [LayerOp("embed.gather", "gather", nbytes=2 * rows),
-                _vec("embed.add_positions", "add", tokens, model.d_model)]
-    return [LayerOp("embed.gather", "gather", nbytes=rows)]
+    learned = model.position == "learned"
+    gather = LayerOp("embed.gather", "vector", tokens, model.d_model, op_class="move",
+                     nbytes=2 * rows if learned else rows, fn="gather")
+    if learned:
+        return [gather, _ew("embed.add_positions", "add", tokens, model.d_model)]
+    return [gather]
 
 
 def head_ops(model: ModelSpec, rows: int, tp: int, elem_bytes: int, train: bool) -> list[LayerOp]:
@@ -259,15 +292,16 @@ def backward_ops(ops: list[LayerOp]) -> list[LayerOp]:
             kind = _BACKWARD_COMM[op.kind]
             out.append(LayerOp(f"{op.name}.bwd", kind, nbytes=op.nbytes, group=op.group))
         else:
-            out.append(LayerOp(f"{op.name}.bwd", op.kind, op.m, op.n, op.k, op.count, op.op_class,
-                               op.operand, op.nbytes, op.group))
+            out.append(replace(op, name=f"{op.name}.bwd"))
     return out
 
 
 def to_program(ops: list[LayerOp], name: str = "layer") -> Program:
     """Return an engine Program with the array and vector ops of ``ops`` (a matmul of count c
-    as c MatMuls), each on its own input tensors; gathers and collectives have no Program op
-    and are left out. Timing of each op under :func:`simulator.engine.run` is the engine's."""
+    as c MatMuls), each on its own input tensors; collectives have no Program op, and the
+    embedding gather is left out (the engine without residency reads no DRAM for a vector op,
+    the llm reads the gathered rows). Timing of each op under :func:`simulator.engine.run` is
+    the engine's."""
     prog = Program(name)
     for i, op in enumerate(ops):
         if op.kind == "matmul":
@@ -275,6 +309,16 @@ def to_program(ops: list[LayerOp], name: str = "layer") -> Program:
                 a = prog.input(f"a{i}.{j}", (op.m, op.k))
                 b = prog.input(f"b{i}.{j}", (op.k, op.n))
                 prog.matmul(f"{i}.{op.name}" + (f".{j}" if op.count > 1 else ""), a, b)
+        elif op.kind == "vector" and op.fn == "gather":
+            continue
+        elif op.kind == "vector" and op.fn in VECTOR_FNS:
+            x = prog.input(f"x{i}", (op.m, op.n))
+            params = [prog.input(f"p{i}.{j}", (op.n,)) for j in range(VECTOR_FNS[op.fn])]
+            attrs = {"axis": -1} if op.fn == "softmax" else {"eps": 1e-5}
+            prog.vector(f"{i}.{op.name}", op.fn, x, *params, **attrs)
+        elif op.kind == "vector" and op.fn:
+            xs = [prog.input(f"x{i}.{j}", (op.m, op.n)) for j in range(ELEMENTWISE[op.fn][1])]
+            prog.elementwise(f"{i}.{op.name}", op.fn, *xs)
         elif op.kind == "vector":
             x = prog.input(f"x{i}", (op.m, op.n))
             prog.elementwise(f"{i}.{op.name}", _PROGRAM_KIND[op.op_class], x)

@@ -132,10 +132,14 @@ def layer_weight_bytes(model: ModelSpec, tp: int, elem_bytes: int) -> int:
     if model.qkv_bias:
         attn += (h_l + 2 * kv_l) * hd
     per_ffn = d * model.ffn_dim * (3 if model.ffn_gated else 2)
-    if model.moe:
-        ffn = model.experts // tp * per_ffn + d * model.experts
-    else:
-        ffn = per_ffn // tp
+    up_bias = model.ffn_dim * (2 if model.ffn_gated else 1) if model.linear_bias else 0
+    if model.linear_bias:  # the output projection's bias whole on every chip
+        attn += d
+    if model.moe:  # whole experts per chip, each with its biases
+        ffn = model.experts // tp * (per_ffn + (up_bias + d if model.linear_bias else 0)) \
+            + d * model.experts
+    else:  # up weights and biases split, the down projection's bias whole
+        ffn = per_ffn // tp + up_bias // tp + (d if model.linear_bias else 0)
     norms = 2 * d * (2 if model.norm == "layernorm" else 1)
     return (attn + ffn + norms) * elem_bytes
 
