@@ -135,6 +135,7 @@ class Tiling:
     tile_m: int
     tile_n: int
     tile_k: int
+    objective: str = "time"
 
 
 @dataclass(frozen=True)
@@ -280,7 +281,8 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
                       float(cfg["dram"][x]["bandwidth_bytes_per_s"])
                       or float(cfg["dram"]["bandwidth_bytes_per_s"]) for x in "abo")),
         tiling=Tiling(loop_order=cfg["tiling"]["loop_order"], tile_m=cfg["tiling"]["tile_m"],
-                      tile_n=cfg["tiling"]["tile_n"], tile_k=cfg["tiling"]["tile_k"]),
+                      tile_n=cfg["tiling"]["tile_n"], tile_k=cfg["tiling"]["tile_k"],
+                      objective=cfg["tiling"]["objective"]),
         energy=energy,
         config=copy.deepcopy(dict(cfg)),
         locations=dict(locations or {}),

@@ -194,6 +194,11 @@ SCHEMA: tuple[Field, ...] = (
           minimum=0, maximum=1 << 20),
     Field("tiling.tile_k", "int", 0, "elements", "Reduction depth per tile; 0 = chosen to fit.",
           minimum=0, maximum=1 << 20),
+    Field("tiling.objective", "choice", "time", "-",
+          "What the chosen tiling minimises: time (total cycles with memory stalls; ties: less "
+          "DRAM traffic) or compute (array cycles first, as SCALE-Sim, whose compute ignores "
+          "the SRAMs and whose memory only adds stalls; then total cycles). import-scalesim "
+          "writes compute.", choices=("time", "compute")),
     *[f for name, unit, default, src, what in (
         ("mac_int8", "pj", 0.3, "Horowitz ISSCC 2014, 45 nm: 8-bit mult 0.2 + 32-bit add 0.1",
          "one int8 MAC with int32 accumulation"),

@@ -241,6 +241,10 @@ def _rank(res: "MemoryResult") -> tuple[int, int, int]:
     return res.total_cycles, res.dram_bytes, res.steps
 
 
+def _rank_compute(res: "MemoryResult") -> tuple[int, int, int, int]:
+    return res.compute_cycles, res.total_cycles, res.dram_bytes, res.steps
+
+
 def dram_traffic_closed_form(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> tuple[int, ...]:
     """Return DRAM bytes (A read, B read, O read back, O written) of a plan, in closed form."""
     from . import _memory
@@ -311,8 +315,11 @@ def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
     arrays with split ``auto``, both splits) are walked exactly and the fastest is kept (ties:
     less DRAM traffic, fewer steps, split m). Candidates are walked in order of a lower bound on
     their time, max(array cycles, DRAM transfer time), and the walk stops once the bound
-    reaches the best time found, so usually one or two are walked. ``splits`` overrides the
-    splits tried."""
+    reaches the best time found, so usually one or two are walked. With ``tiling.objective:
+    compute`` the fewest array cycles win instead (ties: the fastest, then less traffic):
+    candidates are walked in order of their array-cycle estimate (a lower bound on their array
+    cycles, exact for streaming tile steps) until it exceeds the best array cycles found.
+    ``splits`` overrides the splits tried."""
     if splits is None:
         splits = ("m", "n") if chip.array.split == "auto" and chip.array.count > 1 else \
             (chip.array.split if chip.array.split != "auto" else "m",)
@@ -320,18 +327,23 @@ def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
         res = _run_one_tile(chip, m, n, k, splits[0])
         if res is not None:
             return res
+    by_compute = chip.tiling.objective == "compute"
+    rank = _rank_compute if by_compute else _rank
     cands = []
     for split in splits:
         for plan, est in candidate_plans(chip, m, n, k, split, with_estimates=True):
+            if by_compute:
+                cands.append((est, plan))
+                continue
             traffic = dram_traffic_closed_form(chip, m, n, k, plan)
             bound = max(est, _transfer_bound(chip, traffic))
             cands.append((bound, plan))
     cands.sort(key=lambda c: c[0])
     best = None
     for bound, plan in cands:
-        if best is not None and bound > best.total_cycles:
+        if best is not None and bound > (best.compute_cycles if by_compute else best.total_cycles):
             break
         res = _run(chip, m, n, k, plan)
-        if best is None or _rank(res) < _rank(best):
+        if best is None or rank(res) < rank(best):
             best = res
     return best

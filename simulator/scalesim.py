@@ -171,6 +171,9 @@ def import_scalesim_config(cfg_path: str | Path) -> str:
         "buffers": {"unified": False, "double_buffered": True,
                     **{k: {"bytes": v} for k, v in sizes.items()}},
         "dram": dram,
+        # SCALE-Sim's compute runs the whole layer fold by fold whatever its SRAMs hold; memory
+        # only adds stalls: choose the tiling with its array cycles, then the fastest
+        "tiling": {"objective": "compute"},
     }
     head = (f"# Imported from {cfg_path.name} (SCALE-Sim v3). SCALE-Sim semantics: full fill/drain,\n"
             f"# no preload overlap. Its SRAMs hold 1-byte words; our O buffer holds 4-byte\n"
