@@ -3,13 +3,33 @@
     from simulator import load_chip, simulate_gemm
     chip = load_chip("configs/gemmini.yaml", overrides={"array.rows": 8})
     rep = simulate_gemm(chip, shape=(64, 64, 64))
+
+The names below are loaded on first use (PEP 562), so importing the package costs nothing
+until one of them is needed (the command line's start-up and its Ctrl-C handling rely on it).
 """
 
-from .chip import Chip, SystolicArray, load_chip
-from .engine import simulate_gemm
-from .errors import ConfigError, SimulatorInputError, WorkloadError
-from .report import OpReport, Report
+from __future__ import annotations
 
-__all__ = ["Chip", "ConfigError", "OpReport", "Report", "SimulatorInputError", "SystolicArray",
-           "WorkloadError", "load_chip", "simulate_gemm"]
+import importlib
+from typing import Any
+
+_EXPORTS = {"Chip": ".chip", "SystolicArray": ".chip", "load_chip": ".chip",
+            "simulate_gemm": ".engine", "ConfigError": ".errors",
+            "SimulatorInputError": ".errors", "WorkloadError": ".errors", "OpReport": ".report",
+            "Report": ".report"}
+
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'simulator' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

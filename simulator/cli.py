@@ -18,6 +18,7 @@ from .chip import Chip, load_chip
 from .config import parse_override, schema_markdown
 from .dataflow import parse_gemm
 from .engine import ENGINES, reference_pe_cycles, simulate_gemm, simulate_gemms
+from ._entry import EXIT_INTERRUPTED
 from .errors import Interrupted, SimulatorInputError, WorkloadError
 from .numerics import float_error_bound, random_operands
 from .scalesim import export_compute_report, import_scalesim_config
@@ -26,7 +27,6 @@ from .topology import load_topology
 __all__ = ["main"]
 
 EXIT_INPUT = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
 # validate --model: largest max |diff| / max |reference| accepted per tensor. The chip and numpy
 # differ only in summation order (same rounding of matmul operands), far below this.
 MODEL_RTOL = 1e-5

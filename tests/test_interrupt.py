@@ -359,3 +359,47 @@ def test_calibrate_measure_interrupted_leaves_the_file_as_it_was(monkeypatch, tm
     assert out.read_text() == "old\n"
     with exclusive(out, "--out", wait=False):  # and the lock was released
         pass
+
+
+_CTRL_C_WHILE_LOADING = r"""
+import sys
+
+class CtrlC:  # raises KeyboardInterrupt when the engine module starts loading, as Ctrl-C would
+    def find_spec(self, name, path=None, target=None):
+        if name == "simulator.engine":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+from simulator._entry import main
+sys.argv = ["systolic-sim", "run", sys.argv[1], "--gemm", "8x8x8"]
+sys.exit(main())
+"""
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line_and_exit_130():
+    """The console script's entry loads the command line inside a handler: a Ctrl-C during
+    the imports (here raised when simulator.engine starts loading) ends in one line, exit 130,
+    no traceback; importing the package itself loads nothing heavy."""
+    proc = subprocess.run([sys.executable, "-c", _CTRL_C_WHILE_LOADING,
+                           str(CONFIGS / "tpu-v1.yaml")], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "systolic-sim: interrupted (Ctrl-C) while starting: nothing done"]
+    assert "Traceback" not in proc.stderr
+    light = subprocess.run([sys.executable, "-c", "import sys, simulator; "
+                            "print('numpy' in sys.modules, 'simulator.engine' in sys.modules)"],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert light.stdout.split() == ["False", "False"]
+
+
+def test_output_into_a_pipe_closed_early_ends_quietly():
+    """``systolic-sim ... | head -1``: the reader leaves, the writer stops without a traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "simulator", "run", str(CONFIGS / "tpu-v1.yaml"),
+                             "--gemm", "64x64x64"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT)
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""
