@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import CONFIGS
+from conftest import CONFIGS, ROOT
 from simulator import WorkloadError, load_chip
 
 torch = pytest.importorskip("torch")
@@ -299,91 +299,71 @@ def test_adam_and_adamw_match_pytorch(kind):
 
 # --------------------------------------------------------------------------- the transformer loop
 
-V, D, H, S, B = 16, 16, 2, 8, 4
-
-
-class TinyLM(asic.Model):
-    """A one-block causal transformer LM, written with asic layers as the seed writes models."""
-
-    def __init__(self):
-        super().__init__()
-        self.tok = asic.Embedding(V, D)
-        self.pos = asic.Embedding(S, D)
-        self.ln1 = asic.LayerNorm(D)
-        # no projection biases: the key bias's true gradient is exactly zero (softmax ignores a
-        # per-row shift), so Adam would turn each side's rounding noise into lr-sized steps
-        self.attn = asic.MultiheadAttention(D, H, bias=False, batch_first=True)
-        self.ln2 = asic.LayerNorm(D)
-        self.fc1 = asic.Linear(D, 4 * D)
-        self.act = asic.GELU()
-        self.fc2 = asic.Linear(4 * D, D)
-        self.head = asic.Linear(D, V)
-
-    def forward(self, ids):
-        x = self.tok(ids) + self.pos(np.arange(S))
-        h = self.ln1(x)
-        a, _ = self.attn(h, h, h, attn_mask=np.triu(np.ones((S, S), bool), 1),
-                         need_weights=False)
-        x = x + a
-        x = x + self.fc2(self.act(self.fc1(self.ln2(x))))
-        return self.head(x).reshape(-1, V)
+def readme_loop() -> str:
+    """Return the python block of the README section "The asic loop on real layers"."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## The asic loop on real layers", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 class TorchLM(torch.nn.Module):
-    def __init__(self):
+    """The README's TinyLM written in PyTorch."""
+
+    def __init__(self, V, D, S):
         super().__init__()
         nn = torch.nn
+        self.V, self.S = V, S
         self.tok, self.pos = nn.Embedding(V, D), nn.Embedding(S, D)
-        self.ln1 = nn.LayerNorm(D)
-        self.attn = nn.MultiheadAttention(D, H, bias=False, batch_first=True)
-        self.ln2 = nn.LayerNorm(D)
-        self.fc1, self.act, self.fc2 = nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D)
+        self.ln1, self.ln2 = nn.LayerNorm(D), nn.LayerNorm(D)
+        self.attn = nn.MultiheadAttention(D, 2, bias=False, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D))
         self.head = nn.Linear(D, V)
         self.register_buffer("mask", torch.triu(torch.ones(S, S, dtype=torch.bool), 1))
 
     def forward(self, ids):
-        x = self.tok(ids) + self.pos(torch.arange(S))
+        x = self.tok(ids) + self.pos(torch.arange(self.S))
         h = self.ln1(x)
         a, _ = self.attn(h, h, h, attn_mask=self.mask, need_weights=False)
         x = x + a
-        x = x + self.fc2(self.act(self.fc1(self.ln2(x))))
-        return self.head(x).reshape(-1, V)
+        x = x + self.mlp(self.ln2(x))
+        return self.head(x).reshape(-1, self.V)
 
 
-def test_transformer_lm_loop_50_steps_equals_pytorch():
-    fresh(0)
-    model = TinyLM()
-    criterion = asic.CrossEntropyLoss()
-    optimizer = asic.Adam(model.parameters(), lr=1e-2)
-    tmodel = TorchLM()
-    with torch.no_grad():
-        for k, v in torch_layout(model, model.state_dict()).items():
-            dict(tmodel.named_parameters())[k].copy_(torch.from_numpy(np.ascontiguousarray(v)))
-    topt = torch.optim.Adam(tmodel.parameters(), lr=1e-2)
-    data = np.random.default_rng(0).integers(0, V, (B, S + 1))
-    inputs, labels = data[:, :-1], data[:, 1:].reshape(-1)
-    losses, tlosses = [], []
-    for _ in range(50):
-        optimizer.zero_grad()
-        loss = criterion(model(inputs), labels)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        topt.zero_grad()
-        tl = torch.nn.CrossEntropyLoss()(tmodel(torch.from_numpy(inputs)),
-                                         torch.from_numpy(labels))
-        tl.backward()
-        topt.step()
-        tlosses.append(tl.item())
-    assert losses[-1] < 0.1 * losses[0]
-    np.testing.assert_allclose(losses, tlosses, rtol=1e-4)
-    mine = torch_layout(model, model.state_dict())
-    for k, p in tmodel.named_parameters():
-        close(mine[k], p, what=k)
+def test_readme_transformer_loop_50_steps_equals_pytorch(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    ns: dict = {}
+    exec(compile(readme_loop(), "README transformer loop", "exec"), ns)
+    assert "asic report on tpu-v4-mxu" in capsys.readouterr().out
     rep = asic.report()
     assert len(rep.steps) == 50 and "TinyLM.attn" in str(rep)
     units = rep.steps[-1].totals()["unit_utilisation"]
     assert units["array"] > 0 and units["vector"] > 0
+    # the same initial weights: a fresh session with the same seed
+    asic.use_chip("configs/tpu-v4-mxu.yaml", overrides={"dtype": "fp32"})
+    init = ns["TinyLM"]()
+    inputs, labels = ns["inputs"], ns["labels"]
+    first = ns["criterion"](init(inputs), labels).item()
+    tm = TorchLM(ns["V"], ns["D"], ns["S"])
+    with torch.no_grad():
+        for k, v in torch_layout(init, init.state_dict()).items():
+            dict(tm.named_parameters())[k].copy_(torch.from_numpy(np.ascontiguousarray(v)))
+    topt = torch.optim.Adam(tm.parameters(), lr=1e-2)
+    tlosses = []
+    for _ in range(50):
+        topt.zero_grad()
+        tl = torch.nn.CrossEntropyLoss()(tm(torch.from_numpy(inputs)), torch.from_numpy(labels))
+        tl.backward()
+        topt.step()
+        tlosses.append(tl.item())
+    loss = ns["loss"].item()
+    assert first == pytest.approx(tlosses[0], rel=1e-5)
+    assert loss < 0.1 * first
+    assert loss == pytest.approx(tlosses[-1], rel=1e-4)
+    model = ns["model"]
+    mine = torch_layout(model, model.state_dict())
+    assert list(mine) == [k for k, _ in tm.named_parameters()]
+    for k, p in tm.named_parameters():
+        close(mine[k], p, what=k)
 
 
 # --------------------------------------------------------------------------- from_torch
