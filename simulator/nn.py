@@ -14,6 +14,13 @@ dependencies, into the current step's Program; ``optimizer.step()`` closes the s
 engine schedules it (array and vector unit overlapping where the DAG allows) for its cycles,
 energy and utilisation. This module is a thin tape over the engine, not a second engine.
 
+Beyond the seed's layers (``simulator.nn_layers``): Conv2d, BatchNorm2d, MaxPool2d, Embedding,
+LayerNorm, GELU, Softmax, Dropout, Flatten, MultiheadAttention, CrossEntropyLoss, Adam and AdamW,
+tensor arithmetic and layout methods (N-D tensors), and ``from_torch`` (``simulator.nn_torch``).
+Each is a chain of one-op primitives (``_apply``): the op runs through the engine, is recorded,
+and its backward is the rule ``simulator.autodiff`` gives that op; a tensor used several times
+gets the sum of its gradients (added on the vector unit).
+
 Conventions: ``Linear(in, out)`` stores ``weight`` as (in, out) (the chip's layout; PyTorch's is
 its transpose) and ``bias`` as (1, out), initialised like PyTorch's default,
 U(-1/sqrt(in), 1/sqrt(in)), from a generator seeded by ``manual_seed`` (0 unless set).
@@ -456,7 +463,7 @@ def _tensor_getitem(self: Tensor, key: Any) -> Tensor:
     return out
 
 
-def _binary(kind: str, const_kind: str | None, a: Tensor, b: Any, reverse: bool = False) -> Tensor:
+def _binary(kind: str, a: Tensor, b: Any, reverse: bool = False) -> Tensor:
     if isinstance(b, (int, float, np.floating, np.integer)) and not isinstance(b, bool):
         c = float(b)
         if kind == "add":
@@ -475,33 +482,48 @@ def _binary(kind: str, const_kind: str | None, a: Tensor, b: Any, reverse: bool 
     return _ew(kind, args)
 
 
-Tensor.reshape = _tensor_reshape
-Tensor.view = _tensor_reshape
-Tensor.permute = _tensor_permute
-Tensor.transpose = _tensor_transpose
-Tensor.__getitem__ = _tensor_getitem
-Tensor.__add__ = lambda a, b: _binary("add", None, a, b)
-Tensor.__radd__ = lambda a, b: _binary("add", None, a, b, True)
-Tensor.__sub__ = lambda a, b: _binary("sub", None, a, b)
-Tensor.__rsub__ = lambda a, b: _binary("sub", None, a, b, True)
-Tensor.__mul__ = lambda a, b: _binary("mul", None, a, b)
-Tensor.__rmul__ = lambda a, b: _binary("mul", None, a, b, True)
-Tensor.__truediv__ = lambda a, b: _binary("div", None, a, b)
-Tensor.__neg__ = lambda a: _ew("scale", [a], const=-1.0)
-Tensor.__matmul__ = lambda a, b: matmul(a, _as_tensor(b))
-Tensor.contiguous = lambda self: self
-Tensor.dim = lambda self: self.ndim
-Tensor.size = lambda self, dim=None: self.shape if dim is None else self.shape[_axis(dim, self.ndim)]
-Tensor.mean = lambda self, dim=None, keepdim=False: _reduction(self, "mean", dim, keepdim)
-Tensor.sum = lambda self, dim=None, keepdim=False: _reduction(self, "sum", dim, keepdim)
-Tensor.flatten = lambda self, start_dim=0, end_dim=-1: _flatten(self, start_dim, end_dim)
-Tensor.softmax = lambda self, dim: _vec("softmax", [self], axis=_axis(dim, self.ndim))
-Tensor.log_softmax = lambda self, dim: _vec("log_softmax", [self], axis=_axis(dim, self.ndim))
-Tensor.relu = lambda self: _ew("relu", [self])
-Tensor.exp = lambda self: _ew("exp", [self])
-Tensor.tanh = lambda self: _ew("tanh", [self])
-Tensor.sigmoid = lambda self: _ew("sigmoid", [self])
-Tensor.sqrt = lambda self: _ew("sqrt", [self])
+def _method(doc: str, fn: Callable) -> Callable:
+    fn.__doc__ = doc
+    return fn
+
+
+_T = Tensor
+_T.reshape = _T.view = _tensor_reshape
+_T.permute = _tensor_permute
+_T.transpose = _tensor_transpose
+_T.__getitem__ = _tensor_getitem
+_T.__add__ = _method("Return self + other (a tensor, broadcast as in numpy, or a number).",
+                     lambda a, b: _binary("add", a, b))
+_T.__radd__ = _method("Return other + self.", lambda a, b: _binary("add", a, b, True))
+_T.__sub__ = _method("Return self - other.", lambda a, b: _binary("sub", a, b))
+_T.__rsub__ = _method("Return other - self.", lambda a, b: _binary("sub", a, b, True))
+_T.__mul__ = _method("Return self * other.", lambda a, b: _binary("mul", a, b))
+_T.__rmul__ = _method("Return other * self.", lambda a, b: _binary("mul", a, b, True))
+_T.__truediv__ = _method("Return self / other (a number: times its float reciprocal).",
+                         lambda a, b: _binary("div", a, b))
+_T.__neg__ = _method("Return -self.", lambda a: _ew("scale", [a], const=-1.0))
+_T.__matmul__ = _method("Return self @ other on the array.",
+                        lambda a, b: matmul(a, _as_tensor(b)))
+_T.contiguous = _method("Return self (layouts are the address generators' business).",
+                        lambda self: self)
+_T.dim = _method("Return the rank.", lambda self: self.ndim)
+_T.size = _method("Return the shape, or the size of axis ``dim``.",
+                  lambda self, dim=None: self.shape if dim is None else
+                  self.shape[_axis(dim, self.ndim)])
+_T.mean = _method("Return the mean over ``dim`` (None: all; an int or a tuple), on the vector "
+                  "unit.", lambda self, dim=None, keepdim=False:
+                  _reduction(self, "mean", dim, keepdim))
+_T.sum = _method("Return the sum over ``dim`` (None: all; an int or a tuple).",
+                 lambda self, dim=None, keepdim=False: _reduction(self, "sum", dim, keepdim))
+_T.flatten = _method("Return the tensor with axes start_dim..end_dim merged (free).",
+                     lambda self, start_dim=0, end_dim=-1: _flatten(self, start_dim, end_dim))
+_T.softmax = _method("Return the softmax along ``dim``.", lambda self, dim:
+                     _vec("softmax", [self], axis=_axis(dim, self.ndim)))
+_T.log_softmax = _method("Return the log-softmax along ``dim``.", lambda self, dim:
+                         _vec("log_softmax", [self], axis=_axis(dim, self.ndim)))
+for _kind in ("relu", "exp", "tanh", "sigmoid", "sqrt"):
+    setattr(_T, _kind, _method(f"Return {_kind}(self), elementwise on the vector unit.",
+                               lambda self, k=_kind: _ew(k, [self])))
 
 
 def _flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:

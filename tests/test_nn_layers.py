@@ -576,3 +576,28 @@ def test_backward_twice_and_shared_tensors():
     close(lin.weight.grad, tw, 1e-5, "accumulated weight grad")
     with pytest.raises(WorkloadError, match="backward\\(\\) was already called"):
         loss.backward()
+
+
+@SETTINGS
+@given(b=st.integers(1, 3), m=st.integers(2, 4), n=st.integers(2, 5), c=st.floats(0.5, 3),
+       seed=st.integers(0, 99))
+def test_tensor_ops_forward_and_backward_match_pytorch(b, m, n, c, seed):
+    rng = np.random.default_rng(seed)
+    xs = [randn(rng, b, m, n), randn(rng, m, n), randn(rng, b, n, m)]
+
+    def f(x, y, z):
+        u = (x * y - c) / c + x.mean(dim=1, keepdim=True) - 1.0 * y.sum(0)
+        v = u.transpose(1, 2) @ z.reshape(b, n, m).transpose(1, 2)  # (b, n, n)
+        w = (-v).softmax(-1) + v.permute(0, 2, 1)[:, 1:, :].sum(dim=1, keepdim=True)
+        return (c - w)[:, 0] + w.flatten(1)[:, :n]
+    fresh(seed)
+    ins = [asic.Parameter(x) for x in xs]
+    out = f(*ins)
+    target = np.random.default_rng([seed, 7]).standard_normal(out.shape).astype(F32)
+    asic.MSELoss()(out, target).backward()
+    tins = [torch.tensor(x, requires_grad=True) for x in xs]
+    tout = f(*tins)
+    torch.nn.functional.mse_loss(tout, torch.from_numpy(target)).backward()
+    close(out.value, tout, what="output")
+    for i, (a, t) in enumerate(zip(ins, tins)):
+        close(a.grad, t.grad, what=f"input {i} grad")
