@@ -238,18 +238,18 @@ class BatchNorm2d(Model):
         return _ew("add", [_ew("mul", [xhat, w], label), b], label)
 
     def _update_running(self, mean: Tensor, var: Tensor, n: int) -> None:
-        """running = (1 - momentum) running + momentum * batch (variance unbiased: n / (n - 1)),
-        on the vector unit; no gradient flows through it."""
+        """running = (1 - momentum) running + momentum * batch (the variance made unbiased by
+        folding n / (n - 1) into the constant), on the vector unit; no gradient flows through it."""
         c, m = self.num_features, self.momentum
-        unbiased = var.value.reshape(c) * _F(n / max(n - 1, 1))
-        for attr, batch in (("running_mean", mean.value.reshape(c)), ("running_var", unbiased)):
+        for attr, batch, rate in (("running_mean", mean.value.reshape(c), m),
+                                  ("running_var", var.value.reshape(c), m * n / max(n - 1, 1))):
             old = getattr(self, attr)
             a, b = _nn._S.new_name(), _nn._S.new_name()
             scaled_name, scaled = _exec(lambda p: p.elementwise(
                 f"{self._label}.{attr}.{a}", "scale", f"{a}.in", const=1.0 - m, out=a),
                 {f"{a}.in": old})
             _, new = _exec(lambda p: p.elementwise(
-                f"{self._label}.{attr}.{b}", "axpy", scaled_name, f"{b}.in", const=m, out=b),
+                f"{self._label}.{attr}.{b}", "axpy", scaled_name, f"{b}.in", const=rate, out=b),
                 {scaled_name: scaled, f"{b}.in": batch})
             setattr(self, attr, new.astype(_F))
 
