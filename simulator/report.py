@@ -55,11 +55,15 @@ class OpReport:
     residency: Mapping[str, Any] = field(default_factory=dict)
     prefetch_cycles: int = 0  # of stall_cycles: the exposed load before the first tile step
     drain_cycles: int = 0  # of stall_cycles: the exposed write-back after the last tile step
+    # an array op whose results leave narrowed (output.dtype): the vector unit's
+    # requantisation pass after the array finishes (cycles, part of total_cycles)
+    requant_cycles: int = 0
 
     @property
     def total_cycles(self) -> int:
-        """Return compute plus stall plus fixed overhead cycles."""
-        return self.compute_cycles + self.stall_cycles + self.overhead_cycles
+        """Return compute plus stall plus fixed overhead plus requantisation cycles."""
+        return self.compute_cycles + self.stall_cycles + self.overhead_cycles + \
+            self.requant_cycles
 
     @property
     def end_cycle(self) -> int:
@@ -77,6 +81,8 @@ class OpReport:
                        self.macs, self.folds, self.busy_pe_cycles, self.scalesim_cycles,
                        self.overflow_events)
         out["overhead_cycles"] = self.overhead_cycles
+        if self.requant_cycles:
+            out["requant_cycles"] = self.requant_cycles
         out["memory_bound"] = self.memory_bound
         out["traffic_bytes"] = _plain(self.traffic_bytes)
         out["events"] = dict(self.events)
@@ -208,6 +214,9 @@ class Report:
                        self.scalesim_cycles, self.overflow_events)
         out["memory_bound_ops"] = sum(op.memory_bound for op in self.ops)
         out["overhead_cycles"] = sum(op.overhead_cycles for op in self.ops)
+        requant = sum(op.requant_cycles for op in self.ops)
+        if requant:
+            out["requant_cycles"] = requant
         traffic: dict[str, Any] = {}
         events: dict[str, Any] = {}
         energy: dict[str, Any] = {}
