@@ -309,10 +309,12 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
 
 
 def _output_dtype(cfg: Mapping[str, Any], locations: Mapping[str, str]) -> str:
-    """Return output.dtype of a validated config; raises ConfigError (FILE:LINE) for an output
+    """Return output.dtype of a validated config (``input`` resolved to the chip's dtype); raises ConfigError (FILE:LINE) for an output
     type the chip's accumulator cannot be requantised to (int8 needs an int8 chip with its
     int32 accumulators; bf16, fp16 and fp32 need a float chip)."""
     out, dtype = cfg["output"]["dtype"], cfg["dtype"]
+    if out == "input":  # the chip's own input type: int8 in, int8 out; bf16 in, bf16 out
+        return dtype
     where = locations.get("output.dtype") or locations.get("", "config")
     if out == "int8" and dtype != "int8":
         raise ConfigError(where, "output.dtype", f"int8 outputs need dtype int8 (int32 "

@@ -76,13 +76,14 @@ SCHEMA: tuple[Field, ...] = (
           minimum=16, maximum=32),
     Field("output.dtype", "choice", "accumulator", "-",
           "Number format results leave the array in (written to the buffer and DRAM, read by "
-          "the next op): accumulator keeps the 4-byte accumulators (int32 or fp32); int8 "
+          "the next op): accumulator keeps the 4-byte accumulators (int32 or fp32); input is "
+          "the chip's dtype (so it follows --set dtype=...); int8 "
           "requantises int32 accumulators (int8 chips: multiply by output.scale, round half to "
           "even, saturate to [-128, 127]); bf16/fp16 round fp32 accumulators to nearest even "
           "(float chips); fp32 on a float chip is the accumulator. A narrowing costs a "
           "requantisation pass on the vector unit after the array op. Partial sums that leave "
           "for accumulation across K tiles stay in accumulator precision.",
-          choices=("accumulator", "int8", "bf16", "fp16", "fp32")),
+          choices=("accumulator", "input", "int8", "bf16", "fp16", "fp32")),
     Field("output.scale", "float", 0.0078125, "-",
           "int8 outputs: the multiplier applied to each int32 accumulator before rounding "
           "(s_a x s_b / s_out of the quantised layer); a program's matmul or conv2d may give "
