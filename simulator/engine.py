@@ -483,17 +483,22 @@ def _vector_cost(chip: Chip, program: Program, op: Op) -> tuple[str, tuple, list
 
 
 def _vector_op(chip: Chip, program: Program, op: Op, start: int,
-               res: _Residency | None = None, index: int = 0) -> tuple[OpReport, int]:
+               res: _Residency | None = None, index: int = 0,
+               narrowed: set[str] | frozenset = frozenset()) -> tuple[OpReport, int]:
+    """Return (report, lane-ops) of a vector-unit op; it reads 4 bytes per input element, or
+    output.dtype's bytes for a tensor an array op wrote narrowed (``narrowed``)."""
     unit = chip.vector
-    in_elems = sum(math.prod(program.shapes[t]) for t in op.inputs)
+    in_bytes = sum(math.prod(program.shapes[t]) * (chip.output_bytes if t in narrowed else 4)
+                   for t in op.inputs)
     if isinstance(op, VectorOp) and op.kind == "gather":  # only the gathered rows are read
-        in_elems = math.prod(program.shapes[op.output]) + math.prod(program.shapes[op.inputs[1]])
+        in_bytes = 4 * (math.prod(program.shapes[op.output])
+                        + math.prod(program.shapes[op.inputs[1]]))
     kind, shape, passes = _vector_cost(chip, program, op)
     out_elems = math.prod(shape)
     cycles, n = passes_cycles(unit, passes)
     dram_rd, dram_wr = res.vector_traffic(index) if res is not None else (0, 0)
     stall = max(0, dram_xfer_cycles(chip, dram_rd + dram_wr) - cycles)
-    events = {"macs": 0, "pe_hop_bytes": 0, "buffer_read_bytes": 4 * in_elems,
+    events = {"macs": 0, "pe_hop_bytes": 0, "buffer_read_bytes": in_bytes,
               "buffer_write_bytes": 4 * out_elems, "dram_bytes": dram_rd + dram_wr,
               "vector_lane_ops": n}
     energy = energy_breakdown(chip, events,
@@ -503,7 +508,7 @@ def _vector_op(chip: Chip, program: Program, op: Op, start: int,
     if res is not None and res.plan is not None:
         traffic = {"dram": {"a_read": dram_rd, "b_read": 0, "o_read": 0, "o_write": dram_wr,
                             "total": dram_rd + dram_wr},
-                   "buffer": {"read": 4 * in_elems, "write": 4 * out_elems}}
+                   "buffer": {"read": in_bytes, "write": 4 * out_elems}}
         info = res.info(index)
     return OpReport(name=op.name, kind=kind, unit="vector", shape=tuple(shape), dataflow="-",
                     pes=chip.pes, compute_cycles=cycles, stall_cycles=stall, macs=0, folds=0,
@@ -596,11 +601,14 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
     ops: list[OpReport] = []
     last_output = None
     gemm_cache: dict[tuple[int, int, int], tuple[MemoryResult, int]] = {}
+    narrowed: set[str] = set()  # tensors array ops wrote in output.dtype (narrower than 4 B)
     single = len(program.ops) == 1
     for i, op in enumerate(program.ops):
         if isinstance(op, Layout) and op.name in free:
             start = max([ready[t] for t in op.inputs])
             rep = _layout_report(chip, program, op, start, res.info(i))
+            if op.inputs[0] in narrowed:  # a free reshape or slice of a narrowed tensor
+                narrowed.add(op.output)
             if functional:
                 env[op.output] = _layout_values(op, np.asarray(env[op.inputs[0]]))
             ops.append(rep)
@@ -667,10 +675,12 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                                  compute, start, overflows)
             if res.plan is not None:
                 rep = dataclasses.replace(rep, residency=res.info(i))
+            if chip.narrows_output:
+                narrowed.add(op.output)
             if count > 1:
                 rep = dataclasses.replace(rep, gemms=count)
         else:
-            rep, _lane_ops = _vector_op(chip, program, op, start, res, i)
+            rep, _lane_ops = _vector_op(chip, program, op, start, res, i, narrowed)
             if functional:
                 args = [env[t] for t in op.inputs]
                 if isinstance(op, Reduce):

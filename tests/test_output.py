@@ -144,3 +144,21 @@ def test_shipped_chips_declare_their_output_type():
             "tpu-v4-tensorcore": "bf16", "h100": "bf16", "scalesim-compat": "accumulator"}
     for name, out in want.items():
         assert load_chip(CONFIGS / f"{name}.yaml").output_dtype == out, name
+
+
+@given(m=st.integers(1, 40), n=st.integers(1, 40), k=st.integers(1, 40),
+       out=st.sampled_from(["int8", "accumulator"]), reshape=st.booleans())
+def test_the_next_op_reads_the_results_in_their_precision(m, n, k, out, reshape):
+    chip = make_chip(4, 4, "ws").with_overrides({"output.dtype": out})
+    p = Program("p")
+    p.input("A", (m, k))
+    p.input("B", (k, n))
+    p.matmul("mm", "A", "B")
+    src = p.reshape("flat", "mm", (m * n,)) if reshape else "mm"  # a free alias
+    p.elementwise("relu", "relu", src)
+    rep = run(chip, p)
+    per = 1 if out == "int8" else 4
+    relu = next(op for op in rep.ops if op.name == "relu")
+    assert relu.events["buffer_read_bytes"] == m * n * per
+    # residency: A and B (int8, read by the array only) and mm's result, in its precision
+    assert rep.ops[0].residency["buffer_bytes"] == m * k + k * n + m * n * per
