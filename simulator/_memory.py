@@ -9,6 +9,14 @@ fetched again only when one of its indices changes, so operand X is fetched
 
 times in full. O tiles are written back at the end of each visit and read back when a later
 visit continues their k range (visits of an O tile start at k tile 0, so the first never reads).
+A visit that ends before the last k tile writes partial sums (``acc_b`` bytes per element,
+read back the same); the visit that completes the k range writes the requantised results
+(``out_b`` bytes per element, output.dtype).
+
+Register events (bytes): every MAC reads its two operands (``in_b`` each) and reads and writes
+its partial sum (``acc_b`` each); every operand element a PE latches, entering at the array's
+edge or hopping in from a neighbour (stationary loads included), is a register write of
+``in_b``.
 
 Streaming tile steps: the array holds one stationary tile (ws: B, is: A, os: O). When that
 tile is a single fold on every array and the next tile step keeps it (ws: same B tile, the step
@@ -42,7 +50,8 @@ C_DRAM_A, C_DRAM_B, C_DRAM_O_RD, C_DRAM_O_WR = 4, 5, 6, 7
 C_BUF_RD, C_BUF_WR, C_HOP_BYTES, C_XFER, C_PORT = 8, 9, 10, 11, 12
 C_BUF_RD_A, C_BUF_RD_B = 13, 14  # the array's reads of the A and B buffers (part of C_BUF_RD)
 C_PREFETCH, C_DRAIN = 15, 16  # the exposed first load and last write-back, cycles
-N_COUNTERS = 17
+C_REG_RD, C_REG_WR = 17, 18  # PE register reads and writes, bytes (see module doc)
+N_COUNTERS = 19
 
 
 @njit(cache=True)
@@ -69,13 +78,16 @@ def _reps(trips_m, trips_n, trips_k, pm, pn, pk):
 
 
 @njit(cache=True)
-def _dram_traffic(m, n, k, tm, tn, tk, order, in_b, acc_b):
-    """Return DRAM bytes (A read, B read, O read back, O written) of a tiling, in closed form."""
+def _dram_traffic(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b):
+    """Return DRAM bytes (A read, B read, O read back, O written) of a tiling, in closed form:
+    each O tile's visits but the last write partial sums (acc_b), the last its results
+    (out_b)."""
     pm = ORDER_POS[order, 0]
     pn = ORDER_POS[order, 1]
     pk = ORDER_POS[order, 2]
     ra, rb, ro = _reps(_cdiv(m, tm), _cdiv(n, tn), _cdiv(k, tk), pm, pn, pk)
-    return (ra * m * k * in_b, rb * k * n * in_b, (ro - 1) * m * n * acc_b, ro * m * n * acc_b)
+    return (ra * m * k * in_b, rb * k * n * in_b, (ro - 1) * m * n * acc_b,
+            (ro - 1) * m * n * acc_b + m * n * out_b)
 
 
 @njit(cache=True)
@@ -94,7 +106,7 @@ def _fits(tm, tn, tk, in_b, acc_b, caps, unified, double_buffered):
 @njit(cache=True)
 def _search_tiling(m, n, k, cand_m, cand_n, cand_k, orders, in_b, acc_b, caps, unified,
                    double_buffered, df, big_r, big_c, full, overlap, count, split, tile_m,
-                   tile_n):
+                   tile_n, out_b):
     """Return every tiling that fits, as (rows of (tm, tn, tk, order), estimated array cycles,
     DRAM bytes, tile steps); empty arrays when none fits.
 
@@ -123,7 +135,7 @@ def _search_tiling(m, n, k, cand_m, cand_n, cand_k, orders, in_b, acc_b, caps, u
                 for o in orders:
                     est = est_stream if can_stream and _stationary_visits(
                         df, m, n, k, tm, tn, tk, o) == 1 else est_plain
-                    a, b, orr, ow = _dram_traffic(m, n, k, tm, tn, tk, o, in_b, acc_b)
+                    a, b, orr, ow = _dram_traffic(m, n, k, tm, tn, tk, o, in_b, acc_b, out_b)
                     rows[used, 0] = tm
                     rows[used, 1] = tn
                     rows[used, 2] = tk
@@ -327,12 +339,12 @@ def _port(nbytes, port):
 @njit(cache=True)
 def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, count, split,
                tile_m, tile_n, in_b, acc_b, bpc, per_port, latency, double_buffered, unified,
-               ports):
+               ports, out_b):
     """Walk the tile steps in loop order; return the counters (see C_* indices) as int64.
 
     ``bpc`` = (A, B, O) DRAM bytes/cycle, 0 = ideal; with ``per_port`` False one shared port
     at bpc[0] carries everything. ``ports`` = (A, B, O, unified) buffer read bandwidth into the
-    array, bytes/cycle, 0 = unbounded.
+    array, bytes/cycle, 0 = unbounded. ``out_b``: bytes per element of the final write-back.
     """
     out = np.zeros(N_COUNTERS, np.int64)
     trips = np.array([_cdiv(m, tm), _cdiv(n, tn), _cdiv(k, tk)], np.int64)
@@ -399,8 +411,10 @@ def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, coun
         load = load_a + load_b + load_o
         # does the O tile's visit end after this step? (next step has another O tile, or none)
         write = 0
+        # a visit ending at the last k tile writes results, any other partial sums
+        wr_b = out_b if ki == trips[2] - 1 else acc_b
         if s + 1 == n_steps:
-            write = em * en * acc_b
+            write = em * en * wr_b
         else:
             rest = s + 1
             nidx0 = 0
@@ -414,7 +428,7 @@ def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, coun
                 elif d == 1:
                     nidx1 = v
             if nidx0 != mi or nidx1 != ni:
-                write = em * en * acc_b
+                write = em * en * wr_b
         out[C_DRAM_O_WR] += write
         # the arrays on this step's sub-GEMM: one of at most 8 tile shapes (x continuing or
         # not), computed once each
@@ -447,6 +461,8 @@ def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, coun
         out[C_BUF_RD_B] += b_rd
         out[C_BUF_WR] += o_wr + load  # accumulator writes + fills from DRAM
         out[C_HOP_BYTES] += r[6] * in_b + r[7] * acc_b
+        out[C_REG_RD] += em * en * ek * (2 * in_b + acc_b)
+        out[C_REG_WR] += em * en * ek * acc_b + (r[2] + r[3] + r[6]) * in_b
         # DMA: t_ab = loads on the A and B ports, t_lo = load on the O port (with one shared
         # port, every load is on it), t_write = write-back on the O port
         if per_port:

@@ -13,11 +13,13 @@ from .errors import ConfigError
 from .sparsity import DENSE, Sparsity, sparsity_from_config
 
 __all__ = ["Buffer", "Buffers", "Chip", "Dram", "EnergyTable", "SystolicArray", "Tiling", "VectorUnit",
-           "chip_from_config", "load_chip", "INPUT_BYTES", "ACC_BYTES"]
+           "chip_from_config", "load_chip", "INPUT_BYTES", "ACC_BYTES", "OUTPUT_BYTES"]
 
 # Bytes per element of each input type, and of the 32-bit accumulators (int32 or fp32).
 INPUT_BYTES = {"int8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
 ACC_BYTES = 4
+# Bytes per element of each output type the array can write (output.dtype).
+OUTPUT_BYTES = {"accumulator": ACC_BYTES, "int8": 1, "bf16": 2, "fp16": 2, "fp32": 4}
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,8 @@ class EnergyTable:
     vector_lane_op_pj: float
     static_w: float
     sources: Mapping[str, str] = field(compare=False, hash=False)
+    register_read_pj_per_byte: float = 0.0  # a PE register read (operand or partial sum)
+    register_write_pj_per_byte: float = 0.0  # a PE register write (latch or partial sum)
     # pJ/byte (read, write) of each buffer ("a", "b", "o", "unified_buffer") after node scaling
     # and the SRAM capacity model
     buffer_pj_per_byte: Mapping[str, tuple[float, float]] = field(default_factory=dict,
@@ -189,6 +193,19 @@ class Chip:
     locations: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False,
                                          hash=False)
     sparsity: Sparsity = DENSE  # a sparse operand and what the array does with zeros
+    output_dtype: str = "accumulator"  # what leaves the array (output.dtype)
+    output_scale: float = 2.0 ** -7  # int8 outputs: multiplier of the int32 accumulator
+
+    @property
+    def output_bytes(self) -> int:
+        """Return bytes per output element as it leaves the array (output.dtype)."""
+        return OUTPUT_BYTES[self.output_dtype]
+
+    @property
+    def narrows_output(self) -> bool:
+        """Return True when results are requantised to fewer bytes than the accumulator's
+        before they leave the array (a vector-unit pass after each array op)."""
+        return self.output_bytes < ACC_BYTES
 
     def where(self, key: str) -> str:
         """Return where config key ``key`` was set (``FILE:LINE``); for a key left at its default,
@@ -288,10 +305,30 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
         locations=dict(locations or {}),
         sparsity=sparsity_from_config(
             cfg, lambda key: (locations or {}).get(key) or (locations or {}).get("", "config")),
+        output_dtype=_output_dtype(cfg, locations or {}),
+        output_scale=float(cfg["output"]["scale"]),
     )
 
 
+def _output_dtype(cfg: Mapping[str, Any], locations: Mapping[str, str]) -> str:
+    """Return output.dtype of a validated config (``input`` resolved to the chip's dtype); raises ConfigError (FILE:LINE) for an output
+    type the chip's accumulator cannot be requantised to (int8 needs an int8 chip with its
+    int32 accumulators; bf16, fp16 and fp32 need a float chip)."""
+    out, dtype = cfg["output"]["dtype"], cfg["dtype"]
+    if out == "input":  # the chip's own input type: int8 in, int8 out; bf16 in, bf16 out
+        return dtype
+    where = locations.get("output.dtype") or locations.get("", "config")
+    if out == "int8" and dtype != "int8":
+        raise ConfigError(where, "output.dtype", f"int8 outputs need dtype int8 (int32 "
+                          f"accumulators), got dtype {dtype}")
+    if out in ("bf16", "fp16", "fp32") and dtype == "int8":
+        raise ConfigError(where, "output.dtype", f"{out} outputs need a float dtype (fp32 "
+                          f"accumulators), got dtype int8; use int8 or accumulator")
+    return out
+
+
 _ENERGY_ENTRIES = {**{f"mac_{d}": "pj" for d in INPUT_BYTES}, "pe_hop": "pj_per_byte",
+                   "register_read": "pj_per_byte", "register_write": "pj_per_byte",
                    "buffer_read": "pj_per_byte", "buffer_write": "pj_per_byte",
                    "dram": "pj_per_byte", "vector_lane_op": "pj", "static": "watts"}
 
@@ -363,6 +400,8 @@ def _energy_table(cfg: Mapping[str, Any], locations: Mapping[str, str]) -> Energ
         vector_lane_op_pj=val("vector_lane_op"),
         static_w=static_w,
         sources={k: v["source"] for k, v in en.items()},
+        register_read_pj_per_byte=val("register_read"),
+        register_write_pj_per_byte=val("register_write"),
         buffer_pj_per_byte=buffers,
         scale_factors=factors,
         scaling=scaling,

@@ -74,6 +74,21 @@ SCHEMA: tuple[Field, ...] = (
     Field("accumulator_bits", "int", 32, "bits",
           "int8 only: width of the partial sums and accumulators (Gemmini's accType).",
           minimum=16, maximum=32),
+    Field("output.dtype", "choice", "accumulator", "-",
+          "Number format results leave the array in (written to the buffer and DRAM, read by "
+          "the next op): accumulator keeps the 4-byte accumulators (int32 or fp32); input is "
+          "the chip's dtype (so it follows --set dtype=...); int8 "
+          "requantises int32 accumulators (int8 chips: multiply by output.scale, round half to "
+          "even, saturate to [-128, 127]); bf16/fp16 round fp32 accumulators to nearest even "
+          "(float chips); fp32 on a float chip is the accumulator. A narrowing costs a "
+          "requantisation pass on the vector unit after the array op. Partial sums that leave "
+          "for accumulation across K tiles stay in accumulator precision.",
+          choices=("accumulator", "input", "int8", "bf16", "fp16", "fp32")),
+    Field("output.scale", "float", 0.0078125, "-",
+          "int8 outputs: the multiplier applied to each int32 accumulator before rounding "
+          "(s_a x s_b / s_out of the quantised layer); a program's matmul or conv2d may give "
+          "its own (out_scale). The default 2**-7 is an assumption (values only; it changes "
+          "no timing, traffic or energy).", positive=True, maximum=1e30),
     Field("array.rows", "int", 128, "PEs", "Rows R of processing elements.", positive=True,
           maximum=MAX_ARRAY_SIDE),
     Field("array.cols", "int", 128, "PEs", "Columns C of processing elements.", positive=True,
@@ -211,6 +226,13 @@ SCHEMA: tuple[Field, ...] = (
         ("pe_hop", "pj_per_byte", 0.6,
          "Eyeriss (Chen et al., ISCA 2016) PE-to-PE = 2x a MAC (unverified) x 0.3 pJ int8 MAC",
          "moving one byte of an operand or partial sum to the neighbouring PE"),
+        ("register_read", "pj_per_byte", 0.15,
+         "Eyeriss (Chen et al., ISCA 2016) register file access = 1x a MAC per 16-bit word "
+         "(unverified): 0.3 pJ int8 MAC / 2 bytes", "reading one byte of a PE register "
+         "(stationary operand, moving operand or partial sum) for a MAC"),
+        ("register_write", "pj_per_byte", 0.15,
+         "assumed equal to a read (Eyeriss, Chen et al., ISCA 2016: 1x a MAC per 16-bit word)",
+         "writing one byte into a PE register (an operand latched, a partial sum updated)"),
         ("buffer_read", "pj_per_byte", 1.25, "Horowitz ISSCC 2014: 8 KB SRAM, 64-bit read ~10 pJ",
          "reading one byte from an on-chip buffer"),
         ("buffer_write", "pj_per_byte", 1.25, "assumed equal to a read (Horowitz ISSCC 2014)",

@@ -8,14 +8,15 @@ from .chip import Chip
 
 __all__ = ["ENERGY_KEYS", "energy_breakdown"]
 
-ENERGY_KEYS = ("mac", "pe_hops", "buffer_read", "buffer_write", "dram", "vector", "static",
-               "total")
+ENERGY_KEYS = ("mac", "pe_hops", "register_read", "register_write", "buffer_read",
+               "buffer_write", "dram", "vector", "static", "total")
 
 
 def energy_breakdown(chip: Chip, events: Mapping[str, Any], time_s: float) -> dict[str, float]:
     """Return energy in pJ per part (see ENERGY_KEYS) for the event counts of a run.
 
-    ``events`` may hold ``macs``, ``pe_hop_bytes``, ``buffer_read_bytes``, ``buffer_write_bytes``,
+    ``events`` may hold ``macs``, ``pe_hop_bytes``, ``register_read_bytes``,
+    ``register_write_bytes`` (PE registers), ``buffer_read_bytes``, ``buffer_write_bytes``,
     ``dram_bytes`` and ``vector_lane_ops`` (absent counts are 0); ``time_s`` is the run's duration, for
     static power. ``total`` is the sum of the other parts. Buffer bytes split per buffer
     (``buffer_a_read_bytes`` ...) are charged at that buffer's pJ/byte (which grows with its
@@ -25,6 +26,8 @@ def energy_breakdown(chip: Chip, events: Mapping[str, Any], time_s: float) -> di
     parts = {
         "mac": events.get("macs", 0) * e.mac_pj[chip.dtype],
         "pe_hops": events.get("pe_hop_bytes", 0) * e.pe_hop_pj_per_byte,
+        "register_read": events.get("register_read_bytes", 0) * e.register_read_pj_per_byte,
+        "register_write": events.get("register_write_bytes", 0) * e.register_write_pj_per_byte,
         "buffer_read": _buffer_pj(chip, events, "read"),
         "buffer_write": _buffer_pj(chip, events, "write"),
         "dram": events.get("dram_bytes", 0) * e.dram_pj_per_byte,

@@ -13,18 +13,18 @@ import math
 
 import numpy as np
 
-from .chip import Chip
+from .chip import ACC_BYTES, Chip
 from .dataflow import check_gemm_shape, map_gemm
 from .energy import energy_breakdown
 from .errors import Interrupted, WorkloadError
 from .memory import MemoryResult, TilePlan, numerics_chunk, run_gemm_memory, streams
-from .numerics import adder_for, output_dtype, prepare_operand, value_dtype
+from .numerics import adder_for, output_dtype, prepare_operand, requantise, value_dtype
 from .program import Conv2d, Elementwise, Layout, MatMul, Op, Program, Reduce, VectorOp
 from .report import OpReport, Report
 from .residency import free_layout_ops, plan_residency
 from .sparse_gemm import plan_sparse_gemm
 from .vector import (VECTOR_OPS, elementwise_values, im2col_nchw, passes_cycles, reduce_values,
-                     vector_op_values)
+                     requant_passes, vector_op_values)
 
 __all__ = ["ENGINES", "dram_xfer_cycles", "gemm_op", "reference_pe_cycles", "run", "simulate_gemm", "simulate_gemms"]
 
@@ -185,24 +185,49 @@ def _reference(chip: Chip, a: np.ndarray, b: np.ndarray,
     return out, cycles, last, overflows
 
 
+def requant_cost(chip: Chip, outputs: int) -> tuple[int, int]:
+    """Return (cycles, lane-ops) of the vector unit's pass narrowing ``outputs`` results to
+    output.dtype after an array op; (0, 0) when results leave as accumulators."""
+    if not chip.narrows_output:
+        return 0, 0
+    return passes_cycles(chip.vector, requant_passes(chip.output_dtype, outputs))
+
+
 def _op_report(chip: Chip, name: str, kind: str, shape: tuple[int, ...], macs: int, folds: int,
                mem: MemoryResult, compute_cycles: int, start_cycle: int,
-               overflows: int | None) -> OpReport:
-    total = compute_cycles + mem.stall_cycles + chip.launch_cycles
+               overflows: int | None, gemms: int = 1) -> OpReport:
+    """Return the OpReport of an array op: the memory model's counts, PE register events and,
+    when output.dtype narrows the results, the requantisation pass (folded into this op: its
+    cycles after the array's, its lane-ops, its reads of the accumulators and writes of the
+    narrowed results in the O buffer)."""
+    outputs = shape[0] * shape[1] * gemms
+    rq_cycles, rq_ops = requant_cost(chip, outputs)
+    total = compute_cycles + mem.stall_cycles + chip.launch_cycles + rq_cycles
     events = {"macs": macs, "pe_hop_bytes": mem.pe_hop_bytes,
+              "register_read_bytes": mem.register_read_bytes,
+              "register_write_bytes": mem.register_write_bytes,
               "buffer_read_bytes": mem.buffer_read_bytes,
               "buffer_write_bytes": mem.buffer_write_bytes, "dram_bytes": mem.dram_bytes,
-              "vector_lane_ops": 0, **mem.buffer_events()}
+              "vector_lane_ops": rq_ops, **mem.buffer_events()}
+    if rq_ops:
+        rq_rd, rq_wr = outputs * ACC_BYTES, outputs * chip.output_bytes
+        events["buffer_read_bytes"] += rq_rd
+        events["buffer_o_read_bytes"] += rq_rd
+        events["buffer_write_bytes"] += rq_wr
+        events["buffer_o_write_bytes"] += rq_wr
     energy = energy_breakdown(chip, events, total / chip.clock_hz)
+    traffic = mem.traffic()
+    traffic["buffer"] = {"read": events["buffer_read_bytes"],
+                         "write": events["buffer_write_bytes"]}
     return OpReport(name=name, kind=kind, unit="array", shape=shape,
                     dataflow=chip.array.dataflow, pes=chip.pes, compute_cycles=compute_cycles,
                     stall_cycles=mem.stall_cycles, macs=macs, folds=folds,
                     busy_pe_cycles=mem.busy_pe_cycles, start_cycle=start_cycle,
                     overhead_cycles=chip.launch_cycles,
                     overflow_events=overflows, events=events, energy_pj=energy,
-                    traffic_bytes=mem.traffic(), tiling=mem.plan.to_dict(),
+                    traffic_bytes=traffic, tiling=mem.plan.to_dict(),
                     memory_bound=mem.memory_bound, prefetch_cycles=mem.prefetch_cycles,
-                    drain_cycles=mem.drain_cycles)
+                    drain_cycles=mem.drain_cycles, requant_cycles=rq_cycles)
 
 
 def gemm_op(chip: Chip, m: int, n: int, k: int, name: str = "gemm", kind: str = "gemm",
@@ -354,6 +379,8 @@ def _scaled(mem: MemoryResult, count: int) -> MemoryResult:
         buffer_read_bytes=mem.buffer_read_bytes * count,
         buffer_write_bytes=mem.buffer_write_bytes * count,
         pe_hop_bytes=mem.pe_hop_bytes * count,
+        register_read_bytes=mem.register_read_bytes * count,
+        register_write_bytes=mem.register_write_bytes * count,
         dram_transfer_cycles=mem.dram_transfer_cycles * count,
         port_stall_cycles=mem.port_stall_cycles * count)
 
@@ -456,17 +483,22 @@ def _vector_cost(chip: Chip, program: Program, op: Op) -> tuple[str, tuple, list
 
 
 def _vector_op(chip: Chip, program: Program, op: Op, start: int,
-               res: _Residency | None = None, index: int = 0) -> tuple[OpReport, int]:
+               res: _Residency | None = None, index: int = 0,
+               narrowed: set[str] | frozenset = frozenset()) -> tuple[OpReport, int]:
+    """Return (report, lane-ops) of a vector-unit op; it reads 4 bytes per input element, or
+    output.dtype's bytes for a tensor an array op wrote narrowed (``narrowed``)."""
     unit = chip.vector
-    in_elems = sum(math.prod(program.shapes[t]) for t in op.inputs)
+    in_bytes = sum(math.prod(program.shapes[t]) * (chip.output_bytes if t in narrowed else 4)
+                   for t in op.inputs)
     if isinstance(op, VectorOp) and op.kind == "gather":  # only the gathered rows are read
-        in_elems = math.prod(program.shapes[op.output]) + math.prod(program.shapes[op.inputs[1]])
+        in_bytes = 4 * (math.prod(program.shapes[op.output])
+                        + math.prod(program.shapes[op.inputs[1]]))
     kind, shape, passes = _vector_cost(chip, program, op)
     out_elems = math.prod(shape)
     cycles, n = passes_cycles(unit, passes)
     dram_rd, dram_wr = res.vector_traffic(index) if res is not None else (0, 0)
     stall = max(0, dram_xfer_cycles(chip, dram_rd + dram_wr) - cycles)
-    events = {"macs": 0, "pe_hop_bytes": 0, "buffer_read_bytes": 4 * in_elems,
+    events = {"macs": 0, "pe_hop_bytes": 0, "buffer_read_bytes": in_bytes,
               "buffer_write_bytes": 4 * out_elems, "dram_bytes": dram_rd + dram_wr,
               "vector_lane_ops": n}
     energy = energy_breakdown(chip, events,
@@ -476,7 +508,7 @@ def _vector_op(chip: Chip, program: Program, op: Op, start: int,
     if res is not None and res.plan is not None:
         traffic = {"dram": {"a_read": dram_rd, "b_read": 0, "o_read": 0, "o_write": dram_wr,
                             "total": dram_rd + dram_wr},
-                   "buffer": {"read": 4 * in_elems, "write": 4 * out_elems}}
+                   "buffer": {"read": in_bytes, "write": 4 * out_elems}}
         info = res.info(index)
     return OpReport(name=op.name, kind=kind, unit="vector", shape=tuple(shape), dataflow="-",
                     pes=chip.pes, compute_cycles=cycles, stall_cycles=stall, macs=0, folds=0,
@@ -505,6 +537,23 @@ def _layout_values(op: Layout, x: np.ndarray) -> np.ndarray:
     idx = [slice(None)] * x.ndim
     idx[ax] = slice(op.attr("start"), op.attr("stop"))
     return np.ascontiguousarray(x[tuple(idx)])
+
+
+def _narrow(chip: Chip, op: MatMul | Conv2d, env: dict) -> np.ndarray:
+    """Return an array op's output value as it leaves the array in output.dtype (see
+    numerics.requantise): int8 outputs of integer operands are requantised with the op's
+    out_scale (or output.scale); a float tensor the engine quantised per tensor on its way
+    into an int8 array keeps its dequantised float32 result (its int8 form is the next array
+    op's per-tensor quantisation); bf16/fp16 outputs are rounded."""
+    value = env[op.output]
+    if not chip.narrows_output:
+        return value
+    if chip.output_dtype == "int8":
+        if not all(np.issubdtype(np.asarray(env[t]).dtype, np.integer) for t in op.inputs):
+            return value
+        scale = op.out_scale if op.out_scale is not None else chip.output_scale
+        return requantise(value, "int8", scale)
+    return requantise(value, chip.output_dtype, 0.0)
 
 
 def _plain_matmul(program: Program, op) -> bool:
@@ -552,11 +601,14 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
     ops: list[OpReport] = []
     last_output = None
     gemm_cache: dict[tuple[int, int, int], tuple[MemoryResult, int]] = {}
+    narrowed: set[str] = set()  # tensors array ops wrote in output.dtype (narrower than 4 B)
     single = len(program.ops) == 1
     for i, op in enumerate(program.ops):
         if isinstance(op, Layout) and op.name in free:
             start = max([ready[t] for t in op.inputs])
             rep = _layout_report(chip, program, op, start, res.info(i))
+            if op.inputs[0] in narrowed:  # a free reshape or slice of a narrowed tensor
+                narrowed.add(op.output)
             if functional:
                 env[op.output] = _layout_values(op, np.asarray(env[op.inputs[0]]))
             ops.append(rep)
@@ -605,6 +657,8 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                     else:
                         env[op.output], ref_cycles, last, overflows = _batched_values(
                             chip, program, op, env, one.plan, engine)
+            if functional:
+                env[op.output] = _narrow(chip, op, env)
             if ref_cycles is not None:
                 compute = ref_cycles
                 mem = dataclasses.replace(mem, total_cycles=ref_cycles + mem.stall_cycles,
@@ -615,16 +669,18 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
             kind = ("gemm" if single else "matmul") if isinstance(op, MatMul) else "conv2d"
             if sparse_macs is None:
                 rep = _op_report(chip, op.name, kind, (m, n, k), m * n * k * count, folds * count,
-                                 mem, compute, start, overflows)
+                                 mem, compute, start, overflows, count)
             else:  # sparse: the MACs performed and the folds of the K steps streamed
                 rep = _op_report(chip, op.name, kind, (m, n, k), sparse_macs, sparse_folds, mem,
                                  compute, start, overflows)
             if res.plan is not None:
                 rep = dataclasses.replace(rep, residency=res.info(i))
+            if chip.narrows_output:
+                narrowed.add(op.output)
             if count > 1:
                 rep = dataclasses.replace(rep, gemms=count)
         else:
-            rep, _lane_ops = _vector_op(chip, program, op, start, res, i)
+            rep, _lane_ops = _vector_op(chip, program, op, start, res, i, narrowed)
             if functional:
                 args = [env[t] for t in op.inputs]
                 if isinstance(op, Reduce):
@@ -643,6 +699,8 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                                             str(exc)) from None
         ops.append(rep)
         unit_free[unit] = rep.end_cycle
+        if rep.requant_cycles:  # the array op's requantisation tail holds the vector unit
+            unit_free["vector"] = max(unit_free["vector"], rep.end_cycle)
         ready[op.output] = rep.end_cycle
         if progress is not None:
             progress(i + 1, len(program.ops))

@@ -73,6 +73,8 @@ class MemoryResult:
     buffer_b_read_bytes: int = 0  # the array's reads of the B buffer
     prefetch_cycles: int = 0  # the exposed load before the first tile step
     drain_cycles: int = 0  # the exposed write-back after the last tile step
+    register_read_bytes: int = 0  # PE register reads: operands and partial sums of every MAC
+    register_write_bytes: int = 0  # PE register writes: operands latched, partial sums updated
 
     def buffer_events(self) -> dict[str, int]:
         """Return bytes read and written per buffer (a, b, o): A and B are written by their DRAM
@@ -207,7 +209,7 @@ def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str,
         m, n, k, cand_m, cand_n, cand_k, orders, in_b, ACC_BYTES, caps,
         chip.buffers.unified, chip.buffers.double_buffered, _DATAFLOW_CODE[arr.dataflow],
         arr.rows, arr.cols, arr.fill_drain == "full", arr.preload_overlap, arr.count,
-        _SPLIT_CODE[split], arr.split_tile_m, arr.split_tile_n)
+        _SPLIT_CODE[split], arr.split_tile_m, arr.split_tile_n, chip.output_bytes)
     if len(rows):  # the Pareto front in (estimated cycles, traffic): sorted by the estimate,
         order = np.lexsort((steps, traffic, est))  # keep each tiling that lowers the traffic
         t_sorted = traffic[order]
@@ -250,7 +252,7 @@ def dram_traffic_closed_form(chip: Chip, m: int, n: int, k: int, plan: TilePlan)
     from . import _memory
     return tuple(int(v) for v in _memory._dram_traffic(
         m, n, k, plan.tile_m, plan.tile_n, plan.tile_k, ORDERS.index(plan.loop_order),
-        chip.input_bytes, ACC_BYTES))
+        chip.input_bytes, ACC_BYTES, chip.output_bytes))
 
 
 def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> MemoryResult:
@@ -262,14 +264,16 @@ def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> MemoryResult:
         arr.preload_overlap, arr.count, _SPLIT_CODE[plan.split], arr.split_tile_m,
         arr.split_tile_n, chip.input_bytes, ACC_BYTES,
         np.array(chip.dram.bytes_per_cycle(chip.clock_hz), np.float64), chip.dram.per_operand,
-        chip.dram.latency_cycles, chip.buffers.double_buffered, chip.buffers.unified, _ports(chip))
+        chip.dram.latency_cycles, chip.buffers.double_buffered, chip.buffers.unified, _ports(chip),
+        chip.output_bytes)
     M = _memory
     return MemoryResult(plan, int(c[M.C_TOTAL]), int(c[M.C_COMPUTE]), int(c[M.C_BUSY]),
                         int(c[M.C_STEPS]), int(c[M.C_DRAM_A]), int(c[M.C_DRAM_B]),
                         int(c[M.C_DRAM_O_RD]), int(c[M.C_DRAM_O_WR]), int(c[M.C_BUF_RD]),
                         int(c[M.C_BUF_WR]), int(c[M.C_HOP_BYTES]), int(c[M.C_XFER]),
                         int(c[M.C_PORT]), int(c[M.C_BUF_RD_A]), int(c[M.C_BUF_RD_B]),
-                        int(c[M.C_PREFETCH]), int(c[M.C_DRAIN]))
+                        int(c[M.C_PREFETCH]), int(c[M.C_DRAIN]), int(c[M.C_REG_RD]),
+                        int(c[M.C_REG_WR]))
 
 
 def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str) -> MemoryResult | None:
@@ -290,12 +294,13 @@ def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str) -> MemoryResul
     bpc = 0.0 if chip.dram.ideal else chip.dram.bandwidth_bytes_per_s / chip.clock_hz
     c = one_tile.one_step(_DATAFLOW_CODE[arr.dataflow], m, n, k, arr.rows, arr.cols,
                           arr.fill_drain == "full", arr.preload_overlap, chip.input_bytes,
-                          ACC_BYTES, bpc, chip.dram.latency_cycles, buf.unified, ports)
+                          ACC_BYTES, bpc, chip.dram.latency_cycles, buf.unified, ports,
+                          chip.output_bytes)
     plan = TilePlan(m, n, k, ORDERS[0] if t.loop_order == "auto" else t.loop_order, split)
     return MemoryResult(plan, c["total"], c["compute"], c["busy"], c["steps"], c["dram_a"],
                         c["dram_b"], c["dram_o_rd"], c["dram_o_wr"], c["buf_rd"], c["buf_wr"],
                         c["hop_bytes"], c["xfer"], c["port"], c["buf_rd_a"], c["buf_rd_b"],
-                        c["prefetch"], c["drain"])
+                        c["prefetch"], c["drain"], c["reg_rd"], c["reg_wr"])
 
 
 def _transfer_bound(chip: Chip, traffic: tuple[int, ...]) -> float:

@@ -18,7 +18,7 @@ from .chip import Chip
 from .errors import WorkloadError
 
 __all__ = ["INPUT_TYPES", "adder_for", "output_dtype", "prepare_operand", "random_operands",
-           "round_to_input", "value_dtype", "float_error_bound"]
+           "requantise", "round_to_input", "value_dtype", "float_error_bound"]
 
 INPUT_TYPES = {"int8": np.dtype(np.int8), "fp16": np.dtype(np.float16),
                "bf16": np.dtype(ml_dtypes.bfloat16), "fp32": np.dtype(np.float32)}
@@ -43,6 +43,21 @@ def adder_for(chip: Chip) -> tuple[int, object, object, object]:
     mode = MODE_WRAP if chip.overflow == "wrap" else MODE_SATURATE
     lo, hi, span = adder_limits(chip.accumulator_bits, vt)
     return mode, lo, hi, span
+
+
+def requantise(acc: np.ndarray, out_dtype: str, scale: float) -> np.ndarray:
+    """Return the array's accumulators ``acc`` as they leave it in ``out_dtype`` (output.dtype).
+
+    int8: ``clip(rint(acc * scale), -128, 127)`` as int8, the product in float64 (an int32 is
+    exact there) and ``rint`` rounding half to even; bf16/fp16: fp32 accumulators rounded to
+    nearest even, carried as float32; accumulator/fp32: ``acc`` unchanged.
+    """
+    if out_dtype == "int8":
+        x = np.rint(np.asarray(acc, np.float64) * np.float64(scale))
+        return np.clip(x, -128, 127).astype(np.int8)
+    if out_dtype in ("bf16", "fp16"):
+        return round_to_input(np.asarray(acc, np.float32), out_dtype)
+    return acc
 
 
 def round_to_input(x: np.ndarray, dtype: str) -> np.ndarray:

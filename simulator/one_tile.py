@@ -147,12 +147,13 @@ def fits(tm: int, tn: int, tk: int, in_b: int, acc_b: int, caps: tuple[int, int,
 
 def one_step(df: int, m: int, n: int, k: int, big_r: int, big_c: int, full: bool, overlap: bool,
              in_b: int, acc_b: int, bytes_per_cycle: float, latency_cycles: int, unified: bool,
-             ports: tuple[float, float, float, float]) -> dict[str, int]:
+             ports: tuple[float, float, float, float], out_b: int) -> dict[str, int]:
     """Return the counters of a GEMM run as one tile step on one array (cycles, bytes): what
     ``_memory._run_steps`` returns for tiles of the whole GEMM, keyed by the names of its
     ``C_*`` indices (``total``, ``compute``, ``busy``, ``steps``, ``dram_a``, ``dram_b``,
     ``dram_o_rd``, ``dram_o_wr``, ``buf_rd``, ``buf_wr``, ``hop_bytes``, ``xfer``, ``port``,
-    ``buf_rd_a``, ``buf_rd_b``, ``prefetch``, ``drain``), with one shared DRAM port.
+    ``buf_rd_a``, ``buf_rd_b``, ``prefetch``, ``drain``, ``reg_rd``, ``reg_wr``), with one shared
+    DRAM port; the write-back moves ``out_b`` bytes per result (output.dtype).
 
     The step loads A and B, computes, and writes O back; with one step double buffering hides
     nothing, so total = load + max(compute, port time) + write-back.
@@ -160,7 +161,7 @@ def one_step(df: int, m: int, n: int, k: int, big_r: int, big_c: int, full: bool
     cyc, busy, a_el, b_el, o_rd_el, o_wr_el, hops, p_hops = one_array(df, m, n, k, big_r, big_c,
                                                                        full, overlap)
     load = m * k * in_b + k * n * in_b
-    write = m * n * acc_b
+    write = m * n * out_b
     a_rd, b_rd, o_rd, o_wr = a_el * in_b, b_el * in_b, o_rd_el * acc_b, o_wr_el * acc_b
     if unified:
         port = port_cycles(a_rd + b_rd + o_rd + o_wr, ports[3])
@@ -175,4 +176,5 @@ def one_step(df: int, m: int, n: int, k: int, big_r: int, big_c: int, full: bool
             "buf_rd": a_rd + b_rd + o_rd + write, "buf_wr": o_wr + load,
             "hop_bytes": hops * in_b + p_hops * acc_b, "xfer": t_load + t_write,
             "port": step - cyc, "buf_rd_a": a_rd, "buf_rd_b": b_rd, "prefetch": t_load,
-            "drain": t_write}
+            "drain": t_write, "reg_rd": m * n * k * (2 * in_b + acc_b),
+            "reg_wr": m * n * k * acc_b + (a_el + b_el + hops) * in_b}

@@ -21,7 +21,8 @@ __all__ = ["KINDS", "energy_breakdown", "heatmap", "roofline", "save", "timeline
 
 KINDS = ("utilisation", "roofline", "energy", "timeline", "heatmap")
 __all__.append("compare_bars")
-_ENERGY_PARTS = ("mac", "pe_hops", "buffer_read", "buffer_write", "dram", "vector", "static")
+_ENERGY_PARTS = ("mac", "pe_hops", "register_read", "register_write", "buffer_read",
+                 "buffer_write", "dram", "vector", "static")
 
 
 def _num(v: str) -> float:

@@ -69,6 +69,7 @@ class MatMul(Op):
 
     transpose_a: bool = False
     transpose_b: bool = False
+    out_scale: float | None = None  # int8 outputs: this op's requantisation multiplier
     unit = "array"
 
 
@@ -80,6 +81,7 @@ class Conv2d(Op):
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
+    out_scale: float | None = None  # int8 outputs: this op's requantisation multiplier
     unit = "array"
 
 
@@ -220,13 +222,16 @@ class Program:
 
     # -- array ops ----------------------------------------------------------------------------
     def matmul(self, name: str, a: str, b: str, out: str | None = None, transpose_a: bool = False,
-               transpose_b: bool = False) -> str:
+               transpose_b: bool = False, out_scale: float | None = None) -> str:
         """Append ``out = op(a) @ op(b)`` on the array; return the output tensor's name.
 
         2-D operands: one GEMM. ``a (..., M, K) @ b (K, N)``: one GEMM over all leading dims.
         Both with batch dims (broadcast as in numpy): one GEMM per batch element.
+        ``out_scale``: on a chip with int8 outputs, the multiplier of the int32 accumulators
+        before rounding (default: the chip's output.scale).
         """
         self._check_op_name(name)
+        out_scale = self._out_scale(out_scale, name)
         sa, sb = self._shape(a, name), self._shape(b, name)
         if len(sa) < 2 or len(sb) < 2:
             raise self._fail(name, f"matmul operands need rank >= 2, got {sa} and {sb}")
@@ -242,7 +247,17 @@ class Program:
                              "broadcast") from None
         out = out or name
         self._define(out, (*batch, m, n), name)
-        return self._append(MatMul(name, (a, b), out, bool(transpose_a), bool(transpose_b)))
+        return self._append(MatMul(name, (a, b), out, bool(transpose_a), bool(transpose_b),
+                                   out_scale))
+
+    def _out_scale(self, scale: float | None, name: str) -> float | None:
+        """Return a checked requantisation multiplier (None: the chip's output.scale)."""
+        if scale is None:
+            return None
+        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(scale) or scale <= 0:
+            raise self._fail(name, f"out_scale must be a positive finite number, got {scale!r}")
+        return float(scale)
 
     def linear(self, name: str, x: str, w: str, b: str | None = None, out: str | None = None) -> str:
         """Append a linear layer ``x @ w (+ b)``: a matmul on the array (``name.matmul``) and, with
@@ -253,10 +268,12 @@ class Program:
         return self.elementwise(f"{name}.bias", "add", y, b, out=out or name)
 
     def conv2d(self, name: str, x: str, w: str, stride=1, padding=0, dilation=1, groups: int = 1,
-               out: str | None = None) -> str:
+               out: str | None = None, out_scale: float | None = None) -> str:
         """Append a convolution of ``x (N, C, H, W)`` with ``w (F, C/groups, kh, kw)`` on the
-        array; output (N, F, out_h, out_w), floor sizes (see conv_out_size)."""
+        array; output (N, F, out_h, out_w), floor sizes (see conv_out_size). ``out_scale``: as
+        for matmul."""
         self._check_op_name(name)
+        out_scale = self._out_scale(out_scale, name)
         sx, sw = self._shape(x, name), self._shape(w, name)
 
         def fail(msg: str) -> WorkloadError:
@@ -281,7 +298,8 @@ class Program:
                        f"{h + 2 * padding[0]}x{wd + 2 * padding[1]}")
         out = out or name
         self._define(out, (nb, f, oh, ow), name)
-        return self._append(Conv2d(name, (x, w), out, stride, padding, dilation, int(groups)))
+        return self._append(Conv2d(name, (x, w), out, stride, padding, dilation, int(groups),
+                                   out_scale))
 
     # -- vector ops ---------------------------------------------------------------------------
     def elementwise(self, name: str, kind: str, *args: str, const: float = 0.0,

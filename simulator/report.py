@@ -55,11 +55,15 @@ class OpReport:
     residency: Mapping[str, Any] = field(default_factory=dict)
     prefetch_cycles: int = 0  # of stall_cycles: the exposed load before the first tile step
     drain_cycles: int = 0  # of stall_cycles: the exposed write-back after the last tile step
+    # an array op whose results leave narrowed (output.dtype): the vector unit's
+    # requantisation pass after the array finishes (cycles, part of total_cycles)
+    requant_cycles: int = 0
 
     @property
     def total_cycles(self) -> int:
-        """Return compute plus stall plus fixed overhead cycles."""
-        return self.compute_cycles + self.stall_cycles + self.overhead_cycles
+        """Return compute plus stall plus fixed overhead plus requantisation cycles."""
+        return self.compute_cycles + self.stall_cycles + self.overhead_cycles + \
+            self.requant_cycles
 
     @property
     def end_cycle(self) -> int:
@@ -77,6 +81,8 @@ class OpReport:
                        self.macs, self.folds, self.busy_pe_cycles, self.scalesim_cycles,
                        self.overflow_events)
         out["overhead_cycles"] = self.overhead_cycles
+        if self.requant_cycles:
+            out["requant_cycles"] = self.requant_cycles
         out["memory_bound"] = self.memory_bound
         out["traffic_bytes"] = _plain(self.traffic_bytes)
         out["events"] = dict(self.events)
@@ -208,6 +214,9 @@ class Report:
                        self.scalesim_cycles, self.overflow_events)
         out["memory_bound_ops"] = sum(op.memory_bound for op in self.ops)
         out["overhead_cycles"] = sum(op.overhead_cycles for op in self.ops)
+        requant = sum(op.requant_cycles for op in self.ops)
+        if requant:
+            out["requant_cycles"] = requant
         traffic: dict[str, Any] = {}
         events: dict[str, Any] = {}
         energy: dict[str, Any] = {}
@@ -260,7 +269,9 @@ class Report:
             f"preload_overlap={str(arr.preload_overlap).lower()}",
             f"engine      {self.engine} ({self.mode})",
             f"cycles      {t['total_cycles']:,} total = {t['compute_cycles']:,} compute + "
-            f"{t['stall_cycles']:,} stall   (SCALE-Sim convention, compute: "
+            f"{t['stall_cycles']:,} stall"
+            + (f" + {t['requant_cycles']:,} requantisation" if t.get("requant_cycles") else "")
+            + "   (SCALE-Sim convention, compute: "
             f"{t['scalesim_cycles']:,})",
             f"time        {_fmt_time(t['time_s'])} at {self.chip.clock_hz / 1e6:g} MHz",
             f"MACs        {t['macs']:,} in {t['folds']:,} folds",
@@ -311,14 +322,16 @@ class Report:
 # columns of the per-layer table and of its CSV (cycles: the op's total; share: of the sum
 # of all ops' cycles, overlapping ops counted each)
 LAYER_COLUMNS = ("layer", "op", "kind", "shape", "unit", "start_cycle", "cycles", "share",
-                 "utilisation", "stall_cycles", "macs", "dram_bytes", "buffer_bytes",
+                 "utilisation", "stall_cycles", "requant_cycles", "macs", "dram_bytes",
+                 "buffer_bytes",
                  "spilled", "energy_pj")
 
 
 def layer_rows(report: Report) -> list[dict[str, Any]]:
     """Return one row per op for the per-layer table: layer (the op name up to its first dot),
     op, kind, shape, unit, cycles (total), share of all ops' cycles, utilisation (array ops:
-    MACs / (PEs x cycles); vector ops: lane-ops / (lanes x cycles)), stall cycles, MACs, DRAM
+    MACs / (PEs x cycles); vector ops: lane-ops / (lanes x cycles)), stall cycles,
+    requantisation cycles (array ops with narrowed outputs), MACs, DRAM
     bytes, resident buffer bytes, spilled tensors and energy (pJ)."""
     total = sum(op.total_cycles for op in report.ops) or 1
     lanes = report.chip.vector.lanes
@@ -336,7 +349,8 @@ def layer_rows(report: Report) -> list[dict[str, Any]]:
                               (f" x{op.gemms}" if op.gemms != 1 else ""),
                      "unit": op.unit, "start_cycle": op.start_cycle, "cycles": op.total_cycles,
                      "share": op.total_cycles / total, "utilisation": util,
-                     "stall_cycles": op.stall_cycles, "macs": op.macs,
+                     "stall_cycles": op.stall_cycles, "requant_cycles": op.requant_cycles,
+                     "macs": op.macs,
                      "dram_bytes": op.events.get("dram_bytes", 0),
                      "buffer_bytes": op.residency.get("buffer_bytes", 0),
                      "spilled": " ".join(op.residency.get("spilled", [])),

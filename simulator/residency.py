@@ -20,7 +20,8 @@ DRAM transfers (per op, each named with its reason):
 - ``output``: a program output, written once at its definition.
 
 Bytes per element: the chip's input type for tensors only array ops read (they are stored in
-the array's operand format), 4 (fp32 / int32) for the rest.
+the array's operand format), 4 (fp32 / int32) for the rest; an array op's result on a chip that
+narrows its outputs (output.dtype) at most output.dtype's bytes.
 """
 
 from __future__ import annotations
@@ -111,8 +112,13 @@ def plan_residency(chip: Chip, program: Program, free: set[str] | None = None) -
             order.append(r)
     outputs = {root[t] for t in program.program_outputs()}
     nbytes = {}
+    # results of array ops leave the array in output.dtype (narrower than the accumulators
+    # when the chip requantises them)
+    narrowed = {op.output for op in ops if chip.narrows_output and isinstance(op, (MatMul, Conv2d))}
     for r in order:
         per = chip.input_bytes if array_only.get(r, False) else ACC_BYTES
+        if r in narrowed:
+            per = min(per, chip.output_bytes)
         nbytes[r] = program.numel(r) * per
     cap = chip.buffers.residency_bytes
     n = len(ops)

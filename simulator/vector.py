@@ -74,6 +74,16 @@ def reduction_cycles(unit: VectorUnit, n: int, group: int) -> int:
     return vector_cycles(unit, "reduction", n) + depth
 
 
+def requant_passes(out_dtype: str, n: int) -> list[tuple[str, int, int]]:
+    """Return the vector-unit passes that requantise ``n`` accumulators to ``out_dtype``:
+    int8 multiplies by the scale (an ``add``-class pass, a multiply-add) then rounds and
+    saturates (a ``compare``-class pass); bf16/fp16 round once (an ``add``-class pass, the
+    adder's rounding). The pass classes are an assumption; see docs/energy.md."""
+    if out_dtype == "int8":
+        return [("add", n, 0), ("compare", n, 0)]
+    return [("add", n, 0)]
+
+
 def passes_cycles(unit: VectorUnit, passes: list[tuple[str, int, int]]) -> tuple[int, int]:
     """Return (cycles, lane-ops) of a sequence of passes (class, n elements, reduction group;
     group 0 = not a reduction), each paying its latency (they depend on each other)."""
@@ -121,7 +131,12 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def elementwise_values(kind: str, inputs: list[np.ndarray], const: float,
                        params: tuple[float, ...] = ()) -> np.ndarray:
-    """Return the float32 result of an elementwise op (operands broadcast as in numpy)."""
+    """Return the float32 result of an elementwise op (operands broadcast as in numpy); relu
+    and max of integer tensors (an int8 network's activations) stay integers, exactly."""
+    if kind in ("relu", "max") and all(np.issubdtype(np.asarray(x).dtype, np.integer)
+                                       for x in inputs):
+        xs = [np.asarray(x) for x in inputs]
+        return np.maximum(xs[0], 0 if kind == "relu" else xs[1]).astype(xs[0].dtype)
     xs = [np.asarray(x, np.float32) for x in inputs]
     c = np.float32(const)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):

@@ -44,8 +44,11 @@ def ordered_gemm(a, b, chunk, dtype, overflow="wrap", bits=32):
     return out, overflows
 
 
-def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b):
+def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b=None):
     """Walk tile steps one by one, keeping the resident tile of each operand in a variable.
+
+    An O tile written back before its last k tile holds partial sums (``acc_b`` bytes each);
+    written back after it, results in the output precision (``out_b``, default ``acc_b``).
 
     Return (dram dict, list of (load bytes, write bytes, (em, en, ek), tile indices {"m", "n",
     "k"}, (A, B, O read-back) load bytes)) per step.
@@ -86,7 +89,8 @@ def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b):
         nxt = seq[s + 1] if s + 1 < len(seq) else None
         write = 0
         if nxt is None or (nxt["m"], nxt["n"]) != res_o:
-            write = em * en * acc_b
+            done = st["k"] == trips["k"] - 1  # the O tile's k range is complete
+            write = em * en * (acc_b if out_b is None or not done else out_b)
             dram["o_wr"] += write
         steps.append((sum(load), write, (em, en, ek), dict(st), tuple(load)))
     return dram, steps
@@ -170,6 +174,32 @@ def _array_blocks(em, en, count, split, split_tile_m, split_tile_n):
     return blocks
 
 
+def _fold_registers(df, r, c, streamed, bk, cont):
+    """Walk the PEs of one fold (r x c PEs in use) and count their register accesses, in
+    elements: (operand reads, partial-sum reads, operand writes, partial-sum writes).
+
+    Every MAC reads its two operands and reads and updates its partial sum (os: the sum held in
+    the PE; ws/is: the sum arriving from above, passed on below). Every operand value a PE
+    latches is a write: os latches each A and each B value that passes it (one per MAC); ws/is
+    latch the streamed operand once per MAC and, while the stationary tile loads from the top,
+    PE row i latches the values of rows i .. r-1 as they shift down (none when the tile is
+    already in the PEs, ``cont``). ``streamed``: MACs per PE (os: K; ws: rows of A; is:
+    columns of B).
+    """
+    op_rd = ps_rd = op_wr = ps_wr = 0
+    for i in range(r):
+        for _j in range(c):
+            macs = streamed if df != "os" else bk
+            op_rd += 2 * macs
+            ps_rd += macs
+            ps_wr += macs
+            if df == "os":
+                op_wr += 2 * macs  # the A value from the left and the B value from above
+            else:
+                op_wr += macs + (0 if cont else r - i)  # streamed values + stationary shift
+    return op_rd, ps_rd, op_wr, ps_wr
+
+
 def _fold_events(df, rows, cols, bm, bn, bk):
     """Walk the folds of one array on a bm x bn x bk sub-GEMM; return, per fold, the events
     (elements and hops) and the region of O it writes, as a list of dicts.
@@ -211,7 +241,7 @@ def _fold_events(df, rows, cols, bm, bn, bk):
 
 
 def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1, split="m",
-                split_tile_m=1, split_tile_n=1):
+                split_tile_m=1, split_tile_n=1, out_b=None):
     """Count every event of a tiled GEMM by walking its tile steps, arrays and folds one by one.
 
     Return (totals, per_step): ``totals`` has macs, pe_hop_bytes, buffer reads and writes per
@@ -231,8 +261,12 @@ def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1
     partial sums in the PEs (no accumulator traffic: the run's first step sends them once).
     Such a step costs only its stream; ``per_step[i]["stream"]`` is that length (os: K, ws: the
     rows of A, is: the columns of B of the step), None for a step that restarts the array.
+
+    PE registers: ``register_read_bytes`` and ``register_write_bytes`` from a walk over the PEs
+    of every fold (``_fold_registers``): operands in ``in_b``, partial sums in ``acc_b``.
+    ``out_b``: bytes of a result written back once its k range is complete (default acc_b).
     """
-    dram, steps = slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b)
+    dram, steps = slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b)
     trips = {"m": -(-m // tm), "n": -(-n // tn), "k": -(-k // tk)}
     seq = []
 
@@ -246,7 +280,7 @@ def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1
     rec(0, {})
     held = np.zeros((m, n), bool)  # element of O already holds a partial sum
     t = {"macs": 0, "op_hops": 0, "psum_hops": 0, "a_rd": 0, "b_rd": 0, "acc_rd": 0,
-         "acc_wr": 0}
+         "acc_wr": 0, "reg_op_rd": 0, "reg_ps_rd": 0, "reg_op_wr": 0, "reg_ps_wr": 0}
     per_step = []
     stationary = {"os": ("m", "n"), "ws": ("k", "n"), "is": ("m", "k")}[df]
 
@@ -271,6 +305,15 @@ def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1
                     stream = max(stream or 0, {"os": ek, "ws": bm, "is": bn}[df])
                 for f in _fold_events(df, rows, cols, bm, bn, ek):
                     f = dict(f)
+                    i0, i1, j0, j1 = f["region"]
+                    if df == "os":  # the fold's PEs: r rows of O by c columns
+                        fr, fc = i1 - i0, j1 - j0
+                    else:  # c columns of N (ws) or M (is); r rows of K, from the load r x c
+                        fc = j1 - j0 if df == "ws" else i1 - i0
+                        fr = f["b_rd" if df == "ws" else "a_rd"] // fc
+                    regs = _fold_registers(df, fr, fc, bm if df == "ws" else bn, ek, cont)
+                    for key, v in zip(("reg_op_rd", "reg_ps_rd", "reg_op_wr", "reg_ps_wr"), regs):
+                        t[key] += v
                     if cont and df != "os":  # the stationary block is already in the PEs
                         r, c = ek, (bn if df == "ws" else bm)
                         f["b_rd" if df == "ws" else "a_rd"] = 0
@@ -294,6 +337,8 @@ def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1
     totals = {
         "macs": t["macs"],
         "pe_hop_bytes": t["op_hops"] * in_b + t["psum_hops"] * acc_b,
+        "register_read_bytes": t["reg_op_rd"] * in_b + t["reg_ps_rd"] * acc_b,
+        "register_write_bytes": t["reg_op_wr"] * in_b + t["reg_ps_wr"] * acc_b,
         "buf_rd_a": t["a_rd"] * in_b, "buf_rd_b": t["b_rd"] * in_b,
         "buf_rd_o": t["acc_rd"] * acc_b + dram["o_wr"],
         "buf_wr_a": dram["a"], "buf_wr_b": dram["b"],

@@ -15,6 +15,7 @@ from simulator.program import Program
 from strategies import make_chip
 
 ACC_B = 4
+OUT_B = {"accumulator": 4, "int8": 1, "bf16": 2, "fp16": 2, "fp32": 4}
 ORDERS = ("mnk", "mkn", "nmk", "nkm", "kmn", "knm")
 
 
@@ -56,6 +57,8 @@ def memory_chips(draw, ports=False):
     dtype = draw(st.sampled_from(["int8", "bf16", "fp32"]))
     base = make_chip(rows, cols, df, draw(st.sampled_from(["full", "active"])), draw(st.booleans()),
                      dtype)
+    keys["output.dtype"] = draw(st.sampled_from(
+        ["accumulator", "int8"] if dtype == "int8" else ["accumulator", "bf16", "fp16", "fp32"]))
     return base.with_overrides(keys), (m, n, k)
 
 
@@ -64,7 +67,19 @@ def _oracle(chip, shape, tiling):
     m, n, k = shape
     return slow_events(arr.dataflow, arr.rows, arr.cols, m, n, k, tiling["tile_m"],
                        tiling["tile_n"], tiling["tile_k"], tiling["loop_order"], chip.input_bytes,
-                       ACC_B, arr.count, tiling["split"], arr.split_tile_m, arr.split_tile_n)
+                       ACC_B, arr.count, tiling["split"], arr.split_tile_m, arr.split_tile_n,
+                       OUT_B[chip.config["output"]["dtype"]])
+
+
+def _requant(chip, shape):
+    """Return (lane-ops, accumulator bytes read, result bytes written) of narrowing the M x N
+    results to output.dtype: int8 is two passes over every result (scale, then round and
+    saturate), bf16/fp16 one (round); none when results leave as accumulators."""
+    out = chip.config["output"]["dtype"]
+    if OUT_B[out] == ACC_B:
+        return 0, 0, 0
+    n_out = shape[0] * shape[1]
+    return (2 if out == "int8" else 1) * n_out, n_out * ACC_B, n_out * OUT_B[out]
 
 
 def _run(chip, shape):
@@ -89,11 +104,20 @@ def test_every_event_count_equals_the_fold_walk(case):
         assert op.tiling["loop_order"] == t.loop_order
     want, per_step = _oracle(chip, shape, op.tiling)
     event(f"tile steps: {'1' if len(per_step) == 1 else '2-9' if len(per_step) < 10 else '10+'}")
+    event(f"output {chip.config['output']['dtype']}")
+    # the requantisation pass reads every accumulator and writes every result in the O buffer
+    rq_ops, rq_rd, rq_wr = _requant(chip, shape)
+    want["buf_rd_o"] += rq_rd
+    want["buf_wr_o"] += rq_wr
+    want["buffer_read_bytes"] += rq_rd
+    want["buffer_write_bytes"] += rq_wr
     assert dict(op.events) == {
         "macs": want["macs"], "pe_hop_bytes": want["pe_hop_bytes"],
+        "register_read_bytes": want["register_read_bytes"],
+        "register_write_bytes": want["register_write_bytes"],
         "buffer_read_bytes": want["buffer_read_bytes"],
         "buffer_write_bytes": want["buffer_write_bytes"], "dram_bytes": want["dram_bytes"],
-        "vector_lane_ops": 0,
+        "vector_lane_ops": rq_ops,
         **{f"buffer_{b}_{kind}_bytes": want[f"buf_{short}_{b}"]
            for kind, short in (("read", "rd"), ("write", "wr")) for b in "abo"}}
     assert want["macs"] == math.prod(shape)
@@ -101,16 +125,20 @@ def test_every_event_count_equals_the_fold_walk(case):
         "dram": {"a_read": want["dram_a"], "b_read": want["dram_b"], "o_read": want["dram_o_rd"],
                  "o_write": want["dram_o_wr"], "total": want["dram_bytes"]},
         "buffer": {"read": want["buffer_read_bytes"], "write": want["buffer_write_bytes"]}}
+    assert (op.requant_cycles > 0) == (rq_ops > 0)
     e, tab = op.energy_pj, chip.energy
     bufs = ("unified_buffer",) * 3 if chip.buffers.unified else ("a", "b", "o")
     time_s = op.total_cycles / chip.clock_hz
     parts = {"mac": want["macs"] * tab.mac_pj[chip.dtype],
              "pe_hops": want["pe_hop_bytes"] * tab.pe_hop_pj_per_byte,
+             "register_read": want["register_read_bytes"] * tab.register_read_pj_per_byte,
+             "register_write": want["register_write_bytes"] * tab.register_write_pj_per_byte,
              "buffer_read": sum(want[f"buf_rd_{b}"] * tab.buffer_read_pj(buf)
                                 for b, buf in zip("abo", bufs)),
              "buffer_write": sum(want[f"buf_wr_{b}"] * tab.buffer_write_pj(buf)
                                  for b, buf in zip("abo", bufs)),
-             "dram": want["dram_bytes"] * tab.dram_pj_per_byte, "vector": 0.0,
+             "dram": want["dram_bytes"] * tab.dram_pj_per_byte,
+             "vector": rq_ops * tab.vector_lane_op_pj,
              "static": tab.static_w * time_s * 1e12}
     for key, value in parts.items():
         assert e[key] == pytest.approx(value, rel=1e-12, abs=1e-9), key
@@ -191,7 +219,8 @@ def test_buffer_ports_slow_steps_as_the_slow_timeline_says(case):
     tiling = op.tiling
     _, per_step = _oracle(chip, shape, tiling)
     _, steps = slow_tile_walk(m, n, k, tiling["tile_m"], tiling["tile_n"], tiling["tile_k"],
-                              tiling["loop_order"], chip.input_bytes, ACC_B)
+                              tiling["loop_order"], chip.input_bytes, ACC_B,
+                              OUT_B[chip.config["output"]["dtype"]])
     bare = make_chip(arr.rows, arr.cols, arr.dataflow, arr.fill_drain, arr.preload_overlap)
     cache = {}
 

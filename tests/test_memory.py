@@ -24,10 +24,13 @@ def chip_with(**kw):
 
 
 @given(m=st.integers(1, 90), n=st.integers(1, 90), k=st.integers(1, 90), tm=st.integers(1, 40),
-       tn=st.integers(1, 40), tk=st.integers(1, 40), order=orders, in_b=st.sampled_from([1, 2, 4]))
-def test_dram_traffic_closed_form_equals_walk(m, n, k, tm, tn, tk, order, in_b):
-    dram, _ = slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, 4)
-    closed = _memory._dram_traffic(m, n, k, tm, tn, tk, _memory.ORDERS.index(order), in_b, 4)
+       tn=st.integers(1, 40), tk=st.integers(1, 40), order=orders, in_b=st.sampled_from([1, 2, 4]),
+       out_b=st.sampled_from([1, 2, 4]))
+def test_dram_traffic_closed_form_equals_walk(m, n, k, tm, tn, tk, order, in_b, out_b):
+    # partial sums leave and return in 4 bytes; results once in out_b bytes (output.dtype)
+    dram, _ = slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, 4, out_b)
+    closed = _memory._dram_traffic(m, n, k, tm, tn, tk, _memory.ORDERS.index(order), in_b, 4,
+                                   out_b)
     assert closed == (dram["a"], dram["b"], dram["o_rd"], dram["o_wr"])
 
 

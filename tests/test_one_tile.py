@@ -57,12 +57,13 @@ def test_orders_are_the_hot_loops_orders():
        cap=st.sampled_from([0, 1 << 16, 1 << 20, 1 << 24]),
        ports=st.tuples(*[st.sampled_from([0.0, 1.0, 3.0, 64.0])] * 4),
        bw=st.sampled_from([0.0, 0.5e9, 16e9]), latency=st.integers(0, 100),
-       order=st.sampled_from(("auto",) + one_tile.ORDERS), split=st.sampled_from(["m", "n"]))
+       order=st.sampled_from(("auto",) + one_tile.ORDERS), split=st.sampled_from(["m", "n"]),
+       narrow=bools)
 def test_one_tile_result_equals_tile_walk(df, rows, cols, m, n, k, fill, overlap, dtype, unified,
-                                          db, cap, ports, bw, latency, order, split):
+                                          db, cap, ports, bw, latency, order, split, narrow):
     over = {"buffers.unified": unified, "buffers.double_buffered": db,
             "dram.bandwidth_bytes_per_s": bw, "dram.latency_cycles": latency,
-            "tiling.loop_order": order}
+            "tiling.loop_order": order, "output.dtype": "input" if narrow else "accumulator"}
     for i, name in enumerate(("a", "b", "o", "unified_buffer")):
         if (name == "unified_buffer") == unified:
             over[f"buffers.{name}.bytes"] = cap
