@@ -387,3 +387,13 @@ def zoo_size_kwargs(name: str, shape: tuple[int, ...]) -> dict:
         return {"batch": shape[0], "image": shape[-1]}
     return {"batch": shape[0], "seq": shape[1]}
 
+
+
+def tiny_factory():
+    """A CLI factory (``--torch tests/torch_zoo.py:tiny_factory``): the zoo's tiny transformer
+    with its zoo seed-0 parameters and example inputs x (2, 5, 64)."""
+    from simulator.kernels.zoo import build_zoo
+    m = build_zoo("zoo:tiny-transformer", batch=2, seq=5)
+    mod = copy_zoo_params(build_module("tiny-transformer"), "tiny-transformer",
+                          m.net.init_params(0))
+    return mod, torch_inputs("tiny-transformer", m.net.make_inputs(0))

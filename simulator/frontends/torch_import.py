@@ -37,7 +37,10 @@ torch is imported lazily, inside the functions here; the simulator core never im
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
+import logging
 import math
 import operator
 import sys
@@ -341,12 +344,11 @@ def _linear(L, n):
     x = L.tensor(L.arg(n.args[0]))
     w_node = n.args[1]
     b_node = n.args[2] if len(n.args) > 2 else n.kwargs.get("bias")
-    b = L.operand(b_node, "bias") if b_node is not None else None
     name = L.opname("linear")
+    w = L.operand(w_node, "weight")  # the weight first: parameters in the zoo's order
+    b = L.operand(b_node, "bias") if b_node is not None else None
     if w_node.name in L.param_nodes and L.layout.get(w_node.name) == "T":
-        w = L.param(w_node.name, "T")
         return L.p.linear(name, x, w, b, out=L.out(name))
-    w = L.operand(w_node, "weight")
     if b is None:
         return L.p.matmul(name, x, w, out=L.out(name), transpose_b=True)
     y = L.p.matmul(f"{name}.matmul", x, w, out=L.out(f"{name}.matmul"), transpose_b=True)
@@ -1073,8 +1075,8 @@ def _convert(torch, ep, where: str, name: str) -> _Lowering:
             continue
         fn = table.get(node.target)
         if fn is None:
-            raise L.fail(f"operator {_op_name(node.target)} is not supported by the PyTorch "
-                         f"importer (see docs/import-torch.md)")
+            raise L.fail("operator not supported by the PyTorch importer (see "
+                         "docs/import-torch.md for the supported ones)")
         try:
             value = fn(L, node)
         except WorkloadError as exc:
@@ -1210,15 +1212,20 @@ def import_module(module, example_inputs: tuple, where: str = "torch",
     shapes = ", ".join(f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}"
                        if isinstance(t, torch.Tensor) else type(t).__name__
                        for t in example_inputs)
+    before = logging.root.manager.disable
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), \
+                contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")  # e.g. nn.LSTM's flat-weights notice
+            logging.disable(logging.WARNING)  # torch logs its tracing trouble to stderr too
             ep = torch.export.export(module, tuple(example_inputs))
     except Exception as exc:  # noqa: BLE001 - whatever export raises is the user's module
         text = str(exc).strip().splitlines()
         first = next((line for line in text if line.strip()), "")[:300]
         raise WorkloadError(where, "export", f"torch.export failed on inputs {shapes}: "
                             f"{type(exc).__name__}: {first}") from None
+    finally:
+        logging.disable(before)
     label = name or type(module).__name__
     L = _convert(torch, ep, where, label)
     prog = _simplify(L.p)
