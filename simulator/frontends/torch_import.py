@@ -701,7 +701,8 @@ def _embedding(L, n):
     if isinstance(ids, _Const):
         idx = _to_numpy(L.torch, ids.value)
         if idx.ndim == 1 and np.array_equal(idx, np.arange(idx.size)):
-            return L.slice(table, 0, 0, int(idx.size), "embedding")  # positions 0..n-1
+            name = L.opname("embedding")  # positions 0..n-1: a free slice, as the zoo's
+            return L.p.slice(name, table, 0, 0, int(idx.size), out=L.out(name))
     return L.vec("embedding", "gather", table, L.tensor(ids, "ids"))
 
 
