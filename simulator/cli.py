@@ -113,8 +113,8 @@ def _torch_model(args: argparse.Namespace):
     from .frontends.torch_import import import_torch
     for flag in ("batch", "seq", "image"):
         if getattr(args, flag, None) is not None:
-            raise WorkloadError(f"--{flag}", flag, "does not apply to --torch; give the input "
-                                "shapes with --input AxBxC")
+            raise WorkloadError(f"--{flag} {getattr(args, flag)}", flag, "does not apply to "
+                                "--torch; give the input shapes with --input AxBxC")
     return import_torch(args.torch, args.input, getattr(args, "seed", 0))
 
 

@@ -43,6 +43,7 @@ import io
 import logging
 import math
 import operator
+import re
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -179,7 +180,9 @@ class _Lowering:
     def fail(self, message: str) -> WorkloadError:
         n = self.node
         what = f"node {n.name} ({_op_name(n.target)})" if n is not None else "graph"
-        return WorkloadError(self.where, what, message)
+        err = WorkloadError(_node_location(n) or self.where, what, message)
+        err.importer = True
+        return err
 
     # -- names --------------------------------------------------------------------------------
     def opname(self, short: str) -> str:
@@ -296,6 +299,22 @@ class _Lowering:
             return x
         n = self.opname(short)
         return self.p.slice(n, x, axis, start, stop, out=self.out(n))
+
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def _node_location(node) -> str | None:
+    """Return ``FILE:LINE`` of the user's source line that made ``node`` (the innermost frame
+    outside torch itself), or None when the graph does not say."""
+    trace = node.meta.get("stack_trace") if node is not None else None
+    frames = _FRAME.findall(trace or "")
+    if not frames:
+        return None
+    torch_dir = str(Path(_torch().__file__).parent)
+    user = [f for f in frames if not f[0].startswith(torch_dir)]
+    file, line = (user or frames)[-1]
+    return f"{file}:{line}"
 
 
 def _op_name(target) -> str:
@@ -1081,7 +1100,7 @@ def _convert(torch, ep, where: str, name: str) -> _Lowering:
         try:
             value = fn(L, node)
         except WorkloadError as exc:
-            if exc.location == where:
+            if getattr(exc, "importer", False):
                 raise
             raise L.fail(f"{exc.field}: {exc.message}") from None
         L.env[node.name] = value
@@ -1201,10 +1220,11 @@ def _simplify(p: Program) -> Program:
 # --------------------------------------------------------------------------- entry points
 
 def import_module(module, example_inputs: tuple, where: str = "torch",
-                  name: str | None = None) -> ImportedModel:
+                  name: str | None = None, label: str | None = None) -> ImportedModel:
     """Capture ``module`` on ``example_inputs`` (a tuple of tensors) with torch.export and
     return the ImportedModel (Program, parameter and input values). Raises WorkloadError (one
-    line naming the node and operator) for what cannot be imported."""
+    line: the source line ``FILE:LINE`` of the node when the graph records it, else ``where``;
+    the node and its operator) for what cannot be imported."""
     torch = _torch()
     if not isinstance(module, torch.nn.Module):
         raise WorkloadError(where, "module", f"the factory must return an nn.Module (or the "
@@ -1227,14 +1247,14 @@ def import_module(module, example_inputs: tuple, where: str = "torch",
                             f"{type(exc).__name__}: {first}") from None
     finally:
         logging.disable(before)
-    label = name or type(module).__name__
-    L = _convert(torch, ep, where, label)
+    name = name or type(module).__name__
+    L = _convert(torch, ep, where, name)
     prog = _simplify(L.p)
     values = dict(L.values)
     for node_name, t in zip(L.data, example_inputs):
         values[node_name] = _to_numpy(torch, t)
-    return ImportedModel(label, prog, prog.outputs[0], values, L.params, L.sources, L.data,
-                         label=f"torch:{where}")
+    return ImportedModel(name, prog, prog.outputs[0], values, L.params, L.sources, L.data,
+                         label=label or f"torch:{name}")
 
 
 def parse_input_shape(text: str) -> tuple[int, ...]:
@@ -1254,8 +1274,9 @@ def parse_input_shape(text: str) -> tuple[int, ...]:
 
 
 def load_factory(spec: str):
-    """Return (module, example inputs or None) from ``FILE.py:factory``; raise WorkloadError
-    for a missing file or factory, or a factory that fails or returns something else."""
+    """Return (module, example inputs or None, ``FILE:LINE`` of the factory) from
+    ``FILE.py:factory``; raise WorkloadError for a missing file or factory, or a factory that
+    fails or returns something else."""
     torch = _torch()
     path, sep, fn_name = spec.rpartition(":")
     if not sep or not path or not fn_name:
@@ -1274,13 +1295,18 @@ def load_factory(spec: str):
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     factory = getattr(module, fn_name, None)
     if not callable(factory):
-        raise WorkloadError(f"--torch {spec}", "factory", f"{path} has no function {fn_name}")
+        raise WorkloadError(f"{path}:1", "factory", f"{path} has no function {fn_name}")
+    code = getattr(factory, "__code__", None)
+    where = f"{path}:{code.co_firstlineno if code is not None else 1}"
     try:
         made = factory()
     except Exception as exc:  # noqa: BLE001
-        raise WorkloadError(f"--torch {spec}", "factory", f"{fn_name}() failed: "
-                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                            ) from None
+        line = [tb.tb_lineno for tb in _tracebacks(exc.__traceback__)
+                if Path(tb.tb_frame.f_code.co_filename) == file.resolve() or
+                tb.tb_frame.f_code.co_filename == str(file)]
+        raise WorkloadError(f"{path}:{line[-1]}" if line else where, "factory",
+                            f"{fn_name}() failed: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     example = None
     if isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], torch.nn.Module):
         made, example = made
@@ -1288,13 +1314,19 @@ def load_factory(spec: str):
             example = (example,)
         if not isinstance(example, (tuple, list)) or not all(
                 isinstance(t, torch.Tensor) for t in example):
-            raise WorkloadError(f"--torch {spec}", "factory", "example inputs must be a tensor "
+            raise WorkloadError(where, "factory", "example inputs must be a tensor "
                                 "or a tuple of tensors")
         example = tuple(example)
     if not isinstance(made, torch.nn.Module):
-        raise WorkloadError(f"--torch {spec}", "factory", f"{fn_name}() must return an "
+        raise WorkloadError(where, "factory", f"{fn_name}() must return an "
                             f"nn.Module or (module, example inputs), got {type(made).__name__}")
-    return made, example
+    return made, example, where
+
+
+def _tracebacks(tb):
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
 
 
 def import_torch(spec: str, inputs: list[str] | None = None, seed: int = 0) -> ImportedModel:
@@ -1302,7 +1334,7 @@ def import_torch(spec: str, inputs: list[str] | None = None, seed: int = 0) -> I
     AxBxC, one per model input; float32 normal values from ``seed``, or the dtype and value
     range of the factory's example inputs) or on the factory's example inputs."""
     torch = _torch()
-    module, example = load_factory(spec)
+    module, example, where = load_factory(spec)
     if inputs:
         shapes = [parse_input_shape(s) for s in inputs]
         if example is not None and len(example) != len(shapes):
@@ -1322,4 +1354,4 @@ def import_torch(spec: str, inputs: list[str] | None = None, seed: int = 0) -> I
         raise WorkloadError(f"--torch {spec}", "input", "give the input shapes with --input "
                             "AxBxC (the factory returns no example inputs)")
     name = Path(spec.rpartition(":")[0]).stem + ":" + spec.rpartition(":")[2]
-    return import_module(module, example, where=spec, name=name)
+    return import_module(module, example, where=where, name=name, label=f"torch:{spec}")
