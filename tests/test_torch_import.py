@@ -8,6 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import torch.nn.functional as F  # noqa: E402
+
 import torch_zoo as TZ  # noqa: E402
 from test_zoo import SMALL, rel  # noqa: E402
 from simulator.kernels.zoo import build_zoo  # noqa: E402
@@ -402,3 +404,60 @@ def test_imported_training_step_is_the_zoo_training_step(name):
     a, b = step_program(m, "cross_entropy", opt), step_program(im, "cross_entropy", opt)
     assert signature(a) == signature(b)
     assert run(FP32, a).total_cycles == run(FP32, b).total_cycles
+
+
+class Sink(nn.Module):
+    """Many operators at once: depthwise and pointwise convs, pools, norms, addmm, chunk,
+    SDPA with a constant boolean and a float mask, bmm, log-softmax, elementwise kinds,
+    reductions, select, cat, mm."""
+
+    def __init__(self):
+        super().__init__()
+        self.dw = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+        self.pw = nn.Conv2d(4, 6, 1, bias=False)
+        self.ln = nn.LayerNorm(6, elementwise_affine=False)
+        self.rms = nn.RMSNorm(6, eps=1e-6)
+        self.fc = nn.Linear(6, 6)
+        self.w = nn.Parameter(torch.randn(6, 6) * 0.3)
+        self.b = nn.Parameter(torch.randn(6) * 0.1)
+        self.register_buffer("keep", torch.tril(torch.ones(9, 9)).bool())
+    def forward(self, x, m):
+        h = self.pw(F.relu(self.dw(x)))                      # (2, 6, 6, 6)
+        a = F.avg_pool2d(h, 2)                                # (2, 6, 3, 3)
+        a2 = F.adaptive_avg_pool2d(h, 2)                      # (2, 6, 2, 2)
+        t = a.flatten(2).transpose(1, 2)                      # (2, 9, 6)
+        t = self.ln(t) + self.rms(t)
+        t = torch.addmm(self.b, t.reshape(18, 6), self.w).view(2, 9, 6)
+        q, k = t.chunk(2, dim=-1)                             # (2, 9, 3)
+        q4, k4 = q.unsqueeze(1), k.unsqueeze(1)
+        o1 = F.scaled_dot_product_attention(q4, k4, q4, attn_mask=self.keep)
+        o2 = F.scaled_dot_product_attention(q4, k4, k4, attn_mask=m)
+        o = torch.cat([o1, o2], dim=-1).squeeze(1)            # (2, 9, 6)
+        s = torch.bmm(o, o.transpose(1, 2)).log_softmax(-1)   # (2, 9, 9)
+        u = torch.sigmoid(self.fc(o)) * torch.exp(-o.pow(2)) + torch.sqrt(o.pow(2) + 1) \
+            - torch.rsqrt(o * o + 2) / 3 + torch.log(torch.sigmoid(o) + 0.5)
+        u = torch.maximum(u, -u * 0.5) + torch.where(self.keep[3:5, 0:6].unsqueeze(1), o, 0.1 * o)
+        u = u - (1 - F.gelu(u, approximate="tanh")) / (torch.tanh(u) + 2)
+        r = u.sum(dim=1) + u.amax(dim=(1,)) + s.mean(dim=-1)[:, :6] + a2.flatten(1)[:, :6]
+        return torch.cat([r, u[:, 0], -s.select(2, 3)[:, :6]], dim=1).view(2, 3, 6) @ torch.mm(self.w, self.w)
+
+
+def test_many_operators_at_once_equal_pytorch():
+    torch.manual_seed(0)
+    mod = Sink().eval()
+    x, mask = torch.randn(2, 4, 6, 6), torch.randn(1, 1, 9, 9) * 0.1
+    im = import_module(mod, (x, mask))
+    got = run(FP32, im.program, im.inputs()).values[im.output]
+    with torch.no_grad():
+        assert rel(got, mod(x, mask).numpy()) < 1e-4
+    kinds = {getattr(o, "kind", type(o).__name__) for o in im.program.ops}
+    assert {"avgpool2d", "normalize", "rmsnorm", "log_softmax", "where", "max", "gelu_tanh",
+            "concat", "masked_fill", "sqrt", "rsqrt", "log"} <= kinds
+
+
+def test_training_a_batchnorm_network_says_inference_batchnorm_has_no_rule(tmp_path, capsys):
+    f = factory_file(tmp_path, "def cnn():\n    return TZ.build_module('resnet18')\n")
+    assert main(["train", MXU, "--torch", f"{f}:cnn", "--input", "1x3x32x32", "--timing",
+                 "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "batchnorm" in err

@@ -472,6 +472,15 @@ def _binary(kind):
     return lower
 
 
+def _rsub(L, n):  # rsub(x, c, alpha) = c - alpha * x
+    c = _scalar(L, L.arg(n.args[1]))
+    alpha = n.kwargs.get("alpha", n.args[2] if len(n.args) > 2 else 1)
+    if c is None:
+        raise L.fail("rsub with a tensor is not supported")
+    y = L.ew("rsub", "scale", L.tensor(L.arg(n.args[0])), const=-float(alpha))
+    return L.ew("rsub", "add_const", y, const=c)
+
+
 def _neg(L, n):
     return L.ew("neg", "scale", L.tensor(L.arg(n.args[0])), const=-1.0)
 
@@ -915,7 +924,7 @@ def _build_table(torch) -> dict[Any, Callable]:
         A.gelu.default: _gelu, A.gelu_.default: _gelu,
         A.add.Tensor: _binary("add"), A.add_.Tensor: _binary("add"),
         A.add.Scalar: _binary("add"),
-        A.sub.Tensor: _binary("sub"), A.sub_.Tensor: _binary("sub"), A.rsub.Scalar: None,
+        A.sub.Tensor: _binary("sub"), A.sub_.Tensor: _binary("sub"), A.rsub.Scalar: _rsub,
         A.mul.Tensor: _binary("mul"), A.mul_.Tensor: _binary("mul"), A.mul.Scalar: _binary("mul"),
         A.div.Tensor: _binary("div"), A.div_.Tensor: _binary("div"), A.div.Scalar: _binary("div"),
         A.maximum.default: _binary("max"), A.minimum.default: _binary("min"),
