@@ -91,7 +91,7 @@ def train_zoo(chip: Chip, model: ZooModel, steps: int, opt: Optimizer, loss: str
     if chip.dtype == "int8" and functional:
         raise WorkloadError(chip.where("dtype"), "dtype", "training needs a float dtype (fp32, "
                             "bf16 or fp16), got int8; override with --set dtype=fp32")
-    result = ZooTrainResult(f"zoo:{model.name}")
+    result = ZooTrainResult(getattr(model, "label", "") or f"zoo:{model.name}")
     if not functional:
         rep = run(chip, step_program(model, loss, opt))
         result.step_report = rep

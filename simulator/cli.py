@@ -72,8 +72,10 @@ def _check_functional_size(chip: Chip, m: int, n: int, k: int, engine: str, forc
 
 def _cmd_run(args: argparse.Namespace) -> int:
     chip = _load(args)
-    if args.model:
+    if args.model or args.torch:
         return _run_model(args, chip)
+    if args.input:
+        raise WorkloadError("--input", "input", "applies to --torch FILE.py:factory only")
     for flag in ("batch", "seq", "image", "csv"):
         if getattr(args, flag) is not None:
             raise WorkloadError(f"--{flag}", flag, "applies to --model zoo:NAME only")
@@ -106,23 +108,40 @@ def _bar_callback(bar):
     return lambda done, *_total: bar.update(done - bar.n)
 
 
+def _torch_model(args: argparse.Namespace):
+    """Return the ImportedModel of ``--torch FILE.py:factory`` (``--input`` shapes)."""
+    from .frontends.torch_import import import_torch
+    for flag in ("batch", "seq", "image"):
+        if getattr(args, flag, None) is not None:
+            raise WorkloadError(f"--{flag} {getattr(args, flag)}", flag, "does not apply to "
+                                "--torch; give the input shapes with --input AxBxC")
+    return import_torch(args.torch, args.input, getattr(args, "seed", 0))
+
+
 def _run_model(args: argparse.Namespace, chip: Chip) -> int:
-    """``run --model zoo:NAME``: a whole network, timing only or (--functional) with values."""
+    """``run --model zoo:NAME`` or ``run --torch FILE.py:factory``: a whole network, timing only
+    or (--functional) with values."""
     from simulator.kernels.zoo import build_zoo, is_zoo
     from .engine import run as run_program
     from .report import network_text, write_layer_csv
-    if not is_zoo(args.model):
+    what = f"--torch {args.torch}" if args.torch else f"--model {args.model}"
+    if not args.torch and not is_zoo(args.model):
         raise WorkloadError(f"--model {args.model}", "model", "run takes zoo:NAME models (e.g. "
                             "zoo:bert-base); train takes linear:... and mlp:...")
     if args.engine != "fast":
-        raise WorkloadError(f"--model {args.model}", "engine", "whole models run on the fast "
+        raise WorkloadError(what, "engine", "whole models run on the fast "
                             "engine; validate single GEMMs against the PE reference")
-    model = build_zoo(args.model, args.batch, args.seq, args.image)
+    if args.torch:
+        model = _torch_model(args)
+    else:
+        if args.input:
+            raise WorkloadError("--input", "input", "applies to --torch FILE.py:factory only")
+        model = build_zoo(args.model, args.batch, args.seq, args.image)
     values = None
     if args.functional:
         params = sum(int(np.prod(s)) for s, _ in model.net.params.values())
         if params * 4 > FUNCTIONAL_LIMIT_BYTES and not args.force:
-            raise WorkloadError(f"--model {args.model}", "functional", f"{params:,} parameters "
+            raise WorkloadError(what, "functional", f"{params:,} parameters "
                                 "exceed the functional memory limit; pass --force")
         values = model.inputs(args.seed)
     from .progress import progress_bar
@@ -134,7 +153,8 @@ def _run_model(args: argparse.Namespace, chip: Chip) -> int:
         if bar is not None:
             bar.close()
     sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
-    title = f"zoo:{model.name} ({sizes}), {len(model.program.ops)} ops"
+    label = getattr(model, "label", "") or f"zoo:{model.name}"
+    title = f"{label} ({sizes}), {len(model.program.ops)} ops"
     if args.csv:
         write_layer_csv(rep, args.csv)
     if args.json:
@@ -181,19 +201,23 @@ def _train_inputs(args: argparse.Namespace, spec):
 
 
 def _train_zoo(args: argparse.Namespace, chip: Chip) -> int:
-    """``train --model zoo:NAME``: training steps of a zoo network (autodiff, optimizer)."""
+    """``train --model zoo:NAME`` or ``train --torch FILE.py:factory``: training steps of a
+    whole network (autodiff, optimizer)."""
     from simulator.kernels.zoo import build_zoo
     from simulator.kernels.zoo_train import DEFAULT_LOSS, train_zoo
     from .autodiff import Optimizer
     if args.data:
         raise WorkloadError(f"--data {args.data}", "data", "zoo models train on seeded "
                             "synthetic data; --data is for linear:... and mlp:...")
-    model = build_zoo(args.model, args.batch, args.seq, args.image)
+    if args.torch:
+        model = _torch_model(args)
+    else:
+        model = build_zoo(args.model, args.batch, args.seq, args.image)
     for name, value in (("momentum", args.momentum), ("weight-decay", args.weight_decay)):
         if not (np.isfinite(value) and value >= 0):
             raise WorkloadError(f"--{name}", name, f"must be a finite number >= 0, got {value}")
     opt = Optimizer(args.optimizer or "adam", args.lr, args.momentum, weight_decay=args.weight_decay)
-    loss = args.loss or DEFAULT_LOSS[model.name]
+    loss = args.loss or DEFAULT_LOSS.get(model.name, "cross_entropy")
     from .progress import progress_bar
     bar = progress_bar(args.steps, "steps", sys.stderr.isatty() and not args.json
                        and not args.timing)
@@ -209,7 +233,8 @@ def _train_zoo(args: argparse.Namespace, chip: Chip) -> int:
         return 0
     tot = data["totals"]
     sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
-    print(f"train zoo:{model.name} ({sizes}) on {chip.name} ({chip.dtype}, "
+    label = getattr(model, "label", "") or f"zoo:{model.name}"
+    print(f"train {label} ({sizes}) on {chip.name} ({chip.dtype}, "
           f"{chip.array.rows}x{chip.array.cols} {chip.array.dataflow}): {opt.kind} lr {opt.lr:g}, "
           f"{loss}, {args.steps} steps, {'timing only' if args.timing else 'seeded data'}")
     rep = res.step_report
@@ -232,6 +257,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from simulator.kernels.train import parse_model, train
     from simulator.kernels.zoo import is_zoo
     chip = _load(args)
+    if args.torch and args.model:
+        raise WorkloadError("--torch", "torch", "give --model or --torch, not both")
+    if args.input and not args.torch:
+        raise WorkloadError("--input", "input", "applies to --torch FILE.py:factory only")
+    if args.torch:
+        return _train_zoo(args, chip)
+    if not args.model:
+        raise WorkloadError("train", "model", "give --model SPEC or --torch FILE.py:factory")
     if is_zoo(args.model):
         return _train_zoo(args, chip)
     if args.batch is None:
@@ -384,7 +417,8 @@ def _cmd_calibrate_fit(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import COLUMNS, compare_chips
     rows, what, per = compare_chips(args.configs, model=args.model, topology=args.topology,
-                                    gemm=args.gemm, batch=args.batch)
+                                    gemm=args.gemm, batch=args.batch, torch=args.torch,
+                                    inputs=args.input)
     winners = {key: better(rows, key=lambda r: r[key])["chip"] for key, _h, _u, better in COLUMNS}
     if args.plot:
         from .plots import compare_bars, save
@@ -560,6 +594,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a whole network from the zoo: zoo:resnet18, zoo:bert-base, "
                            "zoo:gpt2-small, zoo:vit-b16, zoo:lstm, zoo:tiny-transformer, "
                            "zoo:small-cnn")
+    what.add_argument("--torch", metavar="FILE.py:factory",
+                      help="a PyTorch nn.Module from factory() in FILE.py (returns the module, "
+                           "or the module and example inputs); see docs/import-torch.md")
+    run.add_argument("--input", action="append", metavar="AxBxC",
+                     help="--torch: shape of one model input (repeat for several; float32 "
+                          "unless the factory gives example inputs)")
     run.add_argument("--batch", type=int, help="--model: batch size (default: the model's)")
     run.add_argument("--seq", type=int, help="--model: sequence length (transformers, LSTM)")
     run.add_argument("--image", type=int, help="--model: image side (CNNs, ViT)")
@@ -584,9 +624,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train a small linear network on the chip")
     _add_chip_args(tr)
-    tr.add_argument("--model", required=True, metavar="SPEC",
+    tr.add_argument("--model", metavar="SPEC",
                     help="linear:IN:OUT or mlp:IN:HIDDEN:OUT (W laid out in x out), or a zoo "
                          "model zoo:NAME (e.g. zoo:tiny-transformer)")
+    tr.add_argument("--torch", metavar="FILE.py:factory",
+                    help="train a PyTorch nn.Module from factory() in FILE.py instead")
+    tr.add_argument("--input", action="append", metavar="AxBxC",
+                    help="--torch: shape of one model input (repeat for several)")
     tr.add_argument("--batch", type=int, default=None,
                     help="rows per step (default 64; zoo models: the model's)")
     tr.add_argument("--seq", type=int, help="zoo models: sequence length")
@@ -657,6 +701,10 @@ def build_parser() -> argparse.ArgumentParser:
     cwhat.add_argument("--model", metavar="SPEC", help="a training step: linear:IN:OUT, mlp:...")
     cwhat.add_argument("--topology", metavar="FILE.csv", help="one inference of a topology")
     cwhat.add_argument("--gemm", metavar="MxNxK")
+    cwhat.add_argument("--torch", metavar="FILE.py:factory",
+                       help="one forward pass of a PyTorch module (see docs/import-torch.md)")
+    cmp_.add_argument("--input", action="append", metavar="AxBxC",
+                      help="--torch: shape of one model input (repeat for several)")
     cmp_.add_argument("--batch", type=int, default=64, help="batch of the training step")
     cmp_.add_argument("--json", action="store_true")
     cmp_.add_argument("--plot", metavar="FILE.png", help="grouped bars of the same table")

@@ -21,21 +21,30 @@ COLUMNS = (("time_s", "time", "s", min), ("throughput", "throughput", "", max),
 
 def compare_chips(configs: Sequence[str | Path], model: str | None = None,
                   topology: str | Path | None = None, gemm: str | None = None,
-                  batch: int = 64) -> tuple[list[dict[str, Any]], str, str]:
+                  batch: int = 64, torch: str | None = None,
+                  inputs: list[str] | None = None) -> tuple[list[dict[str, Any]], str, str]:
     """Run one workload (a training step of ``model``, a forward pass of a ``zoo:NAME`` model at
     batch ``batch``, one inference of ``topology``, or a ``gemm`` MxNxK) on every chip; return (rows, workload description, throughput unit).
 
     Each row: chip, dtype, PEs, time_s (per step or inference), throughput (samples/s,
     inferences/s or TOPS), energy_j, power_w (average), utilisation (array PEs), edp_js
-    (energy x time), cycles.
+    (energy x time), cycles. ``torch`` (``FILE.py:factory``, input shapes ``inputs``) is a
+    forward pass of a PyTorch module instead (simulator.frontends.torch_import).
     """
     from simulator.kernels.train import parse_model  # lazy: kernels sit above the simulator core
-    if sum(x is not None for x in (model, topology, gemm)) != 1:
-        raise WorkloadError("compare", "workload", "give exactly one of model, topology, gemm")
+    if sum(x is not None for x in (model, topology, gemm, torch)) != 1:
+        raise WorkloadError("compare", "workload", "give exactly one of model, topology, gemm, "
+                            "torch")
     if batch <= 0:
         raise WorkloadError("compare", "batch", f"must be a positive integer, got {batch}")
     zoo = None
-    if model and model.strip().lower().startswith("zoo:"):
+    if torch:
+        from .frontends.torch_import import import_torch
+        zoo = import_torch(torch, inputs)
+        batch = zoo.program.shapes[zoo.data[0]][0] if zoo.data else 1
+        sizes = ", ".join(f"{k} {v}" for k, v in zoo.sizes.items())
+        what, per = f"one forward pass of {zoo.label} ({sizes})", "samples/s"
+    elif model and model.strip().lower().startswith("zoo:"):
         from simulator.kernels.zoo import build_zoo
         zoo = build_zoo(model, batch)
         sizes = ", ".join(f"{k} {v}" for k, v in zoo.sizes.items())
@@ -63,7 +72,7 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
         t = rep.totals()
         time_s = rep.time_s
         energy = t["energy_pj"]["total"] * 1e-12
-        throughput = (batch / time_s if model else 1.0 / time_s if topology
+        throughput = (batch / time_s if model or torch else 1.0 / time_s if topology
                       else t["achieved_ops_per_s"] / 1e12)
         rows.append({"chip": chip.name, "config": str(path), "dtype": chip.dtype,
                      "pes": chip.pes, "time_s": time_s, "throughput": throughput,

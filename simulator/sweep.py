@@ -29,6 +29,7 @@ the default) and ``dask`` (``dask.distributed``, an optional extra imported only
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import itertools
@@ -101,13 +102,14 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
     field = f"workloads[{index}]"
     if not isinstance(item, dict) or not item:
         raise ConfigError(where, field, "must be a mapping like {gemm: 512x512x512}")
-    kinds = [k for k in ("gemm", "topology", "train", "model") if k in item]
-    extra = set(item) - {"gemm", "topology", "train", "model", "batch", "seq", "image", "name"}
+    kinds = [k for k in ("gemm", "topology", "train", "model", "torch") if k in item]
+    extra = set(item) - {"gemm", "topology", "train", "model", "torch", "batch", "seq", "image",
+                         "input", "name"}
     if len(kinds) != 1 or extra:
         unknown = f"; unknown: {', '.join(sorted(map(str, extra)))}" if extra else ""
-        raise ConfigError(where, field, "needs exactly one of gemm, topology, train or model "
-                          f"(plus batch for train; batch, seq, image for model; name for any)"
-                          f"{unknown}")
+        raise ConfigError(where, field, "needs exactly one of gemm, topology, train, model or "
+                          "torch (plus batch for train; batch, seq, image for model; input for "
+                          f"torch; name for any){unknown}")
     kind = kinds[0]
     value = item[kind]
     try:
@@ -130,6 +132,20 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
             label = ", ".join(f"{k} {v}" for k, v in zoo.sizes.items())
             return {"name": item.get("name", f"zoo:{zoo.name} {label}"), "kind": "model",
                     "model": f"zoo:{zoo.name}", "sizes": zoo.sizes}
+        if kind == "torch":  # a PyTorch module's forward pass (FILE.py:factory)
+            from .frontends.torch_import import import_torch
+            shapes = item.get("input")
+            shapes = [shapes] if isinstance(shapes, str) else shapes
+            if shapes is not None and (not isinstance(shapes, list) or
+                                       not all(isinstance(x, str) for x in shapes)):
+                raise ConfigError(where, f"{field}.input", "must be a shape AxBxC or a list of "
+                                  f"them, got {shapes!r}")
+            file, _, fn = str(value).rpartition(":")
+            spec = f"{(base_dir / file).resolve()}:{fn}" if file else str(value)
+            model = import_torch(spec, shapes)
+            label = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
+            return {"name": item.get("name", f"torch:{value} {label}"), "kind": "torch",
+                    "torch": spec, "inputs": shapes}
         spec = parse_model(str(value))
         batch = item.get("batch", 64)
         if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
@@ -206,6 +222,13 @@ def load_sweep(path: str | Path) -> Sweep:
 
 # --------------------------------------------------------------------------- evaluation
 
+@functools.lru_cache(maxsize=4)
+def _torch_program(spec: str, inputs: tuple[str, ...]):
+    """Return the Program of a torch workload (imported once per worker process)."""
+    from .frontends.torch_import import import_torch
+    return import_torch(spec, list(inputs) or None).program
+
+
 def _evaluate(base_flat: dict[str, Any], axes: tuple[str, ...], values: tuple[Any, ...],
               workload: dict[str, Any]) -> dict[str, Any]:
     """Evaluate one (point, workload): return the metric columns, or status/error."""
@@ -217,6 +240,8 @@ def _evaluate(base_flat: dict[str, Any], axes: tuple[str, ...], values: tuple[An
         if workload["kind"] == "model":
             from simulator.kernels.zoo import build_zoo
             rep = run(chip, build_zoo(workload["model"], **workload["sizes"]).program)
+        elif workload["kind"] == "torch":
+            rep = run(chip, _torch_program(workload["torch"], tuple(workload["inputs"] or ())))
         elif workload["kind"] == "train":
             from simulator.kernels.train import parse_model
             spec = parse_model(workload["model"])

@@ -88,7 +88,7 @@ overrides = st.lists(st.one_of(
     st.text(max_size=10)), max_size=3)
 
 LOCATION = re.compile(r"^(\S.*?:\d+: |--gemm |--set |--topology |systolic-sim|"
-                      r"train: |plot |--model )")
+                      r"train: |plot |--model |--torch |--input |--batch )")
 
 
 def run(argv):
@@ -156,3 +156,48 @@ def test_fuzz_train(model, batch, steps, lr):
     code, out, err = run(["train", str(CONFIGS / "tpu-v4-mxu.yaml"), "--model", model,
                           "--batch", str(batch), "--steps", str(steps), "--lr", lr, "--json"])
     check(code, out, err)
+
+
+TORCH_MODELS = """
+import torch
+from torch import nn
+
+def cnn():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
+
+def with_example():
+    return nn.Sequential(nn.Linear(6, 4), nn.GELU(), nn.LayerNorm(4)), torch.randn(2, 6)
+
+def unsupported():
+    class M(nn.Module):
+        def forward(self, x):
+            return torch.cumsum(x, 1)
+    return M()
+
+def not_a_module():
+    return "cnn"
+"""
+
+torch_inputs = st.lists(st.one_of(
+    st.lists(st.integers(-1, 12), min_size=0, max_size=5).map(lambda d: "x".join(map(str, d))),
+    st.sampled_from(["2x3x8x8", "1x3x5x5", "2x6", "3x6", "2x3x8", "2x4x8x8", "x", "2x3x8x8x1"]),
+    st.text(max_size=8)), max_size=2)
+
+
+@settings(max_examples=max(10, EXAMPLES // 15), deadline=60_000,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(factory=st.sampled_from(["cnn", "with_example", "unsupported", "not_a_module", "nope"]),
+       inputs=torch_inputs, command=st.sampled_from(["run", "train"]), json_out=st.booleans())
+def test_fuzz_torch_models(tmp_path_factory, factory, inputs, command, json_out):
+    path = tmp_path_factory.mktemp("tm") / "models.py"
+    path.write_text(TORCH_MODELS)
+    argv = [command, str(CONFIGS / "tpu-v4-mxu.yaml"), "--torch", f"{path}:{factory}"]
+    for shape in inputs:
+        argv += [f"--input={shape}"]
+    argv += ["--json"] if json_out else []
+    argv += ["--steps", "1", "--timing"] if command == "train" else []
+    code, out, err = run(argv)
+    check(code, out, err)
+    if factory in ("unsupported", "not_a_module", "nope"):
+        assert code == 2
