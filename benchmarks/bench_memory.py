@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     layers = load_topology(ROOT / "configs" / "topologies" / "resnet18.csv")
-    shapes = [(layer.name, *layer.shape) for layer in layers]
+    shapes = [layer.entry for layer in layers]  # convs carry their geometry
     for name in ("tpu-v1", "gemmini", "tpu-v4-tensorcore", "scalesim-compat"):
         chip = load_chip(ROOT / "configs" / f"{name}.yaml")
         simulate_gemms(chip, shapes)  # warm-up: compilation

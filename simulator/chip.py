@@ -188,6 +188,7 @@ class Chip:
     locations: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False,
                                          hash=False)
     sparsity: Sparsity = DENSE  # a sparse operand and what the array does with zeros
+    conv_lowering: str = "memory"  # "memory" (im2col in DRAM) | "feeder" (expanded on chip)
 
     def where(self, key: str) -> str:
         """Return where config key ``key`` was set (``FILE:LINE``); for a key left at its default,
@@ -284,6 +285,7 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
         energy=energy,
         config=copy.deepcopy(dict(cfg)),
         locations=dict(locations or {}),
+        conv_lowering=cfg["memory"]["conv_lowering"],
         sparsity=sparsity_from_config(
             cfg, lambda key: (locations or {}).get(key) or (locations or {}).get("", "config")),
     )
