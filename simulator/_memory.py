@@ -118,13 +118,13 @@ def _search_tiling(m, n, k, cand_m, cand_n, cand_k, orders, in_b, acc_b, caps, u
     traffic = np.zeros(n_cand, np.int64)
     steps = np.zeros(n_cand, np.int64)
     used = 0
+    whole = _tile_elems(conv, 0, m, 0, k) if conv.size else 0  # the whole map, exact
     for tm in cand_m:
         for tn in cand_n:
             for tk in cand_k:
                 a_el = tm * tk
                 if conv.size:  # the whole map: exact; a tile: its bound
-                    a_el = _tile_elems(conv, 0, m, 0, k) if tm >= m and tk >= k else \
-                        _tile_bound(conv, tm, tk)
+                    a_el = whole if tm >= m and tk >= k else _tile_bound(conv, tm, tk)
                 if not _fits_a(a_el, tm, tn, tk, in_b, acc_b, caps, unified, double_buffered):
                     continue
                 est_plain = _estimate_compute(m, n, k, tm, tn, tk, df, big_r, big_c, full,

@@ -9,7 +9,8 @@ A tile costs the input elements its windows touch, halos included (see docs/conv
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -48,22 +49,22 @@ class ConvGeometry:
 
     def as_array(self) -> np.ndarray:
         """Return the geometry as the int64 array the hot loops take (``_conv.G_*`` order)."""
-        return np.array(astuple(self), np.int64)
+        return np.array([self.nb, self.h, self.w, self.c, self.kh, self.kw, self.sh, self.sw,
+                         self.ph, self.pw, self.dh, self.dw, self.oh, self.ow], np.int64)
 
     def touched_elems(self) -> int:
         """Return the input elements (of one group) that any window touches: the feature map
-        less what only padding or stride gaps would skip; elements."""
-        mask = np.zeros((self.h, self.w), bool)
-        oy = np.arange(self.oh) * self.sh - self.ph
-        ox = np.arange(self.ow) * self.sw - self.pw
-        for ky in range(self.kh):
-            iy = oy + ky * self.dh
-            iy = iy[(iy >= 0) & (iy < self.h)]
-            for kx in range(self.kw):
-                ix = ox + kx * self.dw
-                ix = ix[(ix >= 0) & (ix < self.w)]
-                mask[np.ix_(iy, ix)] = True
-        return int(mask.sum()) * self.nb * self.c
+        less what only padding or stride gaps would skip; elements. Every output pixel meets
+        every tap, so the touched set is (rows any window reaches) x (columns any reaches)."""
+        return self.nb * self.c * _reached(self.oh, self.sh, self.ph, self.kh, self.dh, self.h) \
+            * _reached(self.ow, self.sw, self.pw, self.kw, self.dw, self.w)
+
+
+@lru_cache(maxsize=4096)
+def _reached(out: int, stride: int, pad: int, taps: int, dilation: int, size: int) -> int:
+    """Return how many of the ``size`` input rows (or columns) some window reaches."""
+    hit = {o * stride - pad + t * dilation for o in range(out) for t in range(taps)}
+    return sum(1 for i in hit if 0 <= i < size)
 
 
 def conv_geometry_of(program, op) -> ConvGeometry:

@@ -490,7 +490,10 @@ def _vector_op(chip: Chip, program: Program, op: Op, start: int,
     if res is not None and res.plan is not None:
         traffic = {"dram": {"a_read": dram_rd, "b_read": 0, "o_read": 0, "o_write": dram_wr,
                             "total": dram_rd + dram_wr},
-                   "buffer": {"read": 4 * in_elems, "write": 4 * out_elems}}
+                   "buffer": {"read": 4 * in_elems, "write": 4 * out_elems},
+                   # a vector op reads activations and writes its output (docs/conv-traffic.md)
+                   "classes": {"feature_map": dram_rd, "halo": 0, "weights": 0,
+                               "partial_sums": 0, "outputs": dram_wr}}
         info = res.info(index)
     return OpReport(name=op.name, kind=kind, unit="vector", shape=tuple(shape), dataflow="-",
                     pes=chip.pes, compute_cycles=cycles, stall_cycles=stall, macs=0, folds=0,

@@ -225,7 +225,7 @@ def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str,
         _candidates(k, grains, arr.rows if arr.dataflow != "os" else 0)
     caps = _caps(chip)
     geom = _feeder(chip, m, k, conv)
-    a_whole = int(_memory._tile_elems(geom, 0, m, 0, k)) if geom.size else m * k
+    a_whole = conv.touched_elems() if geom.size else m * k
     if not (t.tile_m or t.tile_n or t.tile_k) and _memory._fits_a(
             a_whole, m, n, k, in_b, ACC_BYTES, caps, chip.buffers.unified,
             chip.buffers.double_buffered):
@@ -303,8 +303,7 @@ def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan,
     if geom.size:  # each pass over A fetches the touched feature map once; the rest is halo
         reps = _memory._dram_traffic(m, n, k, plan.tile_m, plan.tile_n, plan.tile_k,
                                      ORDERS.index(plan.loop_order), 1, 1)[0] // (m * k)
-        halo = int(c[_memory.C_DRAM_A]) - int(reps) * int(_memory._tile_elems(geom, 0, m, 0, k)) \
-            * chip.input_bytes
+        halo = int(c[_memory.C_DRAM_A]) - int(reps) * conv.touched_elems() * chip.input_bytes
     M = _memory
     return MemoryResult(plan, int(c[M.C_TOTAL]), int(c[M.C_COMPUTE]), int(c[M.C_BUSY]),
                         int(c[M.C_STEPS]), int(c[M.C_DRAM_A]), int(c[M.C_DRAM_B]),
@@ -374,10 +373,7 @@ def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
         if res is not None:
             return res
     geom = _feeder(chip, m, k, conv)
-    touched = 0
-    if geom.size:
-        from . import _memory
-        touched = int(_memory._tile_elems(geom, 0, m, 0, k))
+    touched = conv.touched_elems() if geom.size else 0
     cands = []
     for split in splits:
         for plan, est in candidate_plans(chip, m, n, k, split, with_estimates=True, conv=conv):
