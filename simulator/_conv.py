@@ -66,6 +66,7 @@ def _plane(g, p0, p1, t0, t1):
     ntap = _segments(t0, t1, g[G_KW], tap)
     rowmask = np.zeros(h, np.int64)
     colset = np.zeros((9, w), np.bool_)
+    lo, hi = h, 0  # the input rows reached
     for i in range(npix):
         for j in range(ntap):
             bit = i * 3 + j
@@ -76,6 +77,8 @@ def _plane(g, p0, p1, t0, t1):
                     if 0 <= iy < h:
                         rowmask[iy] |= 1 << bit
                         hit_rows = True
+                        lo = min(lo, iy)
+                        hi = max(hi, iy + 1)
             if not hit_rows:
                 continue
             for ox in range(pix[i, 2], pix[i, 3]):
@@ -85,7 +88,7 @@ def _plane(g, p0, p1, t0, t1):
                         colset[bit, ix] = True
     memo = np.full(512, -1, np.int64)
     total = 0
-    for iy in range(h):
+    for iy in range(lo, hi):
         mask = rowmask[iy]
         if mask == 0:
             continue
@@ -108,12 +111,17 @@ def _channels(g, p0, p1, k0, k1):
     q = g[G_KH] * g[G_KW]
     c0 = k0 // q
     c1 = (k1 - 1) // q
+    t0 = k0 - c0 * q
+    t1 = k1 - c1 * q
     if c0 == c1:
-        return _plane(g, p0, p1, k0 - c0 * q, k1 - c0 * q)
-    total = _plane(g, p0, p1, k0 - c0 * q, q)
-    if c1 - c0 > 1:
-        total += (c1 - c0 - 1) * _plane(g, p0, p1, 0, q)
-    return total + _plane(g, p0, p1, 0, k1 - c1 * q)
+        return _plane(g, p0, p1, t0, t1)
+    whole = c1 - c0 - 1 + (1 if t0 == 0 else 0) + (1 if t1 == q else 0)  # channels with all taps
+    total = whole * _plane(g, p0, p1, 0, q) if whole else 0
+    if t0 > 0:
+        total += _plane(g, p0, p1, t0, q)
+    if t1 < q:
+        total += _plane(g, p0, p1, 0, t1)
+    return total
 
 
 @njit(cache=True)
@@ -123,12 +131,17 @@ def _tile_elems(g, m0, m1, k0, k1):
     p = g[G_OH] * g[G_OW]
     n0 = m0 // p
     n1 = (m1 - 1) // p
+    q0 = m0 - n0 * p
+    q1 = m1 - n1 * p
     if n0 == n1:
-        return _channels(g, m0 - n0 * p, m1 - n0 * p, k0, k1)
-    total = _channels(g, m0 - n0 * p, p, k0, k1)
-    if n1 - n0 > 1:
-        total += (n1 - n0 - 1) * _channels(g, 0, p, k0, k1)
-    return total + _channels(g, 0, m1 - n1 * p, k0, k1)
+        return _channels(g, q0, q1, k0, k1)
+    whole = n1 - n0 - 1 + (1 if q0 == 0 else 0) + (1 if q1 == p else 0)  # images with all pixels
+    total = whole * _channels(g, 0, p, k0, k1) if whole else 0
+    if q0 > 0:
+        total += _channels(g, q0, p, k0, k1)
+    if q1 < p:
+        total += _channels(g, 0, q1, k0, k1)
+    return total
 
 
 @njit(cache=True)
