@@ -1,5 +1,7 @@
 """Speed of the memory + energy model (issue 4 target): a whole ResNet-18 (21 layers),
-timing with tiling, DRAM stalls and energy, per network after warm-up (target < 20 ms).
+timing with tiling, DRAM stalls and energy, per network after warm-up (target < 20 ms). The
+layers carry their conv geometry, so chips with ``memory.conv_lowering: feeder`` (the shipped
+real chips) count every A tile's input elements and halos (issue 16).
 
     .venv/bin/python benchmarks/bench_memory.py
 """
