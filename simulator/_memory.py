@@ -9,6 +9,8 @@ fetched again only when one of its indices changes, so operand X is fetched
 
 times in full. O tiles are written back at the end of each visit and read back when a later
 visit continues their k range (visits of an O tile start at k tile 0, so the first never reads).
+For a conv lowered in the feeder (a geometry array ``conv``, see ``_conv``), a fetch of an A
+tile moves the input elements its windows touch instead of its tm x tk entries.
 
 Streaming tile steps: the array holds one stationary tile (ws: B, is: A, os: O). When that
 tile is a single fold on every array and the next tile step keeps it (ws: same B tile, the step

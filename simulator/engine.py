@@ -211,7 +211,7 @@ def gemm_op(chip: Chip, m: int, n: int, k: int, name: str = "gemm", kind: str = 
     """Return the timing-only OpReport of an m x n x k GEMM (memory model and energy included);
     ``conv``: the GEMM is this conv's im2col (see memory.conv_lowering)."""
     m, n, k = check_gemm_shape(m, n, k, name)
-    if conv is not None and not chip.sparsity.active:
+    if conv is not None and not chip.sparsity.active:  # (a sparse chip costs it as a GEMM)
         mem = run_gemm_memory(chip, m, n, k, conv=conv)
         return _op_report(chip, name, kind, (m, n, k), m * n * k,
                           map_gemm(chip.array, m, n, k).folds, mem, mem.compute_cycles,

@@ -324,9 +324,8 @@ def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str,
             or chip.dram.per_operand:
         return None
     caps = (buf.a.bytes, buf.b.bytes, buf.o.bytes, buf.unified_buffer.bytes)
-    # a feeder-lowered conv loads the input elements its windows touch (numpy, no numba)
-    a_elems = conv.touched_elems() if conv is not None and chip.conv_lowering == "feeder" \
-        and (conv.gemm_m, conv.gemm_k) == (m, k) else None
+    # a feeder-lowered conv loads the input elements its windows touch (plain Python)
+    a_elems = conv.touched_elems() if _feeder(chip, m, k, conv).size else None
     if not one_tile.fits(m, n, k, chip.input_bytes, ACC_BYTES, caps, buf.unified,
                          buf.double_buffered, a_elems):
         return None
