@@ -1,5 +1,7 @@
 """Speed of the memory + energy model (issue 4 target): a whole ResNet-18 (21 layers),
-timing with tiling, DRAM stalls and energy, per network after warm-up (target < 20 ms).
+timing with tiling, DRAM stalls and energy, per network after warm-up (target < 20 ms). The
+layers carry their conv geometry, so chips with ``memory.conv_lowering: feeder`` (the shipped
+real chips) count every A tile's input elements and halos (issue 16).
 
     .venv/bin/python benchmarks/bench_memory.py
 """
@@ -19,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     layers = load_topology(ROOT / "configs" / "topologies" / "resnet18.csv")
-    shapes = [(layer.name, *layer.shape) for layer in layers]
+    shapes = [layer.entry for layer in layers]  # convs carry their geometry
     for name in ("tpu-v1", "gemmini", "tpu-v4-tensorcore", "scalesim-compat"):
         chip = load_chip(ROOT / "configs" / f"{name}.yaml")
         simulate_gemms(chip, shapes)  # warm-up: compilation

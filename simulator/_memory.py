@@ -17,6 +17,8 @@ Register events (bytes): every MAC reads its two operands (``in_b`` each) and re
 its partial sum (``acc_b`` each); every operand element a PE latches, entering at the array's
 edge or hopping in from a neighbour (stationary loads included), is a register write of
 ``in_b``.
+For a conv lowered in the feeder (a geometry array ``conv``, see ``_conv``), a fetch of an A
+tile moves the input elements its windows touch instead of its tm x tk entries.
 
 Streaming tile steps: the array holds one stationary tile (ws: B, is: A, os: O). When that
 tile is a single fold on every array and the next tile step keeps it (ws: same B tile, the step
@@ -39,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._conv import _tile_bound, _tile_elems, _tiles_sum  # noqa: F401 (used via _memory)
 from ._timing import _gemm_cycles
 from .one_tile import ORDERS  # the loop orders ORDER_POS follows (plain Python, no numba)
 
@@ -93,8 +96,15 @@ def _dram_traffic(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b):
 @njit(cache=True)
 def _fits(tm, tn, tk, in_b, acc_b, caps, unified, double_buffered):
     """True if the tiles fit: caps = (A, B, O, unified) bytes, 0 = unbounded."""
+    return _fits_a(tm * tk, tm, tn, tk, in_b, acc_b, caps, unified, double_buffered)
+
+
+@njit(cache=True)
+def _fits_a(a_elems, tm, tn, tk, in_b, acc_b, caps, unified, double_buffered):
+    """True if the tiles fit with an A tile of ``a_elems`` elements (tm * tk, or the input
+    elements of a feeder-lowered conv's tile): caps = (A, B, O, unified) bytes, 0 = unbounded."""
     div = 2 if double_buffered else 1
-    a = tm * tk * in_b * div
+    a = a_elems * in_b * div
     b = tk * tn * in_b * div
     o = tm * tn * acc_b * div
     if unified:
@@ -106,12 +116,15 @@ def _fits(tm, tn, tk, in_b, acc_b, caps, unified, double_buffered):
 @njit(cache=True)
 def _search_tiling(m, n, k, cand_m, cand_n, cand_k, orders, in_b, acc_b, caps, unified,
                    double_buffered, df, big_r, big_c, full, overlap, count, split, tile_m,
-                   tile_n, out_b):
+                   tile_n, out_b, conv):
     """Return every tiling that fits, as (rows of (tm, tn, tk, order), estimated array cycles,
     DRAM bytes, tile steps); empty arrays when none fits.
 
     The estimate sums the array cycles of the (at most 8) distinct tile shapes; none of these
-    figures depends on the DRAM bandwidth.
+    figures depends on the DRAM bandwidth. ``conv``: the geometry of a feeder-lowered conv
+    (``_conv``; empty for a plain GEMM or im2col in memory): an A tile then takes the bound
+    ``_conv._tile_bound`` on its input elements in the buffer, and its DRAM bytes are estimated
+    from that bound (the tile walk counts them exactly).
     """
     n_cand = cand_m.size * cand_n.size * cand_k.size * orders.size
     rows = np.zeros((n_cand, 4), np.int64)
@@ -119,10 +132,14 @@ def _search_tiling(m, n, k, cand_m, cand_n, cand_k, orders, in_b, acc_b, caps, u
     traffic = np.zeros(n_cand, np.int64)
     steps = np.zeros(n_cand, np.int64)
     used = 0
+    whole = _tile_elems(conv, 0, m, 0, k) if conv.size else 0  # the whole map, exact
     for tm in cand_m:
         for tn in cand_n:
             for tk in cand_k:
-                if not _fits(tm, tn, tk, in_b, acc_b, caps, unified, double_buffered):
+                a_el = tm * tk
+                if conv.size:  # the whole map: exact; a tile: its bound
+                    a_el = whole if tm >= m and tk >= k else _tile_bound(conv, tm, tk)
+                if not _fits_a(a_el, tm, tn, tk, in_b, acc_b, caps, unified, double_buffered):
                     continue
                 est_plain = _estimate_compute(m, n, k, tm, tn, tk, df, big_r, big_c, full,
                                               overlap, count, split, tile_m, tile_n, False)
@@ -136,6 +153,8 @@ def _search_tiling(m, n, k, cand_m, cand_n, cand_k, orders, in_b, acc_b, caps, u
                     est = est_stream if can_stream and _stationary_visits(
                         df, m, n, k, tm, tn, tk, o) == 1 else est_plain
                     a, b, orr, ow = _dram_traffic(m, n, k, tm, tn, tk, o, in_b, acc_b, out_b)
+                    if conv.size:  # reps of A x every tile at its bound (<= im2col bytes)
+                        a = a // (m * k * in_b) * min(m * k, st // _cdiv(n, tn) * a_el) * in_b
                     rows[used, 0] = tm
                     rows[used, 1] = tn
                     rows[used, 2] = tk
@@ -339,8 +358,11 @@ def _port(nbytes, port):
 @njit(cache=True)
 def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, count, split,
                tile_m, tile_n, in_b, acc_b, bpc, per_port, latency, double_buffered, unified,
-               ports, out_b):
+               ports, out_b, conv):
     """Walk the tile steps in loop order; return the counters (see C_* indices) as int64.
+
+    ``conv``: the geometry of a feeder-lowered conv (``_conv``; empty: A tiles are im2col
+    tiles in DRAM): an A tile then loads the distinct input elements its windows touch.
 
     ``bpc`` = (A, B, O) DRAM bytes/cycle, 0 = ideal; with ``per_port`` False one shared port
     at bpc[0] carries everything. ``ports`` = (A, B, O, unified) buffer read bandwidth into the
@@ -353,6 +375,8 @@ def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, coun
     for d in range(3):
         loop_dim[pos[d]] = d
     n_steps = trips[0] * trips[1] * trips[2]
+    # input elements of each A tile (feeder-lowered conv), counted once per tile
+    a_elems = np.full(trips[0] * trips[2] if conv.size else 0, -1, np.int64)
     can_stream = _streams(df, tm, tn, tk, big_r, big_c, count, split)
     idx = np.zeros(3, np.int64)
     cur_a = (-1, -1)
@@ -393,7 +417,14 @@ def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, coun
         load_b = 0
         load_o = 0
         if (mi, ki) != cur_a:
-            load_a = em * ek * in_b
+            if conv.size:
+                t_a = mi * trips[2] + ki
+                if a_elems[t_a] < 0:
+                    a_elems[t_a] = _tile_elems(conv, mi * tm, mi * tm + em, ki * tk,
+                                               ki * tk + ek)
+                load_a = a_elems[t_a] * in_b
+            else:
+                load_a = em * ek * in_b
             cur_a = (mi, ki)
         if (ki, ni) != cur_b:
             load_b = ek * en * in_b

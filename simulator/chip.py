@@ -206,6 +206,7 @@ class Chip:
         """Return True when results are requantised to fewer bytes than the accumulator's
         before they leave the array (a vector-unit pass after each array op)."""
         return self.output_bytes < ACC_BYTES
+    conv_lowering: str = "memory"  # "memory" (im2col in DRAM) | "feeder" (expanded on chip)
 
     def where(self, key: str) -> str:
         """Return where config key ``key`` was set (``FILE:LINE``); for a key left at its default,
@@ -303,6 +304,7 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
         energy=energy,
         config=copy.deepcopy(dict(cfg)),
         locations=dict(locations or {}),
+        conv_lowering=cfg["memory"]["conv_lowering"],
         sparsity=sparsity_from_config(
             cfg, lambda key: (locations or {}).get(key) or (locations or {}).get("", "config")),
         output_dtype=_output_dtype(cfg, locations or {}),

@@ -84,7 +84,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise WorkloadError(f"--topology {args.topology}", "topology",
                                 "topologies run timing-only with the fast engine")
         layers = load_topology(args.topology)
-        rep = simulate_gemms(chip, [(layer.name, *layer.shape) for layer in layers])
+        rep = simulate_gemms(chip, [layer.entry for layer in layers])
     else:
         m, n, k = parse_gemm(args.gemm)
         functional = args.functional or args.engine == "reference"

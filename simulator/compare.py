@@ -66,7 +66,7 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
         elif model:
             rep = run(chip, spec.build_step(batch, 0.01))
         elif topology:
-            rep = simulate_gemms(chip, [(layer.name, *layer.shape) for layer in layers])
+            rep = simulate_gemms(chip, [layer.entry for layer in layers])
         else:
             rep = simulate_gemm(chip, shape=(m, n, k))
         t = rep.totals()

@@ -200,6 +200,14 @@ SCHEMA: tuple[Field, ...] = (
           "Inter-chip links of one chip; ring and switch collectives drive all of them, a torus "
           "splits them evenly over its dimensions.", positive=True, maximum=1024),
     Field("system.source", "str", "", "-", "Where the system's numbers come from."),
+    Field("memory.conv_lowering", "choice", "memory", "-",
+          "Where a convolution's im2col matrix comes from. memory: it is built in DRAM and read "
+          "like any GEMM operand (every input pixel once per filter tap it meets; SCALE-Sim's "
+          "model). feeder: DRAM and the A buffer hold the input feature map and the feeder's "
+          "address generation expands the windows on chip, so an A tile loads (and occupies) "
+          "only the input elements its windows touch, halos included (docs/conv-traffic.md). "
+          "Compute cycles and values are the same for a given tiling.",
+          choices=("memory", "feeder")),
     Field("tiling.loop_order", "choice", "auto", "-",
           "Order of the tile loops, outermost first (mnk: k innermost); auto picks the order "
           "with the least DRAM traffic.", choices=("auto", "mnk", "mkn", "nmk", "nkm", "kmn", "knm")),

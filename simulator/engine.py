@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .chip import ACC_BYTES, Chip
+from .conv_geometry import ConvGeometry, conv_geometry_of
 from .dataflow import check_gemm_shape, map_gemm
 from .energy import energy_breakdown
 from .errors import Interrupted, WorkloadError
@@ -231,27 +232,37 @@ def _op_report(chip: Chip, name: str, kind: str, shape: tuple[int, ...], macs: i
 
 
 def gemm_op(chip: Chip, m: int, n: int, k: int, name: str = "gemm", kind: str = "gemm",
-            start_cycle: int = 0) -> OpReport:
-    """Return the timing-only OpReport of an m x n x k GEMM (memory model and energy included)."""
+            start_cycle: int = 0, conv: ConvGeometry | None = None) -> OpReport:
+    """Return the timing-only OpReport of an m x n x k GEMM (memory model and energy included);
+    ``conv``: the GEMM is this conv's im2col (see memory.conv_lowering)."""
     m, n, k = check_gemm_shape(m, n, k, name)
+    if conv is not None and not chip.sparsity.active:  # (a sparse chip costs it as a GEMM)
+        mem = run_gemm_memory(chip, m, n, k, conv=conv)
+        return _op_report(chip, name, kind, (m, n, k), m * n * k,
+                          map_gemm(chip.array, m, n, k).folds, mem, mem.compute_cycles,
+                          start_cycle, None)
     sg = plan_sparse_gemm(chip, m, n, k)  # the dense run unless chip.sparsity says otherwise
     return _op_report(chip, name, kind, (m, n, k), sg.macs,
                       map_gemm(chip.array, m, n, sg.k_run).folds, sg.mem,
                       sg.mem.compute_cycles, start_cycle, None)
 
 
-def simulate_gemms(chip: Chip, shapes: list[tuple[str, int, int, int]]) -> Report:
+def simulate_gemms(chip: Chip, shapes: list[tuple]) -> Report:
     """Time a list of (name, M, N, K) GEMMs run one after another; return one Report (timing).
+    An entry may carry a fifth item, the ConvGeometry of the conv whose im2col it is (None for
+    a plain GEMM; see memory.conv_lowering).
 
     Raises Interrupted on Ctrl-C, saying how many layers were done."""
     ops = []
     start = 0
-    seen: dict[tuple[int, int, int], OpReport] = {}  # networks repeat layer shapes
+    seen: dict[tuple, OpReport] = {}  # networks repeat layer shapes
     try:
-        for name, m, n, k in shapes:
-            first = seen.get((m, n, k))
+        for name, m, n, k, *rest in shapes:
+            conv = rest[0] if rest and chip.conv_lowering == "feeder" else None
+            first = seen.get((m, n, k, conv))
             if first is None:
-                op = seen[(m, n, k)] = gemm_op(chip, m, n, k, name=name, start_cycle=start)
+                op = seen[(m, n, k, conv)] = gemm_op(chip, m, n, k, name=name,
+                                                     start_cycle=start, conv=conv)
             else:
                 op = dataclasses.replace(first, name=name, start_cycle=start)
             ops.append(op)
@@ -382,6 +393,7 @@ def _scaled(mem: MemoryResult, count: int) -> MemoryResult:
         register_read_bytes=mem.register_read_bytes * count,
         register_write_bytes=mem.register_write_bytes * count,
         dram_transfer_cycles=mem.dram_transfer_cycles * count,
+        dram_a_halo_bytes=mem.dram_a_halo_bytes * count,
         port_stall_cycles=mem.port_stall_cycles * count)
 
 
@@ -447,6 +459,8 @@ class _Residency:
         stall = min(mem.stall_cycles, max(0, xfer - mem.compute_cycles))
         return dataclasses.replace(mem, total_cycles=mem.compute_cycles + stall,
                                    dram_a_read_bytes=a, dram_b_read_bytes=b,
+                                   dram_a_halo_bytes=mem.dram_a_halo_bytes
+                                   if a == mem.dram_a_read_bytes else 0,
                                    dram_o_read_bytes=o_rd, dram_o_write_bytes=o_wr,
                                    dram_transfer_cycles=xfer)
 
@@ -508,7 +522,10 @@ def _vector_op(chip: Chip, program: Program, op: Op, start: int,
     if res is not None and res.plan is not None:
         traffic = {"dram": {"a_read": dram_rd, "b_read": 0, "o_read": 0, "o_write": dram_wr,
                             "total": dram_rd + dram_wr},
-                   "buffer": {"read": in_bytes, "write": 4 * out_elems}}
+                   "buffer": {"read": in_bytes, "write": 4 * out_elems},
+                   # a vector op reads activations and writes its output (docs/conv-traffic.md)
+                   "classes": {"feature_map": dram_rd, "halo": 0, "weights": 0,
+                               "partial_sums": 0, "outputs": dram_wr}}
         info = res.info(index)
     return OpReport(name=op.name, kind=kind, unit="vector", shape=tuple(shape), dataflow="-",
                     pes=chip.pes, compute_cycles=cycles, stall_cycles=stall, macs=0, folds=0,
@@ -600,7 +617,7 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
     unit_free = {"array": 0, "vector": 0}
     ops: list[OpReport] = []
     last_output = None
-    gemm_cache: dict[tuple[int, int, int], tuple[MemoryResult, int]] = {}
+    gemm_cache: dict[tuple, tuple[MemoryResult, int]] = {}
     narrowed: set[str] = set()  # tensors array ops wrote in output.dtype (narrower than 4 B)
     single = len(program.ops) == 1
     for i, op in enumerate(program.ops):
@@ -639,10 +656,13 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                         chip, a, b, mem.plan, engine)
             else:
                 count = program.gemm_count(op)
-                cached = gemm_cache.get((m, n, k))
+                conv = conv_geometry_of(program, op) if isinstance(op, Conv2d) and \
+                    chip.conv_lowering == "feeder" else None
+                cached = gemm_cache.get((m, n, k, conv))
                 if cached is None:
-                    cached = gemm_cache[(m, n, k)] = (run_gemm_memory(chip, m, n, k),
-                                                      map_gemm(chip.array, m, n, k).folds)
+                    cached = gemm_cache[(m, n, k, conv)] = (
+                        run_gemm_memory(chip, m, n, k, conv=conv),
+                        map_gemm(chip.array, m, n, k).folds)
                 one, folds = cached
                 mem = res.array_mem(chip, program, i, op, _scaled(one, count))
                 compute, overflows = mem.compute_cycles, None

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import one_tile
 from .chip import ACC_BYTES, Chip
+from .conv_geometry import ConvGeometry
 from .errors import WorkloadError
 from .one_tile import ORDERS
 
@@ -33,6 +34,7 @@ __all__ = ["MemoryResult", "TilePlan", "numerics_chunk", "plan_gemm", "run_gemm_
 
 _DATAFLOW_CODE = {"os": 0, "ws": 1, "is": 2}
 _SPLIT_CODE = {"m": 0, "n": 1, "tiles": 2}
+_NO_CONV = np.zeros(0, np.int64)  # the hot loops' "A tiles are im2col tiles in DRAM"
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ class MemoryResult:
     drain_cycles: int = 0  # the exposed write-back after the last tile step
     register_read_bytes: int = 0  # PE register reads: operands and partial sums of every MAC
     register_write_bytes: int = 0  # PE register writes: operands latched, partial sums updated
+    # of dram_a_read_bytes: input elements fetched again because several A tiles' windows
+    # touch them (halos; feeder-lowered convs only, see docs/conv-traffic.md)
+    dram_a_halo_bytes: int = 0
 
     def buffer_events(self) -> dict[str, int]:
         """Return bytes read and written per buffer (a, b, o): A and B are written by their DRAM
@@ -104,11 +109,22 @@ class MemoryResult:
         return self.dram_transfer_cycles > self.compute_cycles
 
     def traffic(self) -> dict[str, Any]:
-        """Return traffic in bytes per operand and per level, as a JSON-ready dict."""
+        """Return traffic in bytes per operand and per level, and the DRAM bytes per traffic
+        class, as a JSON-ready dict.
+
+        Classes (they add up to the DRAM total): ``feature_map`` A reads less halos (for a conv
+        lowered in memory, the im2col matrix), ``halo`` A elements re-fetched by neighbouring
+        tiles, ``weights`` B reads, ``partial_sums`` O tiles written back before their last K
+        tile and read back (twice the read-back), ``outputs`` the final write of O."""
+        halo = self.dram_a_halo_bytes
         return {"dram": {"a_read": self.dram_a_read_bytes, "b_read": self.dram_b_read_bytes,
                          "o_read": self.dram_o_read_bytes, "o_write": self.dram_o_write_bytes,
                          "total": self.dram_bytes},
-                "buffer": {"read": self.buffer_read_bytes, "write": self.buffer_write_bytes}}
+                "buffer": {"read": self.buffer_read_bytes, "write": self.buffer_write_bytes},
+                "classes": {"feature_map": self.dram_a_read_bytes - halo, "halo": halo,
+                            "weights": self.dram_b_read_bytes,
+                            "partial_sums": 2 * self.dram_o_read_bytes,
+                            "outputs": self.dram_o_write_bytes - self.dram_o_read_bytes}}
 
 
 def streams(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> bool:
@@ -145,6 +161,17 @@ def _ports(chip: Chip) -> np.ndarray:
                      b.o.port_bytes_per_cycle, b.unified_buffer.port_bytes_per_cycle], np.float64)
 
 
+def _feeder(chip: Chip, m: int, k: int, conv: ConvGeometry | None) -> np.ndarray:
+    """Return the geometry array the hot loops take: the conv's when the chip expands conv
+    windows in the feeder (``memory.conv_lowering: feeder``), else empty (im2col in DRAM)."""
+    if conv is None or chip.conv_lowering != "feeder":
+        return _NO_CONV
+    if (conv.gemm_m, conv.gemm_k) != (m, k):
+        raise WorkloadError("conv", "shape", f"conv geometry gives an im2col matrix of "
+                            f"{conv.gemm_m}x{conv.gemm_k}, the GEMM is {m}x{k}")
+    return conv.as_array()
+
+
 def _candidates(size: int, grains: tuple[int, ...], k_dim_ws: int = 0) -> np.ndarray:
     """Tile-size candidates for a dimension: the whole size, powers of two, and grain x 2^i.
 
@@ -176,10 +203,11 @@ def _check_fixed_tile(name: str, value: int, chip: Chip, k: int) -> None:
 
 
 def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str,
-                    with_estimates: bool = False) -> list:
+                    with_estimates: bool = False, conv: ConvGeometry | None = None) -> list:
     """Return the tilings of an m x n x k GEMM on ``chip`` worth timing: the config's fixed
     tiles, or those that fit and are Pareto-optimal in (estimated array cycles, DRAM bytes);
-    with ``with_estimates``, (plan, estimated array cycles) pairs.
+    with ``with_estimates``, (plan, estimated array cycles) pairs. ``conv``: the GEMM is this
+    conv's im2col (with feeder lowering an A tile's footprint is its input elements).
 
     Raises WorkloadError (pointing at the buffer's config line) when no tile fits.
     """
@@ -198,8 +226,10 @@ def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str,
     cand_k = np.array([min(t.tile_k, k)], np.int64) if t.tile_k else \
         _candidates(k, grains, arr.rows if arr.dataflow != "os" else 0)
     caps = _caps(chip)
-    if not (t.tile_m or t.tile_n or t.tile_k) and _memory._fits(
-            m, n, k, in_b, ACC_BYTES, caps, chip.buffers.unified,
+    geom = _feeder(chip, m, k, conv)
+    a_whole = conv.touched_elems() if geom.size else m * k
+    if not (t.tile_m or t.tile_n or t.tile_k) and _memory._fits_a(
+            a_whole, m, n, k, in_b, ACC_BYTES, caps, chip.buffers.unified,
             chip.buffers.double_buffered):
         # the whole GEMM fits: one tile moves every operand once and adds no fill/drain, so it
         # is the only Pareto-optimal tiling
@@ -209,7 +239,7 @@ def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str,
         m, n, k, cand_m, cand_n, cand_k, orders, in_b, ACC_BYTES, caps,
         chip.buffers.unified, chip.buffers.double_buffered, _DATAFLOW_CODE[arr.dataflow],
         arr.rows, arr.cols, arr.fill_drain == "full", arr.preload_overlap, arr.count,
-        _SPLIT_CODE[split], arr.split_tile_m, arr.split_tile_n, chip.output_bytes)
+        _SPLIT_CODE[split], arr.split_tile_m, arr.split_tile_n, chip.output_bytes, geom)
     if len(rows):  # the Pareto front in (estimated cycles, traffic): sorted by the estimate,
         order = np.lexsort((steps, traffic, est))  # keep each tiling that lowers the traffic
         t_sorted = traffic[order]
@@ -234,9 +264,10 @@ def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str,
     return list(zip(plans, (float(e) for e in est))) if with_estimates else plans
 
 
-def plan_gemm(chip: Chip, m: int, n: int, k: int, split: str) -> TilePlan:
+def plan_gemm(chip: Chip, m: int, n: int, k: int, split: str,
+              conv: ConvGeometry | None = None) -> TilePlan:
     """Return the tiling run_gemm_memory would use with this split (the fastest candidate)."""
-    return run_gemm_memory(chip, m, n, k, splits=(split,)).plan
+    return run_gemm_memory(chip, m, n, k, splits=(split,), conv=conv).plan
 
 
 def _rank(res: "MemoryResult") -> tuple[int, int, int]:
@@ -247,17 +278,25 @@ def _rank_compute(res: "MemoryResult") -> tuple[int, int, int, int]:
     return res.compute_cycles, res.total_cycles, res.dram_bytes, res.steps
 
 
-def dram_traffic_closed_form(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> tuple[int, ...]:
-    """Return DRAM bytes (A read, B read, O read back, O written) of a plan, in closed form."""
+def dram_traffic_closed_form(chip: Chip, m: int, n: int, k: int, plan: TilePlan,
+                             conv: ConvGeometry | None = None) -> tuple[int, ...]:
+    """Return DRAM bytes (A read, B read, O read back, O written) of a plan, in closed form;
+    for a feeder-lowered ``conv``, A is its reps times the input bytes of every A tile."""
     from . import _memory
-    return tuple(int(v) for v in _memory._dram_traffic(
+    a, b, o_rd, o_wr = (int(v) for v in _memory._dram_traffic(
         m, n, k, plan.tile_m, plan.tile_n, plan.tile_k, ORDERS.index(plan.loop_order),
         chip.input_bytes, ACC_BYTES, chip.output_bytes))
+    geom = _feeder(chip, m, k, conv)
+    if geom.size:
+        a = a // (m * k) * int(_memory._tiles_sum(geom, m, k, plan.tile_m, plan.tile_k))
+    return a, b, o_rd, o_wr
 
 
-def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> MemoryResult:
+def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan,
+         conv: ConvGeometry | None = None) -> MemoryResult:
     from . import _memory
     arr = chip.array
+    geom = _feeder(chip, m, k, conv)
     c = _memory._run_steps(
         _DATAFLOW_CODE[arr.dataflow], m, n, k, plan.tile_m, plan.tile_n, plan.tile_k,
         ORDERS.index(plan.loop_order), arr.rows, arr.cols, arr.fill_drain == "full",
@@ -265,7 +304,12 @@ def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> MemoryResult:
         arr.split_tile_n, chip.input_bytes, ACC_BYTES,
         np.array(chip.dram.bytes_per_cycle(chip.clock_hz), np.float64), chip.dram.per_operand,
         chip.dram.latency_cycles, chip.buffers.double_buffered, chip.buffers.unified, _ports(chip),
-        chip.output_bytes)
+        chip.output_bytes, geom)
+    halo = 0
+    if geom.size:  # each pass over A fetches the touched feature map once; the rest is halo
+        reps = _memory._dram_traffic(m, n, k, plan.tile_m, plan.tile_n, plan.tile_k,
+                                     ORDERS.index(plan.loop_order), 1, 1, 1)[0] // (m * k)
+        halo = int(c[_memory.C_DRAM_A]) - int(reps) * conv.touched_elems() * chip.input_bytes
     M = _memory
     return MemoryResult(plan, int(c[M.C_TOTAL]), int(c[M.C_COMPUTE]), int(c[M.C_BUSY]),
                         int(c[M.C_STEPS]), int(c[M.C_DRAM_A]), int(c[M.C_DRAM_B]),
@@ -273,10 +317,11 @@ def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan) -> MemoryResult:
                         int(c[M.C_BUF_WR]), int(c[M.C_HOP_BYTES]), int(c[M.C_XFER]),
                         int(c[M.C_PORT]), int(c[M.C_BUF_RD_A]), int(c[M.C_BUF_RD_B]),
                         int(c[M.C_PREFETCH]), int(c[M.C_DRAIN]), int(c[M.C_REG_RD]),
-                        int(c[M.C_REG_WR]))
+                        int(c[M.C_REG_WR]), halo)
 
 
-def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str) -> MemoryResult | None:
+def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str,
+                  conv: ConvGeometry | None = None) -> MemoryResult | None:
     """Return the MemoryResult of a GEMM that runs as one tile on one array, computed in plain
     Python (``one_tile``), or None when the GEMM does not qualify: several arrays, split
     ``tiles``, a fixed tile size, or a GEMM that does not fit the buffers whole. Equal to
@@ -286,8 +331,10 @@ def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str) -> MemoryResul
             or chip.dram.per_operand:
         return None
     caps = (buf.a.bytes, buf.b.bytes, buf.o.bytes, buf.unified_buffer.bytes)
+    # a feeder-lowered conv loads the input elements its windows touch (plain Python)
+    a_elems = conv.touched_elems() if _feeder(chip, m, k, conv).size else None
     if not one_tile.fits(m, n, k, chip.input_bytes, ACC_BYTES, caps, buf.unified,
-                         buf.double_buffered):
+                         buf.double_buffered, a_elems):
         return None
     ports = (buf.a.port_bytes_per_cycle, buf.b.port_bytes_per_cycle,
              buf.o.port_bytes_per_cycle, buf.unified_buffer.port_bytes_per_cycle)
@@ -295,7 +342,7 @@ def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str) -> MemoryResul
     c = one_tile.one_step(_DATAFLOW_CODE[arr.dataflow], m, n, k, arr.rows, arr.cols,
                           arr.fill_drain == "full", arr.preload_overlap, chip.input_bytes,
                           ACC_BYTES, bpc, chip.dram.latency_cycles, buf.unified, ports,
-                          chip.output_bytes)
+                          chip.output_bytes, a_elems)
     plan = TilePlan(m, n, k, ORDERS[0] if t.loop_order == "auto" else t.loop_order, split)
     return MemoryResult(plan, c["total"], c["compute"], c["busy"], c["steps"], c["dram_a"],
                         c["dram_b"], c["dram_o_rd"], c["dram_o_wr"], c["buf_rd"], c["buf_wr"],
@@ -315,7 +362,8 @@ def _transfer_bound(chip: Chip, traffic: tuple[int, ...]) -> float:
 
 
 def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
-                    splits: tuple[str, ...] | None = None) -> MemoryResult:
+                    splits: tuple[str, ...] | None = None,
+                    conv: ConvGeometry | None = None) -> MemoryResult:
     """Tile and time an m x n x k GEMM on ``chip``: the candidate tilings (and, for several
     arrays with split ``auto``, both splits) are walked exactly and the fastest is kept (ties:
     less DRAM traffic, fewer steps, split m). Candidates are walked in order of a lower bound on
@@ -324,23 +372,29 @@ def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
     compute`` the fewest array cycles win instead (ties: the fastest, then less traffic):
     candidates are walked in order of their array-cycle estimate (a lower bound on their array
     cycles, exact for streaming tile steps) until it exceeds the best array cycles found.
-    ``splits`` overrides the splits tried."""
+    ``splits`` overrides the splits tried. ``conv``: the GEMM is this conv's im2col matrix; with
+    ``memory.conv_lowering: feeder`` its A tiles load the input elements their windows touch
+    (halos included) and occupy that much buffer; otherwise A is the im2col matrix in DRAM."""
     if splits is None:
         splits = ("m", "n") if chip.array.split == "auto" and chip.array.count > 1 else \
             (chip.array.split if chip.array.split != "auto" else "m",)
     if len(splits) == 1:
-        res = _run_one_tile(chip, m, n, k, splits[0])
+        res = _run_one_tile(chip, m, n, k, splits[0], conv)
         if res is not None:
             return res
+    geom = _feeder(chip, m, k, conv)
+    touched = conv.touched_elems() if geom.size else 0
     by_compute = chip.tiling.objective == "compute"
     rank = _rank_compute if by_compute else _rank
     cands = []
     for split in splits:
-        for plan, est in candidate_plans(chip, m, n, k, split, with_estimates=True):
+        for plan, est in candidate_plans(chip, m, n, k, split, with_estimates=True, conv=conv):
             if by_compute:
                 cands.append((est, plan))
                 continue
             traffic = dram_traffic_closed_form(chip, m, n, k, plan)
+            if geom.size:  # a lower bound: each pass over A fetches the touched map at least
+                traffic = (traffic[0] // (m * k) * touched, *traffic[1:])
             bound = max(est, _transfer_bound(chip, traffic))
             cands.append((bound, plan))
     cands.sort(key=lambda c: c[0])
@@ -348,7 +402,7 @@ def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
     for bound, plan in cands:
         if best is not None and bound > (best.compute_cycles if by_compute else best.total_cycles):
             break
-        res = _run(chip, m, n, k, plan)
+        res = _run(chip, m, n, k, plan, conv)
         if best is None or rank(res) < rank(best):
             best = res
     return best

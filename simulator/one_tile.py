@@ -132,11 +132,12 @@ def port_cycles(nbytes: int, port_bytes_per_cycle: float) -> int:
 
 
 def fits(tm: int, tn: int, tk: int, in_b: int, acc_b: int, caps: tuple[int, int, int, int],
-         unified: bool, double_buffered: bool) -> bool:
+         unified: bool, double_buffered: bool, a_elems: int | None = None) -> bool:
     """Return True if tm x tn x tk tiles fit buffers of ``caps`` = (A, B, O, unified) bytes,
-    0 = unbounded; twin of ``_memory._fits``."""
+    0 = unbounded; ``a_elems``: the A tile's elements when not tm * tk (a feeder-lowered conv's
+    input elements); twin of ``_memory._fits_a``."""
     div = 2 if double_buffered else 1
-    a = tm * tk * in_b * div
+    a = (tm * tk if a_elems is None else a_elems) * in_b * div
     b = tk * tn * in_b * div
     o = tm * tn * acc_b * div
     if unified:
@@ -147,7 +148,8 @@ def fits(tm: int, tn: int, tk: int, in_b: int, acc_b: int, caps: tuple[int, int,
 
 def one_step(df: int, m: int, n: int, k: int, big_r: int, big_c: int, full: bool, overlap: bool,
              in_b: int, acc_b: int, bytes_per_cycle: float, latency_cycles: int, unified: bool,
-             ports: tuple[float, float, float, float], out_b: int) -> dict[str, int]:
+             ports: tuple[float, float, float, float], out_b: int,
+             a_load_elems: int | None = None) -> dict[str, int]:
     """Return the counters of a GEMM run as one tile step on one array (cycles, bytes): what
     ``_memory._run_steps`` returns for tiles of the whole GEMM, keyed by the names of its
     ``C_*`` indices (``total``, ``compute``, ``busy``, ``steps``, ``dram_a``, ``dram_b``,
@@ -156,11 +158,13 @@ def one_step(df: int, m: int, n: int, k: int, big_r: int, big_c: int, full: bool
     DRAM port; the write-back moves ``out_b`` bytes per result (output.dtype).
 
     The step loads A and B, computes, and writes O back; with one step double buffering hides
-    nothing, so total = load + max(compute, port time) + write-back.
+    nothing, so total = load + max(compute, port time) + write-back. ``a_load_elems``: the
+    elements A loads from DRAM when not m * k (a feeder-lowered conv: its input elements).
     """
     cyc, busy, a_el, b_el, o_rd_el, o_wr_el, hops, p_hops = one_array(df, m, n, k, big_r, big_c,
                                                                        full, overlap)
-    load = m * k * in_b + k * n * in_b
+    a_load = (m * k if a_load_elems is None else a_load_elems) * in_b
+    load = a_load + k * n * in_b
     write = m * n * out_b
     a_rd, b_rd, o_rd, o_wr = a_el * in_b, b_el * in_b, o_rd_el * acc_b, o_wr_el * acc_b
     if unified:
@@ -172,7 +176,7 @@ def one_step(df: int, m: int, n: int, k: int, big_r: int, big_c: int, full: bool
     t_load = transfer_cycles(load, bytes_per_cycle, latency_cycles)
     t_write = transfer_cycles(write, bytes_per_cycle, latency_cycles)
     return {"total": t_load + step + t_write, "compute": cyc, "busy": busy, "steps": 1,
-            "dram_a": m * k * in_b, "dram_b": k * n * in_b, "dram_o_rd": 0, "dram_o_wr": write,
+            "dram_a": a_load, "dram_b": k * n * in_b, "dram_o_rd": 0, "dram_o_wr": write,
             "buf_rd": a_rd + b_rd + o_rd + write, "buf_wr": o_wr + load,
             "hop_bytes": hops * in_b + p_hops * acc_b, "xfer": t_load + t_write,
             "port": step - cyc, "buf_rd_a": a_rd, "buf_rd_b": b_rd, "prefetch": t_load,

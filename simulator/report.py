@@ -293,6 +293,10 @@ class Report:
                          f"B {format_bytes(dram['b_read'])}, O read {format_bytes(dram['o_read'])}, "
                          f"O write {format_bytes(dram['o_write'])}); memory-bound ops: "
                          f"{t['memory_bound_ops']} of {len(self.ops)}")
+        classes = t["traffic_bytes"].get("classes", {})
+        if classes:  # what the DRAM bytes are (docs/conv-traffic.md)
+            lines.append("traffic     " + ", ".join(
+                f"{k.replace('_', ' ')} {format_bytes(v)}" for k, v in classes.items()))
         energy = t["energy_pj"]
         if energy:
             parts = ", ".join(f"{k} {100 * v / energy['total']:.1f} %" for k, v in energy.items()

@@ -121,7 +121,7 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
             path = (base_dir / str(value)).resolve()
             layers = load_topology(path)
             return {"name": item.get("name", Path(str(value)).stem), "kind": "topology",
-                    "shapes": [(layer.name, *layer.shape) for layer in layers]}
+                    "shapes": [layer.entry for layer in layers]}
         if kind == "model":  # a zoo network's forward pass
             from simulator.kernels.zoo import build_zoo
             sizes = {k: item.get(k) for k in ("batch", "seq", "image")}

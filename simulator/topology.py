@@ -44,6 +44,13 @@ class Layer:
         """Return (M, N, K) of the layer's GEMM."""
         return self.m, self.n, self.k
 
+    @property
+    def entry(self) -> tuple:
+        """Return (name, M, N, K, ConvGeometry or None), an entry of engine.simulate_gemms."""
+        from .conv_geometry import conv_geometry_of_layer
+        return (self.name, self.m, self.n, self.k,
+                None if self.conv is None else conv_geometry_of_layer(self.conv))
+
 
 def _fields(row: list[str], expected: int, where: str) -> list[str]:
     row = [f.strip() for f in row]

@@ -44,14 +44,37 @@ def ordered_gemm(a, b, chunk, dtype, overflow="wrap", bits=32):
     return out, overflows
 
 
-def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b=None):
+def conv_tile_inputs(conv, m0, m1, k0, k1):
+    """Return the set of input elements (image, channel, iy, ix) that rows [m0, m1) x columns
+    [k0, k1) of a conv's im2col matrix read, walking every entry; rows are ordered (image,
+    oy, ox), columns (channel, ky, kx); taps that fall in the padding read nothing. ``conv``
+    has fields nb, h, w, c, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow."""
+    g = conv
+    out = set()
+    for r in range(m0, m1):
+        img, p = divmod(r, g.oh * g.ow)
+        oy, ox = divmod(p, g.ow)
+        for col in range(k0, k1):
+            ch, t = divmod(col, g.kh * g.kw)
+            ky, kx = divmod(t, g.kw)
+            iy = oy * g.sh - g.ph + ky * g.dh
+            ix = ox * g.sw - g.pw + kx * g.dw
+            if 0 <= iy < g.h and 0 <= ix < g.w:
+                out.add((img, ch, iy, ix))
+    return out
+
+
+def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b=None, conv=None):
     """Walk tile steps one by one, keeping the resident tile of each operand in a variable.
 
     An O tile written back before its last k tile holds partial sums (``acc_b`` bytes each);
     written back after it, results in the output precision (``out_b``, default ``acc_b``).
 
     Return (dram dict, list of (load bytes, write bytes, (em, en, ek), tile indices {"m", "n",
-    "k"}, (A, B, O read-back) load bytes)) per step.
+    "k"}, (A, B, O read-back) load bytes)) per step. ``conv``: the GEMM is this conv's im2col
+    expanded in the feeder: an A tile loads the distinct input elements it reads
+    (``conv_tile_inputs``); ``dram["a_halo"]`` is then the A bytes beyond one fetch of every
+    input element per pass over A (passes = A fetches / distinct A tiles).
     """
     trips = {"m": -(-m // tm), "n": -(-n // tn), "k": -(-k // tk)}
     seq = []
@@ -68,6 +91,8 @@ def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b=None):
     dram = {"a": 0, "b": 0, "o_rd": 0, "o_wr": 0}
     res_a = res_b = res_o = None
     steps = []
+    seen_a: dict = {}  # distinct A tiles -> their input elements (conv)
+    fetches_a = 0
     for s, st in enumerate(seq):
         em = min(tm, m - st["m"] * tm)
         en = min(tn, n - st["n"] * tn)
@@ -75,8 +100,15 @@ def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b=None):
         load = [0, 0, 0]
         if res_a != (st["m"], st["k"]):
             res_a = (st["m"], st["k"])
-            load[0] = em * ek * in_b
-            dram["a"] += em * ek * in_b
+            if conv is None:
+                load[0] = em * ek * in_b
+            else:
+                m0, k0 = st["m"] * tm, st["k"] * tk
+                tile = conv_tile_inputs(conv, m0, m0 + em, k0, k0 + ek)
+                seen_a.setdefault(res_a, tile)
+                load[0] = len(tile) * in_b
+                fetches_a += 1
+            dram["a"] += load[0]
         if res_b != (st["k"], st["n"]):
             res_b = (st["k"], st["n"])
             load[1] = ek * en * in_b
@@ -93,6 +125,11 @@ def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b=None):
             write = em * en * (acc_b if out_b is None or not done else out_b)
             dram["o_wr"] += write
         steps.append((sum(load), write, (em, en, ek), dict(st), tuple(load)))
+    if conv is not None:
+        passes, rem = divmod(fetches_a, len(seen_a))
+        assert rem == 0  # every A tile is fetched equally often
+        fmap = len(set().union(*seen_a.values())) * in_b
+        dram["a_halo"] = dram["a"] - passes * fmap
     return dram, steps
 
 
@@ -241,7 +278,7 @@ def _fold_events(df, rows, cols, bm, bn, bk):
 
 
 def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1, split="m",
-                split_tile_m=1, split_tile_n=1, out_b=None):
+                split_tile_m=1, split_tile_n=1, out_b=None, conv=None):
     """Count every event of a tiled GEMM by walking its tile steps, arrays and folds one by one.
 
     Return (totals, per_step): ``totals`` has macs, pe_hop_bytes, buffer reads and writes per
@@ -265,8 +302,11 @@ def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1
     PE registers: ``register_read_bytes`` and ``register_write_bytes`` from a walk over the PEs
     of every fold (``_fold_registers``): operands in ``in_b``, partial sums in ``acc_b``.
     ``out_b``: bytes of a result written back once its k range is complete (default acc_b).
+    ``conv``: the GEMM is this conv's im2col expanded in the feeder (see ``slow_tile_walk``);
+    the array still reads im2col elements from the A buffer.
     """
-    dram, steps = slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b)
+    dram, steps = slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b, conv)
+    halo = dram.pop("a_halo", 0)
     trips = {"m": -(-m // tm), "n": -(-n // tn), "k": -(-k // tk)}
     seq = []
 
@@ -349,5 +389,6 @@ def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1
     totals["buffer_read_bytes"] = totals["buf_rd_a"] + totals["buf_rd_b"] + totals["buf_rd_o"]
     totals["buffer_write_bytes"] = totals["buf_wr_a"] + totals["buf_wr_b"] + totals["buf_wr_o"]
     totals["dram_bytes"] = sum(dram.values())
+    totals["dram_a_halo"] = halo
     return totals, per_step
 

@@ -25,3 +25,20 @@ knobs = st.fixed_dictionaries({
 })
 
 dtypes = st.sampled_from(["int8", "fp16", "bf16", "fp32"])
+
+
+@st.composite
+def conv_geometries(draw, max_side=8):
+    """A random ConvGeometry (one group): batch, channels, filter, stride, padding and dilation,
+    with an input large enough for at least one output pixel (floor output sizes)."""
+    from simulator.conv_geometry import ConvGeometry
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    h = draw(st.integers(max(1, (kh - 1) * dh + 1 - 2 * ph), max_side))
+    w = draw(st.integers(max(1, (kw - 1) * dw + 1 - 2 * pw), max_side))
+    oh = (h + 2 * ph - (kh - 1) * dh - 1) // sh + 1
+    ow = (w + 2 * pw - (kw - 1) * dw - 1) // sw + 1
+    return ConvGeometry(draw(st.integers(1, 2)), h, w, draw(st.integers(1, 3)), kh, kw, sh, sw,
+                        ph, pw, dh, dw, oh, ow)

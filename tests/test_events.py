@@ -10,9 +10,9 @@ from hypothesis import event, given, strategies as st
 
 from oracles import _array_blocks, slow_events, slow_tile_walk, slow_timeline
 from simulator import WorkloadError, simulate_gemm
-from simulator.engine import run
+from simulator.engine import gemm_op, run
 from simulator.program import Program
-from strategies import make_chip
+from strategies import conv_geometries, make_chip
 
 ACC_B = 4
 OUT_B = {"accumulator": 4, "int8": 1, "bf16": 2, "fp16": 2, "fp32": 4}
@@ -62,13 +62,13 @@ def memory_chips(draw, ports=False):
     return base.with_overrides(keys), (m, n, k)
 
 
-def _oracle(chip, shape, tiling):
+def _oracle(chip, shape, tiling, conv=None):
     arr = chip.array
     m, n, k = shape
     return slow_events(arr.dataflow, arr.rows, arr.cols, m, n, k, tiling["tile_m"],
                        tiling["tile_n"], tiling["tile_k"], tiling["loop_order"], chip.input_bytes,
                        ACC_B, arr.count, tiling["split"], arr.split_tile_m, arr.split_tile_n,
-                       OUT_B[chip.config["output"]["dtype"]])
+                       OUT_B[chip.config["output"]["dtype"]], conv)
 
 
 def _requant(chip, shape):
@@ -82,18 +82,39 @@ def _requant(chip, shape):
     return (2 if out == "int8" else 1) * n_out, n_out * ACC_B, n_out * OUT_B[out]
 
 
-def _run(chip, shape):
+def _run(chip, shape, conv=None):
     try:
+        if conv is not None:
+            return gemm_op(chip, *shape, conv=conv)
         return simulate_gemm(chip, shape=shape).ops[0]
     except WorkloadError:
         event("no tile fits")
         return None  # no tile fits the buffers: an error, tested in test_memory
 
 
+def _feeder_case(case, geom, tile_m):
+    """A memory_chips case turned into a feeder-lowered conv of ``geom`` (its N kept), with M
+    tiles of ``tile_m`` output pixels when nonzero (tiles that cut output rows: halos)."""
+    chip, (_m, n, _k) = case
+    keys = {"memory.conv_lowering": "feeder"}
+    if tile_m:
+        keys["tiling.tile_m"] = tile_m
+    return chip.with_overrides(keys), (geom.gemm_m, n, geom.gemm_k), geom
+
+
 @given(memory_chips())
 def test_every_event_count_equals_the_fold_walk(case):
-    chip, shape = case
-    op = _run(chip, shape)
+    _check_every_event(*case)
+
+
+@given(memory_chips(), conv_geometries(), st.integers(0, 24))
+def test_feeder_conv_event_counts_equal_the_fold_walk(case, geom, tile_m):
+    # A tiles load the distinct input elements their windows touch (halos included)
+    _check_every_event(*_feeder_case(case, geom, tile_m))
+
+
+def _check_every_event(chip, shape, conv=None):
+    op = _run(chip, shape, conv)
     if op is None:
         return
     t = chip.tiling
@@ -102,7 +123,7 @@ def test_every_event_count_equals_the_fold_walk(case):
             assert op.tiling[f"tile_{d}"] == min(v, dict(zip("mnk", shape))[d])
     if t.loop_order != "auto":
         assert op.tiling["loop_order"] == t.loop_order
-    want, per_step = _oracle(chip, shape, op.tiling)
+    want, per_step = _oracle(chip, shape, op.tiling, conv)
     event(f"tile steps: {'1' if len(per_step) == 1 else '2-9' if len(per_step) < 10 else '10+'}")
     event(f"output {chip.config['output']['dtype']}")
     # the requantisation pass reads every accumulator and writes every result in the O buffer
@@ -124,8 +145,14 @@ def test_every_event_count_equals_the_fold_walk(case):
     assert op.traffic_bytes == {
         "dram": {"a_read": want["dram_a"], "b_read": want["dram_b"], "o_read": want["dram_o_rd"],
                  "o_write": want["dram_o_wr"], "total": want["dram_bytes"]},
-        "buffer": {"read": want["buffer_read_bytes"], "write": want["buffer_write_bytes"]}}
+        "buffer": {"read": want["buffer_read_bytes"], "write": want["buffer_write_bytes"]},
+        "classes": {"feature_map": want["dram_a"] - want["dram_a_halo"],
+                    "halo": want["dram_a_halo"], "weights": want["dram_b"],
+                    "partial_sums": 2 * want["dram_o_rd"],
+                    "outputs": math.prod(shape[:2]) * OUT_B[chip.config["output"]["dtype"]]}}
     assert (op.requant_cycles > 0) == (rq_ops > 0)
+    if conv is not None and want["dram_a_halo"]:
+        event("halo re-fetched")
     e, tab = op.energy_pj, chip.energy
     bufs = ("unified_buffer",) * 3 if chip.buffers.unified else ("a", "b", "o")
     time_s = op.total_cycles / chip.clock_hz
@@ -210,17 +237,26 @@ def _port_cycles(chip, step):
 
 @given(memory_chips(ports=True))
 def test_buffer_ports_slow_steps_as_the_slow_timeline_says(case):
-    chip, shape = case
-    op = _run(chip, shape)
+    _check_timeline(*case)
+
+
+@given(memory_chips(ports=True), conv_geometries(), st.integers(0, 24))
+def test_feeder_conv_timeline_equals_the_slow_timeline(case, geom, tile_m):
+    # the timeline moves each A tile's input elements, not its im2col entries
+    _check_timeline(*_feeder_case(case, geom, tile_m))
+
+
+def _check_timeline(chip, shape, conv=None):
+    op = _run(chip, shape, conv)
     if op is None:
         return
     arr = chip.array
     m, n, k = shape
     tiling = op.tiling
-    _, per_step = _oracle(chip, shape, tiling)
+    _, per_step = _oracle(chip, shape, tiling, conv)
     _, steps = slow_tile_walk(m, n, k, tiling["tile_m"], tiling["tile_n"], tiling["tile_k"],
                               tiling["loop_order"], chip.input_bytes, ACC_B,
-                              OUT_B[chip.config["output"]["dtype"]])
+                              OUT_B[chip.config["output"]["dtype"]], conv)
     bare = make_chip(arr.rows, arr.cols, arr.dataflow, arr.fill_drain, arr.preload_overlap)
     cache = {}
 

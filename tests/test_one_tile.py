@@ -12,7 +12,8 @@ from hypothesis import assume, example, given, settings, strategies as st
 from conftest import CONFIGS, ROOT
 from simulator import _memory, _timing, one_tile
 from simulator.memory import _run, _run_one_tile, candidate_plans, run_gemm_memory
-from strategies import make_chip
+from simulator.errors import WorkloadError
+from strategies import conv_geometries, make_chip
 
 bools = st.booleans()
 
@@ -75,6 +76,36 @@ def test_one_tile_result_equals_tile_walk(df, rows, cols, m, n, k, fill, overlap
     assert (fast is not None) == (len(plans) == 1 and whole)
     assume(fast is not None)
     assert fast == _run(chip, m, n, k, plans[0])
+
+
+@given(geom=conv_geometries(), n=st.integers(1, 40), df=st.sampled_from(["os", "ws", "is"]),
+       unified=bools, db=bools, slack=st.integers(-2, 64), bw=st.sampled_from([0.0, 16e9]),
+       latency=st.integers(0, 50), split=st.sampled_from(["m", "n"]))
+def test_one_tile_feeder_conv_equals_tile_walk(geom, n, df, unified, db, slack, bw, latency,
+                                               split):
+    """A feeder-lowered conv that fits whole (its touched input, weights and outputs; the buffer
+    sized around that) is timed in plain Python exactly as the tile walk times it."""
+    m, k = geom.gemm_m, geom.gemm_k
+    div = 2 if db else 1
+    need = (geom.touched_elems() + k * n + 4 * m * n) * div + slack
+    over = {"buffers.unified": True, "buffers.unified_buffer.bytes": max(need, 1),
+            "buffers.double_buffered": db, "dram.bandwidth_bytes_per_s": bw,
+            "dram.latency_cycles": latency, "memory.conv_lowering": "feeder"} if unified else \
+        {"buffers.a.bytes": max(geom.touched_elems() * div + slack, 1),
+         "buffers.double_buffered": db, "dram.bandwidth_bytes_per_s": bw,
+         "dram.latency_cycles": latency, "memory.conv_lowering": "feeder"}
+    chip = make_chip(3, 4, df).with_overrides(over)
+    fast = _run_one_tile(chip, m, n, k, split, geom)
+    try:
+        plans = candidate_plans(chip, m, n, k, split, conv=geom)
+    except WorkloadError:  # not even the smallest tile fits
+        assert fast is None and slack < 0
+        return
+    whole = (plans[0].tile_m, plans[0].tile_n, plans[0].tile_k) == (m, n, k)
+    assert (fast is not None) == (len(plans) == 1 and whole) == (slack >= 0)
+    assume(fast is not None)
+    assert fast == _run(chip, m, n, k, plans[0], geom)
+    assert fast.dram_a_read_bytes == geom.touched_elems()
 
 
 def test_one_tile_path_not_taken_for_several_arrays_or_fixed_tiles():
