@@ -2,7 +2,8 @@
 
 A matmul costs what :func:`simulator.engine.gemm_op` says (array compute, memory stalls from the
 tiling and DRAM model, launch overhead); ``count`` GEMMs of one shape run back to back as one
-grouped launch: ``count x (compute + stall) + launch``. Vector ops and row reductions cost
+grouped launch: ``count x (compute + stall) + requantisation + launch``, the requantisation (a
+chip whose ``output.dtype`` narrows results) one vector-unit pass over all their results. Vector ops and row reductions cost
 :func:`simulator.vector.vector_cycles` / :func:`simulator.vector.reduction_cycles` plus the launch,
 exactly as the engine charges them (an op naming an engine vector op, ``fn``, costs that op's
 passes). The embedding gather moves its rows on the vector unit and reads them from DRAM; the
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..chip import Chip
-from ..engine import dram_xfer_cycles, gemm_op
+from ..engine import dram_xfer_cycles, gemm_op, requant_cost
 from ..vector import VECTOR_OPS, passes_cycles, reduction_cycles, vector_cycles
 from .ops import LayerOp
 from .system import System
@@ -92,8 +93,11 @@ class Coster:
         kind = op.kind
         if kind == "matmul":
             comp, stall, dram, bound = self.gemm(op.m, op.n, op.k)
-            cyc = op.count * (comp + stall) + self.launch
-            return cyc, OpCost(op.count * comp / clk, op.count * stall / clk, 0.0,
+            # results narrowed to output.dtype: one requantisation pass over all the GEMMs'
+            # results on the vector unit, as the engine charges a batched matmul
+            rq, _ = requant_cost(self.chip, op.count * op.m * op.n)
+            cyc = op.count * (comp + stall) + rq + self.launch
+            return cyc, OpCost(op.count * comp / clk, op.count * stall / clk, rq / clk,
                                self.launch / clk, 0.0, op.macs, op.count * dram, 0.0, bound)
         if kind == "vector" and op.fn in VECTOR_OPS:
             body, _ = passes_cycles(self.chip.vector, _passes(op))
