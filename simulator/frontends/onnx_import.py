@@ -172,6 +172,15 @@ class _Sequence:
         self.shape = (len(items),)
 
 
+class _Scaled:
+    """A data tensor times a scalar constant, left for the MatMul that alone reads it to apply
+    to its product (the dynamo exporter's attention scales q and k by sqrt(scale) each; the
+    zoo's, and a compiler's, scales the scores once)."""
+
+    def __init__(self, base: str, factor: float, shape: tuple):
+        self.base, self.factor, self.shape = base, factor, shape
+
+
 class _Unsupported(Exception):
     """A node the importer cannot lower (turned into a WorkloadError naming node and file)."""
 
@@ -191,6 +200,7 @@ class _Ctx:
         self.node = None
         self.op_name = ""
         self.uses: dict[str, int] = {}
+        self.consumers: dict[str, list[str]] = {}  # onnx value -> op types reading it
         self._names: set[str] = set()
 
     # -- names ----------------------------------------------------------------------------
@@ -235,7 +245,7 @@ class _Ctx:
 
     def shape(self, v) -> tuple[int, ...]:
         """Return the shape of a Const or a program tensor."""
-        return v.shape if isinstance(v, Const) else self.p.shapes[v]
+        return self.p.shapes[v] if isinstance(v, str) else v.shape
 
     def tensor(self, v, like_name: str = "const") -> str:
         """Return a program tensor for ``v``: itself, or a Const made a program input."""
@@ -485,6 +495,18 @@ def _binary(ctx):
         lg = p.elementwise(ctx.sub("log"), "log", a, out=ctx.out(suffix="log"))
         sc = p.elementwise(ctx.sub("scale"), "scale", lg, const=sb, out=ctx.out(suffix="scaled"))
         return [p.elementwise(name, "exp", sc, out=ctx.out())]
+    if scalar_ok and (sa if sb is None else sb) is not None and op in ("Mul", "Div") and \
+            (sb is not None or op == "Mul"):
+        uses = ctx.consumers.get(ctx.node.output[0], [])
+        if uses and all(u == "MatMul" for u in uses):
+            f = sb if sb is not None else sa
+            return [_Scaled(x, 1.0 / f if op == "Div" else f, ctx.shape(x))]
+    if isinstance(b, Const) and isinstance(a, str) and op == "Add" and \
+            ctx.shape(a) == out_shape:
+        m = _additive_mask(b)
+        if m is not None:  # x + (0 or -inf): the masked_fill of the zoo's attention
+            mask = ctx.tensor(m[0], f"{ctx.input_name(1)}.mask")
+            return [p.elementwise(name, "masked_fill", a, mask, const=m[1], out=ctx.out())]
     if scalar_ok and sb is not None:
         if op == "Mul":
             return [p.elementwise(name, "scale", a, const=sb, out=ctx.out())]
@@ -502,6 +524,20 @@ def _binary(ctx):
     ta = ctx.tensor(a, ctx.input_name(0))
     tb = ctx.tensor(b, ctx.input_name(1))
     return [p.elementwise(name, kind, ta, tb, out=ctx.out())]
+
+
+def _additive_mask(c: Const) -> tuple[Const, float] | None:
+    """Return (1/0 mask, fill) of a constant whose entries are all 0 or one fill value, -inf or
+    float32's lowest (-3.4e38, PyTorch's causal mask): adding it is a masked_fill (exact for
+    -inf; for -3.4e38 whenever |x| < 1e31, where x + fill rounds to fill). None otherwise."""
+    if c.size > _MAX_FOLD_ELEMENTS or not np.issubdtype(c.dtype, np.floating) or c.size < 2:
+        return None
+    v = c.value
+    for fill in (-np.inf, float(np.finfo(np.float32).min)):
+        hit = v == np.float32(fill)
+        if hit.any() and not np.any(v[~hit] != 0):
+            return Const(hit.astype(np.float32)), fill
+    return None
 
 
 @_handles("Where")
@@ -540,11 +576,20 @@ def _matmul(ctx):
     a, b = ctx.get(0), ctx.get(1)
     if isinstance(a, Const) and isinstance(b, Const):
         return [_fold([a.value, b.value], np.matmul)]
+    factor = 1.0
+    if isinstance(a, _Scaled):
+        a, factor = a.base, factor * a.factor
+    if isinstance(b, _Scaled):
+        b, factor = b.base, factor * b.factor
     sa, sb = ctx.shape(a), ctx.shape(b)
     if len(sa) < 2 or len(sb) < 2:
         raise _Unsupported(f"MatMul of rank-1 operands {sa} x {sb} is not supported")
-    return [ctx.p.matmul(ctx.sub(), ctx.tensor(a, ctx.input_name(0)),
-                         ctx.tensor(b, ctx.input_name(1)), out=ctx.out())]
+    if factor == 1.0:
+        return [ctx.p.matmul(ctx.sub(), ctx.tensor(a, ctx.input_name(0)),
+                             ctx.tensor(b, ctx.input_name(1)), out=ctx.out())]
+    y = ctx.p.matmul(ctx.sub(), ctx.tensor(a, ctx.input_name(0)),
+                     ctx.tensor(b, ctx.input_name(1)), out=ctx.out(suffix="unscaled"))
+    return [ctx.p.elementwise(ctx.sub("scale"), "scale", y, const=factor, out=ctx.out())]
 
 
 @_handles("Gemm")
@@ -974,12 +1019,15 @@ def _expand(ctx):
     x = ctx.get(0)
     shape = [int(v) for v in ctx.const(1, "shape").reshape(-1)]
     target = tuple(np.broadcast_shapes(ctx.shape(x), tuple(shape)))
-    if isinstance(x, Const):
-        return [Const(thunk=lambda: np.broadcast_to(x.value, target).copy(), shape=target,
-                      dtype=x.dtype)]
     if target == tuple(ctx.shape(x)):
         return [x]
-    return [ctx.p.vector(ctx.sub(), "broadcast", x, out=ctx.out(), shape=target)]
+    if isinstance(x, Const) and (x.size == 1 or not np.issubdtype(x.dtype, np.floating)):
+        # a fill value (the exporter's zero bias), shapes, masks: folded
+        return [Const(thunk=lambda: np.broadcast_to(x.value, target).copy(), shape=target,
+                      dtype=x.dtype)]
+    # expanding a weight (the class token) copies it: the zoo's broadcast, a move
+    return [ctx.p.vector(ctx.sub(), "broadcast", ctx.tensor(x, ctx.input_name(0)),
+                         out=ctx.out(), shape=target)]
 
 
 # --------------------------------------------------------------------------- driver
@@ -1090,8 +1138,10 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
         for i in node.input:
             if i:
                 ctx.uses[i] = ctx.uses.get(i, 0) + 1
+                ctx.consumers.setdefault(i, []).append(node.op_type)
     for o in graph.output:
         ctx.uses[o.name] = ctx.uses.get(o.name, 0) + 1
+        ctx.consumers.setdefault(o.name, []).append("graph output")
 
     for k, node in enumerate(graph.node):
         _lower(ctx, node, k, known)
@@ -1139,7 +1189,7 @@ def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
         if not o:
             continue
         ctx.env[o] = v
-        if isinstance(v, _Sequence):
+        if isinstance(v, (_Sequence, _Scaled)):
             continue
         if not isinstance(v, Const):
             ctx.dtypes.setdefault(v, np.dtype(np.float32))
