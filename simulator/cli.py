@@ -163,7 +163,7 @@ def _onnx_shapes(args: argparse.Namespace) -> dict:
     from .frontends.onnx_import import parse_input_shape
     shapes = {}
     for text in args.input or []:
-        name, shape = parse_input_shape(text)
+        name, shape = parse_input_shape(text, args.onnx)
         shapes[name] = shape
     return shapes
 

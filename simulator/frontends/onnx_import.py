@@ -89,19 +89,20 @@ class Const:
         return math.prod(self.shape)
 
 
-def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
-    """Return (input name, shape) of ``name=8x3x224x224``; raise WorkloadError otherwise."""
+def parse_input_shape(text: str, path: str = "--onnx") -> tuple[str, tuple[int, ...]]:
+    """Return (input name, shape) of ``name=8x3x224x224``; raise WorkloadError (located at
+    ``path``:1, the model the shape is for) otherwise."""
     name, sep, dims = text.partition("=")
-    where = f"--input {text}"
+    where, field_ = f"{path}:1", f"--input {text}"
     if not sep or not name.strip():
-        raise WorkloadError(where, "input", "expected NAME=D1xD2x... (e.g. x=8x3x224x224)")
+        raise WorkloadError(where, field_, "expected NAME=D1xD2x... (e.g. x=8x3x224x224)")
     try:
         shape = tuple(int(d) for d in dims.lower().split("x"))
     except ValueError:
-        raise WorkloadError(where, "input", f"dimensions must be positive integers joined by "
+        raise WorkloadError(where, field_, f"dimensions must be positive integers joined by "
                             f"'x', got {dims!r}") from None
     if not shape or any(d <= 0 for d in shape):
-        raise WorkloadError(where, "input", f"dimensions must be positive, got {dims!r}")
+        raise WorkloadError(where, field_, f"dimensions must be positive, got {dims!r}")
     return name.strip(), shape
 
 
@@ -1077,15 +1078,15 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
     graph_inputs = [i for i in graph.input if i.name not in inits]
     unknown = set(shapes) - {i.name for i in graph_inputs}
     if unknown:
-        raise WorkloadError(f"--input {sorted(unknown)[0]}", "input", f"{path} has no input "
-                            f"{sorted(unknown)[0]!r} (inputs: "
+        raise WorkloadError(f"{path}:1", f"--input {sorted(unknown)[0]}", f"the model has no "
+                            f"input {sorted(unknown)[0]!r} (inputs: "
                             f"{', '.join(i.name for i in graph_inputs) or 'none'})")
     data: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     for inp in graph_inputs:
         tt = inp.type.tensor_type
         dtype = _DTYPES.get(tt.elem_type)
         if dtype is None:
-            raise WorkloadError(path, f"input {inp.name}", f"element type {tt.elem_type} is "
+            raise WorkloadError(f"{path}:1", f"input {inp.name}", f"element type {tt.elem_type} is "
                                 "not supported")
         declared = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                     for d in tt.shape.dim]
@@ -1093,14 +1094,14 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
             given = shapes[inp.name]
             if len(given) != len(declared) or any(isinstance(d, int) and d != g
                                                   for d, g in zip(declared, given)):
-                raise WorkloadError(f"--input {inp.name}={'x'.join(map(str, given))}", "input",
-                                    f"{path} declares {inp.name} as "
+                raise WorkloadError(f"{path}:1", f"--input {inp.name}="
+                                    f"{'x'.join(map(str, given))}", f"the model declares {inp.name} as "
                                     f"{'x'.join(map(str, declared)) or 'a scalar'}")
             dims = tuple(given)
         elif all(isinstance(d, int) and d > 0 for d in declared) and declared:
             dims = tuple(declared)
         else:
-            raise WorkloadError(path, f"input {inp.name}", f"has symbolic or unknown "
+            raise WorkloadError(f"{path}:1", f"input {inp.name}", f"has symbolic or unknown "
                                 f"dimensions {'x'.join(map(str, declared)) or '(none)'}; give "
                                 f"them with --input {inp.name}=D1xD2x...")
         for d, g in zip(tt.shape.dim, dims):
@@ -1111,7 +1112,7 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as exc:
         msg = " ".join(str(exc).split())
-        raise WorkloadError(path, "shape inference", f"ONNX shape inference failed: "
+        raise WorkloadError(f"{path}:1", "shape inference", f"ONNX shape inference failed: "
                             f"{msg[:300]}") from None
     known = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
@@ -1129,7 +1130,7 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
     for t in graph.initializer:
         dtype = _DTYPES.get(t.data_type)
         if dtype is None:
-            raise WorkloadError(path, f"initializer {t.name}", f"element type {t.data_type} is "
+            raise WorkloadError(f"{path}:1", f"initializer {t.name}", f"element type {t.data_type} is "
                                 "not supported")
         ctx.env[t.name] = Const(thunk=lambda t=t: onnx.numpy_helper.to_array(t),
                                 shape=tuple(t.dims), dtype=dtype)
@@ -1150,11 +1151,11 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
     for o in graph.output:
         v = ctx.env.get(o.name)
         if not isinstance(v, str) or v in data:
-            raise WorkloadError(path, f"output {o.name}", "is a constant or a graph input: "
+            raise WorkloadError(f"{path}:1", f"output {o.name}", "is a constant or a graph input: "
                                 "the model computes nothing on the chip for it")
         outputs.append(v)
     if not program.ops:
-        raise WorkloadError(path, "graph", "no node computes anything on the chip")
+        raise WorkloadError(f"{path}:1", "graph", "no node computes anything on the chip")
     program.outputs = list(outputs)
     bounds = {k: v for k, v in ctx.id_bounds.items() if k in data}
     return ImportedModel(program.name, program, ctx.params, data, outputs,
@@ -1167,24 +1168,25 @@ def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
     ctx.node = node
     ctx.op_name = label
     where_field = f"node {label} ({op})"
+    where = f"{ctx.path}:{k + 1}"  # the node's position in the graph (1: the first node)
     if node.domain not in ("", "ai.onnx"):
-        raise WorkloadError(ctx.path, where_field, f"operator {node.domain}::{op} is not "
+        raise WorkloadError(where, where_field, f"operator {node.domain}::{op} is not "
                             "supported")
     handler = HANDLERS.get(op)
     if handler is None:
-        raise WorkloadError(ctx.path, where_field, f"operator {op} is not supported (supported: "
+        raise WorkloadError(where, where_field, f"operator {op} is not supported (supported: "
                             f"{', '.join(sorted(HANDLERS))})")
     try:
         outs = handler(ctx)
     except _Unsupported as exc:
-        raise WorkloadError(ctx.path, where_field, str(exc)) from None
+        raise WorkloadError(where, where_field, str(exc)) from None
     except SimulatorInputError as exc:
-        raise WorkloadError(ctx.path, where_field, exc.message) from None
+        raise WorkloadError(where, where_field, exc.message) from None
     except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError) as exc:
-        raise WorkloadError(ctx.path, where_field, f"{type(exc).__name__}: {exc}") from None
+        raise WorkloadError(where, where_field, f"{type(exc).__name__}: {exc}") from None
     names = [o for o in node.output]
     if len(outs) < len([o for o in names if o]):
-        raise WorkloadError(ctx.path, where_field, f"{len(names)} outputs are not supported")
+        raise WorkloadError(where, where_field, f"{len(names)} outputs are not supported")
     for o, v in zip(names, outs):
         if not o:
             continue
@@ -1197,5 +1199,5 @@ def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
         got = ctx.shape(v)
         if want is not None and tuple(want) != tuple(got) and \
                 not (want == () and tuple(got) == (1,)):
-            raise WorkloadError(ctx.path, where_field, f"output {o} has shape {tuple(got)} here "
+            raise WorkloadError(where, where_field, f"output {o} has shape {tuple(got)} here "
                                 f"but ONNX shape inference gives {tuple(want)}")
