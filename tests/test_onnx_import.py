@@ -336,3 +336,19 @@ def test_cli_table_csv_json_and_plot_work_on_an_imported_model(zoo_onnx, tmp_pat
     png = tmp_path / "timeline.png"
     code, _, err = cli("plot", "timeline", str(rep), "--out", str(png))
     assert code == 0 and png.stat().st_size > 0, err
+
+
+def test_missing_or_truncated_external_data_is_one_line(zoo_onnx, tmp_path):
+    import shutil
+    _m, path, _ = zoo_onnx("resnet18")
+    data_files = [p for p in __import__("pathlib").Path(path).parent.iterdir()
+                  if p.name != "resnet18.onnx"]
+    assert data_files  # the dynamo exporter writes the weights beside the model
+    dst = tmp_path / "resnet18.onnx"
+    shutil.copy(path, dst)
+    code, _, err = cli("run", CFG, "--onnx", str(dst))
+    assert code == 2 and err.count("\n") == 1 and "missing" in err and str(dst) in err
+    for f in data_files:
+        (tmp_path / f.name).write_bytes(f.read_bytes()[:1000])
+    code, _, err = cli("run", CFG, "--onnx", str(dst))
+    assert code == 2 and err.count("\n") == 1 and "truncated" in err and str(dst) in err

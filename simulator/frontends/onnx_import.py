@@ -1046,6 +1046,7 @@ def _static_shape(onnx, vtype) -> tuple | None:
 
 
 def _load(path: str):
+    """Return the ModelProto of ``path`` without its external data (read lazily)."""
     onnx = _onnx()
     p = Path(path)
     where = f"{path}:1"
@@ -1054,13 +1055,62 @@ def _load(path: str):
     if p.is_dir():
         raise WorkloadError(where, "", "is a directory, not an ONNX model")
     try:
-        model = onnx.load(str(p))
-    except Exception as exc:  # protobuf DecodeError, truncated file, bad external data
+        model = onnx.load(str(p), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError, truncated file
         raise WorkloadError(where, "", f"not a readable ONNX model ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
     if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
         raise WorkloadError(where, "", "not an ONNX model (no graph)")
+    _check_external_data(model, p)
     return model
+
+
+def _check_external_data(model, path: Path) -> None:
+    """Raise WorkloadError when an initializer's external data file is missing, outside the
+    model's folder or shorter than the tensor it should hold."""
+    base = path.parent.resolve()
+    sizes: dict[str, int] = {}
+    for t in model.graph.initializer:
+        if t.data_location != 1:  # TensorProto.EXTERNAL
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        loc = info.get("location", "")
+        f = (base / loc).resolve()
+        where = f"{path}:1"
+        if not loc or base not in f.parents:
+            raise WorkloadError(where, f"initializer {t.name}", f"external data location "
+                                f"{loc!r} is not a file beside the model")
+        if loc not in sizes:
+            if not f.is_file():
+                raise WorkloadError(where, f"initializer {t.name}", f"external data file {loc} "
+                                    "is missing")
+            sizes[loc] = f.stat().st_size
+        end = int(info.get("offset", 0) or 0) + int(info.get("length", 0) or 0)
+        if end > sizes[loc]:
+            raise WorkloadError(where, f"initializer {t.name}", f"external data file {loc} is "
+                                f"truncated ({sizes[loc]:,} bytes, the tensor ends at {end:,})")
+
+
+def _shape_model(model):
+    """Return a copy of ``model`` for shape inference: big initializers become typed graph
+    inputs (their shapes are all inference needs), so their bytes are never copied."""
+    onnx = _onnx()
+    g = onnx.GraphProto()
+    g.name = model.graph.name
+    g.node.extend(model.graph.node)
+    g.input.extend(model.graph.input)
+    g.output.extend(model.graph.output)
+    g.value_info.extend(model.graph.value_info)
+    listed = {i.name for i in model.graph.input}
+    for t in model.graph.initializer:
+        if t.data_location != 1 and math.prod(t.dims) <= 4096:
+            g.initializer.append(t)
+        elif t.name not in listed:
+            g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    light = onnx.helper.make_model(g, opset_imports=list(model.opset_import),
+                                   ir_version=model.ir_version)
+    light.functions.extend(model.functions)
+    return light
 
 
 def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = None,
@@ -1109,7 +1159,8 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
             d.dim_value = int(g)
         data[inp.name] = (dims, np.dtype(dtype))
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(_shape_model(model), strict_mode=True,
+                                                     data_prop=True)
     except Exception as exc:
         msg = " ".join(str(exc).split())
         raise WorkloadError(f"{path}:1", "shape inference", f"ONNX shape inference failed: "
@@ -1132,7 +1183,7 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
         if dtype is None:
             raise WorkloadError(f"{path}:1", f"initializer {t.name}", f"element type {t.data_type} is "
                                 "not supported")
-        ctx.env[t.name] = Const(thunk=lambda t=t: onnx.numpy_helper.to_array(t),
+        ctx.env[t.name] = Const(thunk=lambda t=t: _initializer(t, path),
                                 shape=tuple(t.dims), dtype=dtype)
         ctx._names.add(t.name)
     for node in graph.node:
@@ -1160,6 +1211,16 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
     bounds = {k: v for k, v in ctx.id_bounds.items() if k in data}
     return ImportedModel(program.name, program, ctx.params, data, outputs,
                          [o.name for o in graph.output], bounds)
+
+
+def _initializer(t, path: str) -> np.ndarray:
+    """Return an initializer's value (reading its external data file when it has one)."""
+    onnx = _onnx()
+    try:
+        return onnx.numpy_helper.to_array(t, base_dir=str(Path(path).parent))
+    except Exception as exc:  # unreadable external data, a bad raw_data length
+        raise WorkloadError(f"{path}:1", f"initializer {t.name}", f"cannot read its value "
+                            f"({type(exc).__name__}: {exc})") from None
 
 
 def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
