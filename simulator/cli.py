@@ -447,8 +447,10 @@ def _cmd_calibrate_fit(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import COLUMNS, compare_chips
+    onnx = getattr(args, "onnx", None)
     rows, what, per = compare_chips(args.configs, model=args.model, topology=args.topology,
-                                    gemm=args.gemm, batch=args.batch)
+                                    gemm=args.gemm, batch=args.batch, onnx=onnx,
+                                    onnx_inputs=_onnx_shapes(args) if onnx else None)
     winners = {key: better(rows, key=lambda r: r[key])["chip"] for key, _h, _u, better in COLUMNS}
     if args.plot:
         from .plots import compare_bars, save
@@ -708,6 +710,9 @@ def build_parser() -> argparse.ArgumentParser:
     cwhat.add_argument("--model", metavar="SPEC", help="a training step: linear:IN:OUT, mlp:...")
     cwhat.add_argument("--topology", metavar="FILE.csv", help="one inference of a topology")
     cwhat.add_argument("--gemm", metavar="MxNxK")
+    cwhat.add_argument("--onnx", metavar="FILE.onnx", help="one forward pass of an ONNX model")
+    cmp_.add_argument("--input", action="append", metavar="NAME=D1xD2x...",
+                      help="--onnx: the shape of graph input NAME (symbolic dimensions)")
     cmp_.add_argument("--batch", type=int, default=64, help="batch of the training step")
     cmp_.add_argument("--json", action="store_true")
     cmp_.add_argument("--plot", metavar="FILE.png", help="grouped bars of the same table")

@@ -352,3 +352,37 @@ def test_missing_or_truncated_external_data_is_one_line(zoo_onnx, tmp_path):
         (tmp_path / f.name).write_bytes(f.read_bytes()[:1000])
     code, _, err = cli("run", CFG, "--onnx", str(dst))
     assert code == 2 and err.count("\n") == 1 and "truncated" in err and str(dst) in err
+
+
+def test_compare_and_sweep_take_an_onnx_model_and_match_its_zoo_twin(zoo_onnx, tmp_path):
+    import json
+    from simulator.compare import compare_chips
+    from simulator.sweep import load_sweep, read_results, run_sweep
+    _m, path, _ = zoo_onnx("tiny-transformer")
+    chips = [CONFIGS / "tpu-v4-mxu.yaml", CONFIGS / "gemmini.yaml"]
+    rows, what, _per = compare_chips(chips, onnx=path)
+    zoo_rows = []
+    for c in chips:
+        zoo_rows.append(run(load_chip(c), build_zoo("zoo:tiny-transformer", batch=2,
+                                                    **SMALL["tiny-transformer"]).program))
+    assert [r["cycles"] for r in rows] == [z.totals()["total_cycles"] for z in zoo_rows]
+    assert "tiny-transformer.onnx" in what
+    code, out, err = cli("compare", *map(str, chips), "--onnx", path, "--json")
+    assert code == 0 and json.loads(out)["chips"][0]["cycles"] == rows[0]["cycles"], err
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(f"base: {CONFIGS / 'gemmini.yaml'}\ngrid:\n  array.rows: [8, 16]\n"
+                     f"workloads:\n  - onnx: {path}\n    name: imported\n"
+                     f"  - model: zoo:tiny-transformer\n    batch: 2\n    seq: 10\n"
+                     f"    name: zoo\n")
+    out_csv = tmp_path / "r.csv"
+    assert run_sweep(load_sweep(sweep), out_csv, "serial") == (4, 0)
+    got = {(r["point"], r["workload"]): r for r in read_results(out_csv)}
+    for point in {p for p, _w in got}:
+        a, b = got[(point, "imported")], got[(point, "zoo")]
+        assert a["status"] == b["status"] == "ok"
+        assert a["total_cycles"] == b["total_cycles"] and a["energy_pj"] == b["energy_pj"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"base: {CONFIGS / 'gemmini.yaml'}\ngrid:\n  array.rows: [8]\n"
+                   f"workloads:\n  - onnx: {path}\n    inputs: {{nosuch: 1x2}}\n")
+    code, out, err = cli("sweep", str(bad), "--out", str(tmp_path / "b.csv"))
+    assert code == 2 and err.count("\n") == 1 and "nosuch" in err
