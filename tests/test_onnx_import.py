@@ -37,7 +37,8 @@ from test_zoo import SMALL  # noqa: E402
 import torch_zoo as TZ  # noqa: E402
 
 FP32 = load_chip(CONFIGS / "tpu-v4-mxu.yaml", {"dtype": "fp32"})
-NAMES = ["small-cnn", "resnet18", "tiny-transformer", "bert-base", "gpt2-small", "vit-b16"]
+NAMES = ["small-cnn", "resnet18", "tiny-transformer", "bert-base", "gpt2-small", "vit-b16",
+         "lstm"]
 OPTIMIZE = {"resnet18": False, "vit-b16": False}  # see the module doc (BN; cls expand folded)
 
 

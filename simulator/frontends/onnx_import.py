@@ -182,6 +182,41 @@ class _Scaled:
         self.base, self.factor, self.shape = base, factor, shape
 
 
+class _View:
+    """A pure rearrangement of a program tensor not emitted yet (the LSTM lowering's output
+    in ONNX's (seq, directions, batch, hidden) layout): layout nodes compose onto it, and it is
+    emitted (``recipe``: the layout ops in order) only when another node reads it. When the
+    composition is the identity (the exporter transposes the LSTM's output back to batch first)
+    it is the base tensor itself, or one reshape of it."""
+
+    _MAX = 1 << 24  # largest view (elements) whose index map is tracked
+
+    def __init__(self, base: str, idx: np.ndarray, recipe: list):
+        self.base, self.idx, self.recipe = base, idx, recipe
+        self.shape = tuple(idx.shape)
+
+    def then(self, kind: str, arg: tuple, name: str) -> "_View":
+        """Return the view after one more layout op (``permute`` or ``reshape``)."""
+        idx = np.transpose(self.idx, arg) if kind == "permute" else self.idx.reshape(arg)
+        flat = idx.reshape(-1)
+        if np.array_equal(flat, np.arange(flat.size)):  # the base's own order
+            return _View(self.base, idx, [("reshape", tuple(idx.shape), name)])
+        return _View(self.base, idx, self.recipe + [(kind, tuple(arg), name)])
+
+    def emit(self, ctx: "_Ctx") -> str:
+        """Emit the recipe's layout ops; return the tensor holding the view."""
+        t = self.base
+        for kind, arg, name in self.recipe:
+            if kind == "reshape" and tuple(ctx.p.shapes[t]) == tuple(arg):
+                continue
+            op = ctx.fresh(name)
+            if kind == "reshape":
+                t = ctx.p.reshape(op, t, arg, out=ctx.fresh(f"{name}.out"))
+            else:
+                t = ctx.p.permute(op, t, arg, out=ctx.fresh(f"{name}.out"))
+        return t
+
+
 class _Unsupported(Exception):
     """A node the importer cannot lower (turned into a WorkloadError naming node and file)."""
 
@@ -678,6 +713,117 @@ def _conv(ctx):
     return [p.elementwise(ctx.sub("bias"), "add", y, bt, out=ctx.out())]
 
 
+def _batch_first(ctx, x) -> tuple[str, int]:
+    """Return (LSTM input, its time axis): the batch-first tensor (batch, seq, d) that the
+    exporter transposed into X when X is only that transpose (a view of an earlier LSTM's
+    output, or a permute nothing else reads, which is then dropped as unused), else X itself
+    with time on axis 0."""
+    if isinstance(x, _View):
+        base = ctx.p.shapes[x.base]
+        if len(base) == 3:
+            want = np.arange(math.prod(base)).reshape(base).transpose(1, 0, 2)
+            if np.array_equal(x.idx, want):
+                return x.base, 1
+        x = x.emit(ctx)
+        ctx.env[ctx.node.input[0]] = x
+        return x, 0
+    p = ctx.p
+    if ctx.uses.get(ctx.node.input[0], 0) == 1:
+        for k in range(len(p.ops) - 1, -1, -1):
+            op = p.ops[k]
+            if op.output != x:
+                continue
+            if isinstance(op, Layout) and op.kind == "permute" and \
+                    op.attr("perm") == (1, 0, 2) and \
+                    not any(x in o.inputs for o in p.ops[k + 1:]):
+                del p.ops[k]
+                p._op_names.discard(op.name)
+                del p.shapes[x]
+                return op.inputs[0], 1
+            break
+    return x, 0
+
+
+@_handles("LSTM")
+def _lstm(ctx):
+    """One forward LSTM layer as kernels/lstm.py builds it: the input projection of all steps
+    is one GEMM, each step after the first one recurrent GEMM, the gates vector ops; h_0 = c_0
+    = 0. ONNX's gate order is i, o, f, c (PyTorch's i, f, g, o); its two biases add into one."""
+    direction = ctx.attr("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else direction
+    if direction != "forward" or ctx.attr("layout", 0) or ctx.attr("input_forget", 0) or \
+            ctx.attr("clip") is not None:
+        raise _Unsupported("only forward, sequence-first (layout 0) LSTMs without clip or "
+                           "coupled gates are supported")
+    acts = ctx.attr("activations")
+    if acts is not None and [a.decode() if isinstance(a, bytes) else a for a in acts] != \
+            ["Sigmoid", "Tanh", "Tanh"]:
+        raise _Unsupported(f"activations {acts} are not supported (Sigmoid, Tanh, Tanh only)")
+    x, w, r = ctx.get(0), ctx.get(1), ctx.get(2)
+    if not (isinstance(w, Const) and isinstance(r, Const)) or isinstance(x, Const):
+        raise _Unsupported("W and R must be constants and X data")
+    seq, batch, _d_in = ctx.shape(x)
+    x, axis = _batch_first(ctx, x)
+    hd = int(ctx.attr("hidden_size", r.shape[-1]))
+    if ctx.has(4):
+        lens = ctx.const(4, "sequence_lens")
+        if np.any(lens != seq):
+            raise _Unsupported("sequence_lens shorter than the sequence are not supported")
+    for i, what in ((5, "initial_h"), (6, "initial_c"), (7, "P (peepholes)")):
+        if ctx.has(i) and not (i < 7 and _zero_const(ctx.get(i))):
+            raise _Unsupported(f"a non-zero {what} is not supported (h_0 = c_0 = 0)")
+    p, n = ctx.p, ctx.op_name
+    w_ih = ctx.tensor(Const(thunk=lambda: np.ascontiguousarray(w.value[0].T),
+                            shape=(w.shape[2], 4 * hd), dtype=w.dtype), f"{n}.W_ih")
+    w_hh = ctx.tensor(Const(thunk=lambda: np.ascontiguousarray(r.value[0].T),
+                            shape=(hd, 4 * hd), dtype=r.dtype), f"{n}.W_hh")
+    bias = None
+    if ctx.has(3):
+        bc = ctx.get(3)
+        if not isinstance(bc, Const):
+            raise _Unsupported("B must be a constant")
+        bias = ctx.tensor(Const(thunk=lambda: bc.value[0, :4 * hd] + bc.value[0, 4 * hd:],
+                                shape=(4 * hd,), dtype=bc.dtype), f"{n}.b")
+    xp = p.linear(ctx.fresh(f"{n}.in"), x, w_ih, bias, out=ctx.fresh(f"{n}.xp"))
+    h = c = None
+    outs = []
+    for t in range(seq):
+        s_ = f"{n}.t{t}"
+
+        def ew(tag, kind, *args):
+            return p.elementwise(ctx.fresh(f"{s_}.{tag}"), kind, *args,
+                                 out=ctx.fresh(f"{s_}.{tag}.out"))
+        g = p.slice(ctx.fresh(f"{s_}.x"), xp, axis, t, t + 1, out=ctx.fresh(f"{s_}.xs"))
+        g = p.reshape(ctx.fresh(f"{s_}.x2"), g, (batch, 4 * hd), out=ctx.fresh(f"{s_}.x2d"))
+        if h is not None:
+            rec = p.matmul(ctx.fresh(f"{s_}.rec"), h, w_hh, out=ctx.fresh(f"{s_}.hw"))
+            g = ew("gates", "add", g, rec)
+        i_, o_, f_, g_ = p.split(ctx.fresh(f"{s_}.split"), g, [hd] * 4, axis=-1)
+        i_ = ew("i", "sigmoid", i_)
+        g_ = ew("gg", "tanh", g_)
+        o_ = ew("o", "sigmoid", o_)
+        ig = ew("ixg", "mul", i_, g_)
+        if c is None:
+            c = ig
+        else:
+            f_ = ew("f", "sigmoid", f_)
+            c = ew("c", "add", ew("fxc", "mul", f_, c), ig)
+        h = ew("h", "mul", o_, ew("tanh_c", "tanh", c))
+        outs.append(p.reshape(ctx.fresh(f"{s_}.h3"), h, (batch, 1, hd),
+                              out=ctx.fresh(f"{s_}.h3d")))
+    y = outs[0] if seq == 1 else p.vector(ctx.fresh(f"{n}.stack"), "concat", *outs,
+                                          out=ctx.fresh(f"{n}.out"), axis=1)
+    idx = np.arange(batch * seq * hd, dtype=np.int64).reshape(batch, seq, hd)
+    view = _View(y, idx, []).then("permute", (1, 0, 2), f"{n}.Y").then(
+        "reshape", (seq, 1, batch, hd), f"{n}.Y")
+    results = [view]
+    if len(ctx.node.output) > 1:
+        results.append(p.reshape(ctx.fresh(f"{n}.Y_h"), h, (1, batch, hd), out=ctx.out(1)))
+    if len(ctx.node.output) > 2:
+        results.append(p.reshape(ctx.fresh(f"{n}.Y_c"), c, (1, batch, hd), out=ctx.out(2)))
+    return results
+
+
 # -- vector ops ---------------------------------------------------------------------------
 
 @_handles("BatchNormalization")
@@ -810,6 +956,8 @@ def _absorb_into_reduce(ctx, x: str, target: tuple[int, ...]) -> str | None:
 
 
 def _reshape_to(ctx, x, target: tuple[int, ...]):
+    if isinstance(x, _View):
+        return x.then("reshape", tuple(target), ctx.op_name)
     if isinstance(x, Const):
         return _fold([x.value], lambda a: a.reshape(target)) if x.size <= _MAX_FOLD_ELEMENTS \
             else Const(thunk=lambda: x.value.reshape(target), shape=target, dtype=x.dtype)
@@ -866,6 +1014,10 @@ def _squeeze(ctx):
     return [_reshape_to(ctx, x, target or (1,))]
 
 
+_VIEW_AWARE = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Size",
+               "Identity", "LSTM"}
+
+
 @_handles("Unsqueeze")
 def _unsqueeze(ctx):
     x = ctx.get(0)
@@ -882,6 +1034,8 @@ def _transpose(ctx):
     x = ctx.get(0)
     nd = len(ctx.shape(x))
     perm = tuple(int(v) for v in ctx.attr("perm", list(range(nd))[::-1]))
+    if isinstance(x, _View):
+        return [x.then("permute", perm, ctx.op_name)]
     if isinstance(x, Const):
         shape = tuple(x.shape[i] for i in perm)
         return [Const(thunk=lambda: np.ascontiguousarray(np.transpose(x.value, perm)),
@@ -1200,6 +1354,8 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
 
     outputs = []
     for o in graph.output:
+        if isinstance(ctx.env.get(o.name), _View):
+            ctx.env[o.name] = ctx.env[o.name].emit(ctx)
         v = ctx.env.get(o.name)
         if not isinstance(v, str) or v in data:
             raise WorkloadError(f"{path}:1", f"output {o.name}", "is a constant or a graph input: "
@@ -1238,6 +1394,10 @@ def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
         raise WorkloadError(where, where_field, f"operator {op} is not supported (supported: "
                             f"{', '.join(sorted(HANDLERS))})")
     try:
+        if op not in _VIEW_AWARE:
+            for i in node.input:
+                if isinstance(ctx.env.get(i), _View):
+                    ctx.env[i] = ctx.env[i].emit(ctx)
         outs = handler(ctx)
     except _Unsupported as exc:
         raise WorkloadError(where, where_field, str(exc)) from None
@@ -1252,7 +1412,7 @@ def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
         if not o:
             continue
         ctx.env[o] = v
-        if isinstance(v, (_Sequence, _Scaled)):
+        if isinstance(v, (_Sequence, _Scaled, _View)):
             continue
         if not isinstance(v, Const):
             ctx.dtypes.setdefault(v, np.dtype(np.float32))
