@@ -1379,11 +1379,37 @@ def _initializer(t, path: str) -> np.ndarray:
                             f"({type(exc).__name__}: {exc})") from None
 
 
+def _op_label(node, k: int) -> str:
+    """Return the program op name of node ``k``: its module path and operation when the
+    exporter recorded them (dynamo's name scopes ``['', 'h.0', 'h.0.attn', 'linear']``, or
+    TorchScript's node name ``/h.0/attn/MatMul``) as ``h0.attn.linear`` (a letters-only module
+    name and its index join, so the per-layer table groups ops by block as the zoo's names
+    do); else the node's name, or OP_k for an unnamed node."""
+    path = leaf = None
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            try:
+                scopes = [str(x) for x in __import__("ast").literal_eval(prop.value) if x]
+            except (ValueError, SyntaxError):
+                scopes = []
+            if scopes:
+                path, leaf = (scopes[-2] if len(scopes) > 1 else ""), scopes[-1]
+    if path is None and node.name.startswith("/") and node.name.strip("/"):
+        parts = node.name.strip("/").split("/")
+        path, leaf = ".".join(parts[:-1]), parts[-1]
+    if path is None:
+        return node.name or f"{node.op_type}_{k}"
+    bits = path.split(".") if path else []
+    if len(bits) > 1 and bits[0].isalpha() and bits[1].isdigit():
+        bits[:2] = [bits[0] + bits[1]]
+    return ".".join(bits + [leaf]) if bits else leaf
+
+
 def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
     op = node.op_type
     label = node.name or f"{op}_{k}"
     ctx.node = node
-    ctx.op_name = label
+    ctx.op_name = _op_label(node, k)
     where_field = f"node {label} ({op})"
     where = f"{ctx.path}:{k + 1}"  # the node's position in the graph (1: the first node)
     if node.domain not in ("", "ai.onnx"):
