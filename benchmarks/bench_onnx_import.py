@@ -66,7 +66,8 @@ def main(config: str = str(ROOT / "configs" / "tpu-v4-mxu.yaml")) -> int:
             failed += not ok
             print(f"{label:<20} file {path.stat().st_size / 1e6:7.1f} MB  export {export_s:6.1f} s "
                   f"(not timed)  import {import_s:6.2f} s (target < {target:g} s: "
-                  f"{'ok' if ok else 'MISSED'})  {len(im.program.ops)} ops; run {sim_s * 1e3:.0f} ms"
+                  f"{'ok' if ok else 'MISSED'})  {len(im.program.ops)} ops; "
+                  f"run {sim_s * 1e3:.0f} ms"
                   f" (zoo twin {zoo_s * 1e3:.0f} ms)")
     return 1 if failed else 0
 

@@ -42,7 +42,7 @@ from typing import Any, Callable
 import numpy as np
 
 from simulator.errors import SimulatorInputError, WorkloadError
-from simulator.program import Conv2d, Layout, Program, Reduce
+from simulator.program import Layout, Program, Reduce
 
 __all__ = ["HANDLERS", "ImportedModel", "import_onnx", "parse_input_shape"]
 
@@ -1299,7 +1299,8 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
             if len(given) != len(declared) or any(isinstance(d, int) and d != g
                                                   for d, g in zip(declared, given)):
                 raise WorkloadError(f"{path}:1", f"--input {inp.name}="
-                                    f"{'x'.join(map(str, given))}", f"the model declares {inp.name} as "
+                                    f"{'x'.join(map(str, given))}",
+                                    f"the model declares {inp.name} as "
                                     f"{'x'.join(map(str, declared)) or 'a scalar'}")
             dims = tuple(given)
         elif all(isinstance(d, int) and d > 0 for d in declared) and declared:
@@ -1335,7 +1336,8 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
     for t in graph.initializer:
         dtype = _DTYPES.get(t.data_type)
         if dtype is None:
-            raise WorkloadError(f"{path}:1", f"initializer {t.name}", f"element type {t.data_type} is "
+            raise WorkloadError(f"{path}:1", f"initializer {t.name}",
+                                f"element type {t.data_type} is "
                                 "not supported")
         ctx.env[t.name] = Const(thunk=lambda t=t: _initializer(t, path),
                                 shape=tuple(t.dims), dtype=dtype)
