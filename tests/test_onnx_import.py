@@ -389,3 +389,57 @@ def test_compare_and_sweep_take_an_onnx_model_and_match_its_zoo_twin(zoo_onnx, t
                    f"workloads:\n  - onnx: {path}\n    inputs: {{nosuch: 1x2}}\n")
     code, out, err = cli("sweep", str(bad), "--out", str(tmp_path / "b.csv"))
     assert code == 2 and err.count("\n") == 1 and "nosuch" in err
+
+
+class ExplicitGPT(torch.nn.Module):
+    """GPT-2 written without SDPA: attention as q @ k^T / sqrt(d), a causal mask built in
+    forward with torch.triu and masked_fill, and position ids from torch.arange: a dynamic
+    (batch, seq) export is all shape arithmetic (Shape, Gather, Range, Trilu, Where)."""
+
+    def __init__(self, w, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.w = torch.nn.ParameterDict({k.replace(".", "_"): torch.nn.Parameter(
+            torch.from_numpy(np.ascontiguousarray(v))) for k, v in w.items()})
+
+    def p(self, key):
+        return self.w[key.replace(".", "_")]
+
+    def forward(self, ids):
+        F = torch.nn.functional
+        cfg, d = self.cfg, self.cfg["d_model"]
+        b, s = ids.shape
+        heads, dh = cfg["heads"], d // cfg["heads"]
+        x = F.embedding(ids, self.p("wte")) + self.p("wpe")[torch.arange(s)]
+        mask = torch.triu(torch.ones(s, s, dtype=torch.bool), 1)
+        for i in range(cfg["layers"]):
+            n = f"h{i}"
+            a = F.layer_norm(x, (d,), self.p(f"{n}.ln1.g"), self.p(f"{n}.ln1.b"), cfg["ln_eps"])
+            q, k, v = (a @ self.p(f"{n}.attn.qkv.W") + self.p(f"{n}.attn.qkv.b")).split(d, -1)
+            q, k, v = (t.reshape(b, s, heads, dh).transpose(1, 2) for t in (q, k, v))
+            att = (q @ k.transpose(-2, -1)) / dh ** 0.5
+            att = F.softmax(att.masked_fill(mask, float("-inf")), -1)
+            o = (att @ v).transpose(1, 2).reshape(b, s, d)
+            x = x + o @ self.p(f"{n}.attn.o.W") + self.p(f"{n}.attn.o.b")
+            m = F.layer_norm(x, (d,), self.p(f"{n}.ln2.g"), self.p(f"{n}.ln2.b"), cfg["ln_eps"])
+            h = F.gelu(m @ self.p(f"{n}.mlp.fc1.W") + self.p(f"{n}.mlp.fc1.b"), approximate="tanh")
+            x = x + h @ self.p(f"{n}.mlp.fc2.W") + self.p(f"{n}.mlp.fc2.b")
+        x = F.layer_norm(x, (d,), self.p("ln_f.g"), self.p("ln_f.b"), cfg["ln_eps"])
+        return x @ self.p("wte").T
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_gpt_block_with_causal_mask_and_dynamic_shapes_imports_as_the_zoo(tmp_path, optimize):
+    kw = SMALL["gpt2-small"]
+    m = build_zoo("zoo:gpt2-small", batch=2, **kw)
+    mod = ExplicitGPT(m.net.init_params(5), kw["cfg"]).eval()
+    ids = m.net.make_inputs(5)["ids"]
+    dims = {0: torch.export.Dim("batch", max=64), 1: torch.export.Dim("seq", max=20)}
+    path = export(mod, (torch.from_numpy(ids),), tmp_path / "gpt.onnx", optimize=optimize,
+                  dynamic_shapes=(dims,))
+    name = onnx.load(path, load_external_data=False).graph.input[0].name
+    im = import_onnx(path, {name: ids.shape})
+    assert costed(im.program, run(FP32, im.program)) == costed(m.program, run(FP32, m.program))
+    got = run(FP32, im.program, im.inputs(0, {name: ids})).values[im.output]
+    ref = ort.InferenceSession(path).run(None, {name: ids})[0]
+    assert rel(got, ref) < 1e-4

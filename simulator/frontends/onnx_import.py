@@ -401,6 +401,13 @@ def _numpy_fold(fn):
     return handler
 
 
+def _gather_nd(ctx, data, idx):
+    if ctx.attr("batch_dims", 0):
+        raise _Unsupported("GatherND with batch_dims is not supported")
+    idx = np.asarray(idx, np.int64)
+    return data[tuple(idx[..., j] for j in range(idx.shape[-1]))]
+
+
 def _range(ctx, start, limit, delta):
     return np.arange(start, limit, delta).astype(np.asarray(start).dtype)
 
@@ -422,6 +429,7 @@ for _op, _fn in {
     "Abs": lambda c, a: np.abs(a), "Floor": lambda c, a: np.floor(a),
     "Ceil": lambda c, a: np.ceil(a), "Mod": lambda c, a, b: np.mod(a, b),
     "Tile": lambda c, a, r: np.tile(a, tuple(int(x) for x in r)),
+    "GatherND": lambda c, a, i: _gather_nd(c, a, i),
     "ReduceProd": lambda c, a, axes=None: np.prod(
         a, axis=None if axes is None or not len(axes) else tuple(int(x) for x in axes),
         keepdims=bool(c.attr("keepdims", 1))),
@@ -503,6 +511,12 @@ def _scalar(v) -> float | None:
 @_handles(*_BINARY)
 def _binary(ctx):
     op = ctx.node.op_type
+    if op in ("Max", "Min") and len(ctx.node.input) != 2:  # variadic
+        if len(ctx.node.input) == 1:
+            return [ctx.get(0)]
+        if _all_const(ctx):
+            fn = np.maximum if op == "Max" else np.minimum
+            return [_fold(_cvals(ctx), lambda *a: fn.reduce(np.broadcast_arrays(*a)))]
     if len(ctx.node.input) != 2:
         raise _Unsupported(f"{op} with {len(ctx.node.input)} inputs (supported: 2)")
     a, b = ctx.get(0), ctx.get(1)
