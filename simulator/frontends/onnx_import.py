@@ -1445,7 +1445,8 @@ def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
         raise WorkloadError(where, where_field, str(exc)) from None
     except SimulatorInputError as exc:
         raise WorkloadError(where, where_field, exc.message) from None
-    except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError) as exc:
+    except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, AttributeError,
+            OverflowError, RuntimeError) as exc:  # malformed attributes or inputs
         raise WorkloadError(where, where_field, f"{type(exc).__name__}: {exc}") from None
     names = [o for o in node.output]
     if len(outs) < len([o for o in names if o]):
