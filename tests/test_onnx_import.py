@@ -443,3 +443,15 @@ def test_gpt_block_with_causal_mask_and_dynamic_shapes_imports_as_the_zoo(tmp_pa
     got = run(FP32, im.program, im.inputs(0, {name: ids})).values[im.output]
     ref = ort.InferenceSession(path).run(None, {name: ids})[0]
     assert rel(got, ref) < 1e-4
+
+
+def test_the_core_never_imports_onnx():
+    import subprocess
+    import sys
+    code = ("import sys, simulator, simulator.cli, simulator.engine, simulator.sweep, "
+            "simulator.compare; simulator.cli.build_parser(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('onnx', 'onnxruntime', 'onnxscript', 'torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
