@@ -74,8 +74,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     chip = _load(args)
     if args.model or args.torch:
         return _run_model(args, chip)
+    if getattr(args, "onnx", None):
+        return _run_onnx(args, chip)
     if args.input:
-        raise WorkloadError("--input", "input", "applies to --torch FILE.py:factory only")
+        raise WorkloadError("--input", "input", "applies to --torch FILE.py:factory and --onnx "
+                            "FILE.onnx only")
     for flag in ("batch", "seq", "image", "csv"):
         if getattr(args, flag) is not None:
             raise WorkloadError(f"--{flag}", flag, "applies to --model zoo:NAME only")
@@ -160,6 +163,66 @@ def _run_model(args: argparse.Namespace, chip: Chip) -> int:
     if args.json:
         data = rep.to_dict()
         data["model"] = {"name": model.name, "sizes": model.sizes, "output": model.output}
+        if values is not None:
+            out = rep.values[model.output]
+            data["model"]["output_shape"] = list(out.shape)
+            data["model"]["output_norm"] = float(np.linalg.norm(out))
+        print(json.dumps(data, indent=2))
+        return 0
+    print(network_text(rep, title, limit=None if args.all_ops else 40))
+    if values is not None:
+        out = rep.values[model.output]
+        print(f"output      {model.output} {tuple(out.shape)}: norm {np.linalg.norm(out):.6g}, "
+              f"first values {np.array2string(out.ravel()[:4], precision=5)}")
+    return 0
+
+
+def _onnx_shapes(args: argparse.Namespace) -> dict:
+    """Return the ``--input name=D1xD2...`` shapes of an ONNX run."""
+    from .frontends.onnx_import import parse_input_shape
+    shapes = {}
+    for text in args.input or []:
+        name, shape = parse_input_shape(text, args.onnx)
+        shapes[name] = shape
+    return shapes
+
+
+def _run_onnx(args: argparse.Namespace, chip: Chip) -> int:
+    """``run --onnx FILE.onnx``: an imported network, reported as a zoo model is."""
+    from .engine import run as run_program
+    from .frontends.onnx_import import import_onnx
+    from .report import network_text, write_layer_csv
+    for flag in ("batch", "seq", "image"):
+        if getattr(args, flag) is not None:
+            raise WorkloadError(f"--{flag}", flag, "--onnx models take their sizes from the "
+                                "file or from --input NAME=D1xD2x...")
+    if args.engine != "fast":
+        raise WorkloadError(f"--onnx {args.onnx}", "engine", "whole models run on the fast "
+                            "engine; validate single GEMMs against the PE reference")
+    model = import_onnx(args.onnx, _onnx_shapes(args))
+    values = None
+    if args.functional:
+        params = sum(c.size for c in model.params.values())
+        if params * 4 > FUNCTIONAL_LIMIT_BYTES and not args.force:
+            raise WorkloadError(f"--onnx {args.onnx}", "functional", f"{params:,} parameters "
+                                "exceed the functional memory limit; pass --force")
+        values = model.inputs(args.seed)
+    from .progress import progress_bar
+    bar = progress_bar(len(model.program.ops), "ops",
+                       args.functional and sys.stderr.isatty() and not args.json)
+    try:
+        rep = run_program(chip, model.program, values, progress=_bar_callback(bar))
+    finally:
+        if bar is not None:
+            bar.close()
+    sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
+    title = f"onnx:{Path(args.onnx).name} ({sizes}), {len(model.program.ops)} ops"
+    if args.csv:
+        write_layer_csv(rep, args.csv)
+    if args.json:
+        data = rep.to_dict()
+        data["model"] = {"name": model.name, "onnx": str(args.onnx), "sizes": model.sizes,
+                         "output": model.output}
         if values is not None:
             out = rep.values[model.output]
             data["model"]["output_shape"] = list(out.shape)
@@ -416,9 +479,11 @@ def _cmd_calibrate_fit(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import COLUMNS, compare_chips
+    onnx = getattr(args, "onnx", None)
     rows, what, per = compare_chips(args.configs, model=args.model, topology=args.topology,
                                     gemm=args.gemm, batch=args.batch, torch=args.torch,
-                                    inputs=args.input)
+                                    inputs=None if onnx else args.input, onnx=onnx,
+                                    onnx_inputs=_onnx_shapes(args) if onnx else None)
     winners = {key: better(rows, key=lambda r: r[key])["chip"] for key, _h, _u, better in COLUMNS}
     if args.plot:
         from .plots import compare_bars, save
@@ -597,9 +662,12 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--torch", metavar="FILE.py:factory",
                       help="a PyTorch nn.Module from factory() in FILE.py (returns the module, "
                            "or the module and example inputs); see docs/import-torch.md")
-    run.add_argument("--input", action="append", metavar="AxBxC",
-                     help="--torch: shape of one model input (repeat for several; float32 "
-                          "unless the factory gives example inputs)")
+    what.add_argument("--onnx", metavar="FILE.onnx",
+                      help="a network from an ONNX file (extra [onnx]; docs/import-onnx.md)")
+    run.add_argument("--input", action="append", metavar="SHAPE",
+                     help="--torch: AxBxC, the shape of one model input (repeat for several, in "
+                          "order; float32 unless the factory gives example inputs); --onnx: "
+                          "NAME=D1xD2x..., the shape of graph input NAME (symbolic dimensions)")
     run.add_argument("--batch", type=int, help="--model: batch size (default: the model's)")
     run.add_argument("--seq", type=int, help="--model: sequence length (transformers, LSTM)")
     run.add_argument("--image", type=int, help="--model: image side (CNNs, ViT)")
@@ -703,8 +771,10 @@ def build_parser() -> argparse.ArgumentParser:
     cwhat.add_argument("--gemm", metavar="MxNxK")
     cwhat.add_argument("--torch", metavar="FILE.py:factory",
                        help="one forward pass of a PyTorch module (see docs/import-torch.md)")
-    cmp_.add_argument("--input", action="append", metavar="AxBxC",
-                      help="--torch: shape of one model input (repeat for several)")
+    cwhat.add_argument("--onnx", metavar="FILE.onnx", help="one forward pass of an ONNX model")
+    cmp_.add_argument("--input", action="append", metavar="SHAPE",
+                      help="--torch: AxBxC per model input; --onnx: NAME=D1xD2x... per graph "
+                           "input with symbolic dimensions")
     cmp_.add_argument("--batch", type=int, default=64, help="batch of the training step")
     cmp_.add_argument("--json", action="store_true")
     cmp_.add_argument("--plot", metavar="FILE.png", help="grouped bars of the same table")

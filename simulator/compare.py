@@ -22,9 +22,13 @@ COLUMNS = (("time_s", "time", "s", min), ("throughput", "throughput", "", max),
 def compare_chips(configs: Sequence[str | Path], model: str | None = None,
                   topology: str | Path | None = None, gemm: str | None = None,
                   batch: int = 64, torch: str | None = None,
-                  inputs: list[str] | None = None) -> tuple[list[dict[str, Any]], str, str]:
+                  inputs: list[str] | None = None, onnx: str | Path | None = None,
+                  onnx_inputs: dict[str, tuple[int, ...]] | None = None,
+                  ) -> tuple[list[dict[str, Any]], str, str]:
     """Run one workload (a training step of ``model``, a forward pass of a ``zoo:NAME`` model at
-    batch ``batch``, one inference of ``topology``, or a ``gemm`` MxNxK) on every chip; return (rows, workload description, throughput unit).
+    batch ``batch``, one inference of ``topology``, a forward pass of the ONNX file ``onnx``
+    with input shapes ``onnx_inputs``, or a ``gemm`` MxNxK) on every chip; return (rows,
+    workload description, throughput unit).
 
     Each row: chip, dtype, PEs, time_s (per step or inference), throughput (samples/s,
     inferences/s or TOPS), energy_j, power_w (average), utilisation (array PEs), edp_js
@@ -32,9 +36,9 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
     forward pass of a PyTorch module instead (simulator.frontends.torch_import).
     """
     from simulator.kernels.train import parse_model  # lazy: kernels sit above the simulator core
-    if sum(x is not None for x in (model, topology, gemm, torch)) != 1:
+    if sum(x is not None for x in (model, topology, gemm, torch, onnx)) != 1:
         raise WorkloadError("compare", "workload", "give exactly one of model, topology, gemm, "
-                            "torch")
+                            "torch, onnx")
     if batch <= 0:
         raise WorkloadError("compare", "batch", f"must be a positive integer, got {batch}")
     zoo = None
@@ -52,6 +56,11 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
     elif model:
         spec = parse_model(model)
         what, per = f"one training step of {spec}, batch {batch}", "samples/s"
+    elif onnx:  # one forward pass of an imported ONNX model
+        from simulator.frontends.onnx_import import import_onnx
+        zoo = import_onnx(onnx, onnx_inputs)
+        sizes = ", ".join(f"{k} {v}" for k, v in zoo.sizes.items())
+        what, per = f"one forward pass of {Path(onnx).name} ({sizes})", "inf/s"
     elif topology:
         layers = load_topology(topology)
         what, per = f"one inference of {Path(topology).stem} ({len(layers)} layers)", "inf/s"
@@ -72,7 +81,7 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
         t = rep.totals()
         time_s = rep.time_s
         energy = t["energy_pj"]["total"] * 1e-12
-        throughput = (batch / time_s if model or torch else 1.0 / time_s if topology
+        throughput = (batch / time_s if model or torch else 1.0 / time_s if topology or onnx
                       else t["achieved_ops_per_s"] / 1e12)
         rows.append({"chip": chip.name, "config": str(path), "dtype": chip.dtype,
                      "pes": chip.pes, "time_s": time_s, "throughput": throughput,

@@ -14,6 +14,8 @@ A sweep file (YAML)::
       - topology: ../configs/topologies/resnet18.csv
       - train: linear:10:1                 # one training step; batch defaults to 64
         batch: 64
+      - onnx: model.onnx                   # a forward pass of an ONNX model (extra [onnx])
+        inputs: {x: 1x3x224x224}           # shapes of symbolic inputs (optional)
 
 Every point is a pure function of (base config, overrides, workload), evaluated timing-only.
 Rows are appended to the output as points finish, one line per (point, workload), written in one
@@ -102,14 +104,14 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
     field = f"workloads[{index}]"
     if not isinstance(item, dict) or not item:
         raise ConfigError(where, field, "must be a mapping like {gemm: 512x512x512}")
-    kinds = [k for k in ("gemm", "topology", "train", "model", "torch") if k in item]
-    extra = set(item) - {"gemm", "topology", "train", "model", "torch", "batch", "seq", "image",
-                         "input", "name"}
+    kinds = [k for k in ("gemm", "topology", "train", "model", "torch", "onnx") if k in item]
+    extra = set(item) - {"gemm", "topology", "train", "model", "torch", "onnx", "batch", "seq",
+                         "image", "input", "inputs", "name"}
     if len(kinds) != 1 or extra:
         unknown = f"; unknown: {', '.join(sorted(map(str, extra)))}" if extra else ""
-        raise ConfigError(where, field, "needs exactly one of gemm, topology, train, model or "
-                          "torch (plus batch for train; batch, seq, image for model; input for "
-                          f"torch; name for any){unknown}")
+        raise ConfigError(where, field, "needs exactly one of gemm, topology, train, model, torch "
+                          "or onnx (plus batch for train; batch, seq, image for model; input for "
+                          f"torch; inputs for onnx; name for any){unknown}")
     kind = kinds[0]
     value = item[kind]
     try:
@@ -122,6 +124,18 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
             layers = load_topology(path)
             return {"name": item.get("name", Path(str(value)).stem), "kind": "topology",
                     "shapes": [layer.entry for layer in layers]}
+        if kind == "onnx":  # an imported ONNX model's forward pass
+            from simulator.frontends.onnx_import import import_onnx, parse_input_shape
+            path = str((base_dir / str(value)).resolve())
+            given = item.get("inputs") or {}
+            if not isinstance(given, dict):
+                raise ConfigError(where, f"{field}.inputs", "must map input names to shapes "
+                                  "like {x: 1x3x224x224}")
+            shapes = dict(parse_input_shape(f"{k}={v}", path) for k, v in given.items())
+            model = import_onnx(path, shapes)  # checked here, rebuilt in the workers
+            label = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
+            return {"name": item.get("name", f"{Path(path).name} {label}"), "kind": "onnx",
+                    "onnx": path, "inputs": {k: list(v) for k, v in shapes.items()}}
         if kind == "model":  # a zoo network's forward pass
             from simulator.kernels.zoo import build_zoo
             sizes = {k: item.get(k) for k in ("batch", "seq", "image")}
@@ -242,6 +256,10 @@ def _evaluate(base_flat: dict[str, Any], axes: tuple[str, ...], values: tuple[An
             rep = run(chip, build_zoo(workload["model"], **workload["sizes"]).program)
         elif workload["kind"] == "torch":
             rep = run(chip, _torch_program(workload["torch"], tuple(workload["inputs"] or ())))
+        elif workload["kind"] == "onnx":
+            rep = run(chip, _onnx_program(workload["onnx"],
+                                          tuple((k, tuple(v)) for k, v in
+                                                sorted(workload["inputs"].items()))))
         elif workload["kind"] == "train":
             from simulator.kernels.train import parse_model
             spec = parse_model(workload["model"])
@@ -257,6 +275,13 @@ def _evaluate(base_flat: dict[str, Any], axes: tuple[str, ...], values: tuple[An
     out["status"] = "ok"
     out["error"] = ""
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _onnx_program(path: str, inputs: tuple):
+    """Return the Program of an ONNX workload (imported once per worker process)."""
+    from simulator.frontends.onnx_import import import_onnx
+    return import_onnx(path, dict(inputs)).program
 
 
 def _evaluate_chunk(base_flat, axes, workloads, items):

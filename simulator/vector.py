@@ -23,7 +23,7 @@ below, and the kernels' numpy twins compute the same formulas.
 Elementwise kinds and their class: add, sub, mul, scale (x * c), add_const (x + c), square,
 sgd (w - fl(c * g): two roundings), axpy (x + fl(c * y)), momentum (fl(c * b) + g), adam_m,
 adam_v -> "add"; relu, relu_grad, max, min, where, masked_fill -> "compare"; div, sqrt, rsqrt,
-adam_w -> "divide"; exp, log, tanh, sigmoid, gelu (erf), gelu_tanh and their gradients ->
+adam_w -> "divide"; exp, log, tanh, erf, sigmoid, gelu (erf), gelu_tanh and their gradients ->
 "transcendental".
 """
 
@@ -51,7 +51,7 @@ ELEMENTWISE = {
     "div": ("divide", 2), "sqrt": ("divide", 1), "rsqrt": ("divide", 1),
     "max": ("compare", 2), "min": ("compare", 2), "where": ("compare", 3),
     "masked_fill": ("compare", 2),
-    "log": ("transcendental", 1), "tanh": ("transcendental", 1),
+    "log": ("transcendental", 1), "tanh": ("transcendental", 1), "erf": ("transcendental", 1),
     "sigmoid": ("transcendental", 1), "gelu": ("transcendental", 1),
     "gelu_tanh": ("transcendental", 1), "gelu_grad": ("transcendental", 2),
     "gelu_tanh_grad": ("transcendental", 2), "tanh_grad": ("add", 2),
@@ -196,6 +196,8 @@ def _elementwise(kind: str, xs: list[np.ndarray], c: np.float32, p: list) -> np.
         return np.log(xs[0])
     if kind == "tanh":
         return np.tanh(xs[0])
+    if kind == "erf":
+        return _erf(xs[0])
     if kind == "sigmoid":
         return _sigmoid(xs[0])
     if kind == "gelu":

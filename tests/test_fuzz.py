@@ -201,3 +201,50 @@ def test_fuzz_torch_models(tmp_path_factory, factory, inputs, command, json_out)
     check(code, out, err)
     if factory in ("unsupported", "not_a_module", "nope"):
         assert code == 2
+def _small_onnx() -> bytes:
+    """A small valid ONNX model (Conv, Relu, GlobalAveragePool, Flatten, Gemm) as bytes."""
+    import numpy as np
+    import onnx
+    h = onnx.helper
+    rng = np.random.default_rng(0)
+    inits = [onnx.numpy_helper.from_array(v, n) for n, v in (
+        ("w", rng.standard_normal((4, 3, 3, 3)).astype(np.float32)),
+        ("fw", rng.standard_normal((5, 4)).astype(np.float32)),
+        ("fb", np.zeros(5, np.float32)))]
+    g = h.make_graph([h.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                      h.make_node("Relu", ["c"], ["r"]),
+                      h.make_node("GlobalAveragePool", ["r"], ["p"]),
+                      h.make_node("Flatten", ["p"], ["f"]),
+                      h.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1)], "g",
+                     [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ("batch", 3, 8, 8))],
+                     [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+                     initializer=inits)
+    return h.make_model(g, opset_imports=[h.make_opsetid("", 18)]).SerializeToString()
+
+
+@settings(max_examples=max(30, EXAMPLES // 5), deadline=20_000,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(cut=st.one_of(st.none(), st.integers(0, 2000)),
+       flips=st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), max_size=3),
+       inputs=st.lists(st.one_of(st.sampled_from(["x=2x3x8x8", "x=2x4x8x8", "x=1x3x2x2", "x=0x3x8x8",
+                                                  "x=2x3x8", "y=2x3x8x8", "x=", "=2", "x=2x3x8x8x1",
+                                                  "x=1x3x8x8"]),
+                                 st.text(max_size=8)), max_size=2))
+def test_fuzz_onnx_files_and_input_shapes(tmp_path_factory, cut, flips, inputs):
+    """Truncated, corrupted and valid ONNX files with good and bad --input shapes: a report, or
+    one line and exit status 2."""
+    pytest = __import__("pytest")
+    pytest.importorskip("onnx")
+    data = bytearray(_small_onnx())
+    for pos, byte in flips:
+        if pos < len(data):
+            data[pos] = byte
+    if cut is not None:
+        data = data[:cut]
+    path = tmp_path_factory.mktemp("onnx") / "m.onnx"
+    path.write_bytes(bytes(data))
+    argv = ["run", str(CONFIGS / "tpu-v4-mxu.yaml"), "--onnx", str(path)]
+    for text in inputs:
+        argv += ["--input", text]
+    code, out, err = run(argv)
+    check(code, out, err)

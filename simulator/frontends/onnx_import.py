@@ -1,0 +1,1467 @@
+"""ONNX front end: a ``.onnx`` file becomes a Program (extra ``[onnx]``; onnx is imported here,
+lazily, and nowhere in the core).
+
+``import_onnx(path, shapes)`` loads the file, fixes the graph inputs' symbolic dimensions from
+``shapes`` (``--input name=8x3x224x224`` on the command line), runs ONNX's own shape inference
+(strict: an input of the wrong shape fails there or in our own checks, with one line) and lowers
+the nodes in the file's (topological) order, one small function per operator (``HANDLERS``), to
+the SAME Program ops the zoo builders emit:
+
+- Conv -> ``conv2d`` (+ a broadcast bias ``add``), Gemm / MatMul -> ``matmul`` (+ bias ``add``),
+  BatchNormalization -> the ``batchnorm`` vector op, LayerNormalization -> ``layernorm``,
+  Softmax -> ``softmax``, MaxPool / AveragePool -> the pooling vector ops, GlobalAveragePool and
+  ReduceMean -> a mean ``reduce``, Gather of a weight table by data ids -> the ``gather`` vector
+  op (the zoo's embedding lookup), elementwise ops -> ``Elementwise`` kinds, Transpose ->
+  ``permute``, Reshape / Flatten / Squeeze / Unsqueeze -> ``reshape``, Split / Slice -> free
+  ``slice``\\ s, Concat -> ``concat``, Expand -> ``broadcast``; the exporter's attention
+  (MatMul, Div by a constant, Where with a constant mask, Softmax, MatMul) -> the same matmuls,
+  ``scale``, ``masked_fill`` and ``softmax`` as ``Net.attention``.
+- Anything whose inputs are all known at import (initializers, Constant nodes, shapes: Shape,
+  Gather / Concat / Cast / Unsqueeze of shapes, Range, ConstantOfShape, a Trilu of ones, a
+  Transpose of a weight) is folded into a constant with numpy: it computes nothing on the chip.
+  A constant an op reads becomes a program input carrying its value (``ImportedModel.params``).
+- Division by a scalar constant becomes a ``scale`` by its reciprocal, multiplication by one a
+  ``scale``, adding one an ``add_const`` (what a compiler for the vector unit does; the zoo's
+  attention scales the same way). ``x ** 2`` is ``square``, ``x ** 0.5`` is ``sqrt``.
+- A Conv or Gemm bias that folds to all zeros is not added (the dynamo exporter gives a
+  bias-free Conv one); a Cast or Identity of a data tensor is the same tensor (the chip keeps
+  every tensor in its one number format); Dropout is the identity (inference).
+
+Anything else raises one WorkloadError naming the file, the node, its operator and why: nothing
+is dropped or costed as zero silently. ONNX's inferred shapes are checked against the
+Program's after every node.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from simulator.errors import SimulatorInputError, WorkloadError
+from simulator.program import Layout, Program, Reduce
+
+__all__ = ["HANDLERS", "ImportedModel", "import_onnx", "parse_input_shape"]
+
+# Largest constant (elements) folded at import: shape arithmetic and masks are small; a
+# Transpose of a weight is folded lazily (its value is only computed when values are needed).
+_MAX_FOLD_ELEMENTS = 1 << 26
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:  # pragma: no cover - the [onnx] extra is installed in CI
+        raise WorkloadError("--onnx", "onnx", "the ONNX importer needs the onnx package: "
+                            "pip install 'systolic-sim[onnx]'") from None
+    return onnx
+
+
+# --------------------------------------------------------------------------- values
+
+class Const:
+    """A tensor known at import: its shape, numpy dtype and (lazily computed) value."""
+
+    __slots__ = ("shape", "dtype", "_value", "_thunk")
+
+    def __init__(self, value=None, shape=None, dtype=None, thunk: Callable | None = None):
+        if value is not None:
+            value = np.asarray(value)
+            self.shape, self.dtype = tuple(value.shape), value.dtype
+        else:
+            self.shape, self.dtype = tuple(int(s) for s in shape), np.dtype(dtype)
+        self._value, self._thunk = value, thunk
+
+    @property
+    def value(self) -> np.ndarray:
+        """Return the numpy value (computed on first use)."""
+        if self._value is None:
+            self._value = np.asarray(self._thunk()).reshape(self.shape)
+            self._thunk = None
+        return self._value
+
+    @property
+    def size(self) -> int:
+        """Return the number of elements."""
+        return math.prod(self.shape)
+
+
+def parse_input_shape(text: str, path: str = "--onnx") -> tuple[str, tuple[int, ...]]:
+    """Return (input name, shape) of ``name=8x3x224x224``; raise WorkloadError (located at
+    ``path``:1, the model the shape is for) otherwise."""
+    name, sep, dims = text.partition("=")
+    where, field_ = f"{path}:1", f"--input {text}"
+    if not sep or not name.strip():
+        raise WorkloadError(where, field_, "expected NAME=D1xD2x... (e.g. x=8x3x224x224)")
+    try:
+        shape = tuple(int(d) for d in dims.lower().split("x"))
+    except ValueError:
+        raise WorkloadError(where, field_, f"dimensions must be positive integers joined by "
+                            f"'x', got {dims!r}") from None
+    if not shape or any(d <= 0 for d in shape):
+        raise WorkloadError(where, field_, f"dimensions must be positive, got {dims!r}")
+    return name.strip(), shape
+
+
+@dataclass
+class ImportedModel:
+    """An imported ONNX model: its Program, the constants it reads (program inputs with
+    values), its data inputs (name -> (shape, numpy dtype)) and its outputs."""
+
+    name: str
+    program: Program
+    params: dict[str, Const]
+    data: dict[str, tuple[tuple[int, ...], np.dtype]]
+    outputs: list[str]
+    onnx_outputs: list[str]
+    id_bounds: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def output(self) -> str:
+        """Return the first output's program tensor name."""
+        return self.outputs[0]
+
+    @property
+    def sizes(self) -> dict[str, str]:
+        """Return the data inputs' shapes as text (for titles)."""
+        return {n: "x".join(map(str, s)) for n, (s, _d) in self.data.items()}
+
+    def param_values(self) -> dict[str, np.ndarray]:
+        """Return every constant program input's value (float32; ids stay integers)."""
+        return {n: _as_chip(c.value) for n, c in self.params.items()}
+
+    def make_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
+        """Return seeded values of the data inputs in the file's dtypes: floats N(0, 1); integer
+        ids uniform in [0, rows of the table they index) (or [0, 2) when they index none)."""
+        rng = np.random.default_rng(seed + 1)
+        out = {}
+        for n, (shape, dtype) in self.data.items():
+            if np.issubdtype(dtype, np.integer):
+                out[n] = rng.integers(0, self.id_bounds.get(n, 2), size=shape).astype(dtype)
+            elif dtype == np.bool_:
+                out[n] = rng.integers(0, 2, size=shape).astype(bool)
+            else:
+                out[n] = rng.standard_normal(shape).astype(dtype)
+        return out
+
+    def inputs(self, seed: int = 0, data: dict[str, np.ndarray] | None = None) -> dict:
+        """Return every program input's value: the constants and the data inputs (``data`` or
+        seeded ones), as the chip holds them (float32; ids as integers)."""
+        vals = self.param_values()
+        given = self.make_inputs(seed) if data is None else data
+        for n in self.data:
+            vals[n] = _as_chip(np.asarray(given[n]))
+        return vals
+
+
+def _as_chip(v: np.ndarray) -> np.ndarray:
+    if np.issubdtype(v.dtype, np.integer):
+        return v.astype(np.int64)
+    return v.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- the lowering
+
+class _Sequence:
+    """An ONNX sequence of program tensors (SplitToSequence's pieces)."""
+
+    def __init__(self, items: list):
+        self.items = items
+        self.shape = (len(items),)
+
+
+class _Scaled:
+    """A data tensor times a scalar constant, left for the MatMul that alone reads it to apply
+    to its product (the dynamo exporter's attention scales q and k by sqrt(scale) each; the
+    zoo's, and a compiler's, scales the scores once)."""
+
+    def __init__(self, base: str, factor: float, shape: tuple):
+        self.base, self.factor, self.shape = base, factor, shape
+
+
+class _View:
+    """A pure rearrangement of a program tensor not emitted yet (the LSTM lowering's output
+    in ONNX's (seq, directions, batch, hidden) layout): layout nodes compose onto it, and it is
+    emitted (``recipe``: the layout ops in order) only when another node reads it. When the
+    composition is the identity (the exporter transposes the LSTM's output back to batch first)
+    it is the base tensor itself, or one reshape of it."""
+
+    _MAX = 1 << 24  # largest view (elements) whose index map is tracked
+
+    def __init__(self, base: str, idx: np.ndarray, recipe: list):
+        self.base, self.idx, self.recipe = base, idx, recipe
+        self.shape = tuple(idx.shape)
+
+    def then(self, kind: str, arg: tuple, name: str) -> "_View":
+        """Return the view after one more layout op (``permute`` or ``reshape``)."""
+        idx = np.transpose(self.idx, arg) if kind == "permute" else self.idx.reshape(arg)
+        flat = idx.reshape(-1)
+        if np.array_equal(flat, np.arange(flat.size)):  # the base's own order
+            return _View(self.base, idx, [("reshape", tuple(idx.shape), name)])
+        return _View(self.base, idx, self.recipe + [(kind, tuple(arg), name)])
+
+    def emit(self, ctx: "_Ctx") -> str:
+        """Emit the recipe's layout ops; return the tensor holding the view."""
+        t = self.base
+        for kind, arg, name in self.recipe:
+            if kind == "reshape" and tuple(ctx.p.shapes[t]) == tuple(arg):
+                continue
+            op = ctx.fresh(name)
+            if kind == "reshape":
+                t = ctx.p.reshape(op, t, arg, out=ctx.fresh(f"{name}.out"))
+            else:
+                t = ctx.p.permute(op, t, arg, out=ctx.fresh(f"{name}.out"))
+        return t
+
+
+class _Unsupported(Exception):
+    """A node the importer cannot lower (turned into a WorkloadError naming node and file)."""
+
+
+class _Ctx:
+    """Lowering state: the Program, ONNX value -> Const or program tensor name, and helpers."""
+
+    def __init__(self, path: str, program: Program, opset: int):
+        self.path = path
+        self.p = program
+        self.opset = opset
+        self.env: dict[str, Any] = {}        # onnx name -> Const | str (program tensor)
+        self.dtypes: dict[str, np.dtype] = {}  # program tensor -> numpy dtype it carries
+        self.params: dict[str, Const] = {}
+        self.materialized: dict[int, str] = {}
+        self.id_bounds: dict[str, int] = {}
+        self.node = None
+        self.op_name = ""
+        self.uses: dict[str, int] = {}
+        self.consumers: dict[str, list[str]] = {}  # onnx value -> op types reading it
+        self._names: set[str] = set()
+
+    # -- names ----------------------------------------------------------------------------
+    def fresh(self, base: str) -> str:
+        """Return an op/tensor name starting with ``base`` not used yet."""
+        name, i = base, 1
+        while name in self._names or name in self.p.shapes:
+            name = f"{base}#{i}"
+            i += 1
+        self._names.add(name)
+        return name
+
+    def sub(self, suffix: str = "") -> str:
+        """Return a fresh op name for this node (``node`` or ``node.suffix``)."""
+        return self.fresh(f"{self.op_name}.{suffix}" if suffix else self.op_name)
+
+    def out(self, i: int = 0, suffix: str = "") -> str:
+        """Return a fresh program tensor name for output ``i`` of the node."""
+        name = self.node.output[i] if i < len(self.node.output) and self.node.output[i] else \
+            f"{self.op_name}.out{i}"
+        return self.fresh(name + (f".{suffix}" if suffix else ""))
+
+    # -- inputs ---------------------------------------------------------------------------
+    def has(self, i: int) -> bool:
+        """Return True when the node has a non-empty input ``i``."""
+        return i < len(self.node.input) and self.node.input[i] != ""
+
+    def get(self, i: int):
+        """Return input ``i`` (a Const or a program tensor name)."""
+        name = self.node.input[i]
+        if name not in self.env:
+            raise _Unsupported(f"input {name!r} is not defined by any earlier node, initializer "
+                               "or graph input")
+        return self.env[name]
+
+    def const(self, i: int, what: str) -> np.ndarray:
+        """Return input ``i``'s value; it must be known at import."""
+        v = self.get(i)
+        if not isinstance(v, Const):
+            raise _Unsupported(f"{what} (input {i}) must be a constant known at import")
+        return v.value
+
+    def shape(self, v) -> tuple[int, ...]:
+        """Return the shape of a Const or a program tensor."""
+        return self.p.shapes[v] if isinstance(v, str) else v.shape
+
+    def tensor(self, v, like_name: str = "const") -> str:
+        """Return a program tensor for ``v``: itself, or a Const made a program input."""
+        if not isinstance(v, Const):
+            return v
+        key = id(v)
+        if key not in self.materialized:
+            shape = v.shape if v.shape else (1,)
+            name = self.fresh(like_name)
+            self.p.input(name, shape)
+            self.params[name] = v if v.shape else Const(thunk=lambda v=v: v.value.reshape(1),
+                                                        shape=(1,), dtype=v.dtype)
+            self.dtypes[name] = v.dtype
+            self.materialized[key] = name
+        return self.materialized[key]
+
+    def input_name(self, i: int) -> str:
+        """Return a name for a constant input (its ONNX name)."""
+        return self.node.input[i] or f"{self.op_name}.in{i}"
+
+    def attr(self, key: str, default=None):
+        """Return the node's attribute ``key`` (or ``default``)."""
+        for a in self.node.attribute:
+            if a.name == key:
+                return _onnx().helper.get_attribute_value(a)
+        return default
+
+
+def _fold(values, fn) -> Const:
+    v = np.asarray(fn(*values))
+    if v.size > _MAX_FOLD_ELEMENTS:  # pragma: no cover - exporters never fold that much
+        raise _Unsupported(f"folding would make a constant of {v.size:,} elements")
+    return Const(v)
+
+
+def _all_const(ctx: _Ctx) -> bool:
+    return all(isinstance(ctx.get(i), Const) for i in range(len(ctx.node.input)) if ctx.has(i))
+
+
+def _cvals(ctx: _Ctx) -> list:
+    return [ctx.get(i).value if ctx.has(i) else None for i in range(len(ctx.node.input))]
+
+
+# --------------------------------------------------------------------------- handlers
+
+HANDLERS: dict[str, Callable[[_Ctx], list]] = {}
+
+
+def _handles(*ops: str):
+    def deco(fn):
+        for op in ops:
+            HANDLERS[op] = fn
+        return fn
+    return deco
+
+
+_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64,
+           9: np.bool_, 10: np.float16, 11: np.float64, 12: np.uint32, 13: np.uint64}
+
+
+@_handles("Constant")
+def _constant(ctx):
+    onnx = _onnx()
+    for a in ctx.node.attribute:
+        if a.name == "value":
+            return [Const(onnx.numpy_helper.to_array(a.t))]
+        if a.name in ("value_float", "value_int"):
+            return [Const(np.array(onnx.helper.get_attribute_value(a),
+                                   np.float32 if a.name == "value_float" else np.int64))]
+        if a.name in ("value_floats", "value_ints"):
+            return [Const(np.array(onnx.helper.get_attribute_value(a),
+                                   np.float32 if a.name == "value_floats" else np.int64))]
+    raise _Unsupported("Constant without a value, value_float(s) or value_int(s)")
+
+
+@_handles("Identity", "Dropout")
+def _identity(ctx):
+    outs = [ctx.get(0)]
+    if len(ctx.node.output) > 1 and ctx.node.output[1]:  # Dropout's mask: all ones
+        outs.append(Const(np.ones(ctx.shape(ctx.get(0)), bool)))
+    return outs
+
+
+@_handles("Cast", "CastLike")
+def _cast(ctx):
+    v = ctx.get(0)
+    if ctx.node.op_type == "Cast":
+        to = _DTYPES.get(ctx.attr("to"))
+    else:
+        t = ctx.get(1)
+        to = t.dtype if isinstance(t, Const) else ctx.dtypes.get(t, np.float32)
+    if to is None:
+        raise _Unsupported(f"cast to ONNX type {ctx.attr('to')} is not supported")
+    if isinstance(v, Const):
+        return [Const(thunk=lambda: v.value.astype(to), shape=v.shape, dtype=to)]
+    return [v]  # the chip keeps a tensor in its one number format: same tensor
+
+
+@_handles("Shape")
+def _shape_op(ctx):
+    shape = np.array(ctx.shape(ctx.get(0)), np.int64)
+    start, end = ctx.attr("start", 0), ctx.attr("end", None)
+    return [Const(shape[start:end])]
+
+
+@_handles("Size")
+def _size_op(ctx):
+    return [Const(np.array(math.prod(ctx.shape(ctx.get(0))), np.int64))]
+
+
+def _numpy_fold(fn):
+    def handler(ctx):
+        if not _all_const(ctx):
+            raise _Unsupported("is supported only on constants known at import (it would "
+                               "compute on data)")
+        return [_fold(_cvals(ctx), lambda *a: fn(ctx, *a))]
+    return handler
+
+
+def _gather_nd(ctx, data, idx):
+    if ctx.attr("batch_dims", 0):
+        raise _Unsupported("GatherND with batch_dims is not supported")
+    idx = np.asarray(idx, np.int64)
+    return data[tuple(idx[..., j] for j in range(idx.shape[-1]))]
+
+
+def _range(ctx, start, limit, delta):
+    return np.arange(start, limit, delta).astype(np.asarray(start).dtype)
+
+
+def _const_of_shape(ctx, shape):
+    t = ctx.attr("value")
+    fill = _onnx().numpy_helper.to_array(t).reshape(-1)[0] if t is not None else np.float32(0)
+    return np.full(tuple(int(s) for s in shape), fill)
+
+
+for _op, _fn in {
+    "Range": _range, "ConstantOfShape": _const_of_shape,
+    "Equal": lambda c, a, b: np.equal(a, b), "Less": lambda c, a, b: np.less(a, b),
+    "LessOrEqual": lambda c, a, b: np.less_equal(a, b),
+    "Greater": lambda c, a, b: np.greater(a, b),
+    "GreaterOrEqual": lambda c, a, b: np.greater_equal(a, b),
+    "Not": lambda c, a: np.logical_not(a), "And": lambda c, a, b: np.logical_and(a, b),
+    "Or": lambda c, a, b: np.logical_or(a, b), "Neg": lambda c, a: np.negative(a),
+    "Abs": lambda c, a: np.abs(a), "Floor": lambda c, a: np.floor(a),
+    "Ceil": lambda c, a: np.ceil(a), "Mod": lambda c, a, b: np.mod(a, b),
+    "Tile": lambda c, a, r: np.tile(a, tuple(int(x) for x in r)),
+    "GatherND": lambda c, a, i: _gather_nd(c, a, i),
+    "ReduceProd": lambda c, a, axes=None: np.prod(
+        a, axis=None if axes is None or not len(axes) else tuple(int(x) for x in axes),
+        keepdims=bool(c.attr("keepdims", 1))),
+}.items():
+    HANDLERS[_op] = _numpy_fold(_fn)
+
+
+def _trilu_mask(shape, k: int, upper: bool) -> np.ndarray:
+    r, c = shape[-2], shape[-1]
+    keep = np.triu(np.ones((r, c), bool), k) if upper else np.tril(np.ones((r, c), bool), k)
+    return keep
+
+
+@_handles("Trilu")
+def _trilu(ctx):
+    upper = bool(ctx.attr("upper", 1))
+    k = int(ctx.const(1, "k").reshape(-1)[0]) if ctx.has(1) else 0
+    x = ctx.get(0)
+    if isinstance(x, Const):
+        return [_fold([x.value], lambda a: np.triu(a, k) if upper else np.tril(a, k))]
+    # on data: zero the other triangle, a masked_fill with a constant mask
+    drop = ~_trilu_mask(ctx.shape(x), k, upper)
+    mask = ctx.tensor(Const(drop.astype(np.float32)), f"{ctx.op_name}.mask")
+    return [ctx.p.elementwise(ctx.sub(), "masked_fill", x, mask, const=0.0, out=ctx.out())]
+
+
+# -- elementwise --------------------------------------------------------------------------
+
+_UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log",
+          "Sqrt": "sqrt", "Erf": "erf"}
+_NUMPY_UNARY = {"Relu": lambda a: np.maximum(a, 0), "Sigmoid": lambda a: 1 / (1 + np.exp(-a)),
+                "Tanh": np.tanh, "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt,
+                "Erf": lambda a: __import__("scipy.special", fromlist=["erf"]).erf(a)}
+
+
+@_handles(*_UNARY)
+def _unary(ctx):
+    x = ctx.get(0)
+    op = ctx.node.op_type
+    if isinstance(x, Const):
+        return [_fold([x.value], lambda a: _NUMPY_UNARY[op](a).astype(x.dtype))]
+    return [ctx.p.elementwise(ctx.sub(), _UNARY[op], x, out=ctx.out())]
+
+
+@_handles("Reciprocal")
+def _reciprocal(ctx):
+    x = ctx.get(0)
+    if isinstance(x, Const):
+        return [_fold([x.value], lambda a: (1 / a).astype(x.dtype))]
+    one = ctx.tensor(Const(np.ones((1,), np.float32)), f"{ctx.op_name}.one")
+    return [ctx.p.elementwise(ctx.sub(), "div", one, x, out=ctx.out())]
+
+
+@_handles("Gelu")
+def _gelu(ctx):
+    approx = ctx.attr("approximate", b"none")
+    approx = approx.decode() if isinstance(approx, bytes) else approx
+    if approx not in ("none", "tanh"):
+        raise _Unsupported(f"approximate={approx!r} (known: none, tanh)")
+    x = ctx.get(0)
+    if isinstance(x, Const):
+        raise _Unsupported("Gelu of a constant is not folded")
+    return [ctx.p.elementwise(ctx.sub(), "gelu" if approx == "none" else "gelu_tanh", x,
+                              out=ctx.out())]
+
+
+_BINARY = {"Add": ("add", np.add), "Sub": ("sub", np.subtract), "Mul": ("mul", np.multiply),
+           "Div": ("div", np.divide), "Max": ("max", np.maximum), "Min": ("min", np.minimum),
+           "Pow": (None, np.power)}
+
+
+def _scalar(v) -> float | None:
+    """Return the float value of a one-element Const, else None."""
+    if isinstance(v, Const) and v.size == 1 and np.issubdtype(v.dtype, np.number):
+        return float(v.value.reshape(-1)[0])
+    return None
+
+
+@_handles(*_BINARY)
+def _binary(ctx):
+    op = ctx.node.op_type
+    if op in ("Max", "Min") and len(ctx.node.input) != 2:  # variadic
+        if len(ctx.node.input) == 1:
+            return [ctx.get(0)]
+        if _all_const(ctx):
+            fn = np.maximum if op == "Max" else np.minimum
+            return [_fold(_cvals(ctx), lambda *a: fn.reduce(np.broadcast_arrays(*a)))]
+    if len(ctx.node.input) != 2:
+        raise _Unsupported(f"{op} with {len(ctx.node.input)} inputs (supported: 2)")
+    a, b = ctx.get(0), ctx.get(1)
+    kind, fn = _BINARY[op]
+    if isinstance(a, Const) and isinstance(b, Const):
+        dt = np.result_type(a.dtype, b.dtype)
+        return [_fold([a.value, b.value], lambda x, y: fn(x, y).astype(dt)
+                      if op != "Div" or not np.issubdtype(dt, np.integer) else x // y)]
+    p, name = ctx.p, ctx.sub()
+    sa, sb = _scalar(a), _scalar(b)
+    out_shape = tuple(np.broadcast_shapes(ctx.shape(a), ctx.shape(b)))
+    x = b if sa is not None else a
+    scalar_ok = ctx.shape(x) == out_shape  # the scalar does not widen the result
+    if op == "Pow":
+        if sb is None or isinstance(a, Const):
+            raise _Unsupported("Pow is supported with a data base and a scalar constant exponent")
+        if sb == 1.0:
+            return [a]
+        if sb == 2.0:
+            return [p.elementwise(name, "square", a, out=ctx.out())]
+        if sb == 0.5:
+            return [p.elementwise(name, "sqrt", a, out=ctx.out())]
+        if sb == 3.0:
+            sq = p.elementwise(ctx.sub("square"), "square", a, out=ctx.out(suffix="sq"))
+            return [p.elementwise(name, "mul", sq, a, out=ctx.out())]
+        lg = p.elementwise(ctx.sub("log"), "log", a, out=ctx.out(suffix="log"))
+        sc = p.elementwise(ctx.sub("scale"), "scale", lg, const=sb, out=ctx.out(suffix="scaled"))
+        return [p.elementwise(name, "exp", sc, out=ctx.out())]
+    if scalar_ok and (sa if sb is None else sb) is not None and op in ("Mul", "Div") and \
+            (sb is not None or op == "Mul"):
+        uses = ctx.consumers.get(ctx.node.output[0], [])
+        if uses and all(u == "MatMul" for u in uses):
+            f = sb if sb is not None else sa
+            return [_Scaled(x, 1.0 / f if op == "Div" else f, ctx.shape(x))]
+    if isinstance(b, Const) and isinstance(a, str) and op == "Add" and \
+            ctx.shape(a) == out_shape:
+        m = _additive_mask(b)
+        if m is not None:  # x + (0 or -inf): the masked_fill of the zoo's attention
+            mask = ctx.tensor(m[0], f"{ctx.input_name(1)}.mask")
+            return [p.elementwise(name, "masked_fill", a, mask, const=m[1], out=ctx.out())]
+    if scalar_ok and sb is not None:
+        if op == "Mul":
+            return [p.elementwise(name, "scale", a, const=sb, out=ctx.out())]
+        if op == "Div":
+            return [p.elementwise(name, "scale", a, const=1.0 / sb, out=ctx.out())]
+        if op == "Add":
+            return [p.elementwise(name, "add_const", a, const=sb, out=ctx.out())]
+        if op == "Sub":
+            return [p.elementwise(name, "add_const", a, const=-sb, out=ctx.out())]
+    if scalar_ok and sa is not None:
+        if op == "Mul":
+            return [p.elementwise(name, "scale", b, const=sa, out=ctx.out())]
+        if op == "Add":
+            return [p.elementwise(name, "add_const", b, const=sa, out=ctx.out())]
+    ta = ctx.tensor(a, ctx.input_name(0))
+    tb = ctx.tensor(b, ctx.input_name(1))
+    return [p.elementwise(name, kind, ta, tb, out=ctx.out())]
+
+
+def _additive_mask(c: Const) -> tuple[Const, float] | None:
+    """Return (1/0 mask, fill) of a constant whose entries are all 0 or one fill value, -inf or
+    float32's lowest (-3.4e38, PyTorch's causal mask): adding it is a masked_fill (exact for
+    -inf; for -3.4e38 whenever |x| < 1e31, where x + fill rounds to fill). None otherwise."""
+    if c.size > _MAX_FOLD_ELEMENTS or not np.issubdtype(c.dtype, np.floating) or c.size < 2:
+        return None
+    v = c.value
+    for fill in (-np.inf, float(np.finfo(np.float32).min)):
+        hit = v == np.float32(fill)
+        if hit.any() and not np.any(v[~hit] != 0):
+            return Const(hit.astype(np.float32)), fill
+    return None
+
+
+@_handles("Where")
+def _where(ctx):
+    c, x, y = ctx.get(0), ctx.get(1), ctx.get(2)
+    if all(isinstance(v, Const) for v in (c, x, y)):
+        return [_fold([c.value, x.value, y.value], np.where)]
+    p = ctx.p
+    out_shape = tuple(np.broadcast_shapes(ctx.shape(c), ctx.shape(x), ctx.shape(y)))
+    sx, sy = _scalar(x), _scalar(y)
+    if isinstance(c, Const) and sx is not None and not isinstance(y, Const) and \
+            ctx.shape(y) == out_shape:  # x where mask: masked_fill of y
+        mask = ctx.tensor(Const(thunk=lambda: c.value.astype(np.float32), shape=c.shape,
+                                dtype=np.float32), ctx.input_name(0))
+        return [p.elementwise(ctx.sub(), "masked_fill", y, mask, const=sx, out=ctx.out())]
+    if isinstance(c, Const) and sy is not None and not isinstance(x, Const) and \
+            ctx.shape(x) == out_shape:
+        mask = ctx.tensor(Const(thunk=lambda: (~c.value.astype(bool)).astype(np.float32),
+                                shape=c.shape, dtype=np.float32), f"{ctx.input_name(0)}.not")
+        return [p.elementwise(ctx.sub(), "masked_fill", x, mask, const=sy, out=ctx.out())]
+    cond = c if not isinstance(c, Const) else ctx.tensor(
+        Const(thunk=lambda: c.value.astype(np.float32), shape=c.shape, dtype=np.float32),
+        ctx.input_name(0))
+    return [p.elementwise(ctx.sub(), "where", cond, ctx.tensor(x, ctx.input_name(1)),
+                          ctx.tensor(y, ctx.input_name(2)), out=ctx.out())]
+
+
+# -- array ops ----------------------------------------------------------------------------
+
+def _zero_const(v) -> bool:
+    return isinstance(v, Const) and v.size <= _MAX_FOLD_ELEMENTS and not np.any(v.value)
+
+
+@_handles("MatMul")
+def _matmul(ctx):
+    a, b = ctx.get(0), ctx.get(1)
+    if isinstance(a, Const) and isinstance(b, Const):
+        return [_fold([a.value, b.value], np.matmul)]
+    factor = 1.0
+    if isinstance(a, _Scaled):
+        a, factor = a.base, factor * a.factor
+    if isinstance(b, _Scaled):
+        b, factor = b.base, factor * b.factor
+    sa, sb = ctx.shape(a), ctx.shape(b)
+    if len(sa) < 2 or len(sb) < 2:
+        raise _Unsupported(f"MatMul of rank-1 operands {sa} x {sb} is not supported")
+    if factor == 1.0:
+        return [ctx.p.matmul(ctx.sub(), ctx.tensor(a, ctx.input_name(0)),
+                             ctx.tensor(b, ctx.input_name(1)), out=ctx.out())]
+    y = ctx.p.matmul(ctx.sub(), ctx.tensor(a, ctx.input_name(0)),
+                     ctx.tensor(b, ctx.input_name(1)), out=ctx.out(suffix="unscaled"))
+    return [ctx.p.elementwise(ctx.sub("scale"), "scale", y, const=factor, out=ctx.out())]
+
+
+@_handles("Gemm")
+def _gemm(ctx):
+    a, b = ctx.get(0), ctx.get(1)
+    alpha, beta = float(ctx.attr("alpha", 1.0)), float(ctx.attr("beta", 1.0))
+    ta, tb = bool(ctx.attr("transA", 0)), bool(ctx.attr("transB", 0))
+    if isinstance(a, Const):
+        raise _Unsupported("Gemm with a constant A operand is not supported")
+    if isinstance(b, Const) and tb:  # weights are laid out (in, out) offline, as the zoo's
+        w = b
+        b = Const(thunk=lambda: np.ascontiguousarray(w.value.T), shape=w.shape[::-1],
+                  dtype=w.dtype)
+        tb = False
+        bname = f"{ctx.input_name(1)}^T"
+    else:
+        bname = ctx.input_name(1)
+    if isinstance(b, Const) and alpha != 1.0:
+        w2, alpha0 = b, alpha
+        b = Const(thunk=lambda: w2.value * w2.dtype.type(alpha0), shape=w2.shape, dtype=w2.dtype)
+        alpha = 1.0
+    bias = ctx.get(2) if ctx.has(2) else None
+    if bias is not None and _zero_const(bias):
+        bias = None
+    has_post = alpha != 1.0 or bias is not None
+    p = ctx.p
+    y = p.matmul(ctx.sub("matmul" if has_post else ""), a, ctx.tensor(b, bname),
+                 transpose_a=ta, transpose_b=tb,
+                 out=ctx.out(suffix="mm") if has_post else ctx.out())
+    if alpha != 1.0:
+        y = p.elementwise(ctx.sub("alpha"), "scale", y, const=alpha,
+                          out=ctx.out(suffix="alpha") if bias is not None else ctx.out())
+    if bias is not None:
+        if isinstance(bias, Const) and beta != 1.0:
+            c0, beta0 = bias, beta
+            bias = Const(thunk=lambda: c0.value * c0.dtype.type(beta0), shape=c0.shape,
+                         dtype=c0.dtype)
+        elif beta != 1.0:
+            bias = p.elementwise(ctx.sub("beta"), "scale", bias, const=beta,
+                                 out=ctx.out(suffix="beta"))
+        y = p.elementwise(ctx.sub("bias"), "add", y, ctx.tensor(bias, ctx.input_name(2)),
+                          out=ctx.out())
+    return [y]
+
+
+def _conv_pads(ctx, nd: int = 2) -> tuple[int, int]:
+    auto = ctx.attr("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto not in ("NOTSET", "VALID"):
+        raise _Unsupported(f"auto_pad={auto} is not supported (give explicit pads)")
+    pads = list(ctx.attr("pads", [0] * 2 * nd))
+    if pads[:nd] != pads[nd:]:
+        raise _Unsupported(f"asymmetric pads {pads} are not supported")
+    return tuple(int(v) for v in pads[:nd])
+
+
+@_handles("Conv")
+def _conv(ctx):
+    x, w = ctx.get(0), ctx.get(1)
+    if isinstance(x, Const):
+        raise _Unsupported("Conv of a constant input is not supported")
+    if len(ctx.shape(x)) != 4:
+        raise _Unsupported(f"only 2-D convolutions (N, C, H, W) are supported, got input "
+                           f"{ctx.shape(x)}")
+    ks = ctx.attr("kernel_shape")
+    if ks is not None and tuple(ks) != tuple(ctx.shape(w)[2:]):
+        raise _Unsupported(f"kernel_shape {list(ks)} differs from the weight {ctx.shape(w)}")
+    bias = ctx.get(2) if ctx.has(2) else None
+    if bias is not None and _zero_const(bias):
+        bias = None
+    p = ctx.p
+    y = p.conv2d(ctx.sub("conv" if bias is not None else ""), x, ctx.tensor(w, ctx.input_name(1)),
+                 stride=tuple(ctx.attr("strides", [1, 1])), padding=_conv_pads(ctx),
+                 dilation=tuple(ctx.attr("dilations", [1, 1])), groups=int(ctx.attr("group", 1)),
+                 out=ctx.out(suffix="conv") if bias is not None else ctx.out())
+    if bias is None:
+        return [y]
+    f = ctx.shape(w)[0]
+    if isinstance(bias, Const):
+        b0 = bias
+        bias = Const(thunk=lambda: b0.value.reshape(f, 1, 1), shape=(f, 1, 1), dtype=b0.dtype)
+        bt = ctx.tensor(bias, ctx.input_name(2))
+    else:
+        bt = p.reshape(ctx.sub("bias.reshape"), bias, (f, 1, 1), out=ctx.out(suffix="b"))
+    return [p.elementwise(ctx.sub("bias"), "add", y, bt, out=ctx.out())]
+
+
+def _batch_first(ctx, x) -> tuple[str, int]:
+    """Return (LSTM input, its time axis): the batch-first tensor (batch, seq, d) that the
+    exporter transposed into X when X is only that transpose (a view of an earlier LSTM's
+    output, or a permute nothing else reads, which is then dropped as unused), else X itself
+    with time on axis 0."""
+    if isinstance(x, _View):
+        base = ctx.p.shapes[x.base]
+        if len(base) == 3:
+            want = np.arange(math.prod(base)).reshape(base).transpose(1, 0, 2)
+            if np.array_equal(x.idx, want):
+                return x.base, 1
+        x = x.emit(ctx)
+        ctx.env[ctx.node.input[0]] = x
+        return x, 0
+    p = ctx.p
+    if ctx.uses.get(ctx.node.input[0], 0) == 1:
+        for k in range(len(p.ops) - 1, -1, -1):
+            op = p.ops[k]
+            if op.output != x:
+                continue
+            if isinstance(op, Layout) and op.kind == "permute" and \
+                    op.attr("perm") == (1, 0, 2) and \
+                    not any(x in o.inputs for o in p.ops[k + 1:]):
+                del p.ops[k]
+                p._op_names.discard(op.name)
+                del p.shapes[x]
+                return op.inputs[0], 1
+            break
+    return x, 0
+
+
+@_handles("LSTM")
+def _lstm(ctx):
+    """One forward LSTM layer as kernels/lstm.py builds it: the input projection of all steps
+    is one GEMM, each step after the first one recurrent GEMM, the gates vector ops; h_0 = c_0
+    = 0. ONNX's gate order is i, o, f, c (PyTorch's i, f, g, o); its two biases add into one."""
+    direction = ctx.attr("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else direction
+    if direction != "forward" or ctx.attr("layout", 0) or ctx.attr("input_forget", 0) or \
+            ctx.attr("clip") is not None:
+        raise _Unsupported("only forward, sequence-first (layout 0) LSTMs without clip or "
+                           "coupled gates are supported")
+    acts = ctx.attr("activations")
+    if acts is not None and [a.decode() if isinstance(a, bytes) else a for a in acts] != \
+            ["Sigmoid", "Tanh", "Tanh"]:
+        raise _Unsupported(f"activations {acts} are not supported (Sigmoid, Tanh, Tanh only)")
+    x, w, r = ctx.get(0), ctx.get(1), ctx.get(2)
+    if not (isinstance(w, Const) and isinstance(r, Const)) or isinstance(x, Const):
+        raise _Unsupported("W and R must be constants and X data")
+    seq, batch, _d_in = ctx.shape(x)
+    x, axis = _batch_first(ctx, x)
+    hd = int(ctx.attr("hidden_size", r.shape[-1]))
+    if ctx.has(4):
+        lens = ctx.const(4, "sequence_lens")
+        if np.any(lens != seq):
+            raise _Unsupported("sequence_lens shorter than the sequence are not supported")
+    for i, what in ((5, "initial_h"), (6, "initial_c"), (7, "P (peepholes)")):
+        if ctx.has(i) and not (i < 7 and _zero_const(ctx.get(i))):
+            raise _Unsupported(f"a non-zero {what} is not supported (h_0 = c_0 = 0)")
+    p, n = ctx.p, ctx.op_name
+    w_ih = ctx.tensor(Const(thunk=lambda: np.ascontiguousarray(w.value[0].T),
+                            shape=(w.shape[2], 4 * hd), dtype=w.dtype), f"{n}.W_ih")
+    w_hh = ctx.tensor(Const(thunk=lambda: np.ascontiguousarray(r.value[0].T),
+                            shape=(hd, 4 * hd), dtype=r.dtype), f"{n}.W_hh")
+    bias = None
+    if ctx.has(3):
+        bc = ctx.get(3)
+        if not isinstance(bc, Const):
+            raise _Unsupported("B must be a constant")
+        bias = ctx.tensor(Const(thunk=lambda: bc.value[0, :4 * hd] + bc.value[0, 4 * hd:],
+                                shape=(4 * hd,), dtype=bc.dtype), f"{n}.b")
+    xp = p.linear(ctx.fresh(f"{n}.in"), x, w_ih, bias, out=ctx.fresh(f"{n}.xp"))
+    h = c = None
+    outs = []
+    for t in range(seq):
+        s_ = f"{n}.t{t}"
+
+        def ew(tag, kind, *args):
+            return p.elementwise(ctx.fresh(f"{s_}.{tag}"), kind, *args,
+                                 out=ctx.fresh(f"{s_}.{tag}.out"))
+        g = p.slice(ctx.fresh(f"{s_}.x"), xp, axis, t, t + 1, out=ctx.fresh(f"{s_}.xs"))
+        g = p.reshape(ctx.fresh(f"{s_}.x2"), g, (batch, 4 * hd), out=ctx.fresh(f"{s_}.x2d"))
+        if h is not None:
+            rec = p.matmul(ctx.fresh(f"{s_}.rec"), h, w_hh, out=ctx.fresh(f"{s_}.hw"))
+            g = ew("gates", "add", g, rec)
+        i_, o_, f_, g_ = p.split(ctx.fresh(f"{s_}.split"), g, [hd] * 4, axis=-1)
+        i_ = ew("i", "sigmoid", i_)
+        g_ = ew("gg", "tanh", g_)
+        o_ = ew("o", "sigmoid", o_)
+        ig = ew("ixg", "mul", i_, g_)
+        if c is None:
+            c = ig
+        else:
+            f_ = ew("f", "sigmoid", f_)
+            c = ew("c", "add", ew("fxc", "mul", f_, c), ig)
+        h = ew("h", "mul", o_, ew("tanh_c", "tanh", c))
+        outs.append(p.reshape(ctx.fresh(f"{s_}.h3"), h, (batch, 1, hd),
+                              out=ctx.fresh(f"{s_}.h3d")))
+    y = outs[0] if seq == 1 else p.vector(ctx.fresh(f"{n}.stack"), "concat", *outs,
+                                          out=ctx.fresh(f"{n}.out"), axis=1)
+    idx = np.arange(batch * seq * hd, dtype=np.int64).reshape(batch, seq, hd)
+    view = _View(y, idx, []).then("permute", (1, 0, 2), f"{n}.Y").then(
+        "reshape", (seq, 1, batch, hd), f"{n}.Y")
+    results = [view]
+    if len(ctx.node.output) > 1:
+        results.append(p.reshape(ctx.fresh(f"{n}.Y_h"), h, (1, batch, hd), out=ctx.out(1)))
+    if len(ctx.node.output) > 2:
+        results.append(p.reshape(ctx.fresh(f"{n}.Y_c"), c, (1, batch, hd), out=ctx.out(2)))
+    return results
+
+
+# -- vector ops ---------------------------------------------------------------------------
+
+@_handles("BatchNormalization")
+def _batchnorm(ctx):
+    if ctx.attr("training_mode", 0):
+        raise _Unsupported("training_mode=1 is not supported (export the model in eval mode)")
+    if len([o for o in ctx.node.output if o]) > 1:
+        raise _Unsupported("running-statistics outputs (training mode) are not supported")
+    x = ctx.get(0)
+    args = [x] + [ctx.tensor(ctx.get(i), ctx.input_name(i)) for i in range(1, 5)]
+    return [ctx.p.vector(ctx.sub(), "batchnorm", *args, out=ctx.out(),
+                         eps=float(ctx.attr("epsilon", 1e-5)))]
+
+
+@_handles("LayerNormalization")
+def _layernorm(ctx):
+    x = ctx.get(0)
+    nd = len(ctx.shape(x))
+    if int(ctx.attr("axis", -1)) % nd != nd - 1:
+        raise _Unsupported(f"normalising from axis {ctx.attr('axis')} is not supported (only "
+                           "the last axis)")
+    if len([o for o in ctx.node.output if o]) > 1:
+        raise _Unsupported("mean / inverse-deviation outputs are not supported")
+    d = ctx.shape(x)[-1]
+    scale = ctx.get(1)
+    bias = ctx.get(2) if ctx.has(2) else Const(np.zeros((d,), np.float32))
+
+    def flat(v, i):
+        if isinstance(v, Const) and v.shape != (d,) and v.size == d:
+            v0 = v
+            v = Const(thunk=lambda: v0.value.reshape(d), shape=(d,), dtype=v0.dtype)
+        return ctx.tensor(v, ctx.input_name(i) if ctx.has(i) else f"{ctx.op_name}.bias")
+    return [ctx.p.vector(ctx.sub(), "layernorm", x, flat(scale, 1), flat(bias, 2),
+                         out=ctx.out(), eps=float(ctx.attr("epsilon", 1e-5)))]
+
+
+@_handles("Softmax", "LogSoftmax")
+def _softmax(ctx):
+    x = ctx.get(0)
+    nd = len(ctx.shape(x))
+    default = -1 if ctx.opset >= 13 else 1
+    axis = int(ctx.attr("axis", default))
+    if ctx.opset < 13 and axis % nd != nd - 1:
+        raise _Unsupported("opset < 13 Softmax over several axes is not supported")
+    kind = "softmax" if ctx.node.op_type == "Softmax" else "log_softmax"
+    return [ctx.p.vector(ctx.sub(), kind, x, out=ctx.out(), axis=axis)]
+
+
+def _pool_attrs(ctx):
+    if ctx.attr("ceil_mode", 0):
+        raise _Unsupported("ceil_mode=1 is not supported")
+    if any(d != 1 for d in ctx.attr("dilations", [1, 1])):
+        raise _Unsupported("dilated pooling is not supported")
+    if len([o for o in ctx.node.output if o]) > 1:
+        raise _Unsupported("the Indices output is not supported")
+    ks = tuple(ctx.attr("kernel_shape"))
+    if len(ks) != 2:
+        raise _Unsupported(f"only 2-D pooling is supported, kernel_shape {list(ks)}")
+    return ks, tuple(ctx.attr("strides", [1, 1])), _conv_pads(ctx)
+
+
+@_handles("MaxPool")
+def _maxpool(ctx):
+    k, s, pad = _pool_attrs(ctx)
+    return [ctx.p.vector(ctx.sub(), "maxpool2d", ctx.get(0), out=ctx.out(), kernel=k, stride=s,
+                         padding=pad)]
+
+
+@_handles("AveragePool")
+def _avgpool(ctx):
+    k, s, pad = _pool_attrs(ctx)
+    if any(pad) and not ctx.attr("count_include_pad", 0):
+        raise _Unsupported("padded average pooling must count the padding "
+                           "(count_include_pad=1, PyTorch's default)")
+    return [ctx.p.vector(ctx.sub(), "avgpool2d", ctx.get(0), out=ctx.out(), kernel=k, stride=s,
+                         padding=pad)]
+
+
+@_handles("GlobalAveragePool", "GlobalMaxPool")
+def _global_pool(ctx):
+    x = ctx.get(0)
+    axes = tuple(range(2, len(ctx.shape(x))))
+    kind = "mean" if ctx.node.op_type == "GlobalAveragePool" else "max"
+    return [ctx.p.reduce(ctx.sub(), kind, x, axis=axes, keepdims=True, out=ctx.out())]
+
+
+@_handles("ReduceMean", "ReduceSum", "ReduceMax")
+def _reduce(ctx):
+    x = ctx.get(0)
+    if ctx.has(1):
+        axes = ctx.const(1, "axes").reshape(-1).tolist()
+    else:
+        axes = ctx.attr("axes", None)
+    keep = bool(ctx.attr("keepdims", 1))
+    if isinstance(x, Const):
+        fn = {"ReduceMean": np.mean, "ReduceSum": np.sum, "ReduceMax": np.max}[ctx.node.op_type]
+        ax = tuple(axes) if axes else None
+        return [_fold([x.value], lambda a: fn(a, axis=ax, keepdims=keep).astype(x.dtype))]
+    if not axes:
+        if ctx.attr("noop_with_empty_axes", 0):
+            return [x]
+        axes = list(range(len(ctx.shape(x))))
+    kind = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "max"}[ctx.node.op_type]
+    return [ctx.p.reduce(ctx.sub(), kind, x, axis=tuple(int(a) for a in axes), keepdims=keep,
+                         out=ctx.out())]
+
+
+# -- layout ops ---------------------------------------------------------------------------
+
+def _absorb_into_reduce(ctx, x: str, target: tuple[int, ...]) -> str | None:
+    """A reshape right after a keepdims mean (GlobalAveragePool + Flatten, ReduceMean + view)
+    that only drops the reduced size-1 axes: re-emit the reduction without keepdims, as the zoo
+    writes it, and return its output (None when the pattern does not apply)."""
+    p = ctx.p
+    if not p.ops or p.ops[-1].output != x or ctx.uses.get(x, 0) != 1:
+        return None
+    op = p.ops[-1]
+    if not isinstance(op, Reduce) or not op.keepdims:
+        return None
+    src = p.shapes[op.inputs[0]]
+    axes = range(len(src)) if op.axis is None else \
+        (op.axis if isinstance(op.axis, tuple) else (op.axis,))
+    dropped = tuple(s for i, s in enumerate(src) if i not in axes) or (1,)
+    if dropped != tuple(target):
+        return None
+    p.ops.pop()
+    p._op_names.discard(op.name)
+    del p.shapes[x]
+    return p.reduce(op.name, op.kind, op.inputs[0], axis=op.axis, keepdims=False, out=x)
+
+
+def _reshape_to(ctx, x, target: tuple[int, ...]):
+    if isinstance(x, _View):
+        return x.then("reshape", tuple(target), ctx.op_name)
+    if isinstance(x, Const):
+        return _fold([x.value], lambda a: a.reshape(target)) if x.size <= _MAX_FOLD_ELEMENTS \
+            else Const(thunk=lambda: x.value.reshape(target), shape=target, dtype=x.dtype)
+    if tuple(ctx.shape(x)) == tuple(target):
+        return x
+    absorbed = _absorb_into_reduce(ctx, x, target)
+    if absorbed is not None:
+        return absorbed
+    return ctx.p.reshape(ctx.sub(), x, tuple(target), out=ctx.out())
+
+
+@_handles("Reshape")
+def _reshape(ctx):
+    x = ctx.get(0)
+    src = ctx.shape(x)
+    target = [int(v) for v in ctx.const(1, "the target shape").reshape(-1)]
+    if not ctx.attr("allowzero", 0):
+        target = [src[i] if v == 0 else v for i, v in enumerate(target)]
+    if -1 in target:
+        rest = math.prod(v for v in target if v != -1)
+        target[target.index(-1)] = math.prod(src) // rest if rest else 0
+    if math.prod(target) != math.prod(src):
+        raise _Unsupported(f"cannot reshape {src} into {tuple(target)}")
+    return [_reshape_to(ctx, x, tuple(target))]
+
+
+@_handles("Flatten")
+def _flatten(ctx):
+    x = ctx.get(0)
+    src = ctx.shape(x)
+    axis = int(ctx.attr("axis", 1)) % (len(src) + 1) if src else 0
+    return [_reshape_to(ctx, x, (math.prod(src[:axis]), math.prod(src[axis:])))]
+
+
+def _axes_arg(ctx, i: int, attr: str = "axes"):
+    if ctx.has(i):
+        return [int(a) for a in ctx.const(i, "axes").reshape(-1)]
+    v = ctx.attr(attr, None)
+    return None if v is None else [int(a) for a in v]
+
+
+@_handles("Squeeze")
+def _squeeze(ctx):
+    x = ctx.get(0)
+    src = ctx.shape(x)
+    axes = _axes_arg(ctx, 1)
+    axes = [i for i, s in enumerate(src) if s == 1] if axes is None else \
+        [a % len(src) for a in axes]
+    if any(src[a] != 1 for a in axes):
+        raise _Unsupported(f"cannot squeeze axes {axes} of {src}")
+    target = tuple(s for i, s in enumerate(src) if i not in axes)
+    if isinstance(x, Const):
+        return [_fold([x.value], lambda a: a.reshape(target))]
+    return [_reshape_to(ctx, x, target or (1,))]
+
+
+_VIEW_AWARE = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Size",
+               "Identity", "LSTM"}
+
+
+@_handles("Unsqueeze")
+def _unsqueeze(ctx):
+    x = ctx.get(0)
+    src = list(ctx.shape(x))
+    axes = _axes_arg(ctx, 1) or []
+    nd = len(src) + len(axes)
+    for a in sorted(a % nd for a in axes):
+        src.insert(a, 1)
+    return [_reshape_to(ctx, x, tuple(src))]
+
+
+@_handles("Transpose")
+def _transpose(ctx):
+    x = ctx.get(0)
+    nd = len(ctx.shape(x))
+    perm = tuple(int(v) for v in ctx.attr("perm", list(range(nd))[::-1]))
+    if isinstance(x, _View):
+        return [x.then("permute", perm, ctx.op_name)]
+    if isinstance(x, Const):
+        shape = tuple(x.shape[i] for i in perm)
+        return [Const(thunk=lambda: np.ascontiguousarray(np.transpose(x.value, perm)),
+                      shape=shape, dtype=x.dtype)]
+    if perm == tuple(range(nd)):
+        return [x]
+    return [ctx.p.permute(ctx.sub(), x, perm, out=ctx.out())]
+
+
+@_handles("Concat")
+def _concat(ctx):
+    vals = [ctx.get(i) for i in range(len(ctx.node.input))]
+    axis = int(ctx.attr("axis"))
+    if all(isinstance(v, Const) for v in vals):
+        return [_fold([v.value for v in vals], lambda *a: np.concatenate(a, axis=axis))]
+    ts = [ctx.tensor(v, ctx.input_name(i)) for i, v in enumerate(vals)
+          if math.prod(ctx.shape(v))]
+    if len(ts) == 1:
+        return [ts[0]]
+    return [ctx.p.vector(ctx.sub(), "concat", *ts, out=ctx.out(), axis=axis)]
+
+
+@_handles("Split")
+def _split(ctx):
+    x = ctx.get(0)
+    src = ctx.shape(x)
+    axis = int(ctx.attr("axis", 0)) % len(src)
+    n_out = len(ctx.node.output)
+    if ctx.has(1):
+        sizes = [int(v) for v in ctx.const(1, "split sizes").reshape(-1)]
+    elif ctx.attr("split") is not None:
+        sizes = [int(v) for v in ctx.attr("split")]
+    else:
+        n = int(ctx.attr("num_outputs", n_out))
+        chunk = -(-src[axis] // n)
+        sizes = [min(chunk, src[axis] - i * chunk) for i in range(n)]
+    if isinstance(x, Const):
+        cuts = np.cumsum(sizes)[:-1]
+        return [_fold([part], lambda a: a) for part in np.split(x.value, cuts, axis=axis)]
+    outs, start = [], 0
+    for i, s in enumerate(sizes):
+        outs.append(ctx.p.slice(ctx.sub(str(i)), x, axis, start, start + s, out=ctx.out(i)))
+        start += s
+    return outs
+
+
+@_handles("SplitToSequence")
+def _split_to_sequence(ctx):
+    x = ctx.get(0)
+    src = ctx.shape(x)
+    axis = int(ctx.attr("axis", 0)) % len(src)
+    if not ctx.has(1) or isinstance(x, Const):
+        raise _Unsupported("supported with data input and constant split sizes only")
+    sizes = ctx.const(1, "split sizes").reshape(-1).astype(int).tolist()
+    if len(sizes) == 1:  # one chunk size: equal pieces, the last one shorter
+        chunk = sizes[0]
+        sizes = [min(chunk, src[axis] - i) for i in range(0, src[axis], chunk)]
+    if not ctx.attr("keepdims", 1) and any(s != 1 for s in sizes):
+        raise _Unsupported("keepdims=0 needs pieces of size 1")
+    outs, start = [], 0
+    for i, s in enumerate(sizes):
+        outs.append(ctx.p.slice(ctx.sub(str(i)), x, axis, start, start + s,
+                                out=ctx.out(suffix=str(i))))
+        start += s
+    return [_Sequence(outs)]
+
+
+@_handles("SequenceAt")
+def _sequence_at(ctx):
+    seq = ctx.get(0)
+    if not isinstance(seq, _Sequence):
+        raise _Unsupported("input 0 must be a sequence made by SplitToSequence")
+    i = int(ctx.const(1, "position").reshape(-1)[0])
+    return [seq.items[i]]
+
+
+@_handles("Slice")
+def _slice(ctx):
+    x = ctx.get(0)
+    src = ctx.shape(x)
+    starts = ctx.const(1, "starts").reshape(-1).tolist()
+    ends = ctx.const(2, "ends").reshape(-1).tolist()
+    axes = _axes_arg(ctx, 3) if ctx.has(3) else list(range(len(starts)))
+    steps = ctx.const(4, "steps").reshape(-1).tolist() if ctx.has(4) else [1] * len(starts)
+    if isinstance(x, Const):
+        idx = [slice(None)] * len(src)
+        for a, s0, e0, st in zip(axes, starts, ends, steps):
+            idx[a % len(src)] = slice(int(s0), int(e0), int(st))
+        return [_fold([x.value], lambda a: a[tuple(idx)])]
+    y = x
+    for a, s0, e0, st in zip(axes, starts, ends, steps):
+        a = a % len(src)
+        if st != 1:
+            raise _Unsupported(f"a strided Slice (step {st}) of data is not supported")
+        lo, hi, _ = slice(int(s0), int(e0)).indices(src[a])
+        if lo == 0 and hi == src[a]:
+            continue
+        if hi <= lo:
+            raise _Unsupported(f"an empty Slice [{s0}:{e0}] of axis {a} is not supported")
+        y = ctx.p.slice(ctx.sub(f"axis{a}") if y != x else ctx.sub(), y, a, lo, hi,
+                        out=ctx.out(suffix=f"axis{a}") if y != x else ctx.out())
+    return [y]
+
+
+@_handles("Gather")
+def _gather(ctx):
+    data, idx = ctx.get(0), ctx.get(1)
+    axis = int(ctx.attr("axis", 0))
+    if isinstance(data, Const) and isinstance(idx, Const):
+        return [_fold([data.value, idx.value], lambda d, i: np.take(d, i, axis=axis))]
+    if isinstance(idx, Const):  # picking fixed positions of data: a slice (and a reshape)
+        src = ctx.shape(data)
+        ax = axis % len(src)
+        flat = idx.value.reshape(-1).astype(np.int64) % src[ax]
+        if flat.size == 0 or np.any(np.diff(flat) != 1):
+            raise _Unsupported("a Gather of non-contiguous constant positions of data is not "
+                               "supported")
+        lo, hi = int(flat[0]), int(flat[-1]) + 1
+        y = data if (lo, hi) == (0, src[ax]) else ctx.p.slice(ctx.sub(), data, ax, lo, hi,
+                                                              out=ctx.out(suffix="slice"))
+        target = src[:ax] + idx.shape + src[ax + 1:]
+        if tuple(target) == ctx.shape(y):
+            return [y]
+        return [ctx.p.reshape(ctx.sub("reshape"), y, tuple(target) or (1,), out=ctx.out())]
+    if not isinstance(data, Const) or axis % len(ctx.shape(data)) != 0 or len(data.shape) != 2:
+        raise _Unsupported("only a lookup of rows of a 2-D constant table by data ids (an "
+                           "embedding) is supported")
+    ctx.id_bounds.setdefault(idx, data.shape[0])
+    ctx.id_bounds[idx] = min(ctx.id_bounds[idx], data.shape[0])
+    return [ctx.p.vector(ctx.sub(), "gather", ctx.tensor(data, ctx.input_name(0)), idx,
+                         out=ctx.out())]
+
+
+@_handles("Expand")
+def _expand(ctx):
+    x = ctx.get(0)
+    shape = [int(v) for v in ctx.const(1, "shape").reshape(-1)]
+    target = tuple(np.broadcast_shapes(ctx.shape(x), tuple(shape)))
+    if target == tuple(ctx.shape(x)):
+        return [x]
+    if isinstance(x, Const) and (x.size == 1 or not np.issubdtype(x.dtype, np.floating)):
+        # a fill value (the exporter's zero bias), shapes, masks: folded
+        return [Const(thunk=lambda: np.broadcast_to(x.value, target).copy(), shape=target,
+                      dtype=x.dtype)]
+    # expanding a weight (the class token) copies it: the zoo's broadcast, a move
+    return [ctx.p.vector(ctx.sub(), "broadcast", ctx.tensor(x, ctx.input_name(0)),
+                         out=ctx.out(), shape=target)]
+
+
+# --------------------------------------------------------------------------- driver
+
+def _static_shape(onnx, vtype) -> tuple | None:
+    """Return a value's static shape from its type (None when unknown or symbolic)."""
+    if not vtype.HasField("tensor_type") or not vtype.tensor_type.HasField("shape"):
+        return None
+    dims = []
+    for d in vtype.tensor_type.shape.dim:
+        if not d.HasField("dim_value"):
+            return None
+        dims.append(int(d.dim_value))
+    return tuple(dims)
+
+
+def _load(path: str):
+    """Return the ModelProto of ``path`` without its external data (read lazily)."""
+    onnx = _onnx()
+    p = Path(path)
+    where = f"{path}:1"
+    if not p.exists():
+        raise WorkloadError(where, "", "no such file")
+    if p.is_dir():
+        raise WorkloadError(where, "", "is a directory, not an ONNX model")
+    try:
+        model = onnx.load(str(p), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError, truncated file
+        raise WorkloadError(where, "", f"not a readable ONNX model ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
+    if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
+        raise WorkloadError(where, "", "not an ONNX model (no graph)")
+    _check_external_data(model, p)
+    return model
+
+
+def _check_external_data(model, path: Path) -> None:
+    """Raise WorkloadError when an initializer's external data file is missing, outside the
+    model's folder or shorter than the tensor it should hold."""
+    base = path.parent.resolve()
+    sizes: dict[str, int] = {}
+    for t in model.graph.initializer:
+        if t.data_location != 1:  # TensorProto.EXTERNAL
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        loc = info.get("location", "")
+        f = (base / loc).resolve()
+        where = f"{path}:1"
+        if not loc or base not in f.parents:
+            raise WorkloadError(where, f"initializer {t.name}", f"external data location "
+                                f"{loc!r} is not a file beside the model")
+        if loc not in sizes:
+            if not f.is_file():
+                raise WorkloadError(where, f"initializer {t.name}", f"external data file {loc} "
+                                    "is missing")
+            sizes[loc] = f.stat().st_size
+        end = int(info.get("offset", 0) or 0) + int(info.get("length", 0) or 0)
+        if end > sizes[loc]:
+            raise WorkloadError(where, f"initializer {t.name}", f"external data file {loc} is "
+                                f"truncated ({sizes[loc]:,} bytes, the tensor ends at {end:,})")
+
+
+def _shape_model(model):
+    """Return a copy of ``model`` for shape inference: big initializers become typed graph
+    inputs (their shapes are all inference needs), so their bytes are never copied."""
+    onnx = _onnx()
+    g = onnx.GraphProto()
+    g.name = model.graph.name
+    g.node.extend(model.graph.node)
+    g.input.extend(model.graph.input)
+    g.output.extend(model.graph.output)
+    g.value_info.extend(model.graph.value_info)
+    listed = {i.name for i in model.graph.input}
+    for t in model.graph.initializer:
+        if t.data_location != 1 and math.prod(t.dims) <= 4096:
+            g.initializer.append(t)
+        elif t.name not in listed:
+            g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    light = onnx.helper.make_model(g, opset_imports=list(model.opset_import),
+                                   ir_version=model.ir_version)
+    light.functions.extend(model.functions)
+    return light
+
+
+def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = None,
+                name: str | None = None) -> ImportedModel:
+    """Return the ImportedModel of the ONNX file ``path``. ``shapes`` gives (or overrides)
+    graph inputs' shapes, e.g. {"x": (8, 3, 224, 224)}, for symbolic dimensions. Raises
+    WorkloadError (one line naming the file and, for a node, its name and operator)."""
+    onnx = _onnx()
+    path = str(path)
+    model = _load(path)
+    graph = model.graph
+    shapes = dict(shapes or {})
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    inits = {t.name: t for t in graph.initializer}
+    graph_inputs = [i for i in graph.input if i.name not in inits]
+    unknown = set(shapes) - {i.name for i in graph_inputs}
+    if unknown:
+        raise WorkloadError(f"{path}:1", f"--input {sorted(unknown)[0]}", f"the model has no "
+                            f"input {sorted(unknown)[0]!r} (inputs: "
+                            f"{', '.join(i.name for i in graph_inputs) or 'none'})")
+    data: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    for inp in graph_inputs:
+        tt = inp.type.tensor_type
+        dtype = _DTYPES.get(tt.elem_type)
+        if dtype is None:
+            raise WorkloadError(f"{path}:1", f"input {inp.name}", f"element type {tt.elem_type} is "
+                                "not supported")
+        declared = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                    for d in tt.shape.dim]
+        if inp.name in shapes:
+            given = shapes[inp.name]
+            if len(given) != len(declared) or any(isinstance(d, int) and d != g
+                                                  for d, g in zip(declared, given)):
+                raise WorkloadError(f"{path}:1", f"--input {inp.name}="
+                                    f"{'x'.join(map(str, given))}",
+                                    f"the model declares {inp.name} as "
+                                    f"{'x'.join(map(str, declared)) or 'a scalar'}")
+            dims = tuple(given)
+        elif all(isinstance(d, int) and d > 0 for d in declared) and declared:
+            dims = tuple(declared)
+        else:
+            raise WorkloadError(f"{path}:1", f"input {inp.name}", f"has symbolic or unknown "
+                                f"dimensions {'x'.join(map(str, declared)) or '(none)'}; give "
+                                f"them with --input {inp.name}=D1xD2x...")
+        for d, g in zip(tt.shape.dim, dims):
+            d.Clear()
+            d.dim_value = int(g)
+        data[inp.name] = (dims, np.dtype(dtype))
+    try:
+        inferred = onnx.shape_inference.infer_shapes(_shape_model(model), strict_mode=True,
+                                                     data_prop=True)
+    except Exception as exc:
+        msg = " ".join(str(exc).split())
+        raise WorkloadError(f"{path}:1", "shape inference", f"ONNX shape inference failed: "
+                            f"{msg[:300]}") from None
+    known = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        s = _static_shape(onnx, vi.type)
+        if s is not None:
+            known[vi.name] = s
+
+    program = Program(name or Path(path).stem)
+    ctx = _Ctx(path, program, opset)
+    for n, (dims, dtype) in data.items():
+        program.input(n, dims)
+        ctx.env[n] = n
+        ctx.dtypes[n] = dtype
+        ctx._names.add(n)
+    for t in graph.initializer:
+        dtype = _DTYPES.get(t.data_type)
+        if dtype is None:
+            raise WorkloadError(f"{path}:1", f"initializer {t.name}",
+                                f"element type {t.data_type} is "
+                                "not supported")
+        ctx.env[t.name] = Const(thunk=lambda t=t: _initializer(t, path),
+                                shape=tuple(t.dims), dtype=dtype)
+        ctx._names.add(t.name)
+    for node in graph.node:
+        for i in node.input:
+            if i:
+                ctx.uses[i] = ctx.uses.get(i, 0) + 1
+                ctx.consumers.setdefault(i, []).append(node.op_type)
+    for o in graph.output:
+        ctx.uses[o.name] = ctx.uses.get(o.name, 0) + 1
+        ctx.consumers.setdefault(o.name, []).append("graph output")
+
+    for k, node in enumerate(graph.node):
+        _lower(ctx, node, k, known)
+
+    outputs = []
+    for o in graph.output:
+        if isinstance(ctx.env.get(o.name), _View):
+            ctx.env[o.name] = ctx.env[o.name].emit(ctx)
+        v = ctx.env.get(o.name)
+        if not isinstance(v, str) or v in data:
+            raise WorkloadError(f"{path}:1", f"output {o.name}", "is a constant or a graph input: "
+                                "the model computes nothing on the chip for it")
+        outputs.append(v)
+    if not program.ops:
+        raise WorkloadError(f"{path}:1", "graph", "no node computes anything on the chip")
+    program.outputs = list(outputs)
+    bounds = {k: v for k, v in ctx.id_bounds.items() if k in data}
+    return ImportedModel(program.name, program, ctx.params, data, outputs,
+                         [o.name for o in graph.output], bounds)
+
+
+def _initializer(t, path: str) -> np.ndarray:
+    """Return an initializer's value (reading its external data file when it has one)."""
+    onnx = _onnx()
+    try:
+        return onnx.numpy_helper.to_array(t, base_dir=str(Path(path).parent))
+    except Exception as exc:  # unreadable external data, a bad raw_data length
+        raise WorkloadError(f"{path}:1", f"initializer {t.name}", f"cannot read its value "
+                            f"({type(exc).__name__}: {exc})") from None
+
+
+def _op_label(node, k: int) -> str:
+    """Return the program op name of node ``k``: its module path and operation when the
+    exporter recorded them (dynamo's name scopes ``['', 'h.0', 'h.0.attn', 'linear']``, or
+    TorchScript's node name ``/h.0/attn/MatMul``) as ``h0.attn.linear`` (a letters-only module
+    name and its index join, so the per-layer table groups ops by block as the zoo's names
+    do); else the node's name, or OP_k for an unnamed node."""
+    path = leaf = None
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            try:
+                scopes = [str(x) for x in __import__("ast").literal_eval(prop.value) if x]
+            except (ValueError, SyntaxError):
+                scopes = []
+            if scopes:
+                path, leaf = (scopes[-2] if len(scopes) > 1 else ""), scopes[-1]
+    if path is None and node.name.startswith("/") and node.name.strip("/"):
+        parts = node.name.strip("/").split("/")
+        path, leaf = ".".join(parts[:-1]), parts[-1]
+    if path is None:
+        return node.name or f"{node.op_type}_{k}"
+    bits = path.split(".") if path else []
+    if len(bits) > 1 and bits[0].isalpha() and bits[1].isdigit():
+        bits[:2] = [bits[0] + bits[1]]
+    return ".".join(bits + [leaf]) if bits else leaf
+
+
+def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
+    op = node.op_type
+    label = node.name or f"{op}_{k}"
+    ctx.node = node
+    ctx.op_name = _op_label(node, k)
+    where_field = f"node {label} ({op})"
+    where = f"{ctx.path}:{k + 1}"  # the node's position in the graph (1: the first node)
+    if node.domain not in ("", "ai.onnx"):
+        raise WorkloadError(where, where_field, f"operator {node.domain}::{op} is not "
+                            "supported")
+    handler = HANDLERS.get(op)
+    if handler is None:
+        raise WorkloadError(where, where_field, f"operator {op} is not supported (supported: "
+                            f"{', '.join(sorted(HANDLERS))})")
+    try:
+        if op not in _VIEW_AWARE:
+            for i in node.input:
+                if isinstance(ctx.env.get(i), _View):
+                    ctx.env[i] = ctx.env[i].emit(ctx)
+        outs = handler(ctx)
+    except _Unsupported as exc:
+        raise WorkloadError(where, where_field, str(exc)) from None
+    except SimulatorInputError as exc:
+        raise WorkloadError(where, where_field, exc.message) from None
+    except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, AttributeError,
+            OverflowError, RuntimeError) as exc:  # malformed attributes or inputs
+        raise WorkloadError(where, where_field, f"{type(exc).__name__}: {exc}") from None
+    names = [o for o in node.output]
+    if len(outs) < len([o for o in names if o]):
+        raise WorkloadError(where, where_field, f"{len(names)} outputs are not supported")
+    for o, v in zip(names, outs):
+        if not o:
+            continue
+        ctx.env[o] = v
+        if isinstance(v, (_Sequence, _Scaled, _View)):
+            continue
+        if not isinstance(v, Const):
+            ctx.dtypes.setdefault(v, np.dtype(np.float32))
+        want = known.get(o)
+        got = ctx.shape(v)
+        if want is not None and tuple(want) != tuple(got) and \
+                not (want == () and tuple(got) == (1,)):
+            raise WorkloadError(where, where_field, f"output {o} has shape {tuple(got)} here "
+                                f"but ONNX shape inference gives {tuple(want)}")
