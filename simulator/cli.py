@@ -125,8 +125,6 @@ def _run_model(args: argparse.Namespace, chip: Chip) -> int:
     """``run --model zoo:NAME`` or ``run --torch FILE.py:factory``: a whole network, timing only
     or (--functional) with values."""
     from simulator.kernels.zoo import build_zoo, is_zoo
-    from .engine import run as run_program
-    from .report import network_text, write_layer_csv
     what = f"--torch {args.torch}" if args.torch else f"--model {args.model}"
     if not args.torch and not is_zoo(args.model):
         raise WorkloadError(f"--model {args.model}", "model", "run takes zoo:NAME models (e.g. "
@@ -147,7 +145,19 @@ def _run_model(args: argparse.Namespace, chip: Chip) -> int:
             raise WorkloadError(what, "functional", f"{params:,} parameters "
                                 "exceed the functional memory limit; pass --force")
         values = model.inputs(args.seed)
+    sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
+    label = getattr(model, "label", "") or f"zoo:{model.name}"
+    return _print_network(args, chip, model, values, f"{label} ({sizes})",
+                          {"name": model.name, "sizes": model.sizes, "output": model.output})
+
+
+def _print_network(args: argparse.Namespace, chip: Chip, model, values, label: str,
+                   about: dict) -> int:
+    """Run a whole network's Program (with a progress bar when functional on a terminal) and
+    print its per-layer table or JSON (``about`` under "model"), writing --csv; return 0."""
+    from .engine import run as run_program
     from .progress import progress_bar
+    from .report import network_text, write_layer_csv
     bar = progress_bar(len(model.program.ops), "ops",
                        args.functional and sys.stderr.isatty() and not args.json)
     try:
@@ -155,14 +165,12 @@ def _run_model(args: argparse.Namespace, chip: Chip) -> int:
     finally:
         if bar is not None:
             bar.close()
-    sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
-    label = getattr(model, "label", "") or f"zoo:{model.name}"
-    title = f"{label} ({sizes}), {len(model.program.ops)} ops"
+    title = f"{label}, {len(model.program.ops)} ops"
     if args.csv:
         write_layer_csv(rep, args.csv)
     if args.json:
         data = rep.to_dict()
-        data["model"] = {"name": model.name, "sizes": model.sizes, "output": model.output}
+        data["model"] = dict(about)
         if values is not None:
             out = rep.values[model.output]
             data["model"]["output_shape"] = list(out.shape)
@@ -189,9 +197,7 @@ def _onnx_shapes(args: argparse.Namespace) -> dict:
 
 def _run_onnx(args: argparse.Namespace, chip: Chip) -> int:
     """``run --onnx FILE.onnx``: an imported network, reported as a zoo model is."""
-    from .engine import run as run_program
     from .frontends.onnx_import import import_onnx
-    from .report import network_text, write_layer_csv
     for flag in ("batch", "seq", "image"):
         if getattr(args, flag) is not None:
             raise WorkloadError(f"--{flag}", flag, "--onnx models take their sizes from the "
@@ -207,34 +213,10 @@ def _run_onnx(args: argparse.Namespace, chip: Chip) -> int:
             raise WorkloadError(f"--onnx {args.onnx}", "functional", f"{params:,} parameters "
                                 "exceed the functional memory limit; pass --force")
         values = model.inputs(args.seed)
-    from .progress import progress_bar
-    bar = progress_bar(len(model.program.ops), "ops",
-                       args.functional and sys.stderr.isatty() and not args.json)
-    try:
-        rep = run_program(chip, model.program, values, progress=_bar_callback(bar))
-    finally:
-        if bar is not None:
-            bar.close()
     sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
-    title = f"onnx:{Path(args.onnx).name} ({sizes}), {len(model.program.ops)} ops"
-    if args.csv:
-        write_layer_csv(rep, args.csv)
-    if args.json:
-        data = rep.to_dict()
-        data["model"] = {"name": model.name, "onnx": str(args.onnx), "sizes": model.sizes,
-                         "output": model.output}
-        if values is not None:
-            out = rep.values[model.output]
-            data["model"]["output_shape"] = list(out.shape)
-            data["model"]["output_norm"] = float(np.linalg.norm(out))
-        print(json.dumps(data, indent=2))
-        return 0
-    print(network_text(rep, title, limit=None if args.all_ops else 40))
-    if values is not None:
-        out = rep.values[model.output]
-        print(f"output      {model.output} {tuple(out.shape)}: norm {np.linalg.norm(out):.6g}, "
-              f"first values {np.array2string(out.ravel()[:4], precision=5)}")
-    return 0
+    return _print_network(args, chip, model, values, f"onnx:{Path(args.onnx).name} ({sizes})",
+                          {"name": model.name, "onnx": str(args.onnx), "sizes": model.sizes,
+                           "output": model.output})
 
 
 def _cmd_import_scalesim(args: argparse.Namespace) -> int:
