@@ -699,6 +699,14 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                 narrowed.add(op.output)
             if count > 1:
                 rep = dataclasses.replace(rep, gemms=count)
+            # the requantisation tail runs on the vector unit: it cannot start before the unit
+            # is free, so an op whose tail would overlap a running vector op starts later
+            wait = unit_free["vector"] - (rep.end_cycle - rep.requant_cycles) \
+                if rep.requant_cycles else 0
+            if wait > 0:
+                rep = dataclasses.replace(rep, start_cycle=rep.start_cycle + wait)
+                if last_output is not None and ref_cycles is not None:
+                    last_output += wait
         else:
             rep, _lane_ops = _vector_op(chip, program, op, start, res, i, narrowed)
             if functional:

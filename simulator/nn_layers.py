@@ -85,6 +85,7 @@ class GELU(Model):
         return f"GELU(approximate={self.approximate!r})"
 
     def forward(self, x: Tensor) -> Tensor:
+        """Return GELU of ``x`` elementwise (the erf form, or the tanh form with ``approximate="tanh"``), a Tensor of the same shape."""
         return _ew("gelu" if self.approximate == "none" else "gelu_tanh", [x], self._label)
 
 
@@ -101,6 +102,7 @@ class Softmax(Model):
         return f"Softmax(dim={self.dim})"
 
     def forward(self, x: Tensor) -> Tensor:
+        """Return softmax of ``x`` over ``dim``, a Tensor of the same shape."""
         if not -x.ndim <= self.dim < x.ndim:
             raise WorkloadError(self._label, "input", f"dim {self.dim} is out of range for "
                                 f"shape {x.shape}")
@@ -118,6 +120,7 @@ class Flatten(Model):
         return f"Flatten({self.start_dim}, {self.end_dim})"
 
     def forward(self, x: Tensor) -> Tensor:
+        """Return ``x`` with dimensions ``start_dim..end_dim`` merged into one (a free reshape)."""
         return x.flatten(self.start_dim, self.end_dim)
 
 
@@ -134,6 +137,7 @@ class Dropout(Model):
         return f"Dropout(p={self.p:g})"
 
     def forward(self, x: Tensor) -> Tensor:
+        """Return ``x`` with elements dropped (p) and the rest scaled by 1/(1-p) in training; ``x`` itself in eval mode or with p = 0."""
         return _dropout(x, self.p, self.training, self._label)
 
 
@@ -176,6 +180,7 @@ class LayerNorm(Model):
         return f"LayerNorm({self.d}, eps={self.eps:g})"
 
     def forward(self, x: Tensor) -> Tensor:
+        """Return ``x`` normalised over its last ``normalized_shape`` dimensions (times weight, plus bias), a Tensor of the same shape."""
         if x.shape[-1] != self.d:
             raise WorkloadError(self._label, "input", f"{self!r} expects (..., {self.d}) inputs, "
                                 f"got {x.shape}")
@@ -212,6 +217,7 @@ class BatchNorm2d(Model):
         return f"BatchNorm2d({self.num_features}, eps={self.eps:g}, momentum={self.momentum:g})"
 
     def forward(self, x: Tensor) -> Tensor:
+        """Return ``x`` (N, C, H, W) normalised per channel: batch statistics in training (running statistics updated), running statistics in eval mode; same shape."""
         c = self.num_features
         if x.ndim != 4 or x.shape[1] != c:
             raise WorkloadError(self._label, "input", f"{self!r} expects (N, {c}, H, W) inputs, "
@@ -286,6 +292,7 @@ class Conv2d(Model):
                 f"stride={self.stride}, padding={self.padding})")
 
     def forward(self, x: Tensor) -> Tensor:
+        """Return the convolution of ``x`` (N, C, H, W): a Tensor (N, out_channels, H_out, W_out), run as im2col GEMMs on the array."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise WorkloadError(self._label, "input", f"{self!r} expects (N, {self.in_channels}"
                                 f", H, W) inputs, got {x.shape}")
@@ -322,6 +329,7 @@ class MaxPool2d(Model):
         return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride})"
 
     def forward(self, x: Tensor) -> Tensor:
+        """Return the max pool of ``x`` (N, C, H, W): a Tensor (N, C, H_out, W_out)."""
         _check_rank(self._label, x, (4,), "(N, C, H, W)")
         return _vec("maxpool2d", [x], self._label, kernel=self.kernel_size, stride=self.stride,
                     padding=self.padding)
@@ -354,6 +362,7 @@ class Embedding(Model):
         return self.forward(_const(raw.astype(_F)))
 
     def forward(self, ids: Tensor) -> Tensor:
+        """Return the rows of ``weight`` at ``ids``: a Tensor ``ids.shape + (embedding_dim,)``."""
         return _vec("gather", [self.weight, ids], self._label)
 
 
@@ -393,6 +402,8 @@ class MultiheadAttention(Model):
     def forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Any = None,
                 need_weights: bool = True, attn_mask: Any = None,
                 average_attn_weights: bool = True, is_causal: bool = False):
+        """Return (attention output, attention weights or None), as PyTorch's: the output has
+        the query's shape; the weights (N, L, S), averaged over heads unless told otherwise."""
         label, e, h = self._label, self.embed_dim, self.num_heads
         query, key, value = (_as_tensor(t) for t in (query, key, value))
         layout = "(N, L, E)" if self.batch_first else "(L, N, E)"
@@ -527,12 +538,14 @@ class CrossEntropyLoss:
                                 f"{getattr(outputs, 'shape', type(outputs).__name__)}")
         q, count = self._targets(outputs.shape, labels)
         denom = count if self.reduction == "mean" else 1.0
+        # the mean over no counted samples (every label ignore_index) is nan, as in PyTorch
+        inv = 1.0 / denom if denom else float("nan")
         label = "CrossEntropyLoss"
         tq = _const(q)
         ls = _vec("log_softmax", [Tensor(outputs.value, name=outputs.name, _keep_shape=True)],
                   label, axis=1)
         s = _reduction(_ew("mul", [tq, ls], label), "sum", None, True)
-        loss = _ew("scale", [s], label, const=-1.0 / denom)
+        loss = _ew("scale", [s], label, const=-inv)
         loss._parents = (outputs,)
         loss._is_loss = True
         rowsum = q.sum(axis=1, keepdims=True, dtype=_F)
@@ -541,7 +554,8 @@ class CrossEntropyLoss:
             p = _ew("exp", [ls], label)
             if not np.all(rowsum == 1.0):
                 p = _ew("mul", [p, _const(rowsum)], label)
-            dy = _ew("scale", [_ew("sub", [p, tq], label)], label, const=1.0 / denom)
+            # no counted sample: PyTorch's gradient is 0 (every row weighs 0), not nan
+            dy = _ew("scale", [_ew("sub", [p, tq], label)], label, const=inv if denom else 0.0)
             _nn._set_grad(outputs, dy.value, dy.name)
         loss._backward = back
         return loss

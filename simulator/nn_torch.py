@@ -52,6 +52,7 @@ class Identity(Model):
     """Returns its input (PyTorch's nn.Identity)."""
 
     def forward(self, x: Tensor) -> Tensor:
+        """Return ``x`` unchanged."""
         return x
 
 

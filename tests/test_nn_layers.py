@@ -272,6 +272,18 @@ def test_cross_entropy_matches_pytorch(n, c, kind, smoothing, ignore, reduction,
     close(x.grad, tx.grad, what="logits grad")
 
 
+def test_cross_entropy_over_only_ignored_labels_is_nan_as_in_pytorch():
+    fresh()
+    x = asic.Parameter(np.ones((3, 4), F32))
+    loss = asic.CrossEntropyLoss()(x, np.array([-100, -100, -100]))
+    loss.backward()
+    tx = torch.ones((3, 4), requires_grad=True)
+    tl = torch.nn.CrossEntropyLoss()(tx, torch.tensor([-100, -100, -100]))
+    tl.backward()
+    assert np.isnan(loss.value).all() and torch.isnan(tl)
+    np.testing.assert_array_equal(x.grad, tx.grad.numpy())  # zeros: every row weighs 0
+
+
 @pytest.mark.parametrize("kind", ["Adam", "AdamW"])
 def test_adam_and_adamw_match_pytorch(kind):
     fresh(1)

@@ -162,3 +162,38 @@ def test_the_next_op_reads_the_results_in_their_precision(m, n, k, out, reshape)
     assert relu.events["buffer_read_bytes"] == m * n * per
     # residency: A and B (int8, read by the array only) and mm's result, in its precision
     assert rep.ops[0].residency["buffer_bytes"] == m * k + k * n + m * n * per
+
+
+def _vector_intervals(rep):
+    """Return the (start, end) cycles each op keeps the vector unit busy: vector ops whole,
+    array ops their requantisation tail."""
+    out = []
+    for r in rep.ops:
+        if r.unit == "vector" and r.total_cycles:
+            out.append((r.start_cycle, r.end_cycle, r.name))
+        elif r.unit == "array" and r.requant_cycles:
+            out.append((r.end_cycle - r.requant_cycles, r.end_cycle, r.name))
+    return sorted(out)
+
+
+def test_the_requantisation_tail_never_shares_the_vector_unit():
+    """An independent long vector op and an int8 matmul: the matmul's requantisation waits for
+    the vector unit (it is one unit); and over a whole int8 network no two vector-unit intervals
+    overlap."""
+    chip = load_chip(CONFIGS / "tpu-v1.yaml")
+    p = Program("overlap")
+    x = p.input("x", (512, 512))
+    a = p.input("a", (256, 256))
+    b = p.input("b", (256, 256))
+    p.elementwise("e", "exp", x)
+    p.matmul("mm", a, b)
+    rep = run(chip, p)
+    e, mm = rep.ops
+    assert mm.requant_cycles > 0
+    assert mm.end_cycle - mm.requant_cycles >= e.end_cycle
+    from simulator.kernels.zoo import build_zoo
+    net = run(chip, build_zoo("zoo:small-cnn").program)
+    spans = _vector_intervals(net)
+    assert any(r.requant_cycles for r in net.ops)
+    for (s0, e0, n0), (s1, e1, n1) in zip(spans, spans[1:]):
+        assert e0 <= s1, (n0, n1)

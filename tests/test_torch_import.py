@@ -39,12 +39,13 @@ def test_torch_zoo_modules_equal_the_numpy_twins(name):
 # --------------------------------------------------------------------------- helpers
 
 import json  # noqa: E402
+import sys  # noqa: E402
 import math  # noqa: E402
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 from torch import nn  # noqa: E402
 
-from conftest import CONFIGS, write  # noqa: E402
+from conftest import CONFIGS, ROOT, write  # noqa: E402
 from test_zoo import FP32  # noqa: E402
 from simulator import WorkloadError, load_chip, simulate_gemm  # noqa: E402
 from simulator.autodiff import Optimizer  # noqa: E402
@@ -461,3 +462,17 @@ def test_training_a_batchnorm_network_says_inference_batchnorm_has_no_rule(tmp_p
                  "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "batchnorm" in err
+
+
+def test_a_failed_export_prints_one_line_in_a_real_process(tmp_path):
+    """torch logs a failed trace at ERROR through handlers bound to the real stderr (in-process
+    capture does not see them): the command line's stderr must still be exactly one line."""
+    import subprocess
+    model = tmp_path / "m.py"
+    model.write_text("from torch import nn\n\ndef lin():\n    return nn.Linear(4, 3)\n")
+    proc = subprocess.run([sys.executable, "-m", "simulator", "run",
+                           str(CONFIGS / "tpu-v1.yaml"), "--torch", f"{model}:lin", "--input",
+                           "2x5"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "export" in lines[0] and f"{model}:3" in lines[0], proc.stderr

@@ -1247,7 +1247,7 @@ def import_module(module, example_inputs: tuple, where: str = "torch",
         with torch.no_grad(), warnings.catch_warnings(), \
                 contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")  # e.g. nn.LSTM's flat-weights notice
-            logging.disable(logging.WARNING)  # torch logs its tracing trouble to stderr too
+            logging.disable(logging.CRITICAL)  # torch logs its tracing trouble (at ERROR) too
             ep = torch.export.export(module, tuple(example_inputs))
     except Exception as exc:  # noqa: BLE001 - whatever export raises is the user's module
         text = str(exc).strip().splitlines()

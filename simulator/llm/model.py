@@ -116,8 +116,8 @@ class ModelSpec:
         per_layer = self.layer_weight_elements() + 2 * norm
         if self.qkv_bias:
             per_layer += (self.heads + 2 * self.kv_heads) * self.head_dim
-        if self.linear_bias:
-            per_layer += 2 * d + self.experts * self.ffn_dim * (2 if self.ffn_gated else 1)
+        if self.linear_bias:  # the output projection's, and each expert's up and down biases
+            per_layer += d + self.experts * (self.ffn_dim * (2 if self.ffn_gated else 1) + d)
         total = self.layers * per_layer + norm + self.vocab * d
         if not self.tied_embeddings:
             total += self.vocab * d
