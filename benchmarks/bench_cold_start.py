@@ -23,7 +23,7 @@ TARGET_S = 0.35
 
 NO_NUMBA = """
 import sys
-from simulator.cli import main
+from simulator.tools.cli import main
 assert main(sys.argv[1:]) == 0
 print("numba imported:", "numba" in sys.modules)
 """

@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from simulator import simulate_gemm
-from simulator.chip import chip_from_config
-from simulator.config import validate_config
+from simulator.hardware.chip import chip_from_config
+from simulator.hardware.config import validate_config
 
 
 def chip(rows, cols, dataflow, dtype, fill_drain="full", overlap=True):

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from simulator import load_chip
-from simulator.engine import run
+from simulator.core.engine import run
 from simulator.frontends.torch_import import import_module
 
 ROOT = Path(__file__).resolve().parents[1]

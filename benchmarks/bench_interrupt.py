@@ -35,7 +35,7 @@ def run(*a, **k):
         pathlib.Path(sys.argv[1]).touch()
     return inner(*a, **k)
 t.run = run
-from simulator.cli import main
+from simulator.tools.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from simulator import load_chip
-from simulator.engine import simulate_gemms
-from simulator.topology import load_topology
+from simulator.core.engine import simulate_gemms
+from simulator.frontends.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[1]
 

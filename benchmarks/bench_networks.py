@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from simulator import load_chip
-from simulator.autodiff import Optimizer
-from simulator.engine import run
+from simulator.core.autodiff import Optimizer
+from simulator.core.engine import run
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 import torch_zoo as TZ  # noqa: E402
 from simulator import load_chip  # noqa: E402
-from simulator.engine import run  # noqa: E402
+from simulator.core.engine import run  # noqa: E402
 from simulator.frontends.onnx_import import import_onnx  # noqa: E402
 from simulator.kernels.zoo import build_zoo  # noqa: E402
 

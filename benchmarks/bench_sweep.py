@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from simulator.sweep import load_sweep, run_sweep
+from simulator.tools.sweep import load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

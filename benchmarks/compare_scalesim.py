@@ -179,9 +179,9 @@ def ours_in_process(wl: dict, topo: Path, chip_yaml: Path) -> dict:
     tiling our own objective (``time``) would take on the same chip (``fastest``), best times
     (s) of the timing-only model and of the imported chip with memory model and energy."""
     from simulator import load_chip
-    from simulator.engine import simulate_gemms
-    from simulator.memory import run_gemm_memory
-    from simulator.topology import load_topology
+    from simulator.core.engine import simulate_gemms
+    from simulator.core.memory import run_gemm_memory
+    from simulator.frontends.topology import load_topology
     shapes = [(layer.name, *layer.shape) for layer in load_topology(topo)]
     timing_chip = load_chip(ROOT / "configs" / "scalesim-compat.yaml", {
         "array.rows": wl["rows"], "array.cols": wl["cols"], "array.dataflow": wl["dataflow"]})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..program import Program
+from ..core.program import Program
 
 from . import reference
 

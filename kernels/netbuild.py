@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.program import Program
+from simulator.core.program import Program
 
 __all__ = ["Net"]
 

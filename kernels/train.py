@@ -15,12 +15,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..chip import Chip
-from ..engine import run
+from ..hardware.chip import Chip
+from ..core.engine import run
 from ..errors import Interrupted, WorkloadError
-from ..numerics import round_to_input
-from ..program import Program
-from ..report import Report
+from ..hardware.numerics import round_to_input
+from ..core.program import Program
+from ..core.report import Report
 
 from .linear import build_linear_step, linear_step_numpy
 from .mlp import build_mlp_step, mlp_step_numpy

@@ -3,7 +3,7 @@ forward to the logits), ViT-B/16 and a tiny transformer encoder for tests.
 
 Weights are laid out (in_features, out_features); a linear layer over (batch, seq, d) is one
 GEMM with M = batch x seq. Attention: per layer, Q K^T and P V are batched matmuls of batch x
-heads GEMMs each (see simulator.program). Hyperparameters: one small table per model below
+heads GEMMs each (see simulator.core.program). Hyperparameters: one small table per model below
 (BERT-base: Devlin et al. 2019 / HF bert-base-uncased config; GPT-2 small: Radford et al. 2019 /
 HF gpt2 config; ViT-B/16: Dosovitskiy et al. 2021, Table 1).
 """

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from simulator.errors import WorkloadError
-from simulator.program import Program
+from simulator.core.program import Program
 
 from . import lstm, resnet, transformer
 from .netbuild import Net

@@ -1,4 +1,4 @@
-"""Training zoo models on a chip: a step Program from simulator.autodiff, seeded data, the loop.
+"""Training zoo models on a chip: a step Program from simulator.core.autodiff, seeded data, the loop.
 
 The data is one seeded batch (the model's inputs from ``ZooModel.inputs`` and a target: one-hot
 random labels for classifiers, trained with cross-entropy; normal targets with MSE for models
@@ -13,12 +13,12 @@ from typing import Callable
 
 import numpy as np
 
-from simulator.autodiff import Optimizer, training_step
-from simulator.chip import Chip
-from simulator.engine import run
+from simulator.core.autodiff import Optimizer, training_step
+from simulator.hardware.chip import Chip
+from simulator.core.engine import run
 from simulator.errors import WorkloadError
-from simulator.program import Program
-from simulator.report import Report
+from simulator.core.program import Program
+from simulator.core.report import Report
 
 from .zoo import ZooModel
 

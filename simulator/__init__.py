@@ -13,10 +13,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"Chip": ".chip", "SystolicArray": ".chip", "load_chip": ".chip",
-            "simulate_gemm": ".engine", "ConfigError": ".errors",
-            "SimulatorInputError": ".errors", "WorkloadError": ".errors", "OpReport": ".report",
-            "Report": ".report"}
+_EXPORTS = {"Chip": ".hardware.chip", "SystolicArray": ".hardware.chip",
+            "load_chip": ".hardware.chip", "simulate_gemm": ".core.engine",
+            "ConfigError": ".errors", "SimulatorInputError": ".errors", "WorkloadError": ".errors",
+            "OpReport": ".core.report", "Report": ".core.report"}
 
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

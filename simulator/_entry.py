@@ -14,7 +14,7 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose
 def main() -> int:
     """Load and run the command line; return its exit status (130 if stopped while loading)."""
     try:
-        from .cli import main as cli_main
+        from .tools.cli import main as cli_main
     except KeyboardInterrupt:
         start = "\n" if sys.stderr.isatty() else ""
         print(f"{start}systolic-sim: interrupted (Ctrl-C) while starting: nothing done",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from simulator.chip import chip_from_config
-from simulator.config import validate_config
+from simulator.hardware.chip import chip_from_config
+from simulator.hardware.config import validate_config
 from simulator.llm.model import model_from_dict
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from simulator.chip import chip_from_config
-from simulator.config import validate_config
+from simulator.hardware.chip import chip_from_config
+from simulator.hardware.config import validate_config
 
 
 def make_chip(rows=4, cols=4, dataflow="os", fill_drain="full", preload_overlap=False,
@@ -31,7 +31,7 @@ dtypes = st.sampled_from(["int8", "fp16", "bf16", "fp32"])
 def conv_geometries(draw, max_side=8):
     """A random ConvGeometry (one group): batch, channels, filter, stride, padding and dilation,
     with an input large enough for at least one output pixel (floor output sizes)."""
-    from simulator.conv_geometry import ConvGeometry
+    from simulator.core.conv_geometry import ConvGeometry
     kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))

@@ -1,4 +1,4 @@
-"""simulator.calibrate and backend: measuring with provenance, fitting on a training split only,
+"""simulator.tools.calibrate and backend: measuring with provenance, fitting on a training split only,
 held-out errors, on the committed data (no GPU needed)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 
 from conftest import CONFIGS, ROOT
 from simulator import WorkloadError, load_chip
-from simulator.backend import get_xp
-from simulator.calibrate import fit, fit_spread, load_measurements, measure, predict_point
-from simulator.cli import main
+from simulator.tools.backend import get_xp
+from simulator.tools.calibrate import fit, fit_spread, load_measurements, measure, predict_point
+from simulator.tools.cli import main
 
 HOST = ROOT / "calibration" / "host-cpu.json"
 
@@ -47,7 +47,7 @@ def test_split_is_seeded_and_training_never_sees_holdout(monkeypatch):
     chip = load_chip(CONFIGS / "host-cpu.yaml")
     data = load_measurements(HOST)
     seen = []
-    import simulator.calibrate as cal
+    import simulator.tools.calibrate as cal
     real = cal.predict_point
 
     def spy(c, p):

@@ -1,4 +1,4 @@
-"""simulator.cli: the run and validate commands, and one-line errors with exit status 2."""
+"""simulator.tools.cli: the run and validate commands, and one-line errors with exit status 2."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import CONFIGS, ROOT, write
-from simulator.cli import main
+from simulator.tools.cli import main
 
 
 def run_cli(capsys, *argv):

@@ -1,4 +1,4 @@
-"""simulator.config: YAML parsing with lines, schema validation, overrides, docs."""
+"""simulator.hardware.config: YAML parsing with lines, schema validation, overrides, docs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CONFIGS, ROOT, write
-from simulator.config import SCHEMA, load_config, parse_override, schema_markdown
+from simulator.hardware.config import SCHEMA, load_config, parse_override, schema_markdown
 from simulator.errors import ConfigError
 
 
@@ -161,7 +161,7 @@ def test_yaml_anchors_and_aliases_are_refused(tmp_path, text, line, what):
 
 
 def test_yaml_aliases_are_refused_in_overrides_and_sweep_files(tmp_path):
-    from simulator.sweep import load_sweep
+    from simulator.tools.sweep import load_sweep
     with pytest.raises(ConfigError, match=r"^--set array.rows=\*x:1: YAML anchors and aliases"):
         parse_override("array.rows=*x")
     p = write(tmp_path, f"base: {CONFIGS / 'gemmini.yaml'}\nworkloads: [{{gemm: 4x4x4}}]\n"

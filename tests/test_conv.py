@@ -44,7 +44,7 @@ def test_bad_layers():
 @given(dtype=st.sampled_from(["fp16", "bf16", "fp32"]), s=st.integers(1, 3), p=st.integers(0, 1),
        dataflow=st.sampled_from(["os", "ws", "is"]), seed=st.integers(0, 2**32 - 1))
 def test_float_conv_within_rounding_bound(dtype, s, p, dataflow, seed):
-    from simulator.numerics import float_error_bound, round_to_input
+    from simulator.hardware.numerics import float_error_bound, round_to_input
     layer = ConvLayer(9, 7, 3, 2, 5, 4, s, p)
     rng = np.random.default_rng(seed)
     x = round_to_input(rng.standard_normal((9, 7, 5)), dtype)

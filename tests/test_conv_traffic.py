@@ -7,10 +7,10 @@ import numpy as np
 from hypothesis import event, given, strategies as st
 
 from oracles import conv_tile_inputs, slow_tile_walk
-from simulator import _conv
-from simulator.engine import gemm_op, run
-from simulator.memory import dram_traffic_closed_form, run_gemm_memory
-from simulator.program import Program
+from simulator.core import _conv
+from simulator.core.engine import gemm_op, run
+from simulator.core.memory import dram_traffic_closed_form, run_gemm_memory
+from simulator.core.program import Program
 from strategies import conv_geometries, make_chip
 
 
@@ -113,7 +113,7 @@ def test_closed_form_conv_traffic_equals_the_tile_walk(geom, n, tm, tn, tk, orde
         "tiling.tile_m": tm, "tiling.tile_n": tn, "tiling.tile_k": tk,
         "tiling.loop_order": order})
     plan = gemm_op(chip, m, n, k, conv=geom).tiling
-    from simulator.memory import TilePlan
+    from simulator.core.memory import TilePlan
     tp = TilePlan(plan["tile_m"], plan["tile_n"], plan["tile_k"], plan["loop_order"],
                   plan["split"])
     dram, _ = slow_tile_walk(m, n, k, tp.tile_m, tp.tile_n, tp.tile_k, order, 1, 4, conv=geom)

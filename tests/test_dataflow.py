@@ -1,4 +1,4 @@
-"""simulator.dataflow: fold structure per dataflow (DESIGN section 2) and shape parsing."""
+"""simulator.hardware.dataflow: fold structure per dataflow (DESIGN section 2) and shape parsing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from simulator import WorkloadError
-from simulator.dataflow import MAX_GEMM_DIM, map_gemm, parse_gemm
+from simulator.hardware.dataflow import MAX_GEMM_DIM, map_gemm, parse_gemm
 from strategies import make_chip
 
 

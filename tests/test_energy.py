@@ -1,4 +1,4 @@
-"""simulator.energy: the breakdown adds up and each part is its count x its table entry."""
+"""simulator.hardware.energy: the breakdown adds up and each part is its count x its table entry."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 from conftest import CONFIGS
 from simulator import load_chip, simulate_gemm
-from simulator.energy import ENERGY_KEYS
+from simulator.hardware.energy import ENERGY_KEYS
 
 chips = st.sampled_from(["tpu-v1", "tpu-v4-mxu", "tpu-v4-tensorcore", "gemmini",
                          "scalesim-compat"])

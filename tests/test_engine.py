@@ -1,4 +1,4 @@
-"""simulator.engine: the simulate_gemm API, its modes and its errors."""
+"""simulator.core.engine: the simulate_gemm API, its modes and its errors."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ from hypothesis import event, given, strategies as st
 
 from oracles import _array_blocks, slow_events, slow_tile_walk, slow_timeline
 from simulator import WorkloadError, simulate_gemm
-from simulator.engine import gemm_op, run
-from simulator.program import Program
+from simulator.core.engine import gemm_op, run
+from simulator.core.program import Program
 from strategies import conv_geometries, make_chip
 
 ACC_B = 4

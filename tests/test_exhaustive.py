@@ -4,7 +4,7 @@ on/off).
 
 ``-m exhaustive`` runs every GEMM with M, N, K in 1..24 (13,824 per array shape, 10.6 million
 in all); the default suite runs a deterministic stratified subset of them (see ``_dims``). One
-numba call per array shape runs its GEMMs in parallel (``simulator._crosscheck``).
+numba call per array shape runs its GEMMs in parallel (``simulator.core._crosscheck``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import itertools
 import numpy as np
 import pytest
 
-from simulator import _crosscheck, _numerics
-from simulator._arith import MODE_FLOAT, adder_limits
+from simulator.core import _crosscheck, _numerics
+from simulator.hardware._arith import MODE_FLOAT, adder_limits
 
 MAX_ARRAY = 8
 MAX_DIM = 24

@@ -15,7 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import CONFIGS
-from simulator.cli import main
+from simulator.tools.cli import main
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 SHIPPED = sorted(p for p in CONFIGS.glob("*.yaml"))

@@ -21,8 +21,8 @@ import pytest
 
 from conftest import CONFIGS, ROOT, write
 from simulator import WorkloadError
-from simulator.locking import exclusive, holder, lock_path
-from simulator.sweep import load_sweep, read_results, run_sweep
+from simulator.tools.locking import exclusive, holder, lock_path
+from simulator.tools.sweep import load_sweep, read_results, run_sweep
 from test_sweep import keyed, sweep_text
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "killpg") or not Path("/proc").is_dir(),
@@ -47,7 +47,7 @@ def counted(*args, **kwargs):
             time.sleep(600)
     return inner(*args, **kwargs)
 setattr(mod, name, counted)
-from simulator.cli import main
+from simulator.tools.cli import main
 sys.exit(main(sys.argv[6:]))
 """
 
@@ -212,7 +212,7 @@ def test_lock_is_exclusive_and_released(tmp_path):
 
 def test_a_worker_outliving_a_killed_holder_does_not_keep_the_lock(tmp_path):
     out = tmp_path / "r.csv"
-    script = ("import os, sys, time\nfrom simulator.locking import exclusive\n"
+    script = ("import os, sys, time\nfrom simulator.tools.locking import exclusive\n"
               f"with exclusive({str(out)!r}, '--out', wait=False):\n"
               "    if os.fork() == 0:\n        time.sleep(600)\n        os._exit(0)\n"
               "    print('ready', flush=True)\n    time.sleep(600)\n")
@@ -255,7 +255,7 @@ def test_ctrl_c_stops_run_topology_with_one_line(tmp_path):
         f"l{i}, {64 + i}, {32 + 2 * i}, {48 + 3 * i},\n" for i in range(30)), "t.csv")
     proc = start(["run", str(CONFIGS / "gemmini.yaml"), "--topology", str(topo),
                   "--export-scalesim", str(tmp_path / "export")], tmp_path, "run",
-                 driver=[str(marker), "simulator.engine", "gemm_op", "13", "sleep"])
+                 driver=[str(marker), "simulator.core.engine", "gemm_op", "13", "sleep"])
     wait_for(marker.exists, "13th layer", proc)
     status, lines = interrupt(proc)
     assert status == 130
@@ -317,7 +317,7 @@ def test_sweep_interrupted_while_waiting_for_the_lock(tmp_path):
 # --------------------------------------------------------------------------- in-process pieces
 
 def test_deferred_finishes_the_body_then_raises():
-    from simulator.interrupt import deferred
+    from simulator.tools.interrupt import deferred
     steps = []
     with pytest.raises(KeyboardInterrupt):
         with deferred():
@@ -330,11 +330,11 @@ def test_deferred_finishes_the_body_then_raises():
 
 
 def test_other_commands_print_one_generic_line(monkeypatch, capsys):
-    from simulator import cli
+    from simulator.tools import cli
 
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr("simulator.compare.compare_chips", stop)
+    monkeypatch.setattr("simulator.tools.compare.compare_chips", stop)
     assert cli.main(["compare", str(CONFIGS / "gemmini.yaml"), "--gemm", "8x8x8"]) == 130
     err = capsys.readouterr().err.splitlines()
     assert err == ["systolic-sim compare: interrupted (Ctrl-C): stopped before finishing; "
@@ -342,7 +342,7 @@ def test_other_commands_print_one_generic_line(monkeypatch, capsys):
 
 
 def test_calibrate_measure_interrupted_leaves_the_file_as_it_was(monkeypatch, tmp_path):
-    from simulator import calibrate
+    from simulator.tools import calibrate
     from simulator.errors import Interrupted
     out = tmp_path / "cal.json"
     out.write_text("old\n")
@@ -366,7 +366,7 @@ import sys
 
 class CtrlC:  # raises KeyboardInterrupt when the engine module starts loading, as Ctrl-C would
     def find_spec(self, name, path=None, target=None):
-        if name == "simulator.engine":
+        if name == "simulator.core.engine":
             raise KeyboardInterrupt
         return None
 
@@ -379,7 +379,7 @@ sys.exit(main())
 
 def test_ctrl_c_while_the_command_line_loads_is_one_line_and_exit_130():
     """The console script's entry loads the command line inside a handler: a Ctrl-C during
-    the imports (here raised when simulator.engine starts loading) ends in one line, exit 130,
+    the imports (here raised when simulator.core.engine starts loading) ends in one line, exit 130,
     no traceback; importing the package itself loads nothing heavy."""
     proc = subprocess.run([sys.executable, "-c", _CTRL_C_WHILE_LOADING,
                            str(CONFIGS / "tpu-v1.yaml")], capture_output=True, text=True,
@@ -389,7 +389,7 @@ def test_ctrl_c_while_the_command_line_loads_is_one_line_and_exit_130():
         "systolic-sim: interrupted (Ctrl-C) while starting: nothing done"]
     assert "Traceback" not in proc.stderr
     light = subprocess.run([sys.executable, "-c", "import sys, simulator; "
-                            "print('numpy' in sys.modules, 'simulator.engine' in sys.modules)"],
+                            "print('numpy' in sys.modules, 'simulator.core.engine' in sys.modules)"],
                            capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert light.stdout.split() == ["False", "False"]
 

@@ -10,8 +10,8 @@ from hypothesis import assume, given, settings, strategies as st
 from conftest import CONFIGS
 from llm_strategies import chips, make_llm_chip, make_model, models
 from simulator import load_chip
-from simulator.chip import INPUT_BYTES
-from simulator.engine import dram_xfer_cycles, run
+from simulator.hardware.chip import INPUT_BYTES
+from simulator.core.engine import dram_xfer_cycles, run
 from simulator.errors import ConfigError, SimulatorInputError
 from simulator.llm import load_model, simulate_inference, system_of
 from simulator.llm.cost import Coster
@@ -19,7 +19,7 @@ from simulator.llm.inference import decode_weights
 from simulator.llm.model import model_from_dict
 from simulator.llm.ops import check_tp, decoder_layer_ops, embed_ops, head_ops, to_program
 from simulator.llm.training import simulate_training
-from simulator.vector import vector_cycles
+from simulator.core.vector import vector_cycles
 
 MODELS = CONFIGS / "models"
 FEW = settings(max_examples=40, deadline=None)

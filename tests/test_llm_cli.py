@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import CONFIGS
-from simulator.cli import main
+from simulator.tools.cli import main
 
 MODEL = str(CONFIGS / "models" / "smollm2-135m.yaml")
 H100 = str(CONFIGS / "h100.yaml")

@@ -1,6 +1,6 @@
 """The llm's GPT-2 small prefill is the zoo's GPT-2 forward: same ops, same shapes, same cycles.
 
-Oracle: ``simulator.kernels.transformer.build_gpt2`` run by ``simulator.engine.run`` (timing
+Oracle: ``simulator.kernels.transformer.build_gpt2`` run by ``simulator.core.engine.run`` (timing
 only). The llm costs each op on its own, which is the engine without tensor residency, so the
 chips here have ``buffers.residency: false``. The one deliberate difference: the llm's
 embedding gather reads its rows from DRAM, the engine without residency charges a vector op no
@@ -13,13 +13,13 @@ import pytest
 
 from conftest import CONFIGS
 from simulator import load_chip
-from simulator.chip import INPUT_BYTES
-from simulator.engine import dram_xfer_cycles, run
+from simulator.hardware.chip import INPUT_BYTES
+from simulator.core.engine import dram_xfer_cycles, run
 from simulator.kernels.zoo import build_zoo
 from simulator.llm import load_model, simulate_inference, system_of
 from simulator.llm.cost import Coster
 from simulator.llm.ops import decoder_layer_ops, embed_ops, head_ops
-from simulator.vector import vector_cycles
+from simulator.core.vector import vector_cycles
 
 GPT2 = CONFIGS / "models" / "gpt2-small.yaml"
 

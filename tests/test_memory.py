@@ -1,4 +1,4 @@
-"""simulator.memory / _memory: tiling, DRAM traffic and stalls against closed forms and a slow,
+"""simulator.core.memory / _memory: tiling, DRAM traffic and stalls against closed forms and a slow,
 obviously-correct tile-by-tile walk."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from hypothesis import assume, given, strategies as st
 
 from oracles import slow_tile_walk, slow_timeline, streaming_steps
 from simulator import WorkloadError, simulate_gemm
-from simulator import _memory, _timing
-from simulator.memory import _run, dram_traffic_closed_form, plan_gemm, run_gemm_memory, streams
+from simulator.core import _memory, _timing
+from simulator.core.memory import _run, dram_traffic_closed_form, plan_gemm, run_gemm_memory, streams
 from strategies import make_chip
 
 orders = st.sampled_from(_memory.ORDERS)
@@ -225,7 +225,7 @@ def test_launch_overhead_is_added_to_every_op():
 @given(df=st.sampled_from(["os", "ws", "is"]), m=st.integers(1, 300), n=st.integers(1, 300),
        k=st.integers(1, 300), cap=st.integers(64, 6000), bw=st.sampled_from([0.0, 1e9, 8e9]))
 def test_chosen_plan_is_the_fastest_candidate(df, m, n, k, cap, bw):
-    from simulator.memory import _run, candidate_plans
+    from simulator.core.memory import _run, candidate_plans
     chip = chip_with(rows=8, cols=8, dataflow=df, **{
         "buffers.a.bytes": cap, "buffers.b.bytes": cap, "buffers.o.bytes": 4 * cap,
         "dram.bandwidth_bytes_per_s": bw, "clock_hz": 1e9})
@@ -294,7 +294,7 @@ def test_tiling_estimate_is_the_walked_compute(df, rows, cols, m, n, k, cap, cou
                                                ov):
     # the estimate that ranks tilings and bounds the walk is exact for splits m and n, with
     # and without streaming tile steps
-    from simulator.memory import _run, candidate_plans
+    from simulator.core.memory import _run, candidate_plans
     chip = make_chip(rows, cols, df, fd, ov).with_overrides({
         "buffers.a.bytes": cap, "buffers.b.bytes": cap, "buffers.o.bytes": 4 * cap,
         "array.count": count})

@@ -11,9 +11,9 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import CONFIGS
 from simulator import WorkloadError, load_chip, simulate_gemm
-from simulator.engine import run
-from simulator.program import Program
-from simulator.vector import vector_cycles
+from simulator.core.engine import run
+from simulator.core.program import Program
+from simulator.core.vector import vector_cycles
 
 FP32 = load_chip(CONFIGS / "tpu-v4-mxu.yaml", {"dtype": "fp32"})
 SMALL = load_chip(CONFIGS / "gemmini.yaml", {"dtype": "fp32", "array.dataflow": "ws"})

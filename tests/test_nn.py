@@ -13,7 +13,7 @@ import pytest
 
 from conftest import CONFIGS, ROOT
 from simulator import WorkloadError
-from simulator.cli import main
+from simulator.tools.cli import main
 
 SNIPPET = '''
 import numpy as np

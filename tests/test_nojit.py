@@ -14,9 +14,9 @@ from conftest import ROOT
 SCRIPT = r"""
 import numpy as np
 from simulator import simulate_gemm
-from simulator.chip import chip_from_config
-from simulator.config import validate_config
-from simulator import _timing
+from simulator.hardware.chip import chip_from_config
+from simulator.hardware.config import validate_config
+from simulator.core import _timing
 
 rng = np.random.default_rng(0)
 checked = 0

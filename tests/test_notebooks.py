@@ -36,7 +36,7 @@ def test_validation_notebook_fails_when_a_validation_fails():
     path = ROOT / "notebooks" / "03_validate_kernels.ipynb"
     nb = nbformat.read(path, as_version=4)
     nb.cells.insert(0, nbformat.v4.new_code_cell(
-        "import simulator.engine as _e\n"
+        "import simulator.core.engine as _e\n"
         "_fast = _e._functional_fast\n"
         "def _corrupt(*args):\n"
         "    out, overflows = _fast(*args)\n"

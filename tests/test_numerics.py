@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 
 from oracles import ordered_gemm
 from simulator import WorkloadError, simulate_gemm
-from simulator.numerics import float_error_bound, prepare_operand, round_to_input
+from simulator.hardware.numerics import float_error_bound, prepare_operand, round_to_input
 from strategies import dtypes, knobs, make_chip
 
 

@@ -1,4 +1,4 @@
-"""simulator.one_tile: the plain-Python one-tile path equals the numba functions it twins and
+"""simulator.core.one_tile: the plain-Python one-tile path equals the numba functions it twins and
 the tile walk (``memory._run``) it replaces; a timing-only run on a chip without a memory model
 imports no numba."""
 
@@ -10,8 +10,8 @@ import sys
 from hypothesis import assume, example, given, settings, strategies as st
 
 from conftest import CONFIGS, ROOT
-from simulator import _memory, _timing, one_tile
-from simulator.memory import _run, _run_one_tile, candidate_plans, run_gemm_memory
+from simulator.core import _memory, _timing, one_tile
+from simulator.core.memory import _run, _run_one_tile, candidate_plans, run_gemm_memory
 from simulator.errors import WorkloadError
 from strategies import conv_geometries, make_chip
 
@@ -120,7 +120,7 @@ def test_one_tile_path_not_taken_for_several_arrays_or_fixed_tiles():
 
 NO_NUMBA = """
 import sys
-from simulator.cli import main
+from simulator.tools.cli import main
 from simulator import load_chip, simulate_gemm
 assert main(sys.argv[1:]) == 0
 rep = simulate_gemm(load_chip(sys.argv[2]), shape=(1000, 300, 700))

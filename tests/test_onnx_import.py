@@ -27,11 +27,11 @@ torch = pytest.importorskip("torch")
 
 from conftest import CONFIGS  # noqa: E402
 from simulator import load_chip  # noqa: E402
-from simulator.cli import main  # noqa: E402
-from simulator.engine import run  # noqa: E402
+from simulator.tools.cli import main  # noqa: E402
+from simulator.core.engine import run  # noqa: E402
 from simulator.frontends.onnx_import import import_onnx  # noqa: E402
 from simulator.kernels.zoo import build_zoo  # noqa: E402
-from simulator.program import Layout  # noqa: E402
+from simulator.core.program import Layout  # noqa: E402
 from test_zoo import SMALL  # noqa: E402
 
 import torch_zoo as TZ  # noqa: E402
@@ -359,8 +359,8 @@ def test_missing_or_truncated_external_data_is_one_line(zoo_onnx, tmp_path):
 
 def test_compare_and_sweep_take_an_onnx_model_and_match_its_zoo_twin(zoo_onnx, tmp_path):
     import json
-    from simulator.compare import compare_chips
-    from simulator.sweep import load_sweep, read_results, run_sweep
+    from simulator.tools.compare import compare_chips
+    from simulator.tools.sweep import load_sweep, read_results, run_sweep
     _m, path, _ = zoo_onnx("tiny-transformer")
     chips = [CONFIGS / "tpu-v4-mxu.yaml", CONFIGS / "gemmini.yaml"]
     rows, what, _per = compare_chips(chips, onnx=path)
@@ -448,8 +448,8 @@ def test_gpt_block_with_causal_mask_and_dynamic_shapes_imports_as_the_zoo(tmp_pa
 def test_the_core_never_imports_onnx():
     import subprocess
     import sys
-    code = ("import sys, simulator, simulator.cli, simulator.engine, simulator.sweep, "
-            "simulator.compare; simulator.cli.build_parser(); "
+    code = ("import sys, simulator, simulator.tools.cli, simulator.core.engine, "
+            "simulator.tools.sweep, simulator.tools.compare; simulator.tools.cli.build_parser(); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('onnx', 'onnxruntime', 'onnxscript', 'torch')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

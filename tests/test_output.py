@@ -10,8 +10,8 @@ from hypothesis import given, strategies as st
 
 from conftest import CONFIGS
 from simulator import ConfigError, load_chip, simulate_gemm
-from simulator.engine import run
-from simulator.program import Program
+from simulator.core.engine import run
+from simulator.core.program import Program
 from strategies import knobs, make_chip
 
 NP_TYPES = {"bf16": ml_dtypes.bfloat16, "fp16": np.float16}

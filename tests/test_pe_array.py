@@ -1,4 +1,4 @@
-"""simulator._pe_array: the PE-level reference against numpy values and the fast cycle model."""
+"""simulator.core._pe_array: the PE-level reference against numpy values and the fast cycle model."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""simulator.plots and `systolic-sim plot`: every kind from shipped examples, as valid images."""
+"""simulator.tools.plots and `systolic-sim plot`: every kind from shipped examples, as valid images."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from matplotlib.image import imread
 
 from conftest import CONFIGS, ROOT
-from simulator.cli import main
+from simulator.tools.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_plot_errors_are_one_line(inputs, kind, source, extra, message, capsys):
 
 def test_report_json_round_trip_feeds_plots(inputs):
     data = json.loads((inputs / "resnet.json").read_text())
-    from simulator import plots
+    from simulator.tools import plots
     fig = plots.roofline(data)
     assert fig.axes[0].get_xscale() == "log"
     with pytest.raises(ValueError):

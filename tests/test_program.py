@@ -1,4 +1,4 @@
-"""simulator.program and engine.run: DAG checks, valid schedules, array/vector overlap."""
+"""simulator.core.program and engine.run: DAG checks, valid schedules, array/vector overlap."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from conftest import CONFIGS
 from simulator.kernels.linear import build_linear_step
 from simulator.kernels.mlp import build_mlp_step
 from simulator import WorkloadError, load_chip
-from simulator.engine import run
-from simulator.program import Program
+from simulator.core.engine import run
+from simulator.core.program import Program
 
 
 def check_schedule(program, report):

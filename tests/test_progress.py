@@ -1,4 +1,4 @@
-"""simulator.progress: one tqdm bar for sweeps and training, drawn only when enabled (a terminal)."""
+"""simulator.tools.progress: one tqdm bar for sweeps and training, drawn only when enabled (a terminal)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import re
 import sys
 
 from conftest import CONFIGS, write
-from simulator.cli import main
-from simulator.progress import progress_bar
-from simulator.sweep import load_sweep, run_sweep
+from simulator.tools.cli import main
+from simulator.tools.progress import progress_bar
+from simulator.tools.sweep import load_sweep, run_sweep
 
 
 def test_disabled_bar_is_none_and_draws_nothing(capsys):

@@ -1,4 +1,4 @@
-"""simulator.report and simulator.errors: totals over ops, exports, one-line messages."""
+"""simulator.core.report and simulator.errors: totals over ops, exports, one-line messages."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 
 from conftest import CONFIGS
 from simulator import load_chip
-from simulator.engine import simulate_gemms
+from simulator.core.engine import simulate_gemms
 from simulator.errors import WorkloadError
-from simulator.report import format_bytes, format_energy
+from simulator.core.report import format_bytes, format_energy
 
 
 def test_totals_aggregate_ops():

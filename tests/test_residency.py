@@ -9,9 +9,9 @@ from hypothesis import given, settings, strategies as st
 from conftest import CONFIGS
 from simulator.kernels.mlp import build_mlp_step
 from simulator import load_chip, simulate_gemm
-from simulator.chip import ACC_BYTES
-from simulator.engine import gemm_op, run
-from simulator.program import MatMul, Program
+from simulator.hardware.chip import ACC_BYTES
+from simulator.core.engine import gemm_op, run
+from simulator.core.program import MatMul, Program
 
 
 def chip_with(capacity, bw=8e9, residency=True, dtype="fp32"):

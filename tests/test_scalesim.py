@@ -8,8 +8,8 @@ from hypothesis import given, strategies as st
 from conftest import CONFIGS
 from simulator.kernels.conv import ConvLayer
 from simulator import load_chip, simulate_gemm
-from simulator.dataflow import ceil_div
-from simulator.report import SCALESIM_CYCLE_OFFSET
+from simulator.hardware.dataflow import ceil_div
+from simulator.core.report import SCALESIM_CYCLE_OFFSET
 
 # (dataflow, rows, cols, M, N, K, SCALE-Sim "Total Cycles"): docs/scalesim.md
 GEMM_EXAMPLES = [

@@ -1,4 +1,4 @@
-"""simulator.scalesim: config import, COMPUTE_REPORT export, and ResNet-18 per-layer cycles
+"""simulator.frontends.scalesim: config import, COMPUTE_REPORT export, and ResNet-18 per-layer cycles
 against SCALE-Sim v3's closed forms (docs/scalesim.md)."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import CONFIGS, write
 from simulator import WorkloadError, load_chip
-from simulator.engine import simulate_gemms
-from simulator.memory import _run, candidate_plans, run_gemm_memory
-from simulator.scalesim import (COMPUTE_REPORT_HEADER, export_compute_report,
+from simulator.core.engine import simulate_gemms
+from simulator.core.memory import _run, candidate_plans, run_gemm_memory
+from simulator.frontends.scalesim import (COMPUTE_REPORT_HEADER, export_compute_report,
                                 import_scalesim_config, scalesim_columns)
-from simulator.topology import load_topology
+from simulator.frontends.topology import load_topology
 from test_scalesim import scalesim_closed_form
 
 CFG = """[general]

@@ -10,8 +10,8 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import CONFIGS, write
 from simulator import load_chip, simulate_gemm
-from simulator.cli import main
-from simulator.sparsity import kept_k, prune_nm, prune_unstructured, stored_bytes, Sparsity
+from simulator.tools.cli import main
+from simulator.hardware.sparsity import kept_k, prune_nm, prune_unstructured, stored_bytes, Sparsity
 
 COMPAT = CONFIGS / "scalesim-compat.yaml"
 

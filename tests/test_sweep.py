@@ -1,4 +1,4 @@
-"""simulator.sweep: grids, resume after SIGKILL with no lost or duplicated rows, executors agree."""
+"""simulator.tools.sweep: grids, resume after SIGKILL with no lost or duplicated rows, executors agree."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from conftest import CONFIGS, ROOT, write
 from simulator import ConfigError, WorkloadError
-from simulator.sweep import load_sweep, read_results, run_sweep
+from simulator.tools.sweep import load_sweep, read_results, run_sweep
 
 
 def sweep_text(rows=10):
@@ -121,7 +121,7 @@ def test_bad_sweep_files(tmp_path, text, line, message):
 
 
 def test_sweep_cli(tmp_path, capsys):
-    from simulator.cli import main
+    from simulator.tools.cli import main
     p = write(tmp_path, sweep_text(2), "s.yaml")
     assert main(["sweep", str(p), "--out", str(tmp_path / "o.csv"), "--executor", "serial"]) == 0
     assert "36 written now" in capsys.readouterr().out

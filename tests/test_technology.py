@@ -9,10 +9,10 @@ from hypothesis import given, strategies as st
 
 from conftest import CONFIGS, write
 from simulator import load_chip, simulate_gemm
-from simulator.cli import main
+from simulator.tools.cli import main
 from simulator.errors import ConfigError
-from simulator.sram import HOROWITZ_SRAM_POINTS, fit_power_law, sram_pj_per_byte
-from simulator.technology import (FITTED_NODES, MAX_NODE_NM, MIN_NODE_NM, energy_factor,
+from simulator.hardware.sram import HOROWITZ_SRAM_POINTS, fit_power_law, sram_pj_per_byte
+from simulator.hardware.technology import (FITTED_NODES, MAX_NODE_NM, MIN_NODE_NM, energy_factor,
                                   nominal_voltage, scale_factor)
 
 SHIPPED = sorted(p.stem for p in CONFIGS.glob("*.yaml"))

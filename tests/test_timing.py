@@ -1,10 +1,10 @@
-"""simulator._timing: the O(1) cycle model against the per-fold loop and hand derivations."""
+"""simulator.core._timing: the O(1) cycle model against the per-fold loop and hand derivations."""
 
 from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from simulator import _timing
+from simulator.core import _timing
 
 dims = st.integers(1, 300)
 tiles = st.integers(1, 40)

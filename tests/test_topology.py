@@ -1,4 +1,4 @@
-"""simulator.topology: SCALE-Sim topology CSVs, and one-line errors for malformed ones."""
+"""simulator.frontends.topology: SCALE-Sim topology CSVs, and one-line errors for malformed ones."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from conftest import CONFIGS, write
 from simulator import WorkloadError
-from simulator.topology import load_topology
+from simulator.frontends.topology import load_topology
 
 
 def test_shipped_resnet18_and_alexnet():

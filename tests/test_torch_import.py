@@ -48,14 +48,14 @@ from torch import nn  # noqa: E402
 from conftest import CONFIGS, ROOT, write  # noqa: E402
 from test_zoo import FP32  # noqa: E402
 from simulator import WorkloadError, load_chip, simulate_gemm  # noqa: E402
-from simulator.autodiff import Optimizer  # noqa: E402
-from simulator.cli import main  # noqa: E402
-from simulator.compare import compare_chips  # noqa: E402
-from simulator.engine import run  # noqa: E402
+from simulator.core.autodiff import Optimizer  # noqa: E402
+from simulator.tools.cli import main  # noqa: E402
+from simulator.tools.compare import compare_chips  # noqa: E402
+from simulator.core.engine import run  # noqa: E402
 from simulator.frontends.torch_import import import_module, import_torch  # noqa: E402
 from simulator.kernels.zoo_train import target_for, train_zoo  # noqa: E402
-from simulator.program import Conv2d, MatMul  # noqa: E402
-from simulator.sweep import load_sweep, read_results, run_sweep  # noqa: E402
+from simulator.core.program import Conv2d, MatMul  # noqa: E402
+from simulator.tools.sweep import load_sweep, read_results, run_sweep  # noqa: E402
 
 MXU = str(CONFIGS / "tpu-v4-mxu.yaml")
 TESTS = str(__import__("pathlib").Path(__file__).resolve().parent)
@@ -372,8 +372,8 @@ def test_cli_bad_torch_models_are_one_line_and_exit_2(tmp_path, capsys, args, ma
 def test_import_torch_is_lazy_and_the_core_never_imports_torch():
     import subprocess
     import sys
-    code = ("import sys, simulator, simulator.cli, simulator.engine, simulator.sweep, "
-            "simulator.compare, simulator.frontends.torch_import; "
+    code = ("import sys, simulator, simulator.tools.cli, simulator.core.engine, simulator.tools.sweep, "
+            "simulator.tools.compare, simulator.frontends.torch_import; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()

@@ -12,8 +12,8 @@ from conftest import CONFIGS
 from simulator.kernels.train import (init_params, load_data, numpy_step, parse_model, synthetic_data,
                            train)
 from simulator import WorkloadError, load_chip
-from simulator.cli import main
-from simulator.engine import run
+from simulator.tools.cli import main
+from simulator.core.engine import run
 
 
 def numpy_train(spec, x, y, params, batch, steps, lr, dtype="fp32"):

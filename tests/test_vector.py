@@ -1,4 +1,4 @@
-"""simulator.vector: cycle formula and the lane/tree order of reductions."""
+"""simulator.core.vector: cycle formula and the lane/tree order of reductions."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 from hypothesis import given, strategies as st
 
-from simulator.chip import VectorUnit
-from simulator.vector import (ELEMENTWISE, elementwise_values, reduce_sum_values,
+from simulator.hardware.chip import VectorUnit
+from simulator.core.vector import (ELEMENTWISE, elementwise_values, reduce_sum_values,
                               reduction_cycles, vector_cycles)
 
 units = st.builds(VectorUnit, lanes=st.integers(1, 512), latency_cycles=st.integers(1, 20),

@@ -12,8 +12,8 @@ from conftest import CONFIGS
 from simulator.kernels import lstm as L, transformer as T
 from simulator.kernels.zoo import MODELS, build_zoo
 from simulator import WorkloadError, load_chip, simulate_gemm
-from simulator.engine import run
-from simulator.program import Conv2d, MatMul
+from simulator.core.engine import run
+from simulator.core.program import Conv2d, MatMul
 
 FP32 = load_chip(CONFIGS / "tpu-v4-mxu.yaml", {"dtype": "fp32"})
 

@@ -11,10 +11,10 @@ import pytest
 from conftest import CONFIGS, write
 from simulator.kernels.zoo import build_zoo
 from simulator import ConfigError, load_chip
-from simulator.cli import main
-from simulator.compare import compare_chips
-from simulator.engine import run
-from simulator.sweep import load_sweep, read_results, run_sweep
+from simulator.tools.cli import main
+from simulator.tools.compare import compare_chips
+from simulator.core.engine import run
+from simulator.tools.sweep import load_sweep, read_results, run_sweep
 
 MXU = str(CONFIGS / "tpu-v4-mxu.yaml")
 

@@ -11,8 +11,8 @@ from simulator.kernels import lstm as L, transformer as T
 from simulator.kernels.zoo import build_zoo
 from simulator.kernels.zoo_train import step_program, target_for, train_zoo
 from simulator import WorkloadError, load_chip
-from simulator.autodiff import Optimizer
-from simulator.engine import run
+from simulator.core.autodiff import Optimizer
+from simulator.core.engine import run
 
 FP32 = load_chip(CONFIGS / "tpu-v4-mxu.yaml", {"dtype": "fp32"})
 

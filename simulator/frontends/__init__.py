@@ -1,6 +1,7 @@
-"""Front ends that bring models in from other frameworks as Programs.
+"""Front ends that bring workloads in from other formats as Programs.
 
+``topology`` (SCALE-Sim topology CSVs), ``scalesim`` (SCALE-Sim configs in, its reports out),
 ``torch_import`` (PyTorch, extra ``[torch]``) and ``onnx_import`` (ONNX files, extra ``[onnx]``).
-Each imports its framework lazily, only when called; the core (``simulator`` itself) never
-imports this package.
+The last two import their framework lazily, only when called; the core (``simulator.hardware``,
+``simulator.core``) never imports this package.
 """

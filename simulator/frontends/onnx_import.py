@@ -42,7 +42,7 @@ from typing import Any, Callable
 import numpy as np
 
 from simulator.errors import SimulatorInputError, WorkloadError
-from simulator.program import Layout, Program, Reduce
+from simulator.core.program import Layout, Program, Reduce
 
 __all__ = ["HANDLERS", "ImportedModel", "import_onnx", "parse_input_shape"]
 

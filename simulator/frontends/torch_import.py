@@ -18,7 +18,7 @@ operator (``LOWER``), to the SAME Program ops the zoo builders emit (``kernels/n
   -> reshape / permute / slice, free where the zoo's are; a clean-up pass merges chains of
   permutes and of reshapes, and folds ``adaptive_avg_pool2d(1) + flatten`` into one mean;
 - the elementwise, reduction, normalisation, pooling, embedding and concat operators map to
-  the vector unit's kinds (``simulator.vector``).
+  the vector unit's kinds (``simulator.core.vector``).
 
 Parameters become program inputs named by their state_dict keys, with their values from the
 module; buffers and computations on constants only (``torch.arange`` position ids, masks
@@ -27,7 +27,7 @@ lowering ends in ONE line naming the node, its operator and the file (``Workload
 node is dropped or costed as zero silently (only nodes whose results nothing uses are skipped).
 
 Training (``ImportedModel`` plugs into ``kernels.zoo_train.train_zoo``): only the forward is
-captured; the loss, the backward and the optimizer come from ``simulator.autodiff.
+captured; the loss, the backward and the optimizer come from ``simulator.core.autodiff.
 training_step``, the same costed ops as the zoo's training (PyTorch's joint graph would bring
 ATen backward kernels with no array/vector costing of their own and a second lowering to keep
 in step). The forward is captured in eval mode (no dropout, BatchNorm on running statistics).
@@ -53,7 +53,7 @@ from typing import Any, Callable
 import numpy as np
 
 from simulator.errors import WorkloadError
-from simulator.program import Layout, Program, Reduce
+from simulator.core.program import Layout, Program, Reduce
 
 __all__ = ["ImportedModel", "LOWER", "import_module", "load_factory", "import_torch",
            "parse_input_shape"]

@@ -1,7 +1,7 @@
 """Language models at serving and pod scale on systems of chips (``systolic-sim llm``).
 
-Built on the single-chip engine: every matmul is costed by :func:`simulator.engine.gemm_op`
-(memory model included), vector work by :mod:`simulator.vector`, collectives by the alpha-beta
+Built on the single-chip engine: every matmul is costed by :func:`simulator.core.engine.gemm_op`
+(memory model included), vector work by :mod:`simulator.core.vector`, collectives by the alpha-beta
 model (:mod:`simulator.llm.collectives`). See :mod:`simulator.llm.ops` for the op list.
 """
 

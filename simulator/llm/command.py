@@ -23,7 +23,7 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def _cmd_llm(args: argparse.Namespace) -> int:
-    from ..cli import _load
+    from ..tools.cli import _load
     from .inference import simulate_inference
     from .model import load_model
     from .report import inference_text, sweep_text, training_text
@@ -60,7 +60,7 @@ def _cmd_llm(args: argparse.Namespace) -> int:
             for r in rows:
                 w.writerow({k: r.get(k, "") for k in COLUMNS})
     if plots:
-        from .. import plots as pl
+        from ..tools import plots as pl
         title = f"{model.name} on {chip.name}, prompt {args.prompt}, generate {args.generate}"
         for path, fn in ((args.plot_throughput, pl.llm_throughput),
                          (args.plot_phases, pl.llm_phases), (args.plot_scaling, pl.llm_scaling)):

@@ -1,10 +1,10 @@
 """Cost of LLM ops on one chip with the engine's single-chip models.
 
-A matmul costs what :func:`simulator.engine.gemm_op` says (array compute, memory stalls from the
+A matmul costs what :func:`simulator.core.engine.gemm_op` says (array compute, memory stalls from the
 tiling and DRAM model, launch overhead); ``count`` GEMMs of one shape run back to back as one
 grouped launch: ``count x (compute + stall) + requantisation + launch``, the requantisation (a
 chip whose ``output.dtype`` narrows results) one vector-unit pass over all their results. Vector ops and row reductions cost
-:func:`simulator.vector.vector_cycles` / :func:`simulator.vector.reduction_cycles` plus the launch,
+:func:`simulator.core.vector.vector_cycles` / :func:`simulator.core.vector.reduction_cycles` plus the launch,
 exactly as the engine charges them (an op naming an engine vector op, ``fn``, costs that op's
 passes). The embedding gather moves its rows on the vector unit and reads them from DRAM; the
 transfer beyond the vector time is a memory stall, as the engine charges a vector op's DRAM
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..chip import Chip
-from ..engine import dram_xfer_cycles, gemm_op, requant_cost
-from ..vector import VECTOR_OPS, passes_cycles, reduction_cycles, vector_cycles
+from ..hardware.chip import Chip
+from ..core.engine import dram_xfer_cycles, gemm_op, requant_cost
+from ..core.vector import VECTOR_OPS, passes_cycles, reduction_cycles, vector_cycles
 from .ops import LayerOp
 from .system import System
 

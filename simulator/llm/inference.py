@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..chip import INPUT_BYTES, Chip
+from ..hardware.chip import INPUT_BYTES, Chip
 from ..errors import ConfigError, WorkloadError
 from .cost import CATEGORIES, Coster
 from .model import ModelSpec

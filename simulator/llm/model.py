@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from ..config import Field, _check_value, _parse_yaml
-from ..dataflow import MAX_GEMM_DIM
+from ..hardware.config import Field, _check_value, _parse_yaml
+from ..hardware.dataflow import MAX_GEMM_DIM
 from ..errors import ConfigError, read_user_file
 
 __all__ = ["MODEL_SCHEMA", "ModelSpec", "load_model", "model_from_dict"]

@@ -6,7 +6,7 @@ reductions on the vector unit (rows x cols), and the collectives tensor parallel
 (bytes per chip). :func:`embed_ops` and :func:`head_ops` give the model's first and last ops,
 :func:`backward_ops` the backward pass of a list of forward ops. This op list is the one place
 that knows the model's structure; :func:`to_program` turns the ops the engine's 2-D Program can
-express into one, so the same ops can be run through :func:`simulator.engine.run`.
+express into one, so the same ops can be run through :func:`simulator.core.engine.run`.
 
 Conventions (Megatron-LM tensor parallelism, Shoeybi et al. 2019): q, k, v and the
 feed-forward's first matrices split by columns, the output and down projections by rows, one
@@ -23,7 +23,7 @@ the larger one (decode) and stacked along M otherwise (prefill); the smaller ope
 at most ``(c-1)`` copies of the smaller operand (scores and probabilities, on the other hand,
 go to and from memory, which a fused attention kernel avoids).
 
-Vector-unit ops are the engine's own (:mod:`simulator.vector`), costed with the engine's pass
+Vector-unit ops are the engine's own (:mod:`simulator.core.vector`), costed with the engine's pass
 formulas: LayerNorm / RMSNorm and softmax as one vector op each, the attention scale, the causal
 mask (prefill), bias and residual adds and the activation (GELU, its tanh form, ReLU) as one
 elementwise op each; SiLU is a sigmoid and a multiply, a gated unit one more multiply, rotary
@@ -38,10 +38,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..dataflow import MAX_GEMM_DIM
+from ..hardware.dataflow import MAX_GEMM_DIM
 from ..errors import ConfigError
-from ..program import Program
-from ..vector import ELEMENTWISE
+from ..core.program import Program
+from ..core.vector import ELEMENTWISE
 from .model import ModelSpec
 
 __all__ = ["COMM_KINDS", "VECTOR_FNS", "LayerOp", "backward_ops", "check_tp", "decoder_layer_ops", "embed_ops",
@@ -49,7 +49,7 @@ __all__ = ["COMM_KINDS", "VECTOR_FNS", "LayerOp", "backward_ops", "check_tp", "d
 
 COMM_KINDS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")
 _PROGRAM_KIND = {"add": "scale", "compare": "relu", "transcendental": "exp"}
-# engine vector ops (simulator.vector.VECTOR_OPS) the llm uses, with their parameter operands
+# engine vector ops (simulator.core.vector.VECTOR_OPS) the llm uses, with their parameter operands
 VECTOR_FNS = {"layernorm": 2, "rmsnorm": 1, "softmax": 0, "gather": 1}
 
 
@@ -101,7 +101,7 @@ def _vec(name: str, cls: str, rows: int, cols: int) -> LayerOp:
 
 
 def _ew(name: str, fn: str, rows: int, cols: int) -> LayerOp:
-    """An elementwise op of the engine (simulator.vector.ELEMENTWISE) over rows x cols."""
+    """An elementwise op of the engine (simulator.core.vector.ELEMENTWISE) over rows x cols."""
     return LayerOp(name, "vector", rows, cols, op_class=ELEMENTWISE[fn][0], fn=fn)
 
 
@@ -300,7 +300,7 @@ def to_program(ops: list[LayerOp], name: str = "layer") -> Program:
     """Return an engine Program with the array and vector ops of ``ops`` (a matmul of count c
     as c MatMuls), each on its own input tensors; collectives have no Program op, and the
     embedding gather is left out (the engine without residency reads no DRAM for a vector op,
-    the llm reads the gathered rows). Timing of each op under :func:`simulator.engine.run` is
+    the llm reads the gathered rows). Timing of each op under :func:`simulator.core.engine.run` is
     the engine's."""
     prog = Program(name)
     for i, op in enumerate(ops):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..chip import Chip
+from ..hardware.chip import Chip
 from ..errors import SimulatorInputError
 from .cost import Coster
 from .inference import simulate_inference

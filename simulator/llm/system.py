@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..chip import Chip
+from ..hardware.chip import Chip
 from ..errors import ConfigError
 from . import collectives as col
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..chip import INPUT_BYTES, Chip
+from ..hardware.chip import INPUT_BYTES, Chip
 from ..errors import WorkloadError
-from ..vector import vector_cycles
+from ..core.vector import vector_cycles
 from .cost import CATEGORIES, Coster
 from .model import ModelSpec
 from .ops import backward_ops, decoder_layer_ops, embed_ops, head_ops, layer_split

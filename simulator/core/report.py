@@ -1,0 +1,441 @@
+"""The Report of a simulation: one row per op plus totals; JSON and text-table exports.
+
+Units: cycles are array clock cycles; ``time_s`` is seconds at the chip's clock; utilisations
+and efficiencies are fractions in [0, 1]. ``scalesim_cycles`` is SCALE-Sim v3's "Total Cycles"
+convention for the same compute, i.e. ``compute_cycles - 1`` per op (SCALE-Sim reports the index
+of the last cycle, counting from 0).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..hardware.chip import Chip
+
+__all__ = ["OpReport", "Report", "SCALESIM_CYCLE_OFFSET"]
+
+# compute_cycles - SCALE-Sim "Total Cycles" for the same op (see module doc).
+SCALESIM_CYCLE_OFFSET = 1
+
+
+@dataclass(frozen=True)
+class OpReport:
+    """Timing and counts of one op on one unit.
+
+    ``busy_pe_cycles`` is the sum over folds of (PEs holding useful work) x (cycles charged to
+    the fold); the mapping efficiency is busy_pe_cycles / (PEs x compute_cycles).
+    """
+
+    name: str
+    kind: str
+    unit: str
+    shape: tuple[int, ...]
+    dataflow: str
+    pes: int
+    compute_cycles: int
+    stall_cycles: int
+    macs: int
+    folds: int
+    busy_pe_cycles: int
+    start_cycle: int = 0
+    overhead_cycles: int = 0  # fixed per-op time (launch, dispatch)
+    overflow_events: int | None = None
+    events: Mapping[str, int] = field(default_factory=dict)
+    energy_pj: Mapping[str, float] = field(default_factory=dict)
+    traffic_bytes: Mapping[str, Any] = field(default_factory=dict)
+    tiling: Mapping[str, Any] | None = None
+    memory_bound: bool = False
+    gemms: int = 1  # independent GEMMs of ``shape`` (batched matmul, conv groups)
+    # residency (DESIGN s.8): DRAM bytes read/written per tensor and why, spilled tensors,
+    # resident bytes in the buffer during the op; empty when buffers.residency is off
+    residency: Mapping[str, Any] = field(default_factory=dict)
+    prefetch_cycles: int = 0  # of stall_cycles: the exposed load before the first tile step
+    drain_cycles: int = 0  # of stall_cycles: the exposed write-back after the last tile step
+    # an array op whose results leave narrowed (output.dtype): the vector unit's
+    # requantisation pass after the array finishes (cycles, part of total_cycles)
+    requant_cycles: int = 0
+
+    @property
+    def total_cycles(self) -> int:
+        """Return compute plus stall plus fixed overhead plus requantisation cycles."""
+        return self.compute_cycles + self.stall_cycles + self.overhead_cycles + \
+            self.requant_cycles
+
+    @property
+    def end_cycle(self) -> int:
+        """Return the cycle after the op's last one (start_cycle + total_cycles)."""
+        return self.start_cycle + self.total_cycles
+
+    @property
+    def scalesim_cycles(self) -> int:
+        """Return SCALE-Sim v3's "Total Cycles" for this op's compute (compute_cycles - 1)."""
+        return self.compute_cycles - SCALESIM_CYCLE_OFFSET
+
+    def metrics(self) -> dict[str, Any]:
+        """Return the op's metrics (cycles, counts, fractions, traffic, energy) as a dict."""
+        out = _metrics(self.pes, self.total_cycles, self.compute_cycles, self.stall_cycles,
+                       self.macs, self.folds, self.busy_pe_cycles, self.scalesim_cycles,
+                       self.overflow_events)
+        out["overhead_cycles"] = self.overhead_cycles
+        if self.requant_cycles:
+            out["requant_cycles"] = self.requant_cycles
+        out["memory_bound"] = self.memory_bound
+        out["traffic_bytes"] = _plain(self.traffic_bytes)
+        out["events"] = dict(self.events)
+        out["energy_pj"] = dict(self.energy_pj)
+        if self.tiling is not None:
+            out["tiling"] = dict(self.tiling)
+        if self.gemms != 1:
+            out["gemms"] = self.gemms
+        if self.residency:
+            out["residency"] = _plain(self.residency)
+        return out
+
+
+def _plain(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) if isinstance(v, Mapping) else v for k, v in d.items()}
+
+
+def _add_nested(into: dict[str, Any], more: Mapping[str, Any]) -> None:
+    for k, v in more.items():
+        if type(v) is dict or (type(v) not in (int, float) and isinstance(v, Mapping)):
+            _add_nested(into.setdefault(k, {}), v)
+        else:
+            into[k] = into.get(k, 0) + v
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num) / float(den) if den else 0.0
+
+
+def _metrics(pes: int, total: int, compute: int, stall: int, macs: int, folds: int, busy: int,
+             scalesim: int, overflows: int | None) -> dict[str, Any]:
+    return {
+        "total_cycles": int(total),
+        "compute_cycles": int(compute),
+        "stall_cycles": int(stall),
+        "scalesim_cycles": int(scalesim),
+        "macs": int(macs),
+        "folds": int(folds),
+        "utilisation": _ratio(macs, pes * total),
+        "compute_utilisation": _ratio(macs, pes * compute),
+        "mapping_efficiency": _ratio(busy, pes * compute),
+        "overflow_events": overflows,
+    }
+
+
+@dataclass
+class Report:
+    """Result of a simulation: the chip, one OpReport per op, totals, and optional output values."""
+
+    chip: Chip
+    ops: list[OpReport]
+    engine: str
+    mode: str  # "timing" | "functional"
+    output: np.ndarray | None = field(default=None, repr=False)
+    last_output_cycle: int | None = None  # reference engine: cycle index the last output left
+    values: dict[str, np.ndarray] | None = field(default=None, repr=False)  # every tensor
+
+    # -- totals --------------------------------------------------------------------------
+    @property
+    def total_cycles(self) -> int:
+        """Return cycles from the first op's start to the last op's end."""
+        return max(op.end_cycle for op in self.ops) - min(op.start_cycle for op in self.ops)
+
+    @property
+    def compute_cycles(self) -> int:
+        """Return the sum of the array ops' compute cycles."""
+        return sum(op.compute_cycles for op in self.ops if op.unit == "array")
+
+    @property
+    def stall_cycles(self) -> int:
+        """Return the sum of the array ops' memory-stall cycles."""
+        return sum(op.stall_cycles for op in self.ops if op.unit == "array")
+
+    def unit_busy_cycles(self) -> dict[str, int]:
+        """Return, per unit (array, vector), the cycles it was busy with an op."""
+        busy: dict[str, int] = {}
+        for op in self.ops:
+            if op.unit == "layout":  # free layout changes occupy no unit
+                continue
+            busy[op.unit] = busy.get(op.unit, 0) + op.total_cycles
+        return busy
+
+    @property
+    def macs(self) -> int:
+        """Return the useful multiply-accumulates of all ops."""
+        return sum(op.macs for op in self.ops)
+
+    @property
+    def folds(self) -> int:
+        """Return the folds of all ops."""
+        return sum(op.folds for op in self.ops)
+
+    @property
+    def overflow_events(self) -> int | None:
+        """Return the integer adds that overflowed (functional int8 runs), else None."""
+        counts = [op.overflow_events for op in self.ops]
+        return None if any(c is None for c in counts) else sum(counts)
+
+    @property
+    def time_s(self) -> float:
+        """Return total_cycles in seconds at the chip's clock."""
+        return self.total_cycles / self.chip.clock_hz
+
+    @property
+    def utilisation(self) -> float:
+        """Return MACs / (PEs x total_cycles)."""
+        return self.totals()["utilisation"]
+
+    @property
+    def compute_utilisation(self) -> float:
+        """Return MACs / (PEs x compute_cycles)."""
+        return self.totals()["compute_utilisation"]
+
+    @property
+    def mapping_efficiency(self) -> float:
+        """Return useful PEs / all PEs, averaged over folds weighted by fold time."""
+        return self.totals()["mapping_efficiency"]
+
+    @property
+    def scalesim_cycles(self) -> int:
+        """Return the sum of SCALE-Sim's per-op "Total Cycles" (compute_cycles - 1 per array op)."""
+        return sum(op.scalesim_cycles for op in self.ops if op.unit == "array")
+
+    def totals(self) -> dict[str, Any]:
+        """Return the totals over all ops as a JSON-ready dict (cycles, counts, fractions, s)."""
+        pes = self.chip.pes
+        out = _metrics(pes, self.total_cycles, self.compute_cycles, self.stall_cycles, self.macs,
+                       self.folds, sum(op.busy_pe_cycles for op in self.ops),
+                       self.scalesim_cycles, self.overflow_events)
+        out["memory_bound_ops"] = sum(op.memory_bound for op in self.ops)
+        out["overhead_cycles"] = sum(op.overhead_cycles for op in self.ops)
+        requant = sum(op.requant_cycles for op in self.ops)
+        if requant:
+            out["requant_cycles"] = requant
+        traffic: dict[str, Any] = {}
+        events: dict[str, Any] = {}
+        energy: dict[str, Any] = {}
+        for op in self.ops:
+            _add_nested(traffic, op.traffic_bytes)
+            _add_nested(events, op.events)
+            _add_nested(energy, op.energy_pj)
+        if energy:  # static power is charged once over the whole run, not per overlapping op
+            energy["static"] = self.chip.energy.static_w * self.time_s * 1e12
+            energy["total"] = sum(v for k, v in energy.items() if k != "total")
+        out["traffic_bytes"] = traffic
+        out["events"] = events
+        out["energy_pj"] = energy
+        busy = self.unit_busy_cycles()
+        out["unit_busy_cycles"] = busy
+        out["unit_utilisation"] = {u: _ratio(c, self.total_cycles) for u, c in busy.items()}
+        out["time_s"] = self.time_s
+        out["average_power_w"] = _ratio(energy.get("total", 0.0) * 1e-12, self.time_s)
+        out["achieved_ops_per_s"] = _ratio(2 * self.macs, self.time_s)
+        out["peak_ops_per_s"] = self.chip.peak_ops_per_s
+        return out
+
+    # -- exports -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Return the whole report (chip echo, totals, ops) as a JSON-ready dict, without values."""
+        ops = []
+        for op in self.ops:
+            row = {"name": op.name, "kind": op.kind, "unit": op.unit, "shape": list(op.shape),
+                   "dataflow": op.dataflow, "start_cycle": op.start_cycle,
+                   "end_cycle": op.end_cycle}
+            row.update(op.metrics())
+            ops.append(row)
+        out = {"chip": self.chip.to_dict(), "engine": self.engine, "mode": self.mode,
+               "energy_scaling": self.chip.energy.scaling, "totals": self.totals(), "ops": ops}
+        if self.last_output_cycle is not None:
+            out["last_output_cycle"] = self.last_output_cycle
+        return out
+
+    def to_json(self) -> str:
+        """Return to_dict() as indented JSON text (deterministic key order)."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_text(self) -> str:
+        """Return a readable summary table of the totals and of each op."""
+        t = self.totals()
+        arr = self.chip.array
+        lines = [
+            f"chip        {self.chip.name}: {arr.rows}x{arr.cols} {arr.dataflow.upper()}, "
+            f"{self.chip.dtype}, {self.chip.clock_hz / 1e6:g} MHz, fill_drain={arr.fill_drain}, "
+            f"preload_overlap={str(arr.preload_overlap).lower()}",
+            f"engine      {self.engine} ({self.mode})",
+            f"cycles      {t['total_cycles']:,} total = {t['compute_cycles']:,} compute + "
+            f"{t['stall_cycles']:,} stall"
+            + (f" + {t['requant_cycles']:,} requantisation" if t.get("requant_cycles") else "")
+            + "   (SCALE-Sim convention, compute: "
+            f"{t['scalesim_cycles']:,})",
+            f"time        {_fmt_time(t['time_s'])} at {self.chip.clock_hz / 1e6:g} MHz",
+            f"MACs        {t['macs']:,} in {t['folds']:,} folds",
+            f"utilisation {100 * t['utilisation']:.2f} % overall, "
+            f"{100 * t['compute_utilisation']:.2f} % of compute cycles; mapping efficiency "
+            f"{100 * t['mapping_efficiency']:.2f} %",
+            f"throughput  {t['achieved_ops_per_s'] / 1e12:.3f} of {t['peak_ops_per_s'] / 1e12:.3f} "
+            f"peak TOPS",
+        ]
+        if t["overflow_events"] is not None:
+            lines.append(f"overflows   {t['overflow_events']:,} integer adds overflowed "
+                         f"({self.chip.overflow})")
+        if self.last_output_cycle is not None:
+            lines.append(f"last output left the array in cycle {self.last_output_cycle:,} "
+                         f"(counting from 0)")
+        dram = t["traffic_bytes"].get("dram", {})
+        if dram:
+            lines.append(f"DRAM        {format_bytes(dram['total'])} (A {format_bytes(dram['a_read'])}, "
+                         f"B {format_bytes(dram['b_read'])}, O read {format_bytes(dram['o_read'])}, "
+                         f"O write {format_bytes(dram['o_write'])}); memory-bound ops: "
+                         f"{t['memory_bound_ops']} of {len(self.ops)}")
+        classes = t["traffic_bytes"].get("classes", {})
+        if classes:  # what the DRAM bytes are (docs/conv-traffic.md)
+            lines.append("traffic     " + ", ".join(
+                f"{k.replace('_', ' ')} {format_bytes(v)}" for k, v in classes.items()))
+        energy = t["energy_pj"]
+        if energy:
+            parts = ", ".join(f"{k} {100 * v / energy['total']:.1f} %" for k, v in energy.items()
+                              if k != "total" and v > 0) if energy["total"] > 0 else ""
+            lines.append(f"energy      {format_energy(energy['total'])} ({parts}); average power "
+                         f"{t['average_power_w']:.3g} W")
+            lines.append(f"scaling     {self.chip.energy.scaling}")
+        if len(self.ops) > 1:
+            lines.append("")
+            lines.append(f"{'layer':<20}{'M x N x K':>20}{'cycles':>13}{'stall':>11}{'util %':>8}"
+                         f"{'map %':>7}{'DRAM':>11}{'energy':>11}  tiles")
+            for op in self.ops:
+                m = op.metrics()
+                shape = "x".join(str(s) for s in op.shape)
+                tiling = op.tiling or {}
+                tiles = (f"{tiling['tile_m']}x{tiling['tile_n']}x{tiling['tile_k']} "
+                         f"{tiling['loop_order']}") if tiling else ""
+                bound = " mem" if op.memory_bound else ""
+                dram_b = m["traffic_bytes"].get("dram", {}).get("total", 0)
+                lines.append(f"{op.name[:19]:<20}{shape:>20}{m['total_cycles']:>13,}"
+                             f"{m['stall_cycles']:>11,}{100 * m['utilisation']:>8.1f}"
+                             f"{100 * m['mapping_efficiency']:>7.1f}{format_bytes(dram_b):>11}"
+                             f"{format_energy(m['energy_pj'].get('total', 0.0)):>11}  {tiles}{bound}")
+        return "\n".join(lines)
+
+
+# columns of the per-layer table and of its CSV (cycles: the op's total; share: of the sum
+# of all ops' cycles, overlapping ops counted each)
+LAYER_COLUMNS = ("layer", "op", "kind", "shape", "unit", "start_cycle", "cycles", "share",
+                 "utilisation", "stall_cycles", "requant_cycles", "macs", "dram_bytes",
+                 "buffer_bytes",
+                 "spilled", "energy_pj")
+
+
+def layer_rows(report: Report) -> list[dict[str, Any]]:
+    """Return one row per op for the per-layer table: layer (the op name up to its first dot),
+    op, kind, shape, unit, cycles (total), share of all ops' cycles, utilisation (array ops:
+    MACs / (PEs x cycles); vector ops: lane-ops / (lanes x cycles)), stall cycles,
+    requantisation cycles (array ops with narrowed outputs), MACs, DRAM
+    bytes, resident buffer bytes, spilled tensors and energy (pJ)."""
+    total = sum(op.total_cycles for op in report.ops) or 1
+    lanes = report.chip.vector.lanes
+    rows = []
+    for op in report.ops:
+        layer, _, rest = op.name.partition(".")
+        if op.unit == "array":
+            util = _ratio(op.macs, op.pes * op.total_cycles)
+        elif op.unit == "vector":
+            util = _ratio(op.events.get("vector_lane_ops", 0), lanes * op.total_cycles)
+        else:
+            util = 0.0
+        rows.append({"layer": layer, "op": rest or op.name, "kind": op.kind,
+                     "shape": "x".join(str(s) for s in op.shape) +
+                              (f" x{op.gemms}" if op.gemms != 1 else ""),
+                     "unit": op.unit, "start_cycle": op.start_cycle, "cycles": op.total_cycles,
+                     "share": op.total_cycles / total, "utilisation": util,
+                     "stall_cycles": op.stall_cycles, "requant_cycles": op.requant_cycles,
+                     "macs": op.macs,
+                     "dram_bytes": op.events.get("dram_bytes", 0),
+                     "buffer_bytes": op.residency.get("buffer_bytes", 0),
+                     "spilled": " ".join(op.residency.get("spilled", [])),
+                     "energy_pj": op.energy_pj.get("total", 0.0)})
+    return rows
+
+
+def unit_summary(report: Report) -> dict[str, Any]:
+    """Return where the time goes: busy cycles of the array and the vector unit, cycles lost
+    to DRAM stalls (array and vector ops), DRAM bytes, and each as a share of the run."""
+    busy = {"array": 0, "vector": 0}
+    compute = {"array": 0, "vector": 0}
+    stall = 0
+    for op in report.ops:
+        if op.unit in busy:
+            busy[op.unit] += op.total_cycles
+            compute[op.unit] += op.compute_cycles
+            stall += op.stall_cycles
+    total = report.total_cycles or 1
+    return {"total_cycles": report.total_cycles, "array_busy_cycles": busy["array"],
+            "vector_busy_cycles": busy["vector"], "array_compute_cycles": compute["array"],
+            "vector_compute_cycles": compute["vector"], "dram_stall_cycles": stall,
+            "array_share": busy["array"] / total, "vector_share": busy["vector"] / total,
+            "dram_stall_share": stall / total,
+            "dram_bytes": sum(op.events.get("dram_bytes", 0) for op in report.ops)}
+
+
+def network_text(report: Report, title: str, limit: int | None = None) -> str:
+    """Return the report's summary, where the time goes, and the per-layer table (the
+    ``limit`` longest ops when given, in program order)."""
+    u = unit_summary(report)
+    lines = [report.to_text().split("\n\n")[0], f"model       {title}",
+             f"time goes   array busy {100 * u['array_share']:.1f} %, vector unit busy "
+             f"{100 * u['vector_share']:.1f} %, DRAM stalls {100 * u['dram_stall_share']:.1f} % "
+             f"of {u['total_cycles']:,} cycles (units overlap); DRAM "
+             f"{format_bytes(u['dram_bytes'])}", ""]
+    rows = layer_rows(report)
+    shown = rows
+    if limit is not None and len(rows) > limit:
+        keep = set(sorted(range(len(rows)), key=lambda i: -rows[i]["cycles"])[:limit])
+        shown = [r for i, r in enumerate(rows) if i in keep]
+        lines.append(f"the {limit} longest of {len(rows)} ops (--csv FILE writes them all):")
+    lines.append(f"{'layer':<10}{'op':<22}{'kind':<20}{'shape':>22}{'unit':>8}{'cycles':>13}"
+                 f"{'share':>8}{'util %':>8}{'DRAM':>11}{'energy':>11}")
+    for r in shown:
+        util = f"{100 * r['utilisation']:.1f}" if r["unit"] != "layout" else "-"
+        lines.append(f"{r['layer'][:9]:<10}{r['op'][:21]:<22}{r['kind'][:19]:<20}"
+                     f"{r['shape'][:21]:>22}{r['unit']:>8}{r['cycles']:>13,}"
+                     f"{100 * r['share']:>7.1f}%{util:>8}{format_bytes(r['dram_bytes']):>11}"
+                     f"{format_energy(r['energy_pj']):>11}")
+    return "\n".join(lines)
+
+
+def write_layer_csv(report: Report, path) -> None:
+    """Write layer_rows(report) to ``path`` as CSV (LAYER_COLUMNS)."""
+    import csv
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(LAYER_COLUMNS))
+        w.writeheader()
+        for r in layer_rows(report):
+            w.writerow(r)
+
+
+def format_bytes(n: float) -> str:
+    """Return a byte count as readable text with a unit (B ... GB)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def format_energy(pj: float) -> str:
+    """Return an energy in pJ as readable text with a unit (pJ ... J)."""
+    for unit, scale in (("J", 1e12), ("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)):
+        if pj >= scale:
+            return f"{pj / scale:.3g} {unit}"
+    return f"{pj:.3g} pJ"
+
+
+def _fmt_time(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3f} {unit}"
+    return f"{seconds / 1e-9:.3f} ns"

@@ -1,0 +1,117 @@
+"""Number formats of the array: operand rounding, value types, adders (plain Python, no numba).
+
+- ``int8``: operands must be integers in [-128, 127]; values travel as int64; products and sums
+  are ``accumulator_bits`` wide (int32 by default) with ``wrap`` or ``saturate`` at every add.
+- ``fp16``/``bf16``: operands are rounded to the type (``ml_dtypes``, round to nearest even) and
+  travel as float32; products of two such values are exact in float32 (barring over/underflow)
+  and every add rounds to float32.
+- ``fp32``: operands rounded to float32; each multiply and each add rounds to float32 (no FMA).
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from .adder_modes import MODE_FLOAT, MODE_SATURATE, MODE_WRAP, adder_limits
+from .chip import Chip
+from ..errors import WorkloadError
+
+__all__ = ["INPUT_TYPES", "adder_for", "output_dtype", "prepare_operand", "random_operands",
+           "requantise", "round_to_input", "value_dtype", "float_error_bound"]
+
+INPUT_TYPES = {"int8": np.dtype(np.int8), "fp16": np.dtype(np.float16),
+               "bf16": np.dtype(ml_dtypes.bfloat16), "fp32": np.dtype(np.float32)}
+
+
+def value_dtype(dtype: str) -> np.dtype:
+    """Return the numpy type values travel in through the array: int64 or float32."""
+    return np.dtype(np.int64) if dtype == "int8" else np.dtype(np.float32)
+
+
+def output_dtype(dtype: str) -> np.dtype:
+    """Return the numpy type of the array's output O: int32 for int8 inputs, else float32."""
+    return np.dtype(np.int32) if dtype == "int8" else np.dtype(np.float32)
+
+
+def adder_for(chip: Chip) -> tuple[int, object, object, object]:
+    """Return (mode, lo, hi, span) of the chip's adder, limits typed like its values."""
+    vt = value_dtype(chip.dtype).type
+    if chip.dtype != "int8":
+        lo, hi, span = adder_limits(32, vt)
+        return MODE_FLOAT, lo, hi, span
+    mode = MODE_WRAP if chip.overflow == "wrap" else MODE_SATURATE
+    lo, hi, span = adder_limits(chip.accumulator_bits, vt)
+    return mode, lo, hi, span
+
+
+def requantise(acc: np.ndarray, out_dtype: str, scale: float) -> np.ndarray:
+    """Return the array's accumulators ``acc`` as they leave it in ``out_dtype`` (output.dtype).
+
+    int8: ``clip(rint(acc * scale), -128, 127)`` as int8, the product in float64 (an int32 is
+    exact there) and ``rint`` rounding half to even; bf16/fp16: fp32 accumulators rounded to
+    nearest even, carried as float32; accumulator/fp32: ``acc`` unchanged.
+    """
+    if out_dtype == "int8":
+        x = np.rint(np.asarray(acc, np.float64) * np.float64(scale))
+        return np.clip(x, -128, 127).astype(np.int8)
+    if out_dtype in ("bf16", "fp16"):
+        return round_to_input(np.asarray(acc, np.float32), out_dtype)
+    return acc
+
+
+def round_to_input(x: np.ndarray, dtype: str) -> np.ndarray:
+    """Return ``x`` rounded to the input type ``dtype`` (fp16/bf16/fp32), as float32."""
+    return np.asarray(x).astype(INPUT_TYPES[dtype], copy=False).astype(np.float32, copy=False)
+
+
+def prepare_operand(x: object, dtype: str, name: str) -> np.ndarray:
+    """Return operand ``x`` as a C-contiguous 2-D array of the chip's value type.
+
+    int8 chips take integer arrays with every value in [-128, 127] (anything else is an error,
+    not a silent cast); float chips take any real array and round it to the input type.
+    Raises WorkloadError naming the operand.
+    """
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise WorkloadError(name, name, f"must be a 2-D matrix, got shape {arr.shape}")
+    if arr.size == 0:
+        raise WorkloadError(name, name, f"must not be empty, got shape {arr.shape}")
+    if dtype == "int8":
+        if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+            raise WorkloadError(name, name, f"must hold integers for an int8 chip, got {arr.dtype}")
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < -128 or hi > 127:
+            raise WorkloadError(name, name, f"values must lie in [-128, 127] for int8, got "
+                                            f"[{lo}, {hi}]")
+        return np.ascontiguousarray(arr, dtype=np.int64)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype in INPUT_TYPES.values()):
+        raise WorkloadError(name, name, f"must hold numbers, got {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise WorkloadError(name, name, "must be real, got complex values")
+    return np.ascontiguousarray(round_to_input(arr, dtype))
+
+
+def random_operands(rng: np.random.Generator, m: int, n: int, k: int,
+                    dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return random (A[M,K], B[K,N]) of the chip's input type: uniform int8, or normal floats."""
+    if dtype == "int8":
+        return (rng.integers(-128, 128, size=(m, k), dtype=np.int8),
+                rng.integers(-128, 128, size=(k, n), dtype=np.int8))
+    a = rng.standard_normal((m, k)).astype(INPUT_TYPES[dtype])
+    b = rng.standard_normal((k, n)).astype(INPUT_TYPES[dtype])
+    return a, b
+
+
+def float_error_bound(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return the elementwise bound on |O - A@B| for float chips, in the output's units.
+
+    With unit roundoff u = 2**-24 of float32 and K products per element, any order of the K-1 adds
+    plus the rounding of each product stays within gamma_K * (|A| @ |B|), gamma_K = K u / (1 - K u)
+    (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., eq. 3.5). ``a`` and ``b`` are
+    the operands already rounded to the input type; the bound assumes no over/underflow.
+    """
+    k = a.shape[1]
+    u = 2.0 ** -24
+    gamma = k * u / (1.0 - k * u)
+    return gamma * (np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)))
