@@ -455,3 +455,133 @@ def test_the_core_never_imports_onnx():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+# --------------------------------------------------------------------------- review fixes
+
+def _save(model, tmp_path, name="m.onnx"):
+    path = tmp_path / name
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def _one_line_error(code, out, err, *words):
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in err, (w, err)
+
+
+@pytest.mark.parametrize("offset, length", [("abc", "16"), ("-8", "16"), ("0", "x"),
+                                            ("0", "-1")])
+def test_bad_external_data_offset_or_length_is_one_line(tmp_path, offset, length):
+    h = onnx.helper
+    model = graph([h.make_node("Add", ["x", "w"], ["out"])], [("x", (4,))], [("out", (4,))],
+                  [("w", np.ones(4, np.float32))])
+    t = model.graph.initializer[0]
+    (tmp_path / "w.bin").write_bytes(t.raw_data)
+    t.ClearField("raw_data")
+    t.data_location = onnx.TensorProto.EXTERNAL
+    for k, v in (("location", "w.bin"), ("offset", offset), ("length", length)):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    path = _save(model, tmp_path)
+    _one_line_error(*cli("run", CFG, "--onnx", path), path, "initializer w", "offset/length")
+
+
+def _symbolic_relu(tmp_path):
+    h = onnx.helper
+    g = h.make_graph([h.make_node("Relu", ["x"], ["out"])], "g",
+                     [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ("n", 4))],
+                     [h.make_tensor_value_info("out", onnx.TensorProto.FLOAT, ("n", 4))])
+    return _save(h.make_model(g, opset_imports=[h.make_opsetid("", 18)]), tmp_path)
+
+
+def test_huge_input_dimensions_are_one_line(tmp_path):
+    from simulator.errors import WorkloadError
+    from simulator.frontends.onnx_import import MAX_INPUT_ELEMENTS
+    path = _symbolic_relu(tmp_path)
+    for bad in ("x=99999999999999999999999x4", f"x={MAX_INPUT_ELEMENTS // 4 + 1}x4"):
+        _one_line_error(*cli("run", CFG, "--onnx", path, "--input", bad), path, "--input")
+    with pytest.raises(WorkloadError, match="elements"):  # the API checks given shapes too
+        import_onnx(path, {"x": (10 ** 23, 4)})
+    code, out, err = cli("run", CFG, "--onnx", path, "--input", f"x={MAX_INPUT_ELEMENTS // 4}x4")
+    assert code == 0, err  # the largest input still costs (timing only)
+
+
+def test_functional_memory_guard_counts_the_data_inputs(tmp_path, monkeypatch):
+    import simulator.cli as cli_mod
+    path = _symbolic_relu(tmp_path)  # no parameters: only the data input counts
+    monkeypatch.setattr(cli_mod, "FUNCTIONAL_LIMIT_BYTES", 4 * 1000)  # 1000 float32 elements
+    _one_line_error(*cli("run", CFG, "--onnx", path, "--input", "x=251x4", "--functional"),
+                    "functional", "--force", "1,004")
+    code, out, err = cli("run", CFG, "--onnx", path, "--input", "x=250x4", "--functional")
+    assert code == 0 and "norm" in out, err
+    code, out, err = cli("run", CFG, "--onnx", path, "--input", "x=251x4")  # timing only
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("nodes", [
+    [("ConstantOfShape", {"shape": np.array([1 << 20, 1 << 20], np.int64)})],
+    [("Range", {"start": np.array(0, np.int64), "limit": np.array(1 << 40, np.int64),
+                "delta": np.array(1, np.int64)})],
+    [("Tile", {"t": np.ones(2, np.float32), "reps": np.array([1 << 39], np.int64)})],
+])
+def test_huge_folds_are_refused_before_numpy_allocates(tmp_path, nodes):
+    h = onnx.helper
+    op, consts = nodes[0]
+    made = [h.make_node("Constant", [], [k], value=onnx.numpy_helper.from_array(v))
+            for k, v in consts.items()]
+    node = h.make_node(op, list(consts), ["big"], name="the_fold")
+    model = graph(made + [node, h.make_node("Relu", ["x"], ["out"])], [("x", (4,))],
+                  [("out", (4,))])
+    path = _save(model, tmp_path)
+    _one_line_error(*cli("run", CFG, "--onnx", path), path, "the_fold", op, "elements")
+
+
+def test_pow_with_an_inexact_exponent_is_refused(tmp_path):
+    h = onnx.helper
+    model = graph([h.make_node("Pow", ["x", "e"], ["out"], name="the_pow")], [("x", (2, 3))],
+                  [("out", (2, 3))], [("e", np.array(1.7, np.float32))])
+    path = _save(model, tmp_path)
+    _one_line_error(*cli("run", CFG, "--onnx", path), path, "the_pow", "1.7")
+    for e in (2.0, 0.5):  # the exact ones still import and equal onnxruntime
+        model = graph([h.make_node("Pow", ["x", "e"], ["out"])], [("x", (2, 3))],
+                      [("out", (2, 3))], [("e", np.array(e, np.float32))])
+        feeds = {"x": np.random.default_rng(0).uniform(0.1, 2, (2, 3)).astype(np.float32)}
+        check_against_ort(model, tmp_path, feeds)
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 6), lo=st.integers(-12, 12), count=st.integers(1, 4))
+def test_gather_of_fixed_positions_rejects_out_of_range_and_wraps_negatives_once(
+        tmp_path_factory, n, lo, count):
+    h = onnx.helper
+    idx = np.arange(lo, lo + count, dtype=np.int64)
+    model = graph([h.make_node("Gather", ["x", "i"], ["g"], axis=1, name="the_gather"),
+                   h.make_node("Relu", ["g"], ["out"])], [("x", (2, n))], [("out", None)],
+                  [("i", idx)])
+    tmp = tmp_path_factory.mktemp("gather")
+    wrapped = np.where(idx < 0, idx + n, idx)
+    if np.any((idx < -n) | (idx >= n)):
+        path = _save(model, tmp)
+        _one_line_error(*cli("run", CFG, "--onnx", path), path, "the_gather", "out of range")
+    elif np.all(np.diff(wrapped) == 1):  # contiguous after wrapping: a slice, as onnxruntime
+        feeds = {"x": np.random.default_rng(n).standard_normal((2, n)).astype(np.float32)}
+        check_against_ort(model, tmp, feeds)
+
+
+def test_compare_rejects_options_that_do_not_apply_and_counts_onnx_samples(tmp_path):
+    from simulator.compare import compare_chips
+    path = _symbolic_relu(tmp_path)
+    topo = str(CONFIGS / "topologies" / "alexnet.csv")
+    for argv in (["--gemm", "8x8x8", "--input", "2x3"], ["--topology", topo, "--input", "2x3"],
+                 ["--onnx", path, "--input", "x=8x4", "--batch", "3"],
+                 ["--gemm", "8x8x8", "--batch", "3"], ["--topology", topo, "--batch", "3"]):
+        code, out, err = cli("compare", CFG, *argv)
+        _one_line_error(code, out, err, "--batch" if "--batch" in argv else "--input")
+    rows, _what, per = compare_chips([CFG], onnx=path, onnx_inputs={"x": (8, 4)})
+    assert per == "samples/s"
+    assert rows[0]["throughput"] == pytest.approx(8 / rows[0]["time_s"])
+    code, out, err = cli("compare", CFG, "--model", "linear:4:2")  # --batch defaults to 64
+    assert code == 0 and "batch 64" in out, err

@@ -111,6 +111,14 @@ def test_output_of_another_sweep_is_refused(tmp_path):
     ("base: B\nworkloads: []\n", 2, "workloads: must list at least one workload"),
     ("base: B\nworkloads:\n  - {gemm: 0x4x4}\n", 3, "workloads[0].gemm: --gemm 0x4x4: gemm.M"),
     ("base: B\nworkloads:\n  - {conv: 1}\n", 3, "workloads[0]: needs exactly one of"),
+    # extra keys are checked per kind, not against the union of all kinds' keys
+    ("base: B\nworkloads:\n  - {onnx: m.onnx, input: x=8x4}\n", 3, "not allowed here: input"),
+    ("base: B\nworkloads:\n  - {torch: m.py:f, inputs: {x: 8x4}}\n", 3,
+     "not allowed here: inputs"),
+    ("base: B\nworkloads:\n  - {gemm: 4x4x4, batch: 8}\n", 3, "not allowed here: batch"),
+    ("base: B\nworkloads:\n  - {train: 'linear:4:2', seq: 8}\n", 3, "not allowed here: seq"),
+    ("base: B\nworkloads:\n  - {model: 'zoo:small-cnn', input: 2x3}\n", 3,
+     "not allowed here: input"),
     ("base: B\nfoo: 1\nworkloads: [{gemm: 4x4x4}]\n", 2, "foo: unknown key"),
 ])
 def test_bad_sweep_files(tmp_path, text, line, message):

@@ -285,6 +285,19 @@ def test_cli_run_torch_equals_the_zoo_model_and_writes_the_csv(tmp_path, capsys)
     assert len(csv_path.read_text().splitlines()) == 1 + 10
 
 
+def test_cli_functional_memory_guard_counts_parameters_and_data_inputs(tmp_path, capsys,
+                                                                       monkeypatch):
+    import simulator.cli as cli_mod
+    f = factory_file(tmp_path, "def lin():\n    return torch.nn.Linear(4, 2)\n")
+    monkeypatch.setattr(cli_mod, "FUNCTIONAL_LIMIT_BYTES", 4 * 1000)  # 1000 float32 elements
+    # 4x2 weight + 2 bias = 10 parameter elements; the data input makes up the rest
+    assert main(["run", MXU, "--torch", f"{f}:lin", "--input", "248x4", "--functional"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "functional" in err and "1,002" in err
+    assert main(["run", MXU, "--torch", f"{f}:lin", "--input", "248x4"]) == 0  # timing only
+    assert main(["run", MXU, "--torch", f"{f}:lin", "--input", "247x4", "--functional"]) == 0
+
+
 def test_cli_train_torch_with_example_inputs_lowers_the_loss(capsys):
     assert main(["train", MXU, "--set", "dtype=fp32", "--torch",
                  f"{TESTS}/torch_zoo.py:tiny_factory", "--steps", "4", "--lr", "0.003",

@@ -49,6 +49,8 @@ __all__ = ["HANDLERS", "ImportedModel", "import_onnx", "parse_input_shape"]
 # Largest constant (elements) folded at import: shape arithmetic and masks are small; a
 # Transpose of a weight is folded lazily (its value is only computed when values are needed).
 _MAX_FOLD_ELEMENTS = 1 << 26
+# Largest data input (elements) a --input shape may give, as the PyTorch importer's.
+MAX_INPUT_ELEMENTS = 1 << 31
 
 
 def _onnx():
@@ -103,6 +105,9 @@ def parse_input_shape(text: str, path: str = "--onnx") -> tuple[str, tuple[int, 
                             f"'x', got {dims!r}") from None
     if not shape or any(d <= 0 for d in shape):
         raise WorkloadError(where, field_, f"dimensions must be positive, got {dims!r}")
+    if math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise WorkloadError(where, field_, f"{math.prod(shape):,} elements is over "
+                            f"{MAX_INPUT_ELEMENTS:,}")
     return name.strip(), shape
 
 
@@ -310,6 +315,15 @@ class _Ctx:
         return default
 
 
+def _check_fold_size(shape) -> None:
+    """Raise _Unsupported when a constant of ``shape`` is too big to fold (checked before numpy
+    allocates it)."""
+    size = math.prod(int(d) for d in shape)
+    if size > _MAX_FOLD_ELEMENTS:
+        raise _Unsupported(f"folding would make a constant of {size:,} elements (over "
+                           f"{_MAX_FOLD_ELEMENTS:,})")
+
+
 def _fold(values, fn) -> Const:
     v = np.asarray(fn(*values))
     if v.size > _MAX_FOLD_ELEMENTS:  # pragma: no cover - exporters never fold that much
@@ -409,13 +423,27 @@ def _gather_nd(ctx, data, idx):
 
 
 def _range(ctx, start, limit, delta):
+    if delta == 0:
+        raise _Unsupported("Range with delta 0")
+    _check_fold_size((max(math.ceil((float(limit) - float(start)) / float(delta)), 0),))
     return np.arange(start, limit, delta).astype(np.asarray(start).dtype)
+
+
+def _tile(a, reps: tuple[int, ...]) -> np.ndarray:
+    if any(r < 0 for r in reps):
+        raise _Unsupported(f"Tile with a negative repeat {reps}")
+    _check_fold_size(a.shape + reps)  # the result's size: prod(shape) * prod(repeats)
+    return np.tile(a, reps)
 
 
 def _const_of_shape(ctx, shape):
     t = ctx.attr("value")
     fill = _onnx().numpy_helper.to_array(t).reshape(-1)[0] if t is not None else np.float32(0)
-    return np.full(tuple(int(s) for s in shape), fill)
+    dims = tuple(int(s) for s in np.asarray(shape).reshape(-1))
+    if any(d < 0 for d in dims):
+        raise _Unsupported(f"ConstantOfShape with a negative size {dims}")
+    _check_fold_size(dims)
+    return np.full(dims, fill)
 
 
 for _op, _fn in {
@@ -428,7 +456,7 @@ for _op, _fn in {
     "Or": lambda c, a, b: np.logical_or(a, b), "Neg": lambda c, a: np.negative(a),
     "Abs": lambda c, a: np.abs(a), "Floor": lambda c, a: np.floor(a),
     "Ceil": lambda c, a: np.ceil(a), "Mod": lambda c, a, b: np.mod(a, b),
-    "Tile": lambda c, a, r: np.tile(a, tuple(int(x) for x in r)),
+    "Tile": lambda c, a, r: _tile(a, tuple(int(x) for x in np.asarray(r).reshape(-1))),
     "GatherND": lambda c, a, i: _gather_nd(c, a, i),
     "ReduceProd": lambda c, a, axes=None: np.prod(
         a, axis=None if axes is None or not len(axes) else tuple(int(x) for x in axes),
@@ -439,6 +467,7 @@ for _op, _fn in {
 
 def _trilu_mask(shape, k: int, upper: bool) -> np.ndarray:
     r, c = shape[-2], shape[-1]
+    _check_fold_size((r, c))
     keep = np.triu(np.ones((r, c), bool), k) if upper else np.tril(np.ones((r, c), bool), k)
     return keep
 
@@ -542,9 +571,8 @@ def _binary(ctx):
         if sb == 3.0:
             sq = p.elementwise(ctx.sub("square"), "square", a, out=ctx.out(suffix="sq"))
             return [p.elementwise(name, "mul", sq, a, out=ctx.out())]
-        lg = p.elementwise(ctx.sub("log"), "log", a, out=ctx.out(suffix="log"))
-        sc = p.elementwise(ctx.sub("scale"), "scale", lg, const=sb, out=ctx.out(suffix="scaled"))
-        return [p.elementwise(name, "exp", sc, out=ctx.out())]
+        # exp(c * log x) would be NaN for a negative base: only exact exponents are lowered
+        raise _Unsupported(f"Pow with exponent {sb:g} is not supported (1, 2, 3 and 0.5 are)")
     if scalar_ok and (sa if sb is None else sb) is not None and op in ("Mul", "Div") and \
             (sb is not None or op == "Mul"):
         uses = ctx.consumers.get(ctx.node.output[0], [])
@@ -1163,7 +1191,12 @@ def _gather(ctx):
     if isinstance(idx, Const):  # picking fixed positions of data: a slice (and a reshape)
         src = ctx.shape(data)
         ax = axis % len(src)
-        flat = idx.value.reshape(-1).astype(np.int64) % src[ax]
+        flat = idx.value.reshape(-1).astype(np.int64)
+        bad = flat[(flat < -src[ax]) | (flat >= src[ax])]
+        if bad.size:
+            raise _Unsupported(f"Gather index {int(bad[0])} is out of range for axis {ax} of "
+                               f"size {src[ax]}")
+        flat = flat % src[ax]  # a negative index counts from the end (ONNX), once
         if flat.size == 0 or np.any(np.diff(flat) != 1):
             raise _Unsupported("a Gather of non-contiguous constant positions of data is not "
                                "supported")
@@ -1253,7 +1286,15 @@ def _check_external_data(model, path: Path) -> None:
                 raise WorkloadError(where, f"initializer {t.name}", f"external data file {loc} "
                                     "is missing")
             sizes[loc] = f.stat().st_size
-        end = int(info.get("offset", 0) or 0) + int(info.get("length", 0) or 0)
+        try:
+            offset, length = int(info.get("offset", 0) or 0), int(info.get("length", 0) or 0)
+        except ValueError:
+            offset = length = -1
+        if offset < 0 or length < 0:
+            raise WorkloadError(where, f"initializer {t.name}", f"bad external_data offset/length "
+                                f"{info.get('offset')!r}/{info.get('length')!r} (need integers "
+                                ">= 0)")
+        end = offset + length
         if end > sizes[loc]:
             raise WorkloadError(where, f"initializer {t.name}", f"external data file {loc} is "
                                 f"truncated ({sizes[loc]:,} bytes, the tensor ends at {end:,})")
@@ -1310,6 +1351,11 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
                     for d in tt.shape.dim]
         if inp.name in shapes:
             given = shapes[inp.name]
+            if not all(isinstance(g, (int, np.integer)) and 0 < g <= MAX_INPUT_ELEMENTS
+                       for g in given) or math.prod(given) > MAX_INPUT_ELEMENTS:
+                raise WorkloadError(f"{path}:1", f"--input {inp.name}="
+                                    f"{'x'.join(map(str, given))}", f"dimensions must be "
+                                    f"positive with at most {MAX_INPUT_ELEMENTS:,} elements")
             if len(given) != len(declared) or any(isinstance(d, int) and d != g
                                                   for d, g in zip(declared, given)):
                 raise WorkloadError(f"{path}:1", f"--input {inp.name}="
@@ -1448,6 +1494,9 @@ def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
     except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, AttributeError,
             OverflowError, RuntimeError) as exc:  # malformed attributes or inputs
         raise WorkloadError(where, where_field, f"{type(exc).__name__}: {exc}") from None
+    except MemoryError:  # a fold the size checks missed: the last resort
+        raise WorkloadError(where, where_field, "folding it at import needs more memory than "
+                            "this machine has") from None
     names = [o for o in node.output]
     if len(outs) < len([o for o in names if o]):
         raise WorkloadError(where, where_field, f"{len(names)} outputs are not supported")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -121,6 +122,17 @@ def _torch_model(args: argparse.Namespace):
     return import_torch(args.torch, args.input, getattr(args, "seed", 0))
 
 
+def _check_functional_inputs(program, what: str, force: bool) -> None:
+    """Raise WorkloadError when a functional run's inputs (parameters and data inputs, 4 bytes
+    an element) would take more than FUNCTIONAL_LIMIT_BYTES, unless ``force``."""
+    elements = sum(math.prod(program.shapes[n]) for n in program.inputs)
+    if elements * 4 > FUNCTIONAL_LIMIT_BYTES and not force:
+        raise WorkloadError(what, "functional", f"{elements:,} parameter and input elements "
+                            f"({elements * 4 / 2**30:.1f} GiB) exceed the functional memory "
+                            f"limit of {FUNCTIONAL_LIMIT_BYTES / 2**30:.0f} GiB; drop "
+                            "--functional for timing only, or pass --force")
+
+
 def _run_model(args: argparse.Namespace, chip: Chip) -> int:
     """``run --model zoo:NAME`` or ``run --torch FILE.py:factory``: a whole network, timing only
     or (--functional) with values."""
@@ -140,10 +152,7 @@ def _run_model(args: argparse.Namespace, chip: Chip) -> int:
         model = build_zoo(args.model, args.batch, args.seq, args.image)
     values = None
     if args.functional:
-        params = sum(int(np.prod(s)) for s, _ in model.net.params.values())
-        if params * 4 > FUNCTIONAL_LIMIT_BYTES and not args.force:
-            raise WorkloadError(what, "functional", f"{params:,} parameters "
-                                "exceed the functional memory limit; pass --force")
+        _check_functional_inputs(model.program, what, args.force)
         values = model.inputs(args.seed)
     sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
     label = getattr(model, "label", "") or f"zoo:{model.name}"
@@ -208,10 +217,7 @@ def _run_onnx(args: argparse.Namespace, chip: Chip) -> int:
     model = import_onnx(args.onnx, _onnx_shapes(args))
     values = None
     if args.functional:
-        params = sum(c.size for c in model.params.values())
-        if params * 4 > FUNCTIONAL_LIMIT_BYTES and not args.force:
-            raise WorkloadError(f"--onnx {args.onnx}", "functional", f"{params:,} parameters "
-                                "exceed the functional memory limit; pass --force")
+        _check_functional_inputs(model.program, f"--onnx {args.onnx}", args.force)
         values = model.inputs(args.seed)
     sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
     return _print_network(args, chip, model, values, f"onnx:{Path(args.onnx).name} ({sizes})",
@@ -757,7 +763,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--input", action="append", metavar="SHAPE",
                       help="--torch: AxBxC per model input; --onnx: NAME=D1xD2x... per graph "
                            "input with symbolic dimensions")
-    cmp_.add_argument("--batch", type=int, default=64, help="batch of the training step")
+    cmp_.add_argument("--batch", type=int, default=None,
+                      help="--model: batch of the training step or zoo pass (default 64)")
     cmp_.add_argument("--json", action="store_true")
     cmp_.add_argument("--plot", metavar="FILE.png", help="grouped bars of the same table")
     cmp_.set_defaults(func=_cmd_compare)

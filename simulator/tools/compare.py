@@ -21,17 +21,18 @@ COLUMNS = (("time_s", "time", "s", min), ("throughput", "throughput", "", max),
 
 def compare_chips(configs: Sequence[str | Path], model: str | None = None,
                   topology: str | Path | None = None, gemm: str | None = None,
-                  batch: int = 64, torch: str | None = None,
+                  batch: int | None = None, torch: str | None = None,
                   inputs: list[str] | None = None, onnx: str | Path | None = None,
                   onnx_inputs: dict[str, tuple[int, ...]] | None = None,
                   ) -> tuple[list[dict[str, Any]], str, str]:
     """Run one workload (a training step of ``model``, a forward pass of a ``zoo:NAME`` model at
-    batch ``batch``, one inference of ``topology``, a forward pass of the ONNX file ``onnx``
+    batch ``batch`` (default 64; given with another workload it is an error), one inference of ``topology``, a forward pass of the ONNX file ``onnx``
     with input shapes ``onnx_inputs``, or a ``gemm`` MxNxK) on every chip; return (rows,
     workload description, throughput unit).
 
     Each row: chip, dtype, PEs, time_s (per step or inference), throughput (samples/s,
-    inferences/s or TOPS), energy_j, power_w (average), utilisation (array PEs), edp_js
+    inferences/s or TOPS; a torch or ONNX pass counts the leading dimension of its first data
+    input as its samples), energy_j, power_w (average), utilisation (array PEs), edp_js
     (energy x time), cycles. ``torch`` (``FILE.py:factory``, input shapes ``inputs``) is a
     forward pass of a PyTorch module instead (simulator.frontends.torch_import).
     """
@@ -39,7 +40,17 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
     if sum(x is not None for x in (model, topology, gemm, torch, onnx)) != 1:
         raise WorkloadError("compare", "workload", "give exactly one of model, topology, gemm, "
                             "torch, onnx")
-    if batch <= 0:
+    if batch is not None and not model:
+        raise WorkloadError(f"--batch {batch}", "batch", "applies to --model only (a torch or "
+                            "ONNX model takes its batch from its input shapes)")
+    if inputs and not torch:
+        raise WorkloadError("--input", "input", "applies to --torch FILE.py:factory and --onnx "
+                            "FILE.onnx only")
+    if onnx_inputs and not onnx:
+        raise WorkloadError("--input", "input", "applies to --torch FILE.py:factory and --onnx "
+                            "FILE.onnx only")
+    batch = 64 if batch is None else batch
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
         raise WorkloadError("compare", "batch", f"must be a positive integer, got {batch}")
     zoo = None
     if torch:
@@ -59,8 +70,9 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
     elif onnx:  # one forward pass of an imported ONNX model
         from simulator.frontends.onnx_import import import_onnx
         zoo = import_onnx(onnx, onnx_inputs)
+        batch = next(iter(zoo.data.values()))[0][0] if zoo.data else 1  # as torch's
         sizes = ", ".join(f"{k} {v}" for k, v in zoo.sizes.items())
-        what, per = f"one forward pass of {Path(onnx).name} ({sizes})", "inf/s"
+        what, per = f"one forward pass of {Path(onnx).name} ({sizes})", "samples/s"
     elif topology:
         layers = load_topology(topology)
         what, per = f"one inference of {Path(topology).stem} ({len(layers)} layers)", "inf/s"
@@ -81,7 +93,7 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
         t = rep.totals()
         time_s = rep.time_s
         energy = t["energy_pj"]["total"] * 1e-12
-        throughput = (batch / time_s if model or torch else 1.0 / time_s if topology or onnx
+        throughput = (batch / time_s if model or torch or onnx else 1.0 / time_s if topology
                       else t["achieved_ops_per_s"] / 1e12)
         rows.append({"chip": chip.name, "config": str(path), "dtype": chip.dtype,
                      "pes": chip.pes, "time_s": time_s, "throughput": throughput,

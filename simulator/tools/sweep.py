@@ -105,10 +105,12 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
     if not isinstance(item, dict) or not item:
         raise ConfigError(where, field, "must be a mapping like {gemm: 512x512x512}")
     kinds = [k for k in ("gemm", "topology", "train", "model", "torch", "onnx") if k in item]
-    extra = set(item) - {"gemm", "topology", "train", "model", "torch", "onnx", "batch", "seq",
-                         "image", "input", "inputs", "name"}
+    allowed = {"train": {"batch"}, "model": {"batch", "seq", "image"}, "torch": {"input"},
+               "onnx": {"inputs"}}  # plus name for any
+    extra = set(item) - set(kinds) - {"name"} - (allowed.get(kinds[0], set()) if len(kinds) == 1
+                                                 else set())
     if len(kinds) != 1 or extra:
-        unknown = f"; unknown: {', '.join(sorted(map(str, extra)))}" if extra else ""
+        unknown = f"; not allowed here: {', '.join(sorted(map(str, extra)))}" if extra else ""
         raise ConfigError(where, field, "needs exactly one of gemm, topology, train, model, torch "
                           "or onnx (plus batch for train; batch, seq, image for model; input for "
                           f"torch; inputs for onnx; name for any){unknown}")
