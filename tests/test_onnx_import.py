@@ -25,7 +25,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 
-from conftest import CONFIGS  # noqa: E402
+from conftest import CONFIGS, ROOT  # noqa: E402
 from simulator import load_chip  # noqa: E402
 from simulator.tools.cli import main  # noqa: E402
 from simulator.core.engine import run  # noqa: E402
@@ -585,3 +585,42 @@ def test_compare_rejects_options_that_do_not_apply_and_counts_onnx_samples(tmp_p
     assert rows[0]["throughput"] == pytest.approx(8 / rows[0]["time_s"])
     code, out, err = cli("compare", CFG, "--model", "linear:4:2")  # --batch defaults to 64
     assert code == 0 and "batch 64" in out, err
+
+
+def test_the_shipped_example_gpt_runs_through_both_importers_alike(tmp_path):
+    """examples/models/small_gpt.py (plain PyTorch, nanoGPT-style): imported with --torch and
+    through its ONNX export, the costed ops have the same kinds and shapes, the totals the same
+    cycles, and the values equal PyTorch's and onnxruntime's on an fp32 chip."""
+    import importlib.util
+    import onnxruntime as ort
+    import torch
+    from simulator.core.engine import run
+    from simulator.frontends.onnx_import import import_onnx
+    from simulator.frontends.torch_import import import_torch
+    path = ROOT / "examples" / "models" / "small_gpt.py"
+    spec = importlib.util.spec_from_file_location("small_gpt", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    onnx_file = mod.export_onnx(tmp_path / "small_gpt.onnx")
+    chip = load_chip(CONFIGS / "tpu-v4-mxu.yaml", {"dtype": "fp32"})
+    via_torch = import_torch(f"{path}:make")
+    via_onnx = import_onnx(onnx_file)
+    model, ids = mod.make()
+    reps = []
+    for m in (via_torch, via_onnx):
+        values = m.inputs(0)
+        values[next(iter(m.data))] = ids.numpy()  # the same token ids on both
+        reps.append(run(chip, m.program, values))
+
+    def costed(rep):
+        return [(r.kind, tuple(r.shape), r.gemms, r.total_cycles) for r in rep.ops
+                if r.total_cycles]
+    assert costed(reps[0]) == costed(reps[1])
+    assert reps[0].total_cycles == reps[1].total_cycles
+    with torch.no_grad():
+        want = model.eval()(ids).numpy()
+    ref = ort.InferenceSession(str(onnx_file)).run(
+        None, {next(iter(via_onnx.data)): ids.numpy()})[0]
+    for got, exp in ((reps[0].values[via_torch.output], want),
+                     (reps[1].values[via_onnx.output], ref)):
+        assert np.linalg.norm(got - exp) <= 1e-4 * np.linalg.norm(exp)
