@@ -510,7 +510,7 @@ def test_huge_input_dimensions_are_one_line(tmp_path):
 
 
 def test_functional_memory_guard_counts_the_data_inputs(tmp_path, monkeypatch):
-    import simulator.cli as cli_mod
+    import simulator.tools.cli as cli_mod
     path = _symbolic_relu(tmp_path)  # no parameters: only the data input counts
     monkeypatch.setattr(cli_mod, "FUNCTIONAL_LIMIT_BYTES", 4 * 1000)  # 1000 float32 elements
     _one_line_error(*cli("run", CFG, "--onnx", path, "--input", "x=251x4", "--functional"),
@@ -572,7 +572,7 @@ def test_gather_of_fixed_positions_rejects_out_of_range_and_wraps_negatives_once
 
 
 def test_compare_rejects_options_that_do_not_apply_and_counts_onnx_samples(tmp_path):
-    from simulator.compare import compare_chips
+    from simulator.tools.compare import compare_chips
     path = _symbolic_relu(tmp_path)
     topo = str(CONFIGS / "topologies" / "alexnet.csv")
     for argv in (["--gemm", "8x8x8", "--input", "2x3"], ["--topology", topo, "--input", "2x3"],

@@ -287,7 +287,7 @@ def test_cli_run_torch_equals_the_zoo_model_and_writes_the_csv(tmp_path, capsys)
 
 def test_cli_functional_memory_guard_counts_parameters_and_data_inputs(tmp_path, capsys,
                                                                        monkeypatch):
-    import simulator.cli as cli_mod
+    import simulator.tools.cli as cli_mod
     f = factory_file(tmp_path, "def lin():\n    return torch.nn.Linear(4, 2)\n")
     monkeypatch.setattr(cli_mod, "FUNCTIONAL_LIMIT_BYTES", 4 * 1000)  # 1000 float32 elements
     # 4x2 weight + 2 bias = 10 parameter elements; the data input makes up the rest
