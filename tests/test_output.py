@@ -123,13 +123,27 @@ def test_outputs_leave_once_in_their_precision_when_everything_fits(knob, rows, 
 
 def test_requantisation_costs_the_vector_units_passes_by_hand():
     # 100 x 30 results, 128 lanes, latency 4, add and compare interval 1: two passes of
-    # ceil(3000 / 128) + 4 - 1 = 27 cycles each; 6000 lane-ops
+    # ceil(3000 / 128) + 4 - 1 = 27 cycles each keep the vector unit busy 54 cycles, 6000
+    # lane-ops; pipelined with the array (whose 100x30x20 GEMM takes longer), only the last
+    # lane-group's two passes, 2 x (1 + 4 - 1) = 8 cycles, are exposed after it
     chip = make_chip(8, 8, "os").with_overrides({"output.dtype": "int8"})
     op = simulate_gemm(chip, shape=(100, 30, 20)).ops[0]
-    assert op.requant_cycles == 54
+    assert op.compute_cycles + op.stall_cycles > 54
+    assert op.requant_busy_cycles == 54
+    assert op.requant_cycles == 8
     assert op.events["vector_lane_ops"] == 6000
     plain = simulate_gemm(chip.with_overrides({"output.dtype": "accumulator"}), shape=(100, 30, 20))
-    assert op.total_cycles == plain.ops[0].total_cycles + 54
+    assert op.total_cycles == plain.ops[0].total_cycles + 8
+
+
+def test_a_requantisation_slower_than_the_array_is_exposed_by_its_excess():
+    # 1 lane: the two passes over 64 x 64 results take 2 x (4096 + 3) = 8198 cycles, more than
+    # the array's 64x64x8 GEMM on a 64x64 array: the excess over the array is exposed
+    chip = make_chip(64, 64, "ws").with_overrides({"output.dtype": "int8", "vector.lanes": 1})
+    op = simulate_gemm(chip, shape=(64, 64, 8)).ops[0]
+    array = op.compute_cycles + op.stall_cycles
+    assert op.requant_busy_cycles == 8198 > array
+    assert op.requant_cycles == 8198 - array
 
 
 @pytest.mark.parametrize("dtype, out", [("bf16", "int8"), ("fp32", "int8"), ("int8", "bf16"),
@@ -171,8 +185,8 @@ def _vector_intervals(rep):
     for r in rep.ops:
         if r.unit == "vector" and r.total_cycles:
             out.append((r.start_cycle, r.end_cycle, r.name))
-        elif r.unit == "array" and r.requant_cycles:
-            out.append((r.end_cycle - r.requant_cycles, r.end_cycle, r.name))
+        elif r.unit == "array" and r.requant_busy_cycles:
+            out.append((r.requant_start_cycle, r.end_cycle, r.name))
     return sorted(out)
 
 
@@ -190,7 +204,7 @@ def test_the_requantisation_tail_never_shares_the_vector_unit():
     rep = run(chip, p)
     e, mm = rep.ops
     assert mm.requant_cycles > 0
-    assert mm.end_cycle - mm.requant_cycles >= e.end_cycle
+    assert mm.requant_start_cycle >= e.end_cycle
     from simulator.kernels.zoo import build_zoo
     net = run(chip, build_zoo("zoo:small-cnn").program)
     spans = _vector_intervals(net)

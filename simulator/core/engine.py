@@ -186,23 +186,33 @@ def _reference(chip: Chip, a: np.ndarray, b: np.ndarray,
     return out, cycles, last, overflows
 
 
-def requant_cost(chip: Chip, outputs: int) -> tuple[int, int]:
-    """Return (cycles, lane-ops) of the vector unit's pass narrowing ``outputs`` results to
-    output.dtype after an array op; (0, 0) when results leave as accumulators."""
+def requant_cost(chip: Chip, outputs: int, array_cycles: int = 0) -> tuple[int, int, int]:
+    """Return (exposed cycles, vector-unit busy cycles, lane-ops) of narrowing ``outputs``
+    results to output.dtype; (0, 0, 0) when results leave as accumulators.
+
+    The vector unit requantises results as the array produces them (a pipeline beside the
+    array, as TPU v1's activation unit): of its ``busy`` cycles only what the ``array_cycles``
+    (compute + stall) do not cover is exposed, and at least the pass over the last results
+    (one lane-group through every pass, the pipeline's drain)."""
     if not chip.narrows_output:
-        return 0, 0
-    return passes_cycles(chip.vector, requant_passes(chip.output_dtype, outputs))
+        return 0, 0, 0
+    passes = requant_passes(chip.output_dtype, outputs)
+    busy, lane_ops = passes_cycles(chip.vector, passes)
+    last, _ = passes_cycles(chip.vector, requant_passes(chip.output_dtype,
+                                                        min(outputs, chip.vector.lanes)))
+    return max(busy - array_cycles, last), busy, lane_ops
 
 
 def _op_report(chip: Chip, name: str, kind: str, shape: tuple[int, ...], macs: int, folds: int,
                mem: MemoryResult, compute_cycles: int, start_cycle: int,
                overflows: int | None, gemms: int = 1) -> OpReport:
     """Return the OpReport of an array op: the memory model's counts, PE register events and,
-    when output.dtype narrows the results, the requantisation pass (folded into this op: its
-    cycles after the array's, its lane-ops, its reads of the accumulators and writes of the
-    narrowed results in the O buffer)."""
+    when output.dtype narrows the results, the requantisation pass (folded into this op,
+    pipelined with the array: its exposed cycles after the array's and its busy cycles on the
+    vector unit, see requant_cost; its lane-ops, its reads of the accumulators and writes of
+    the narrowed results in the O buffer)."""
     outputs = shape[0] * shape[1] * gemms
-    rq_cycles, rq_ops = requant_cost(chip, outputs)
+    rq_cycles, rq_busy, rq_ops = requant_cost(chip, outputs, compute_cycles + mem.stall_cycles)
     total = compute_cycles + mem.stall_cycles + chip.launch_cycles + rq_cycles
     events = {"macs": macs, "pe_hop_bytes": mem.pe_hop_bytes,
               "register_read_bytes": mem.register_read_bytes,
@@ -228,7 +238,8 @@ def _op_report(chip: Chip, name: str, kind: str, shape: tuple[int, ...], macs: i
                     overflow_events=overflows, events=events, energy_pj=energy,
                     traffic_bytes=traffic, tiling=mem.plan.to_dict(),
                     memory_bound=mem.memory_bound, prefetch_cycles=mem.prefetch_cycles,
-                    drain_cycles=mem.drain_cycles, requant_cycles=rq_cycles)
+                    drain_cycles=mem.drain_cycles, requant_cycles=rq_cycles,
+                    requant_busy_cycles=rq_busy)
 
 
 def gemm_op(chip: Chip, m: int, n: int, k: int, name: str = "gemm", kind: str = "gemm",
@@ -699,10 +710,11 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                 narrowed.add(op.output)
             if count > 1:
                 rep = dataclasses.replace(rep, gemms=count)
-            # the requantisation tail runs on the vector unit: it cannot start before the unit
-            # is free, so an op whose tail would overlap a running vector op starts later
-            wait = unit_free["vector"] - (rep.end_cycle - rep.requant_cycles) \
-                if rep.requant_cycles else 0
+            # the requantisation runs on the vector unit during the op's last requant_busy
+            # cycles: it cannot start before the unit is free, so an op whose pass would
+            # overlap a running vector op starts later
+            wait = unit_free["vector"] - rep.requant_start_cycle \
+                if rep.requant_busy_cycles else 0
             if wait > 0:
                 rep = dataclasses.replace(rep, start_cycle=rep.start_cycle + wait)
                 if last_output is not None and ref_cycles is not None:
@@ -727,7 +739,7 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                                             str(exc)) from None
         ops.append(rep)
         unit_free[unit] = rep.end_cycle
-        if rep.requant_cycles:  # the array op's requantisation tail holds the vector unit
+        if rep.requant_busy_cycles:  # the array op's requantisation holds the vector unit
             unit_free["vector"] = max(unit_free["vector"], rep.end_cycle)
         ready[op.output] = rep.end_cycle
         if progress is not None:

@@ -55,15 +55,24 @@ class OpReport:
     residency: Mapping[str, Any] = field(default_factory=dict)
     prefetch_cycles: int = 0  # of stall_cycles: the exposed load before the first tile step
     drain_cycles: int = 0  # of stall_cycles: the exposed write-back after the last tile step
-    # an array op whose results leave narrowed (output.dtype): the vector unit's
-    # requantisation pass after the array finishes (cycles, part of total_cycles)
+    # an array op whose results leave narrowed (output.dtype): the vector unit's requantisation
+    # pass, pipelined with the array: the cycles it adds after the array (part of
+    # total_cycles) and the cycles it keeps the vector unit busy (the op's last ones)
     requant_cycles: int = 0
+    requant_busy_cycles: int = 0
 
     @property
     def total_cycles(self) -> int:
         """Return compute plus stall plus fixed overhead plus requantisation cycles."""
         return self.compute_cycles + self.stall_cycles + self.overhead_cycles + \
             self.requant_cycles
+
+    @property
+    def requant_start_cycle(self) -> int:
+        """Return the cycle the requantisation pass starts on the vector unit (it ends with the
+        op; not before the array starts)."""
+        return max(self.end_cycle - self.requant_busy_cycles,
+                   self.start_cycle + self.overhead_cycles)
 
     @property
     def end_cycle(self) -> int:
@@ -83,6 +92,7 @@ class OpReport:
         out["overhead_cycles"] = self.overhead_cycles
         if self.requant_cycles:
             out["requant_cycles"] = self.requant_cycles
+            out["requant_busy_cycles"] = self.requant_busy_cycles
         out["memory_bound"] = self.memory_bound
         out["traffic_bytes"] = _plain(self.traffic_bytes)
         out["events"] = dict(self.events)

@@ -3,7 +3,8 @@
 A matmul costs what :func:`simulator.core.engine.gemm_op` says (array compute, memory stalls from the
 tiling and DRAM model, launch overhead); ``count`` GEMMs of one shape run back to back as one
 grouped launch: ``count x (compute + stall) + requantisation + launch``, the requantisation (a
-chip whose ``output.dtype`` narrows results) one vector-unit pass over all their results. Vector ops and row reductions cost
+chip whose ``output.dtype`` narrows results) the exposed part of one vector-unit pass over all
+their results, pipelined with the array. Vector ops and row reductions cost
 :func:`simulator.core.vector.vector_cycles` / :func:`simulator.core.vector.reduction_cycles` plus the launch,
 exactly as the engine charges them (an op naming an engine vector op, ``fn``, costs that op's
 passes). The embedding gather moves its rows on the vector unit and reads them from DRAM; the
@@ -94,8 +95,10 @@ class Coster:
         if kind == "matmul":
             comp, stall, dram, bound = self.gemm(op.m, op.n, op.k)
             # results narrowed to output.dtype: one requantisation pass over all the GEMMs'
-            # results on the vector unit, as the engine charges a batched matmul
-            rq, _ = requant_cost(self.chip, op.count * op.m * op.n)
+            # results on the vector unit, pipelined with the array, as the engine charges a
+            # batched matmul (its exposed part)
+            rq, _, _ = requant_cost(self.chip, op.count * op.m * op.n,
+                                    op.count * (comp + stall))
             cyc = op.count * (comp + stall) + rq + self.launch
             return cyc, OpCost(op.count * comp / clk, op.count * stall / clk, rq / clk,
                                self.launch / clk, 0.0, op.macs, op.count * dram, 0.0, bound)
