@@ -24,10 +24,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "simulator"]
-# the CLI with kernels.train.run wrapped to touch a marker file at its 50th call
+# the CLI with simulator.kernels.train.run wrapped to touch a marker file at its 50th call
 TRAIN_DRIVER = """
 import pathlib, sys
-import kernels.train as t
+import simulator.kernels.train as t
 inner, calls = t.run, [0]
 def run(*a, **k):
     calls[0] += 1
