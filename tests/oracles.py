@@ -64,18 +64,9 @@ def conv_tile_inputs(conv, m0, m1, k0, k1):
     return out
 
 
-def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b=None, conv=None):
-    """Walk tile steps one by one, keeping the resident tile of each operand in a variable.
-
-    An O tile written back before its last k tile holds partial sums (``acc_b`` bytes each);
-    written back after it, results in the output precision (``out_b``, default ``acc_b``).
-
-    Return (dram dict, list of (load bytes, write bytes, (em, en, ek), tile indices {"m", "n",
-    "k"}, (A, B, O read-back) load bytes)) per step. ``conv``: the GEMM is this conv's im2col
-    expanded in the feeder: an A tile loads the distinct input elements it reads
-    (``conv_tile_inputs``); ``dram["a_halo"]`` is then the A bytes beyond one fetch of every
-    input element per pass over A (passes = A fetches / distinct A tiles).
-    """
+def tile_sequence(m, n, k, tm, tn, tk, order):
+    """Return (trips per dimension, the tile steps in loop order ``order``, outermost first,
+    each a dict of tile indices {"m", "n", "k"})."""
     trips = {"m": -(-m // tm), "n": -(-n // tn), "k": -(-k // tk)}
     seq = []
 
@@ -88,6 +79,22 @@ def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b=None, conv=Non
             cur[d] = i
             rec(level + 1, cur)
     rec(0, {})
+    return trips, seq
+
+
+def slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b=None, conv=None):
+    """Walk tile steps one by one, keeping the resident tile of each operand in a variable.
+
+    An O tile written back before its last k tile holds partial sums (``acc_b`` bytes each);
+    written back after it, results in the output precision (``out_b``, default ``acc_b``).
+
+    Return (dram dict, list of (load bytes, write bytes, (em, en, ek), tile indices {"m", "n",
+    "k"}, (A, B, O read-back) load bytes)) per step. ``conv``: the GEMM is this conv's im2col
+    expanded in the feeder: an A tile loads the distinct input elements it reads
+    (``conv_tile_inputs``); ``dram["a_halo"]`` is then the A bytes beyond one fetch of every
+    input element per pass over A (passes = A fetches / distinct A tiles).
+    """
+    trips, seq = tile_sequence(m, n, k, tm, tn, tk, order)
     dram = {"a": 0, "b": 0, "o_rd": 0, "o_wr": 0}
     res_a = res_b = res_o = None
     steps = []
@@ -307,17 +314,7 @@ def slow_events(df, rows, cols, m, n, k, tm, tn, tk, order, in_b, acc_b, count=1
     """
     dram, steps = slow_tile_walk(m, n, k, tm, tn, tk, order, in_b, acc_b, out_b, conv)
     halo = dram.pop("a_halo", 0)
-    trips = {"m": -(-m // tm), "n": -(-n // tn), "k": -(-k // tk)}
-    seq = []
-
-    def rec(level, cur):
-        if level == 3:
-            seq.append(dict(cur))
-            return
-        for i in range(trips[order[level]]):
-            cur[order[level]] = i
-            rec(level + 1, cur)
-    rec(0, {})
+    _, seq = tile_sequence(m, n, k, tm, tn, tk, order)
     held = np.zeros((m, n), bool)  # element of O already holds a partial sum
     t = {"macs": 0, "op_hops": 0, "psum_hops": 0, "a_rd": 0, "b_rd": 0, "acc_rd": 0,
          "acc_wr": 0, "reg_op_rd": 0, "reg_ps_rd": 0, "reg_op_wr": 0, "reg_ps_wr": 0}
