@@ -19,6 +19,9 @@ from ..hardware.dataflow import check_gemm_shape, map_gemm
 from ..hardware.energy import energy_breakdown
 from ..errors import Interrupted, WorkloadError
 from .memory import MemoryResult, TilePlan, numerics_chunk, run_gemm_memory, streams
+from .grouped import (depthwise_vector_values, grouped_mapping, pack_pairs, packed_geometry,
+                      runs_on_vector, unpack_outputs)
+from .placement import PlacedGemms, add_results, place_gemms
 from ..hardware.numerics import adder_for, output_dtype, prepare_operand, requantise, value_dtype
 from .program import Conv2d, Elementwise, Layout, MatMul, Op, Program, Reduce, VectorOp
 from .report import OpReport, Report
@@ -205,16 +208,20 @@ def requant_cost(chip: Chip, outputs: int, array_cycles: int = 0) -> tuple[int, 
 
 def _op_report(chip: Chip, name: str, kind: str, shape: tuple[int, ...], macs: int, folds: int,
                mem: MemoryResult, compute_cycles: int, start_cycle: int,
-               overflows: int | None, gemms: int = 1) -> OpReport:
+               overflows: int | None, gemms: int = 1,
+               placed: PlacedGemms | None = None,
+               performed_macs: int | None = None) -> OpReport:
     """Return the OpReport of an array op: the memory model's counts, PE register events and,
     when output.dtype narrows the results, the requantisation pass (folded into this op,
     pipelined with the array: its exposed cycles after the array's and its busy cycles on the
     vector unit, see requant_cost; its lane-ops, its reads of the accumulators and writes of
-    the narrowed results in the O buffer)."""
+    the narrowed results in the O buffer). ``performed_macs``: the MACs the PEs perform when
+    more than the useful ``macs`` (a packed grouped conv's zeros; energy counts them)."""
     outputs = shape[0] * shape[1] * gemms
     rq_cycles, rq_busy, rq_ops = requant_cost(chip, outputs, compute_cycles + mem.stall_cycles)
     total = compute_cycles + mem.stall_cycles + chip.launch_cycles + rq_cycles
-    events = {"macs": macs, "pe_hop_bytes": mem.pe_hop_bytes,
+    events = {"macs": macs if performed_macs is None else performed_macs,
+              "pe_hop_bytes": mem.pe_hop_bytes,
               "register_read_bytes": mem.register_read_bytes,
               "register_write_bytes": mem.register_write_bytes,
               "buffer_read_bytes": mem.buffer_read_bytes,
@@ -239,20 +246,39 @@ def _op_report(chip: Chip, name: str, kind: str, shape: tuple[int, ...], macs: i
                     traffic_bytes=traffic, tiling=mem.plan.to_dict(),
                     memory_bound=mem.memory_bound, prefetch_cycles=mem.prefetch_cycles,
                     drain_cycles=mem.drain_cycles, requant_cycles=rq_cycles,
-                    requant_busy_cycles=rq_busy)
+                    requant_busy_cycles=rq_busy, gemms=gemms,
+                    placement=_placement_record(chip, placed))
+
+
+def _placement_record(chip: Chip, placed: PlacedGemms | None) -> dict | None:
+    """Return the report's placement record: how the op's GEMMs went onto the arrays (chips
+    with several arrays) and the pieces of a GEMM cut for size; None when there is nothing to
+    say (one array, no pieces)."""
+    if placed is None:
+        return None
+    rec = placed.to_dict()
+    if chip.array.count == 1 and "pieces" not in rec:
+        return None
+    return rec
 
 
 def gemm_op(chip: Chip, m: int, n: int, k: int, name: str = "gemm", kind: str = "gemm",
-            start_cycle: int = 0, conv: ConvGeometry | None = None) -> OpReport:
-    """Return the timing-only OpReport of an m x n x k GEMM (memory model and energy included);
-    ``conv``: the GEMM is this conv's im2col (see memory.conv_lowering)."""
+            start_cycle: int = 0, conv: ConvGeometry | None = None, count: int = 1,
+            cache: dict | None = None) -> OpReport:
+    """Return the timing-only OpReport of ``count`` independent m x n x k GEMMs (memory model
+    and energy included), placed on the chip's arrays and cut into pieces where a side exceeds
+    MAX_GEMM_DIM (simulator.core.placement); ``conv``: the GEMM is this conv's im2col (see
+    memory.conv_lowering); ``cache`` (a dict) remembers memory results across calls."""
+    m, n, k = check_gemm_shape(m, n, k, name, bounded=False)
+    if not chip.sparsity.active:  # (a sparse chip costs a conv as a plain GEMM, below)
+        placed = place_gemms(chip, m, n, k, count, conv, cache=cache, where=name)
+        mem = placed.mem
+        return _op_report(chip, name, kind, (m, n, k), m * n * k * count, placed.folds, mem,
+                          mem.compute_cycles, start_cycle, None, count, placed)
     m, n, k = check_gemm_shape(m, n, k, name)
-    if conv is not None and not chip.sparsity.active:  # (a sparse chip costs it as a GEMM)
-        mem = run_gemm_memory(chip, m, n, k, conv=conv)
-        return _op_report(chip, name, kind, (m, n, k), m * n * k,
-                          map_gemm(chip.array, m, n, k).folds, mem, mem.compute_cycles,
-                          start_cycle, None)
-    sg = plan_sparse_gemm(chip, m, n, k)  # the dense run unless chip.sparsity says otherwise
+    if count != 1:
+        raise WorkloadError(name, "count", "a sparse chip runs one GEMM per op")
+    sg = plan_sparse_gemm(chip, m, n, k)  # the sparse chip's run
     return _op_report(chip, name, kind, (m, n, k), sg.macs,
                       map_gemm(chip.array, m, n, sg.k_run).folds, sg.mem,
                       sg.mem.compute_cycles, start_cycle, None)
@@ -315,42 +341,78 @@ def _array_operand(chip: Chip, x: np.ndarray, name: str) -> tuple[np.ndarray, np
     return x, None
 
 
-def _gemm_values(chip: Chip, a: np.ndarray, b: np.ndarray, plan: TilePlan, engine: str,
-                 names: tuple[str, str]):
-    """Run one 2-D GEMM through the array's numerics; float tensors on int8 chips are quantised
-    per tensor and the result dequantised to float32. Returns like _matmul_values."""
-    return _run_pairs(chip, [(a, b)], plan, engine, names, (None, None))
+def _pieces_of(placed: PlacedGemms, a: np.ndarray, b: np.ndarray) -> list[tuple]:
+    """Return the pieces of one GEMM ``a @ b`` as placed: [(group index, rows, cols)] with
+    row and column slices of the output, in order (one piece unless the GEMM was cut)."""
+    if placed.cut_m == (a.shape[0],) and placed.cut_n == (b.shape[1],):
+        return [(0, slice(None), slice(None))]
+    index = {g.shape[:2]: i for i, g in enumerate(placed.groups)}
+    out = []
+    r0 = 0
+    for rows in placed.cut_m:
+        c0 = 0
+        for cols in placed.cut_n:
+            out.append((index[(rows, cols)], slice(r0, r0 + rows), slice(c0, c0 + cols)))
+            c0 += cols
+        r0 += rows
+    return out
 
 
-def _run_pairs(chip: Chip, pairs: list, plan: TilePlan, engine: str, names: tuple[str, str],
+def _run_pairs(placed: PlacedGemms, pairs: list, engine: str, names: tuple[str, str],
                scales: tuple) -> tuple[list | np.ndarray, int | None, int | None, int]:
-    """Run 2-D GEMMs in order; ``scales`` are the operands' int8 quantisation scales (None:
-    not quantised). Returns (outputs, reference cycles or None, last cycle or None, overflows);
-    a single pair returns its output array instead of a list."""
+    """Run 2-D GEMMs as ``placed`` puts them on the arrays (each piece on its group's share of
+    the chip, with its tiling); ``scales`` are the operands' int8 quantisation scales (None: not
+    quantised). Returns (outputs, reference cycles or None, last cycle or None, overflows); a
+    single pair returns its output array instead of a list. The reference cycles follow the
+    placement: a group's GEMMs run in rounds of ``gemms_at_once``, a round lasting as long as
+    its slowest GEMM, the groups one after another."""
     outs = []
-    cycles_sum = 0
-    last = None
+    runs: list[list[tuple[int, int]]] = [[] for _ in placed.groups]  # per group: (cycles, last)
     overflows = 0
     sa, sb = scales
+    chip = placed.groups[0].chip
     for a2, b2 in pairs:
         qa = prepare_operand(a2, chip.dtype, names[0])
         qb = prepare_operand(b2, chip.dtype, names[1])
-        out, cyc, lst, ovf = _matmul_values(chip, qa, qb, plan, engine)
+        pieces = _pieces_of(placed, qa, qb)
+        if len(pieces) == 1:
+            g = placed.groups[pieces[0][0]]
+            out, cyc, lst, ovf = _matmul_values(g.chip, qa, qb, g.one.plan, engine)
+            if cyc is not None:
+                runs[pieces[0][0]].append((cyc, lst))
+        else:
+            out = np.zeros((qa.shape[0], qb.shape[1]), output_dtype(chip.dtype))
+            ovf = 0
+            for gi, rows, cols in pieces:
+                g = placed.groups[gi]
+                part, cyc, lst, o = _matmul_values(
+                    g.chip, np.ascontiguousarray(qa[rows]), np.ascontiguousarray(qb[:, cols]),
+                    g.one.plan, engine)
+                out[rows, cols] = part
+                ovf += o or 0
+                if cyc is not None:
+                    runs[gi].append((cyc, lst))
         if sa is not None or sb is not None:
             out = out.astype(np.float32) * np.float32((sa if sa is not None else 1)
                                                       * (sb if sb is not None else 1))
-        if cyc is not None:
-            last = cycles_sum + lst
-            cycles_sum += cyc
         outs.append(out)
         overflows += ovf or 0
+    cycles_sum, last = None, None
+    if any(runs):
+        cycles_sum = 0
+        for g, run in zip(placed.groups, runs):
+            p = g.placement.gemms_at_once
+            for r in range(0, len(run), p):
+                rnd = run[r:r + p]
+                last = cycles_sum + max(lst for _c, lst in rnd)
+                cycles_sum += max(c for c, _l in rnd)
     if len(pairs) == 1:
-        return outs[0], (cycles_sum if last is not None else None), last, overflows
-    return outs, (cycles_sum if last is not None else None), last, overflows
+        return outs[0], cycles_sum, last, overflows
+    return outs, cycles_sum, last, overflows
 
 
 def _batched_values(chip: Chip, program: Program, op: MatMul | Conv2d, env: dict,
-                    plan: TilePlan, engine: str):
+                    placed: PlacedGemms, engine: str, packed: tuple | None = None):
     """Return (output, reference cycles or None, last cycle or None, overflows) of an array op
     with any number of GEMMs, run in order (batch index, then group). On an int8 chip a float
     operand tensor is quantised once, per tensor, before it is cut into GEMMs."""
@@ -374,7 +436,19 @@ def _batched_values(chip: Chip, program: Program, op: MatMul | Conv2d, env: dict
             a_b = np.broadcast_to(a, (*batch, *a.shape[-2:])).reshape(-1, *a.shape[-2:])
             b_b = np.broadcast_to(b, (*batch, *b.shape[-2:])).reshape(-1, *b.shape[-2:])
             pairs = [(a_b[i], b_b[i]) for i in range(a_b.shape[0])]
-    outs, cycles, last, overflows = _run_pairs(chip, pairs, plan, engine, op.inputs, (sa, sb))
+    if packed is not None:  # groups packed block-diagonally (simulator.core.grouped)
+        mapping, packs = packed
+        outs, cycles, last, overflows = [], None, None, 0
+        for pk, pk_pairs in zip(packs, pack_pairs(a_all, b_all, mapping)):
+            o, cyc, lst, ovf = _run_pairs(pk, pk_pairs, engine, op.inputs, (sa, sb))
+            outs.extend(o if isinstance(o, list) else [o])
+            overflows += ovf
+            if cyc is not None:
+                last = (cycles or 0) + lst
+                cycles = (cycles or 0) + cyc
+        outs = unpack_outputs(outs, mapping, b_all.shape[2])
+    else:
+        outs, cycles, last, overflows = _run_pairs(placed, pairs, engine, op.inputs, (sa, sb))
     if isinstance(op, Conv2d):
         nb, f, oh, ow = program.shapes[op.output]
         o = np.stack(outs) if isinstance(outs, list) else outs[None]
@@ -387,25 +461,18 @@ def _batched_values(chip: Chip, program: Program, op: MatMul | Conv2d, env: dict
     return value, cycles, last, overflows
 
 
-def _scaled(mem: MemoryResult, count: int) -> MemoryResult:
-    """Return ``count`` copies of a GEMM's memory result run back to back."""
-    if count == 1:
-        return mem
-    return dataclasses.replace(
-        mem, total_cycles=mem.total_cycles * count, compute_cycles=mem.compute_cycles * count,
-        busy_pe_cycles=mem.busy_pe_cycles * count, steps=mem.steps * count,
-        dram_a_read_bytes=mem.dram_a_read_bytes * count,
-        dram_b_read_bytes=mem.dram_b_read_bytes * count,
-        dram_o_read_bytes=mem.dram_o_read_bytes * count,
-        dram_o_write_bytes=mem.dram_o_write_bytes * count,
-        buffer_read_bytes=mem.buffer_read_bytes * count,
-        buffer_write_bytes=mem.buffer_write_bytes * count,
-        pe_hop_bytes=mem.pe_hop_bytes * count,
-        register_read_bytes=mem.register_read_bytes * count,
-        register_write_bytes=mem.register_write_bytes * count,
-        dram_transfer_cycles=mem.dram_transfer_cycles * count,
-        dram_a_halo_bytes=mem.dram_a_halo_bytes * count,
-        port_stall_cycles=mem.port_stall_cycles * count)
+def _vector_conv_values(program: Program, op: Conv2d, args: list) -> np.ndarray:
+    """Return the float32 output of a depthwise conv run on the vector unit (see
+    simulator.core.grouped)."""
+    x = np.asarray(args[0])
+    w = np.asarray(args[1])
+    f, _cg, kh, kw = w.shape
+    a_all = im2col_nchw(x, (kh, kw), op.stride, op.padding, op.dilation, op.groups)
+    b_all = w.reshape(op.groups, f // op.groups, -1).transpose(0, 2, 1)
+    o = depthwise_vector_values(a_all, b_all)
+    nb, _f, oh, ow = program.shapes[op.output]
+    o = o.reshape(op.groups, nb, oh, ow, f // op.groups).transpose(1, 0, 4, 2, 3)
+    return np.ascontiguousarray(o.reshape(nb, f, oh, ow))
 
 
 def dram_xfer_cycles(chip: Chip, nbytes: int) -> int:
@@ -503,6 +570,9 @@ def _vector_cost(chip: Chip, program: Program, op: Op) -> tuple[str, tuple, list
         return f"vector.{op.kind}", out_shape, [(op.op_class, math.prod(out_shape), 0)]
     if isinstance(op, Layout):  # a permute or slice that moves data
         return f"vector.{op.kind}", out_shape, [("move", math.prod(out_shape), 0)]
+    if isinstance(op, Conv2d):  # a depthwise conv: a multiply-add per tap and output
+        taps = shapes[1][1] * shapes[1][2] * shapes[1][3]
+        return "vector.depthwise_conv2d", out_shape, [("add", math.prod(out_shape) * taps, 0)]
     spec = VECTOR_OPS[op.kind]
     return f"vector.{op.kind}", out_shape, spec.passes(shapes, out_shape, dict(op.attrs))
 
@@ -628,7 +698,7 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
     unit_free = {"array": 0, "vector": 0}
     ops: list[OpReport] = []
     last_output = None
-    gemm_cache: dict[tuple, tuple[MemoryResult, int]] = {}
+    gemm_cache: dict[tuple, MemoryResult] = {}  # place_gemms' memory results
     narrowed: set[str] = set()  # tensors array ops wrote in output.dtype (narrower than 4 B)
     single = len(program.ops) == 1
     for i, op in enumerate(program.ops):
@@ -642,9 +712,10 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
             ops.append(rep)
             ready[op.output] = start
             continue
-        unit = "vector" if isinstance(op, Layout) else op.unit
+        on_vector = runs_on_vector(chip, program, op)
+        unit = "vector" if isinstance(op, Layout) or on_vector else op.unit
         start = max([ready[t] for t in op.inputs] + [unit_free[unit]])
-        if isinstance(op, (MatMul, Conv2d)):
+        if isinstance(op, (MatMul, Conv2d)) and not on_vector:
             m, n, k = program.gemm_shape(op)
             ref_cycles = None
             sparse_macs = sparse_folds = None
@@ -669,13 +740,26 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                 count = program.gemm_count(op)
                 conv = conv_geometry_of(program, op) if isinstance(op, Conv2d) and \
                     chip.conv_lowering == "feeder" else None
-                cached = gemm_cache.get((m, n, k, conv))
-                if cached is None:
-                    cached = gemm_cache[(m, n, k, conv)] = (
-                        run_gemm_memory(chip, m, n, k, conv=conv),
-                        map_gemm(chip.array, m, n, k).folds)
-                one, folds = cached
-                mem = res.array_mem(chip, program, i, op, _scaled(one, count))
+                grouped = grouped_mapping(chip, program, op) if isinstance(op, Conv2d) else None
+                if grouped is not None and grouped.mapping == "packed":
+                    packs = [place_gemms(chip, m, r * n, r * k, cnt, packed_geometry(conv, r),
+                                         cache=gemm_cache, where=op.name)
+                             for r, cnt in grouped.gemms]
+                    placed = packs[0]
+                    total = packs[0].mem
+                    for more in packs[1:]:
+                        total = add_results(total, more.mem)
+                    folds = sum(pk.folds for pk in packs)
+                    performed = sum(m * r * n * r * k * cnt for r, cnt in grouped.gemms)
+                    if chip.array.dataflow == "ws":  # PEs holding zero weights do no useful work
+                        total = dataclasses.replace(total, busy_pe_cycles=total.busy_pe_cycles
+                                                    * (m * n * k * count) // performed)
+                else:
+                    packs = None
+                    placed = place_gemms(chip, m, n, k, count, conv, cache=gemm_cache,
+                                         where=op.name)
+                    total, folds, performed = placed.mem, placed.folds, None
+                mem = res.array_mem(chip, program, i, op, total)
                 compute, overflows = mem.compute_cycles, None
                 if functional:
                     if _plain_matmul(program, op):
@@ -684,10 +768,11 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                         a = a.T if op.transpose_a else a
                         b = b.T if op.transpose_b else b
                         env[op.output], ref_cycles, last, overflows = _run_pairs(
-                            chip, [(a, b)], one.plan, engine, op.inputs, (sa, sb))
+                            placed, [(a, b)], engine, op.inputs, (sa, sb))
                     else:
                         env[op.output], ref_cycles, last, overflows = _batched_values(
-                            chip, program, op, env, one.plan, engine)
+                            chip, program, op, env, placed, engine,
+                            (grouped, packs) if packs is not None else None)
             if functional:
                 env[op.output] = _narrow(chip, op, env)
             if ref_cycles is not None:
@@ -699,8 +784,13 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                 overflows = None
             kind = ("gemm" if single else "matmul") if isinstance(op, MatMul) else "conv2d"
             if sparse_macs is None:
-                rep = _op_report(chip, op.name, kind, (m, n, k), m * n * k * count, folds * count,
-                                 mem, compute, start, overflows, count)
+                rep = _op_report(chip, op.name, kind, (m, n, k), m * n * k * count, folds,
+                                 mem, compute, start, overflows, count, placed, performed)
+                if grouped is not None:
+                    rec = grouped.to_dict()
+                    if performed is not None:
+                        rec["macs_performed"] = performed
+                    rep = dataclasses.replace(rep, grouped=rec)
             else:  # sparse: the MACs performed and the folds of the K steps streamed
                 rep = _op_report(chip, op.name, kind, (m, n, k), sparse_macs, sparse_folds, mem,
                                  compute, start, overflows)
@@ -708,8 +798,6 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                 rep = dataclasses.replace(rep, residency=res.info(i))
             if chip.narrows_output:
                 narrowed.add(op.output)
-            if count > 1:
-                rep = dataclasses.replace(rep, gemms=count)
             # the requantisation runs on the vector unit during the op's last requant_busy
             # cycles: it cannot start before the unit is free, so an op whose pass would
             # overlap a running vector op starts later
@@ -721,6 +809,9 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                     last_output += wait
         else:
             rep, _lane_ops = _vector_op(chip, program, op, start, res, i, narrowed)
+            if on_vector:
+                rep = dataclasses.replace(rep, grouped={"mapping": "vector",
+                                                        "groups": op.groups})
             if functional:
                 args = [env[t] for t in op.inputs]
                 if isinstance(op, Reduce):
@@ -730,6 +821,8 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                     env[op.output] = elementwise_values(op.kind, args, op.const, op.params)
                 elif isinstance(op, Layout):
                     env[op.output] = _layout_values(op, np.asarray(args[0]))
+                elif isinstance(op, Conv2d):
+                    env[op.output] = _vector_conv_values(program, op, args)
                 else:
                     try:
                         env[op.output] = vector_op_values(op.kind, args, dict(op.attrs),

@@ -60,6 +60,12 @@ class OpReport:
     # total_cycles) and the cycles it keeps the vector unit busy (the op's last ones)
     requant_cycles: int = 0
     requant_busy_cycles: int = 0
+    # how the op's GEMMs went onto the arrays (simulator.core.placement: choice, arrays per
+    # GEMM, GEMMs at once, rounds; the pieces of a GEMM cut for size); None: one array, one piece
+    placement: Mapping[str, Any] | None = None
+    # a grouped convolution's mapping (array.depthwise): per_channel, packed (with the groups
+    # per packed GEMM) or vector; None for other ops
+    grouped: Mapping[str, Any] | None = None
 
     @property
     def total_cycles(self) -> int:
@@ -101,6 +107,10 @@ class OpReport:
             out["tiling"] = dict(self.tiling)
         if self.gemms != 1:
             out["gemms"] = self.gemms
+        if self.placement is not None:
+            out["placement"] = _plain(self.placement)
+        if self.grouped is not None:
+            out["grouped"] = _plain(self.grouped)
         if self.residency:
             out["residency"] = _plain(self.residency)
         return out

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..hardware.chip import ACC_BYTES, Chip
+from .grouped import runs_on_vector
 from .program import Layout, MatMul, Conv2d, Program
 
 __all__ = ["ResidencyPlan", "free_layout_ops", "plan_residency"]
@@ -104,7 +105,8 @@ def plan_residency(chip: Chip, program: Program, free: set[str] | None = None) -
                 order.append(r)
             last[r] = i
             if not aliased:
-                array_only[r] = array_only.get(r, True) and isinstance(op, (MatMul, Conv2d))
+                array_only[r] = array_only.get(r, True) and isinstance(op, (MatMul, Conv2d)) \
+                    and not runs_on_vector(chip, program, op)
         if not aliased:
             r = op.output
             start[r] = i
@@ -114,7 +116,8 @@ def plan_residency(chip: Chip, program: Program, free: set[str] | None = None) -
     nbytes = {}
     # results of array ops leave the array in output.dtype (narrower than the accumulators
     # when the chip requantises them)
-    narrowed = {op.output for op in ops if chip.narrows_output and isinstance(op, (MatMul, Conv2d))}
+    narrowed = {op.output for op in ops if chip.narrows_output and isinstance(op, (MatMul, Conv2d))
+                and not runs_on_vector(chip, program, op)}
     for r in order:
         per = chip.input_bytes if array_only.get(r, False) else ACC_BYTES
         if r in narrowed:

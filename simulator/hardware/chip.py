@@ -35,6 +35,8 @@ class SystolicArray:
     split: str = "auto"  # "m" | "n" | "auto" | "tiles"
     split_tile_m: int = 128
     split_tile_n: int = 128
+    batch_placement: str = "auto"  # "auto" | "whole" | "split" (simulator.core.placement)
+    depthwise: str = "per_channel"  # "per_channel" | "packed" | "vector"
 
     @property
     def pes(self) -> int:
@@ -283,7 +285,9 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
                             fill_drain=arr["fill_drain"],
                             preload_overlap=arr["preload_overlap"], count=arr["count"],
                             split=arr["split"], split_tile_m=arr["split_tile_m"],
-                            split_tile_n=arr["split_tile_n"]),
+                            split_tile_n=arr["split_tile_n"],
+                            batch_placement=arr["batch_placement"],
+                            depthwise=arr["depthwise"]),
         launch_s=float(cfg["overhead"]["launch_s"]),
         vector=VectorUnit(lanes=cfg["vector"]["lanes"],
                           latency_cycles=cfg["vector"]["latency_cycles"],

@@ -114,6 +114,18 @@ SCHEMA: tuple[Field, ...] = (
           "array.split tiles: rows of O per tile.", positive=True, maximum=1 << 20),
     Field("array.split_tile_n", "int", 128, "elements",
           "array.split tiles: columns of O per tile.", positive=True, maximum=1 << 20),
+    Field("array.batch_placement", "choice", "auto", "-",
+          "How an op's independent GEMMs (a batched matmul's batch x heads, a grouped conv's "
+          "groups) go onto several arrays: whole (each array runs whole GEMMs, in rounds of "
+          "array.count), split (each GEMM split over all arrays by array.split, one after "
+          "another), or auto (the fastest of whole, split and mixes: groups of arrays sharing "
+          "one GEMM). One array: no effect.", choices=("auto", "whole", "split")),
+    Field("array.depthwise", "choice", "per_channel", "-",
+          "How a grouped convolution maps: per_channel (one GEMM per group), packed (several "
+          "groups at once as block-diagonal weights, the zeros streamed and counted as MACs), "
+          "or vector (depthwise convolutions, one input channel per group, run on the vector "
+          "unit; other grouped convolutions stay per group).",
+          choices=("per_channel", "packed", "vector")),
     Field("overhead.launch_s", "float", 0.0, "s",
           "Fixed time added to every op (kernel launch, dispatch); 0 for a bare array.",
           minimum=0.0, maximum=1.0),

@@ -73,15 +73,17 @@ class GemmMapping:
 MAX_GEMM_DIM = 1 << 20
 
 
-def check_gemm_shape(m: object, n: object, k: object, where: str = "gemm") -> tuple[int, int, int]:
-    """Return (M, N, K) as ints, or raise WorkloadError unless all are integers in
-    [1, MAX_GEMM_DIM]."""
+def check_gemm_shape(m: object, n: object, k: object, where: str = "gemm",
+                     bounded: bool = True) -> tuple[int, int, int]:
+    """Return (M, N, K) as ints, or raise WorkloadError unless all are positive integers, and
+    (``bounded``) at most MAX_GEMM_DIM (callers that cut larger GEMMs into pieces,
+    ``simulator.core.placement``, pass bounded=False)."""
     out = []
     for name, v in (("M", m), ("N", n), ("K", k)):
         ok = not isinstance(v, bool) and (isinstance(v, int) or (hasattr(v, "__index__")))
         if not ok or int(v) <= 0:
             raise WorkloadError(where, f"gemm.{name}", f"must be a positive integer, got {v!r}")
-        if int(v) > MAX_GEMM_DIM:
+        if bounded and int(v) > MAX_GEMM_DIM:
             raise WorkloadError(where, f"gemm.{name}", f"must be <= {MAX_GEMM_DIM:,}, got {v!r}")
         out.append(int(v))
     return out[0], out[1], out[2]

@@ -1,10 +1,11 @@
 """Cost of LLM ops on one chip with the engine's single-chip models.
 
 A matmul costs what :func:`simulator.core.engine.gemm_op` says (array compute, memory stalls from the
-tiling and DRAM model, launch overhead); ``count`` GEMMs of one shape run back to back as one
-grouped launch: ``count x (compute + stall) + requantisation + launch``, the requantisation (a
-chip whose ``output.dtype`` narrows results) the exposed part of one vector-unit pass over all
-their results, pipelined with the array. Vector ops and row reductions cost
+tiling and DRAM model, launch overhead); ``count`` GEMMs of one shape are one grouped launch,
+placed on the chip's arrays and cut into pieces where a side exceeds the hot loops' bound exactly
+as the engine places a batched matmul (:mod:`simulator.core.placement`): ``compute + stall +
+requantisation + launch``, the requantisation (a chip whose ``output.dtype`` narrows results)
+the exposed part of one vector-unit pass over all their results, pipelined with the array. Vector ops and row reductions cost
 :func:`simulator.core.vector.vector_cycles` / :func:`simulator.core.vector.reduction_cycles` plus the launch,
 exactly as the engine charges them (an op naming an engine vector op, ``fn``, costs that op's
 passes). The embedding gather moves its rows on the vector unit and reads them from DRAM; the
@@ -55,7 +56,7 @@ class Coster:
     """Costs LayerOps on ``chip`` within ``system``; remembers every GEMM shape it timed."""
 
     def __init__(self, chip: Chip, system: System,
-                 gemm_cache: dict[tuple[int, int, int], tuple[int, int, int, bool]] | None = None):
+                 gemm_cache: dict[tuple[int, int, int, int], tuple[int, int, int, bool]] | None = None):
         """``gemm_cache`` may be shared by Costers of chips that differ only in system keys."""
         self.chip = chip
         self.system = system
@@ -64,12 +65,14 @@ class Coster:
         self._gemm = {} if gemm_cache is None else gemm_cache
         self._ops: dict[tuple, tuple[int, OpCost]] = {}
 
-    def gemm(self, m: int, n: int, k: int) -> tuple[int, int, int, bool]:
-        """Return (compute cycles, stall cycles, DRAM bytes, memory bound) of one GEMM."""
-        key = (m, n, k)
+    def gemm(self, m: int, n: int, k: int, count: int = 1) -> tuple[int, int, int, bool]:
+        """Return (compute cycles, stall cycles, DRAM bytes, memory bound) of ``count``
+        independent m x n x k GEMMs placed on the chip's arrays (launch and requantisation not
+        included)."""
+        key = (m, n, k, count)
         got = self._gemm.get(key)
         if got is None:
-            rep = gemm_op(self.chip, m, n, k)
+            rep = gemm_op(self.chip, m, n, k, count=count)
             got = self._gemm[key] = (rep.compute_cycles, rep.stall_cycles,
                                      int(rep.events["dram_bytes"]), bool(rep.memory_bound))
         return got
@@ -93,15 +96,14 @@ class Coster:
         clk = self.clock
         kind = op.kind
         if kind == "matmul":
-            comp, stall, dram, bound = self.gemm(op.m, op.n, op.k)
+            comp, stall, dram, bound = self.gemm(op.m, op.n, op.k, op.count)
             # results narrowed to output.dtype: one requantisation pass over all the GEMMs'
             # results on the vector unit, pipelined with the array, as the engine charges a
             # batched matmul (its exposed part)
-            rq, _, _ = requant_cost(self.chip, op.count * op.m * op.n,
-                                    op.count * (comp + stall))
-            cyc = op.count * (comp + stall) + rq + self.launch
-            return cyc, OpCost(op.count * comp / clk, op.count * stall / clk, rq / clk,
-                               self.launch / clk, 0.0, op.macs, op.count * dram, 0.0, bound)
+            rq, _, _ = requant_cost(self.chip, op.count * op.m * op.n, comp + stall)
+            cyc = comp + stall + rq + self.launch
+            return cyc, OpCost(comp / clk, stall / clk, rq / clk,
+                               self.launch / clk, 0.0, op.macs, dram, 0.0, bound)
         if kind == "vector" and op.fn in VECTOR_OPS:
             body, _ = passes_cycles(self.chip.vector, _passes(op))
             stall = max(0, dram_xfer_cycles(self.chip, op.nbytes) - body) if op.nbytes else 0

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..hardware.dataflow import MAX_GEMM_DIM
 from ..errors import ConfigError
 from ..core.program import Program
 from ..core.vector import ELEMENTWISE
@@ -84,15 +83,8 @@ class LayerOp:
 
 
 def _mm(name: str, m: int, n: int, k: int, operand: str, count: int = 1) -> LayerOp:
-    """A matmul; M or N beyond the engine's largest GEMM side is cut into ``count`` equal
-    pieces (rounded up), each GEMM of the group reading its own share of that side."""
-    for _ in range(2):
-        if m > MAX_GEMM_DIM:
-            pieces = -(-m // MAX_GEMM_DIM)
-            m, count = -(-m // pieces), count * pieces
-        if n > MAX_GEMM_DIM:
-            pieces = -(-n // MAX_GEMM_DIM)
-            n, count = -(-n // pieces), count * pieces
+    """A matmul of ``count`` m x n x k GEMMs; a side beyond the hot loops' bound is cut into
+    pieces when it is costed (simulator.core.placement, exact totals)."""
     return LayerOp(name, "matmul", m, n, k, count=count, operand=operand)
 
 
