@@ -270,14 +270,13 @@ def gemm_op(chip: Chip, m: int, n: int, k: int, name: str = "gemm", kind: str = 
     MAX_GEMM_DIM (simulator.core.placement); ``conv``: the GEMM is this conv's im2col (see
     memory.conv_lowering); ``cache`` (a dict) remembers memory results across calls."""
     m, n, k = check_gemm_shape(m, n, k, name, bounded=False)
-    if not chip.sparsity.active:  # (a sparse chip costs a conv as a plain GEMM, below)
+    if not chip.sparsity.active or count > 1:  # as the engine: sparsity applies to one GEMM
+        # (a sparse chip costs a conv as a plain GEMM, below)
         placed = place_gemms(chip, m, n, k, count, conv, cache=cache, where=name)
         mem = placed.mem
         return _op_report(chip, name, kind, (m, n, k), m * n * k * count, placed.folds, mem,
                           mem.compute_cycles, start_cycle, None, count, placed)
     m, n, k = check_gemm_shape(m, n, k, name)
-    if count != 1:
-        raise WorkloadError(name, "count", "a sparse chip runs one GEMM per op")
     sg = plan_sparse_gemm(chip, m, n, k)  # the sparse chip's run
     return _op_report(chip, name, kind, (m, n, k), sg.macs,
                       map_gemm(chip.array, m, n, sg.k_run).folds, sg.mem,

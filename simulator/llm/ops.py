@@ -289,18 +289,19 @@ def backward_ops(ops: list[LayerOp]) -> list[LayerOp]:
 
 
 def to_program(ops: list[LayerOp], name: str = "layer") -> Program:
-    """Return an engine Program with the array and vector ops of ``ops`` (a matmul of count c
-    as c MatMuls), each on its own input tensors; collectives have no Program op, and the
+    """Return an engine Program with the array and vector ops of ``ops`` (a matmul of count
+    c > 1 as one batched MatMul of c GEMMs, placed on the arrays as the llm places it), each on
+    its own input tensors; collectives have no Program op, and the
     embedding gather is left out (the engine without residency reads no DRAM for a vector op,
     the llm reads the gathered rows). Timing of each op under :func:`simulator.core.engine.run` is
     the engine's."""
     prog = Program(name)
     for i, op in enumerate(ops):
         if op.kind == "matmul":
-            for j in range(op.count):
-                a = prog.input(f"a{i}.{j}", (op.m, op.k))
-                b = prog.input(f"b{i}.{j}", (op.k, op.n))
-                prog.matmul(f"{i}.{op.name}" + (f".{j}" if op.count > 1 else ""), a, b)
+            batch = (op.count,) if op.count > 1 else ()
+            a = prog.input(f"a{i}", (*batch, op.m, op.k))
+            b = prog.input(f"b{i}", (*batch, op.k, op.n))
+            prog.matmul(f"{i}.{op.name}", a, b)
         elif op.kind == "vector" and op.fn == "gather":
             continue
         elif op.kind == "vector" and op.fn in VECTOR_FNS:
