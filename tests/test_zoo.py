@@ -67,7 +67,10 @@ def test_low_precision_chips_equal_numpy_with_the_same_rounding(name, dtype, con
     # step for fp16 and stays 1e-4 (under a tenth of bf16's 2^-8) for the others.
     err = rel(got, want)
     assert err < (2.0 ** -12 if dtype == "fp16" else 1e-4)
-    assert err * 5 < rel(got, m.numpy(vals, "fp32"))  # the rounding is really there
+    # the rounding is really there: the chip is much nearer the rounded twin than the fp32 one
+    # (fp16 rounds 8x finer than bf16, so its distance to the fp32 twin is smaller: 2.9e-4 and
+    # 4.2e-4 here, against 1.1e-4 and 1.3e-4 to the fp16 twin)
+    assert err * (2 if dtype == "fp16" else 5) < rel(got, m.numpy(vals, "fp32"))
 
 
 def test_every_model_has_a_small_variant_under_test():
