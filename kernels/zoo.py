@@ -3,6 +3,9 @@
 | name | network | sizes (defaults) |
 |---|---|---|
 | resnet18 | ResNet-18 (torchvision) | batch 1, image 224 |
+| resnet50 | ResNet-50 (torchvision, v1.5) | batch 1, image 224 |
+| mobilenet-v2 | MobileNetV2 (torchvision, width 1.0) | batch 1, image 224 |
+| efficientnet-b0 | EfficientNet-B0 (torchvision) | batch 1, image 224 |
 | bert-base | BERT-base encoder | batch 1, seq 128 (<= 512) |
 | gpt2-small | GPT-2 small (124M) forward, causal, logits | batch 1, seq 1024 (<= 1024) |
 | vit-b16 | ViT-B/16 | batch 1, image 224 (a multiple of 16) |
@@ -10,8 +13,9 @@
 | tiny-transformer | encoder d_model 64, 4 heads, 2 layers, mean pool, 10 classes | batch 8, seq 16 |
 | small-cnn | 2 conv layers, pools, linear (training tests) | batch 8, image 16 |
 
-Each entry builds its Program (``kernels.resnet``, ``kernels.transformer``, ``kernels.lstm``),
-seeded initial parameters and inputs (no downloads), and a numpy twin of the same maths.
+Each entry builds its Program (``kernels.resnet``, ``kernels.mobile``, ``kernels.transformer``,
+``kernels.lstm``), seeded initial parameters and inputs (no downloads), and a numpy twin of the
+same maths.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 from simulator.errors import WorkloadError
 from simulator.core.program import Program
 
-from . import lstm, resnet, transformer
+from . import lstm, mobile, resnet, transformer
 from .netbuild import Net
 
 __all__ = ["MODELS", "ZooModel", "build_zoo", "is_zoo", "parse_zoo"]
@@ -48,6 +52,16 @@ MODELS: dict[str, _Entry] = {
     "resnet18": _Entry(resnet.build_resnet18, resnet.resnet18_numpy, ("image",),
                        {"batch": 1, "image": 224}, {"image": (32, MAX_IMAGE, 1)},
                        "ResNet-18 (torchvision), 1000 classes"),
+    "resnet50": _Entry(resnet.build_resnet50, resnet.resnet50_numpy, ("image",),
+                       {"batch": 1, "image": 224}, {"image": (32, MAX_IMAGE, 1)},
+                       "ResNet-50 (torchvision v1.5, Bottleneck 3-4-6-3), 1000 classes"),
+    "mobilenet-v2": _Entry(mobile.build_mobilenet_v2, mobile.mobilenet_v2_numpy, ("image",),
+                           {"batch": 1, "image": 224}, {"image": (32, MAX_IMAGE, 1)},
+                           "MobileNetV2 (torchvision, width 1.0, ReLU6), 1000 classes"),
+    "efficientnet-b0": _Entry(mobile.build_efficientnet_b0, mobile.efficientnet_b0_numpy,
+                              ("image",), {"batch": 1, "image": 224},
+                              {"image": (32, MAX_IMAGE, 1)},
+                              "EfficientNet-B0 (torchvision, SiLU, squeeze-excite), 1000 classes"),
     "bert-base": _Entry(transformer.build_bert, transformer.bert_numpy, ("seq",),
                         {"batch": 1, "seq": 128},
                         {"seq": (1, transformer.BERT_BASE["max_positions"], 1)},

@@ -24,11 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from simulator.kernels import lstm as L, resnet as RN, transformer as T
+from simulator.kernels import lstm as L, mobile as MB, resnet as RN, transformer as T
 
 __all__ = ["MODULES", "BasicBlock", "ResNet18", "SmallCNN", "SelfAttention", "PostLNLayer",
            "PreLNBlock", "TinyTransformer", "GPT2", "Bert", "ViT", "LSTMStack", "build_module",
-           "copy_zoo_params", "torch_inputs", "torch_key", "ZOO_CFG"]
+           "copy_zoo_params", "torch_inputs", "torch_key", "ZOO_CFG", "Bottleneck", "ResNet",
+           "ResNet50", "Conv2dNormActivation", "InvertedResidual", "MobileNetV2",
+           "SqueezeExcitation", "MBConv", "EfficientNetB0"]
 
 
 # --------------------------------------------------------------------------- CNNs
@@ -57,13 +59,44 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
-class ResNet18(nn.Module):
-    """torchvision.models.resnet18's structure (BasicBlock, [2, 2, 2, 2])."""
+class Bottleneck(nn.Module):
+    """torchvision's Bottleneck (ResNet v1.5: 1x1 reduce, 3x3 carrying the stride, 1x1 expand
+    by 4; identity or 1x1 projection shortcut)."""
 
-    def __init__(self, cfg: dict = RN.RESNET18):
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None,
+                 eps: float = 1e-5):
         super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes, eps=eps)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes, eps=eps)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion, eps=eps)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class ResNet(nn.Module):
+    """torchvision.models.ResNet's structure: stem, four stages of ``block`` (BasicBlock or
+    Bottleneck) as ``_make_layer`` builds them, global average pool, fc."""
+
+    def __init__(self, block, cfg: dict):
+        super().__init__()
+        eps = cfg["bn_eps"]
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64, eps=cfg["bn_eps"])
+        self.bn1 = nn.BatchNorm2d(64, eps=eps)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         inplanes = 64
@@ -72,11 +105,13 @@ class ResNet18(nn.Module):
             for b in range(blocks):
                 stride = 2 if s > 0 and b == 0 else 1
                 down = None
-                if stride != 1 or inplanes != planes:
-                    down = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
-                                         nn.BatchNorm2d(planes, eps=cfg["bn_eps"]))
-                layers.append(BasicBlock(inplanes, planes, stride, down))
-                inplanes = planes
+                if stride != 1 or inplanes != planes * block.expansion:
+                    down = nn.Sequential(
+                        nn.Conv2d(inplanes, planes * block.expansion, 1, stride, bias=False),
+                        nn.BatchNorm2d(planes * block.expansion, eps=eps))
+                kw = {"eps": eps} if block is Bottleneck else {}
+                layers.append(block(inplanes, planes, stride, down, **kw))
+                inplanes = planes * block.expansion
             setattr(self, f"layer{s + 1}", nn.Sequential(*layers))
         self.n_stages = len(cfg["stages"])
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
@@ -88,6 +123,146 @@ class ResNet18(nn.Module):
             x = getattr(self, f"layer{s + 1}")(x)
         x = torch.flatten(self.avgpool(x), 1)
         return self.fc(x)
+
+
+class ResNet18(ResNet):
+    """torchvision.models.resnet18's structure (BasicBlock, [2, 2, 2, 2])."""
+
+    def __init__(self, cfg: dict = RN.RESNET18):
+        super().__init__(BasicBlock, cfg)
+
+
+class ResNet50(ResNet):
+    """torchvision.models.resnet50's structure (Bottleneck, [3, 4, 6, 3])."""
+
+    def __init__(self, cfg: dict = RN.RESNET50):
+        super().__init__(Bottleneck, cfg)
+
+
+class Conv2dNormActivation(nn.Sequential):
+    """torchvision.ops.Conv2dNormActivation: conv (no bias, padding (k - 1) // 2), BatchNorm,
+    activation (none for a linear projection)."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int = 3, stride: int = 1,
+                 groups: int = 1, activation_layer=nn.ReLU, eps: float = 1e-5):
+        layers = [nn.Conv2d(cin, cout, kernel_size, stride, (kernel_size - 1) // 2,
+                            groups=groups, bias=False), nn.BatchNorm2d(cout, eps=eps)]
+        if activation_layer is not None:
+            layers.append(activation_layer(inplace=True))
+        super().__init__(*layers)
+
+
+class InvertedResidual(nn.Module):
+    """torchvision's MobileNetV2 InvertedResidual: 1x1 expand (t != 1), depthwise 3x3, linear
+    1x1 projection; the input is added when the stride is 1 and the widths agree."""
+
+    def __init__(self, inp: int, oup: int, stride: int, expand_ratio: int, eps: float = 1e-5):
+        super().__init__()
+        hidden = int(round(inp * expand_ratio))
+        self.use_res_connect = stride == 1 and inp == oup
+        layers = []
+        if expand_ratio != 1:
+            layers.append(Conv2dNormActivation(inp, hidden, 1, activation_layer=nn.ReLU6, eps=eps))
+        layers += [Conv2dNormActivation(hidden, hidden, 3, stride, groups=hidden,
+                                        activation_layer=nn.ReLU6, eps=eps),
+                   nn.Conv2d(hidden, oup, 1, 1, 0, bias=False), nn.BatchNorm2d(oup, eps=eps)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x):
+        if self.use_res_connect:
+            return x + self.conv(x)
+        return self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """torchvision.models.mobilenet_v2 (width 1.0): features (stem, 17 inverted residuals, 1x1
+    head), adaptive average pool, classifier (Dropout 0.2, Linear)."""
+
+    def __init__(self, cfg: dict = MB.MOBILENET_V2):
+        super().__init__()
+        eps = cfg["bn_eps"]
+        cin = cfg["stem"]
+        features = [Conv2dNormActivation(3, cin, 3, 2, activation_layer=nn.ReLU6, eps=eps)]
+        for t, c, n, s in cfg["stages"]:
+            for i in range(n):
+                features.append(InvertedResidual(cin, c, s if i == 0 else 1, t, eps))
+                cin = c
+        features.append(Conv2dNormActivation(cin, cfg["last"], 1, activation_layer=nn.ReLU6,
+                                             eps=eps))
+        self.features = nn.Sequential(*features)
+        self.classifier = nn.Sequential(nn.Dropout(p=0.2), nn.Linear(cfg["last"], cfg["classes"]))
+
+    def forward(self, x):
+        x = self.features(x)
+        x = F.adaptive_avg_pool2d(x, (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
+class SqueezeExcitation(nn.Module):
+    """torchvision.ops.SqueezeExcitation: average pool, fc1 (1x1 conv), activation, fc2,
+    sigmoid gate times the input."""
+
+    def __init__(self, input_channels: int, squeeze_channels: int, activation=nn.ReLU):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(input_channels, squeeze_channels, 1)
+        self.fc2 = nn.Conv2d(squeeze_channels, input_channels, 1)
+        self.activation = activation()
+        self.scale_activation = nn.Sigmoid()
+
+    def forward(self, x):
+        scale = self.fc2(self.activation(self.fc1(self.avgpool(x))))
+        return self.scale_activation(scale) * x
+
+
+class MBConv(nn.Module):
+    """torchvision's EfficientNet MBConv: 1x1 expand (t != 1), depthwise k x k, squeeze-excite
+    (to max(1, cin // 4), SiLU), linear 1x1 projection; residual when stride 1 and widths agree
+    (stochastic depth is the identity in eval, so it is left out)."""
+
+    def __init__(self, expand_ratio: int, kernel: int, stride: int, cin: int, cout: int,
+                 eps: float = 1e-5):
+        super().__init__()
+        self.use_res_connect = stride == 1 and cin == cout
+        hidden = cin * expand_ratio
+        layers = []
+        if hidden != cin:
+            layers.append(Conv2dNormActivation(cin, hidden, 1, activation_layer=nn.SiLU, eps=eps))
+        layers += [Conv2dNormActivation(hidden, hidden, kernel, stride, groups=hidden,
+                                        activation_layer=nn.SiLU, eps=eps),
+                   SqueezeExcitation(hidden, max(1, cin // 4), nn.SiLU),
+                   Conv2dNormActivation(hidden, cout, 1, activation_layer=None, eps=eps)]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x):
+        result = self.block(x)
+        if self.use_res_connect:
+            result += x
+        return result
+
+
+class EfficientNetB0(nn.Module):
+    """torchvision.models.efficientnet_b0: features (stem, 7 stages of MBConv, 1x1 head to
+    1280), adaptive average pool, classifier (Dropout 0.2, Linear)."""
+
+    def __init__(self, cfg: dict = MB.EFFICIENTNET_B0):
+        super().__init__()
+        eps = cfg["bn_eps"]
+        features = [Conv2dNormActivation(3, cfg["stem"], 3, 2, activation_layer=nn.SiLU, eps=eps)]
+        for t, k, s, cin, cout, n in cfg["stages"]:
+            features.append(nn.Sequential(*(MBConv(t, k, s if b == 0 else 1,
+                                                   cin if b == 0 else cout, cout, eps)
+                                            for b in range(n))))
+        features.append(Conv2dNormActivation(cfg["stages"][-1][4], cfg["last"], 1,
+                                             activation_layer=nn.SiLU, eps=eps))
+        self.features = nn.Sequential(*features)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(p=0.2, inplace=True),
+                                        nn.Linear(cfg["last"], cfg["classes"]))
+
+    def forward(self, x):
+        x = torch.flatten(self.avgpool(self.features(x)), 1)
+        return self.classifier(x)
 
 
 class SmallCNN(nn.Module):
@@ -276,10 +451,12 @@ class LSTMStack(nn.Module):
 
 ZOO_CFG = {"resnet18": RN.RESNET18, "small-cnn": RN.SMALL_CNN, "tiny-transformer": T.TINY,
            "gpt2-small": T.GPT2_SMALL, "bert-base": T.BERT_BASE, "vit-b16": T.VIT_B16,
-           "lstm": L.LSTM_SPEECH}
+           "lstm": L.LSTM_SPEECH, "resnet50": RN.RESNET50, "mobilenet-v2": MB.MOBILENET_V2,
+           "efficientnet-b0": MB.EFFICIENTNET_B0}
 
 MODULES = {"resnet18": ResNet18, "small-cnn": SmallCNN, "tiny-transformer": TinyTransformer,
-           "gpt2-small": GPT2, "bert-base": Bert, "vit-b16": ViT, "lstm": LSTMStack}
+           "gpt2-small": GPT2, "bert-base": Bert, "vit-b16": ViT, "lstm": LSTMStack,
+           "resnet50": ResNet50, "mobilenet-v2": MobileNetV2, "efficientnet-b0": EfficientNetB0}
 
 
 def build_module(name: str, cfg: dict | None = None, image: int | None = None) -> nn.Module:
@@ -308,11 +485,48 @@ _RN_KEYS = {"W": "weight", "g": "weight", "b": "bias", "mean": "running_mean",
             "var": "running_var"}
 
 
+_BN_KEYS = {"g": "weight", "b": "bias", "mean": "running_mean", "var": "running_var"}
+
+
+def _mobile_key(name: str, key: str):
+    """The torchvision state_dict key of a MobileNetV2 / EfficientNet-B0 zoo parameter (the
+    zoo's default tables; kernels/mobile.py names the units). torchvision's layout: a
+    Conv2dNormActivation ``U`` holds ``U.0`` (conv) and ``U.1`` (BatchNorm); a MobileNetV2 block
+    is ``features.i.conv`` = [expand,] dw, project conv, project BN; an EfficientNet block is
+    ``features.s.b.block`` = [expand,] dw, SE (fc1, fc2), project."""
+    base, _, leaf = key.rpartition(".")
+    if base == "fc":
+        return f"classifier.1.{'weight' if leaf == 'W' else 'bias'}", _t if leaf == "W" else _same
+    unit, _, part = base.rpartition(".")  # part: conv or bn (fc1 or fc2 in an SE)
+    tensor = "weight" if leaf == "W" else _BN_KEYS[leaf] if part == "bn" else "bias"
+    cna = {"conv": "0", "bn": "1"}.get(part)  # index inside a Conv2dNormActivation
+    mobilenet = name == "mobilenet-v2"
+    plan = MB.mobilenet_v2_plan() if mobilenet else MB.efficientnet_b0_plan()
+    if unit in ("stem", "head"):
+        head = len(plan) + 1 if mobilenet else len(MB.EFFICIENTNET_B0["stages"]) + 1
+        return f"features.{0 if unit == 'stem' else head}.{cna}.{tensor}", _same
+    blk_name, sub = unit.rsplit(".", 1)  # block7.expand | stage3.1.dw | stage3.1.se
+    blk = next(x for x in plan if x["name"] == blk_name)
+    order = (["expand"] if blk["hidden"] != blk["cin"] else []) + ["dw"]
+    if mobilenet:
+        mod = f"features.{blk_name[len('block'):]}.conv"
+        if sub == "project":  # a bare Conv2d then BatchNorm2d, not a Conv2dNormActivation
+            return f"{mod}.{len(order) + (part == 'bn')}.{tensor}", _same
+        return f"{mod}.{order.index(sub)}.{cna}.{tensor}", _same
+    mod = f"features.{blk_name[len('stage'):]}.block"
+    order += ["se", "project"]
+    if sub == "se":
+        return f"{mod}.{order.index('se')}.{part}.{tensor}", _same if leaf == "W" else _flat
+    return f"{mod}.{order.index(sub)}.{cna}.{tensor}", _same
+
+
 def torch_key(name: str, key: str):
     """Return (state_dict key, transform of the zoo value to PyTorch's layout) of zoo parameter
     ``key`` of model ``name``."""
     base, _, leaf = key.rpartition(".")
-    if name in ("resnet18", "small-cnn"):
+    if name in ("mobilenet-v2", "efficientnet-b0"):
+        return _mobile_key(name, key)
+    if name in ("resnet18", "resnet50", "small-cnn"):
         tb = base.replace(".down.conv", ".downsample.0").replace(".down.bn", ".downsample.1")
         if base == "fc":
             return f"fc.{'weight' if leaf == 'W' else 'bias'}", _t if leaf == "W" else _same
@@ -383,7 +597,8 @@ def torch_inputs(name: str, values: dict[str, np.ndarray]) -> tuple:
 
 def zoo_size_kwargs(name: str, shape: tuple[int, ...]) -> dict:
     """Return build_zoo's size keywords (batch, seq or image) for an input of ``shape``."""
-    if name in ("resnet18", "small-cnn", "vit-b16"):
+    if name in ("resnet18", "small-cnn", "vit-b16", "resnet50", "mobilenet-v2",
+                "efficientnet-b0"):
         return {"batch": shape[0], "image": shape[-1]}
     return {"batch": shape[0], "seq": shape[1]}
 

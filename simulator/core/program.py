@@ -318,6 +318,8 @@ class Program:
         except ValueError:
             raise self._fail(name, f"shapes {' and '.join(map(str, shapes))} do not match (they "
                              "must broadcast as in numpy)") from None
+        if kind == "clip" and (len(params) != 2 or not params[0] <= params[1]):
+            raise self._fail(name, f"clip takes params (lo, hi) with lo <= hi, got {params!r}")
         if kind in ("sgd", "axpy", "relu_grad") and shape != shapes[0]:
             raise self._fail(name, f"shapes {shapes[0]} and {shapes[1]} do not match")
         out = out or name

@@ -50,6 +50,7 @@ ELEMENTWISE = {
     "adam_m": ("add", 2), "adam_v": ("add", 2), "adam_w": ("divide", 3),
     "div": ("divide", 2), "sqrt": ("divide", 1), "rsqrt": ("divide", 1),
     "max": ("compare", 2), "min": ("compare", 2), "where": ("compare", 3),
+    "clip": ("compare", 1),  # params (lo, hi): min(max(x, lo), hi); ReLU6 is clip(0, 6)
     "masked_fill": ("compare", 2),
     "log": ("transcendental", 1), "tanh": ("transcendental", 1), "erf": ("transcendental", 1),
     "sigmoid": ("transcendental", 1), "gelu": ("transcendental", 1),
@@ -180,6 +181,8 @@ def _elementwise(kind: str, xs: list[np.ndarray], c: np.float32, p: list) -> np.
         return np.maximum(xs[0], xs[1])
     if kind == "min":
         return np.minimum(xs[0], xs[1])
+    if kind == "clip":
+        return np.minimum(np.maximum(xs[0], p[0]), p[1])
     if kind == "where":
         return np.where(xs[0] != 0, xs[1], xs[2])
     if kind == "masked_fill":  # x where mask == 0, const where mask != 0
