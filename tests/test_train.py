@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from conftest import CONFIGS
 from simulator.kernels.train import (init_params, load_data, numpy_step, parse_model, synthetic_data,
@@ -60,6 +60,7 @@ def test_mlp_fp32_matches_numpy_after_100_steps():
 @settings(max_examples=15)
 @given(kind=st.sampled_from(["linear:10:1", "linear:7:3", "mlp:10:32:1", "mlp:5:8:2"]),
        dtype=st.sampled_from(["bf16", "fp16"]), seed=st.integers(0, 1000))
+@example(kind="mlp:10:32:1", dtype="fp16", seed=152)
 def test_low_precision_training_stays_near_fp32(kind, dtype, seed):
     spec = parse_model(kind)
     x, y = synthetic_data(spec, 512, seed)
@@ -73,10 +74,13 @@ def test_low_precision_training_stays_near_fp32(kind, dtype, seed):
     scale = max(float(np.max(np.abs(v))) for v in hi.params.values())
     for k in hi.params:
         assert np.max(np.abs(lo.params[k] - hi.params[k])) <= tol * scale, k
-    # and the chip equals numpy with the same operand rounding, up to summation order
+    # and the chip equals numpy with the same operand rounding, up to summation order: a
+    # different order can flip an operand's rounding to fp16 (a 2^-11 relative step) in a later
+    # step (mlp:10:32:1, fp16, seed 152 drifts by 2.3e-4 with numpy 2.4.6's OpenBLAS)
+    bound = {"bf16": 1e-4, "fp16": 2.0 ** -11}[dtype]
     want, _ = numpy_train(spec, x, y, p0, 32, 50, 0.01, dtype)
     for k in want:
-        assert np.max(np.abs(lo.params[k] - want[k])) <= 1e-4 * np.max(np.abs(want[k])), k
+        assert np.max(np.abs(lo.params[k] - want[k])) <= bound * np.max(np.abs(want[k])), k
 
 
 def test_matches_pytorch_when_installed():
