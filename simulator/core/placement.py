@@ -198,6 +198,14 @@ def placement_candidates(arrays: int, count: int, mode: str = "auto") -> list[Pl
     return list(seen.values())
 
 
+# MemoryResult fields that add up over the rounds (times) and over the GEMMs (counts)
+_PER_ROUND = ("compute_cycles", "dram_transfer_cycles", "port_stall_cycles")
+_PER_GEMM = ("busy_pe_cycles", "steps", "dram_a_read_bytes", "dram_b_read_bytes",
+             "dram_o_read_bytes", "dram_o_write_bytes", "buffer_read_bytes", "buffer_write_bytes",
+             "buffer_a_read_bytes", "buffer_b_read_bytes", "pe_hop_bytes", "register_read_bytes",
+             "register_write_bytes", "dram_a_halo_bytes")
+
+
 def scaled(one: MemoryResult, count: int, rounds: int, pipelined: bool = False) -> MemoryResult:
     """Return ``count`` GEMMs whose memory result is ``one`` run in ``rounds`` rounds: compute
     and DRAM transfer cycles x rounds, events and bytes x count; the exposed prefetch and drain
@@ -217,32 +225,13 @@ def scaled(one: MemoryResult, count: int, rounds: int, pipelined: bool = False) 
         total = min(total, max(one.prefetch_cycles + rounds * steady + one.drain_cycles,
                                rounds * one.dram_transfer_cycles))
     return dataclasses.replace(
-        one, total_cycles=total, compute_cycles=one.compute_cycles * rounds,
-        busy_pe_cycles=one.busy_pe_cycles * count, steps=one.steps * count,
-        dram_a_read_bytes=one.dram_a_read_bytes * count,
-        dram_b_read_bytes=one.dram_b_read_bytes * count,
-        dram_o_read_bytes=one.dram_o_read_bytes * count,
-        dram_o_write_bytes=one.dram_o_write_bytes * count,
-        buffer_read_bytes=one.buffer_read_bytes * count,
-        buffer_write_bytes=one.buffer_write_bytes * count,
-        buffer_a_read_bytes=one.buffer_a_read_bytes * count,
-        buffer_b_read_bytes=one.buffer_b_read_bytes * count,
-        pe_hop_bytes=one.pe_hop_bytes * count,
-        register_read_bytes=one.register_read_bytes * count,
-        register_write_bytes=one.register_write_bytes * count,
-        dram_transfer_cycles=one.dram_transfer_cycles * rounds,
-        dram_a_halo_bytes=one.dram_a_halo_bytes * count,
-        port_stall_cycles=one.port_stall_cycles * rounds)
+        one, total_cycles=total, **{f: getattr(one, f) * rounds for f in _PER_ROUND},
+        **{f: getattr(one, f) * count for f in _PER_GEMM})
 
 
 def add_results(a: MemoryResult, b: MemoryResult) -> MemoryResult:
     """Return two memory results run one after the other (the first one's plan named)."""
-    fields = ("total_cycles", "compute_cycles", "busy_pe_cycles", "steps", "dram_a_read_bytes",
-              "dram_b_read_bytes", "dram_o_read_bytes", "dram_o_write_bytes",
-              "buffer_read_bytes", "buffer_write_bytes", "buffer_a_read_bytes",
-              "buffer_b_read_bytes", "pe_hop_bytes", "register_read_bytes",
-              "register_write_bytes", "dram_transfer_cycles", "dram_a_halo_bytes",
-              "port_stall_cycles", "prefetch_cycles", "drain_cycles")
+    fields = ("total_cycles", *_PER_ROUND, *_PER_GEMM, "prefetch_cycles", "drain_cycles")
     return dataclasses.replace(a, **{f: getattr(a, f) + getattr(b, f) for f in fields})
 
 

@@ -348,7 +348,25 @@ class Report:
 LAYER_COLUMNS = ("layer", "op", "kind", "shape", "unit", "start_cycle", "cycles", "share",
                  "utilisation", "stall_cycles", "requant_cycles", "macs", "dram_bytes",
                  "buffer_bytes",
-                 "spilled", "energy_pj")
+                 "spilled", "energy_pj", "mapping")
+
+
+def mapping_text(op: "OpReport") -> str:
+    """Return how an op's GEMMs went onto the chip in words (placement over the arrays, pieces
+    of a GEMM cut for size, a grouped conv's mapping); empty when there is nothing to say."""
+    parts = []
+    g = op.grouped
+    if g:
+        parts.append({"per_channel": "per channel", "vector": "depthwise on the vector unit"}.get(
+            g["mapping"], f"packed {g.get('groups_per_gemm')} groups per GEMM"))
+    p = op.placement
+    if p:
+        parts.append(f"{p['choice']}: {p['arrays_per_gemm']} arrays per GEMM, "
+                     f"{p['gemms_at_once']} at once, {p['rounds']} rounds")
+        if "pieces" in p:
+            parts.append(f"cut into {sum(x['count'] for x in p['pieces']) // max(op.gemms, 1)} "
+                         f"pieces per GEMM")
+    return "; ".join(parts)
 
 
 def layer_rows(report: Report) -> list[dict[str, Any]]:
@@ -356,7 +374,7 @@ def layer_rows(report: Report) -> list[dict[str, Any]]:
     op, kind, shape, unit, cycles (total), share of all ops' cycles, utilisation (array ops:
     MACs / (PEs x cycles); vector ops: lane-ops / (lanes x cycles)), stall cycles,
     requantisation cycles (array ops with narrowed outputs), MACs, DRAM
-    bytes, resident buffer bytes, spilled tensors and energy (pJ)."""
+    bytes, resident buffer bytes, spilled tensors, energy (pJ) and the mapping (mapping_text)."""
     total = sum(op.total_cycles for op in report.ops) or 1
     lanes = report.chip.vector.lanes
     rows = []
@@ -378,7 +396,8 @@ def layer_rows(report: Report) -> list[dict[str, Any]]:
                      "dram_bytes": op.events.get("dram_bytes", 0),
                      "buffer_bytes": op.residency.get("buffer_bytes", 0),
                      "spilled": " ".join(op.residency.get("spilled", [])),
-                     "energy_pj": op.energy_pj.get("total", 0.0)})
+                     "energy_pj": op.energy_pj.get("total", 0.0),
+                     "mapping": mapping_text(op)})
     return rows
 
 
