@@ -7,6 +7,7 @@ import csv
 import json
 
 from ..errors import WorkloadError
+from ..tools.chip_args import add_chip_args, load_chip_args
 
 __all__ = ["add_llm_parser"]
 
@@ -23,11 +24,10 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def _cmd_llm(args: argparse.Namespace) -> int:
-    from ..tools.cli import _load
     from .inference import simulate_inference
     from .model import load_model
     from .report import inference_text, sweep_text, training_text
-    chip = _load(args)
+    chip = load_chip_args(args)
     model = load_model(args.model)
     tps, pps = _ints(args.tp, "--tp"), _ints(args.pp, "--pp")
     if args.train:
@@ -78,7 +78,7 @@ def _cmd_llm(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_llm_parser(sub, add_chip_args) -> None:
+def add_llm_parser(sub) -> None:
     """Add the ``llm`` subcommand to the ``systolic-sim`` subparsers ``sub``."""
     p = sub.add_parser("llm", help="serve or train a language model on a system of chips")
     add_chip_args(p)

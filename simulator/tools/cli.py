@@ -16,10 +16,11 @@ from typing import Sequence
 import numpy as np
 
 from ..hardware.chip import Chip, load_chip
-from ..hardware.config import parse_override, schema_markdown
+from ..hardware.config import schema_markdown
+from .chip_args import add_chip_args, load_chip_args
 from ..hardware.dataflow import parse_gemm
 from ..core.engine import ENGINES, reference_pe_cycles, simulate_gemm, simulate_gemms
-from .._entry import EXIT_INTERRUPTED
+from ..exit_codes import EXIT_INPUT, EXIT_INTERRUPTED
 from ..errors import Interrupted, SimulatorInputError, WorkloadError
 from ..hardware.numerics import INPUT_TYPES, float_error_bound, random_operands
 from ..frontends.scalesim import export_compute_report, import_scalesim_config
@@ -27,7 +28,6 @@ from ..frontends.topology import load_topology
 
 __all__ = ["main"]
 
-EXIT_INPUT = 2
 # validate --model: largest max |diff| / max |reference| accepted per tensor. The chip and numpy
 # differ only in summation order (same rounding of matmul operands), far below this.
 MODEL_RTOL = 1e-5
@@ -44,15 +44,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_INPUT)
-
-
-def _load(args: argparse.Namespace) -> Chip:
-    overrides, sources = {}, {}
-    for text in args.set or []:
-        path, value, where = parse_override(text)
-        overrides[path] = value
-        sources[path] = where
-    return load_chip(args.config, overrides, sources)
 
 
 def _check_functional_size(chip: Chip, m: int, n: int, k: int, engine: str, force: bool) -> None:
@@ -72,7 +63,7 @@ def _check_functional_size(chip: Chip, m: int, n: int, k: int, engine: str, forc
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    chip = _load(args)
+    chip = load_chip_args(args)
     if args.model or args.torch:
         return _run_model(args, chip)
     if getattr(args, "onnx", None):
@@ -307,7 +298,7 @@ def _train_zoo(args: argparse.Namespace, chip: Chip) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from simulator.kernels.train import parse_model, train
     from simulator.kernels.zoo import is_zoo
-    chip = _load(args)
+    chip = load_chip_args(args)
     if args.torch and args.model:
         raise WorkloadError("--torch", "torch", "give --model or --torch, not both")
     if args.input and not args.torch:
@@ -421,7 +412,7 @@ def _cmd_calibrate_measure(args: argparse.Namespace) -> int:
 def _cmd_calibrate_fit(args: argparse.Namespace) -> int:
     from .calibrate import fit, fit_spread, load_measurements, plot_fit
     from .progress import progress_bar
-    chip = _load(args)
+    chip = load_chip_args(args)
     data = load_measurements(args.data)
     free = [f.strip() for f in args.free.split(",") if f.strip()]
     kernels = [k.strip() for k in args.kernels.split(",")] if args.kernels else None
@@ -562,7 +553,7 @@ def _validate_model(args: argparse.Namespace, chip: Chip) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    chip = _load(args)
+    chip = load_chip_args(args)
     if args.model:
         return _validate_model(args, chip)
     m, n, k = parse_gemm(args.gemm)
@@ -625,12 +616,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _add_chip_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="chip config YAML (see docs/config.md)")
-    p.add_argument("--set", action="append", metavar="PATH=VALUE",
-                   help="override a config key by dotted path, e.g. --set array.rows=8 (repeatable)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Return the argparse parser of the ``systolic-sim`` command."""
     parser = _Parser(prog="systolic-sim",
@@ -638,7 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="simulate a workload on a chip")
-    _add_chip_args(run)
+    add_chip_args(run)
     what = run.add_mutually_exclusive_group(required=True)
     what.add_argument("--gemm", metavar="MxNxK", help="GEMM O[M,N] = A[M,K] @ B[K,N]")
     what.add_argument("--topology", metavar="FILE.csv",
@@ -679,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=_cmd_import_scalesim)
 
     tr = sub.add_parser("train", help="train a small linear network on the chip")
-    _add_chip_args(tr)
+    add_chip_args(tr)
     tr.add_argument("--model", metavar="SPEC",
                     help="linear:IN:OUT or mlp:IN:HIDDEN:OUT (W laid out in x out), or a zoo "
                          "model zoo:NAME (e.g. zoo:tiny-transformer)")
@@ -770,7 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.set_defaults(func=_cmd_compare)
 
     val = sub.add_parser("validate", help="check fast model, PE reference and numpy agree")
-    _add_chip_args(val)
+    add_chip_args(val)
     vwhat = val.add_mutually_exclusive_group(required=True)
     vwhat.add_argument("--gemm", metavar="MxNxK")
     vwhat.add_argument("--model", metavar="SPEC", help="one training step of linear:... or mlp:...")
@@ -793,7 +778,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "lanes (SCALE-Sim layer-wise, what a lockstep array can skip)")
     pr.set_defaults(func=_cmd_prune)
     from ..llm.command import add_llm_parser
-    add_llm_parser(sub, _add_chip_args)
+    add_llm_parser(sub)
     keys = sub.add_parser("keys", help="print every config key with its default and unit")
     keys.set_defaults(func=lambda args: print(schema_markdown(), end="") or 0)
     return parser
