@@ -22,7 +22,7 @@ from ..hardware.dataflow import parse_gemm
 from ..core.engine import ENGINES, reference_pe_cycles, simulate_gemm, simulate_gemms
 from ..exit_codes import EXIT_INPUT, EXIT_INTERRUPTED
 from ..errors import Interrupted, SimulatorInputError, WorkloadError
-from ..hardware.numerics import INPUT_TYPES, float_error_bound, random_operands
+from ..hardware.numerics import float_error_bound, input_type, random_operands
 from ..frontends.scalesim import export_compute_report, import_scalesim_config
 from ..frontends.topology import load_topology
 
@@ -607,7 +607,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             want = np.clip(np.rint(fast.output.astype(np.float64) * narrowed.output_scale),
                            -128, 127).astype(np.int8)
         else:  # numpy (ml_dtypes): round to nearest even
-            want = fast.output.astype(INPUT_TYPES[narrowed.output_dtype]).astype(np.float32)
+            want = fast.output.astype(input_type(narrowed.output_dtype)).astype(np.float32)
         line(f"outputs: {narrowed.output_dtype} == numpy requantised", np.array_equal(
             out.view(np.uint32) if out.dtype == np.float32 else out,
             want.view(np.uint32) if want.dtype == np.float32 else want),
