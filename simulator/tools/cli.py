@@ -18,6 +18,7 @@ import numpy as np
 from ..hardware.chip import Chip, load_chip
 from ..hardware.config import schema_markdown
 from .chip_args import add_chip_args, load_chip_args
+from ..core.report_groups import GROUP_BY
 from ..hardware.dataflow import parse_gemm
 from ..core.engine import ENGINES, reference_pe_cycles, simulate_gemm, simulate_gemms
 from ..exit_codes import EXIT_INPUT, EXIT_INTERRUPTED
@@ -71,9 +72,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.input:
         raise WorkloadError("--input", "input", "applies to --torch FILE.py:factory and --onnx "
                             "FILE.onnx only")
-    for flag in ("batch", "seq", "image", "csv"):
+    for flag in ("batch", "seq", "image", "csv", "group_by"):
         if getattr(args, flag) is not None:
-            raise WorkloadError(f"--{flag}", flag, "applies to --model zoo:NAME only")
+            name = flag.replace("_", "-")
+            raise WorkloadError(f"--{name}", name, "applies to --model zoo:NAME only")
     if args.topology:
         if args.functional or args.engine != "fast":
             raise WorkloadError(f"--topology {args.topology}", "topology",
@@ -157,7 +159,8 @@ def _print_network(args: argparse.Namespace, chip: Chip, model, values, label: s
     print its per-layer table or JSON (``about`` under "model"), writing --csv; return 0."""
     from ..core.engine import run as run_program
     from .progress import progress_bar
-    from ..core.report import network_text, write_layer_csv
+    from ..core.report import grouped_text, network_text, write_layer_csv
+    group_by = _group_by(args)
     bar = progress_bar(len(model.program.ops), "ops",
                        args.functional and sys.stderr.isatty() and not args.json)
     try:
@@ -167,7 +170,7 @@ def _print_network(args: argparse.Namespace, chip: Chip, model, values, label: s
             bar.close()
     title = f"{label}, {len(model.program.ops)} ops"
     if args.csv:
-        write_layer_csv(rep, args.csv)
+        write_layer_csv(rep, args.csv, group_by)
     if args.json:
         data = rep.to_dict()
         data["model"] = dict(about)
@@ -177,12 +180,21 @@ def _print_network(args: argparse.Namespace, chip: Chip, model, values, label: s
             data["model"]["output_norm"] = float(np.linalg.norm(out))
         print(json.dumps(data, indent=2))
         return 0
-    print(network_text(rep, title, limit=None if args.all_ops else 40))
+    print(network_text(rep, title) if group_by is None else grouped_text(rep, title, group_by))
     if values is not None:
         out = rep.values[model.output]
         print(f"output      {model.output} {tuple(out.shape)}: norm {np.linalg.norm(out):.6g}, "
               f"first values {np.array2string(out.ravel()[:4], precision=5)}")
     return 0
+
+
+def _group_by(args: argparse.Namespace) -> str | None:
+    """Return how a network's table is grouped (op, layer or kind; op by default), or None
+    for --all-ops (every op). Raises WorkloadError when both are given."""
+    if args.all_ops and args.group_by:
+        raise WorkloadError(f"--group-by {args.group_by}", "group-by", "--all-ops lists every "
+                            "op ungrouped; give one of the two")
+    return None if args.all_ops else (args.group_by or "op")
 
 
 def _onnx_shapes(args: argparse.Namespace) -> dict:
@@ -644,9 +656,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", type=int, help="--model: batch size (default: the model's)")
     run.add_argument("--seq", type=int, help="--model: sequence length (transformers, LSTM)")
     run.add_argument("--image", type=int, help="--model: image side (CNNs, ViT)")
-    run.add_argument("--csv", metavar="FILE", help="--model: write the per-layer table as CSV")
+    run.add_argument("--csv", metavar="FILE",
+                     help="--model: write the table as CSV (grouped as --group-by, or every op "
+                          "with --all-ops)")
+    run.add_argument("--group-by", choices=GROUP_BY,
+                     help="--model: sum the ops by op name across layers (op, the default: "
+                          "l0..l11 attn.qk is one row), by layer, or by kind")
     run.add_argument("--all-ops", action="store_true",
-                     help="--model: list every op (default: the 40 longest)")
+                     help="--model: list every op, in program order, instead of groups")
     run.add_argument("--functional", action="store_true",
                      help="also compute values on random operands of the chip's dtype")
     run.add_argument("--engine", choices=ENGINES, default="fast",
