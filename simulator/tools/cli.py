@@ -63,7 +63,26 @@ def _check_functional_size(chip: Chip, m: int, n: int, k: int, engine: str, forc
                                 "engine, a smaller GEMM, or pass --force")
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unwritable --trace / --html paths before anything is simulated."""
+    from .outputs import check_output_path
+    for flag in ("trace", "html"):
+        if getattr(args, flag, None):
+            check_output_path(getattr(args, flag), f"--{flag}")
+
+
+def _write_outputs(args: argparse.Namespace, rep, title: str) -> None:
+    """Write the --trace and --html files of a run's report ``rep``."""
+    if getattr(args, "trace", None):
+        from .trace import write_trace
+        write_trace(rep, args.trace, title)
+    if getattr(args, "html", None):
+        from .html_report import write_html
+        write_html(rep, args.html, title)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    _check_outputs(args)
     chip = load_chip_args(args)
     if args.model or args.torch:
         return _run_model(args, chip)
@@ -93,6 +112,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             rep = simulate_gemm(chip, shape=(m, n, k))
     if args.export_scalesim:
         export_compute_report(rep, args.export_scalesim, on_wait=_say)
+    _write_outputs(args, rep, f"--topology {args.topology}" if args.topology
+                   else f"--gemm {args.gemm}")
     print(rep.to_json() if args.json else rep.to_text())
     return 0
 
@@ -171,6 +192,7 @@ def _print_network(args: argparse.Namespace, chip: Chip, model, values, label: s
     title = f"{label}, {len(model.program.ops)} ops"
     if args.csv:
         write_layer_csv(rep, args.csv, group_by)
+    _write_outputs(args, rep, label)
     if args.json:
         data = rep.to_dict()
         data["model"] = dict(about)
@@ -673,6 +695,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="allow very large functional runs")
     run.add_argument("--export-scalesim", metavar="DIR",
                      help="also write DIR/COMPUTE_REPORT.csv in SCALE-Sim's format")
+    run.add_argument("--trace", metavar="FILE.json",
+                     help="also write the timeline as Chrome Trace Event JSON (open it in "
+                          "ui.perfetto.dev): a track per array, the vector unit and each DMA "
+                          "stream; buffer occupancy and DRAM bandwidth counters")
+    run.add_argument("--html", metavar="FILE.html",
+                     help="also write a self-contained HTML report (summary, sortable per-op "
+                          "table, plots embedded; opens offline)")
     run.set_defaults(func=_cmd_run)
 
     imp = sub.add_parser("import-scalesim", help="convert a SCALE-Sim .cfg into a chip YAML")
