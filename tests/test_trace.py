@@ -5,7 +5,6 @@ converted at the chip clock, DMA bytes per stream), and for overlaps within a tr
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 
 import pytest
@@ -156,28 +155,6 @@ def test_unwritable_trace_path_exits_2_naming_the_flag(where, tmp_path, capsys, 
     assert main(["run", MXU, "--gemm", "8x8x8", "--trace", where]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"--trace {where}: trace:") and "\n" not in err
-
-
-def test_perfetto_trace_processor_reads_the_slices(bert, tmp_path):
-    # Perfetto's own importer, where its trace_processor_shell binary is at hand (the PyPI
-    # package downloads it from get.perfetto.dev on first use; set TRACE_PROCESSOR_SHELL to a
-    # local copy where there is no network)
-    tp_mod = pytest.importorskip("perfetto.trace_processor")
-    shell = os.environ.get("TRACE_PROCESSOR_SHELL")
-    if not shell:
-        pytest.skip("TRACE_PROCESSOR_SHELL not set (no trace_processor_shell binary)")
-    path = tmp_path / "bert.json"
-    path.write_text(json.dumps(trace_events(bert)))
-    tp = tp_mod.TraceProcessor(trace=str(path),
-                               config=tp_mod.TraceProcessorConfig(bin_path=shell))
-    try:
-        n = tp.query("select count(*) as n from slice where dur >= 0").as_pandas_dataframe()
-        names = tp.query("select distinct name from thread").as_pandas_dataframe()
-    finally:
-        tp.close()
-    want = sum(1 for e in trace_events(bert)["traceEvents"] if e["ph"] == "X")
-    assert int(n["n"][0]) == want
-    assert {"array 0", "vector unit", "DMA B read"} <= set(names["name"])
 
 
 def test_the_checks_catch_a_bad_trace():
