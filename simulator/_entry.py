@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 import sys
 
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
+from .exit_codes import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED
 
 
 def main() -> int:

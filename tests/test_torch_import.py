@@ -280,7 +280,7 @@ def test_cli_run_torch_equals_the_zoo_model_and_writes_the_csv(tmp_path, capsys)
     assert data["totals"]["total_cycles"] == zoo.total_cycles
     assert [o["compute_cycles"] for o in data["ops"]] == [r.compute_cycles for r in zoo.ops]
     assert main(["run", MXU, "--set", "dtype=fp32", "--torch", f"{f}:cnn", "--input",
-                 "2x3x8x8", "--functional", "--csv", str(csv_path)]) == 0
+                 "2x3x8x8", "--functional", "--csv", str(csv_path), "--all-ops"]) == 0
     text = capsys.readouterr().out
     assert "torch:" in text and "conv1" in text and "output" in text
     assert len(csv_path.read_text().splitlines()) == 1 + 10

@@ -32,7 +32,7 @@ def test_run_model_json_matches_the_engine(capsys):
 def test_run_model_table_csv_and_functional(tmp_path, capsys):
     out = tmp_path / "layers.csv"
     assert main(["run", MXU, "--set", "dtype=fp32", "--model", "zoo:small-cnn", "--batch", "2",
-                 "--image", "8", "--functional", "--csv", str(out)]) == 0
+                 "--image", "8", "--functional", "--csv", str(out), "--all-ops"]) == 0
     text = capsys.readouterr().out
     assert "time goes" in text and "conv1" in text and "output      fc.out (2, 10)" in text
     rows = list(csv.DictReader(out.open()))

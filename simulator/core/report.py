@@ -421,15 +421,20 @@ def unit_summary(report: Report) -> dict[str, Any]:
             "dram_bytes": sum(op.events.get("dram_bytes", 0) for op in report.ops)}
 
 
+def _network_head(report: Report, title: str) -> list[str]:
+    """Return the lines above a network's table: the summary, the model, where the time goes."""
+    u = unit_summary(report)
+    return [report.to_text().split("\n\n")[0], f"model       {title}",
+            f"time goes   array busy {100 * u['array_share']:.1f} %, vector unit busy "
+            f"{100 * u['vector_share']:.1f} %, DRAM stalls {100 * u['dram_stall_share']:.1f} % "
+            f"of {u['total_cycles']:,} cycles (units overlap); DRAM "
+            f"{format_bytes(u['dram_bytes'])}", ""]
+
+
 def network_text(report: Report, title: str, limit: int | None = None) -> str:
     """Return the report's summary, where the time goes, and the per-layer table (the
     ``limit`` longest ops when given, in program order)."""
-    u = unit_summary(report)
-    lines = [report.to_text().split("\n\n")[0], f"model       {title}",
-             f"time goes   array busy {100 * u['array_share']:.1f} %, vector unit busy "
-             f"{100 * u['vector_share']:.1f} %, DRAM stalls {100 * u['dram_stall_share']:.1f} % "
-             f"of {u['total_cycles']:,} cycles (units overlap); DRAM "
-             f"{format_bytes(u['dram_bytes'])}", ""]
+    lines = _network_head(report, title)
     rows = layer_rows(report)
     shown = rows
     if limit is not None and len(rows) > limit:
@@ -447,13 +452,37 @@ def network_text(report: Report, title: str, limit: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_layer_csv(report: Report, path) -> None:
-    """Write layer_rows(report) to ``path`` as CSV (LAYER_COLUMNS)."""
+def grouped_text(report: Report, title: str, by: str) -> str:
+    """Return the report's summary, where the time goes, and the per-op table grouped ``by``
+    op name across layers, layer or kind (simulator.core.report_groups), longest first."""
+    from .report_groups import group_rows
+    rows = layer_rows(report)
+    groups = group_rows(rows, by)
+    lines = _network_head(report, title)
+    lines.append(f"{len(rows)} ops in {len(groups)} groups by {by} (--all-ops lists every op; "
+                 f"--group-by op|layer|kind):")
+    lines.append(f"{by:<28}{'count':>6}{'units':>14}{'cycles':>14}{'share':>8}{'util %':>8}"
+                 f"{'DRAM':>11}{'energy':>11}")
+    for g in groups:
+        lines.append(f"{g[by][:27]:<28}{g['count']:>6}{g['units'][:13]:>14}{g['cycles']:>14,}"
+                     f"{100 * g['share']:>7.1f}%{100 * g['utilisation']:>8.1f}"
+                     f"{format_bytes(g['dram_bytes']):>11}{format_energy(g['energy_pj']):>11}")
+    return "\n".join(lines)
+
+
+def write_layer_csv(report: Report, path, group_by: str | None = None) -> None:
+    """Write layer_rows(report) to ``path`` as CSV (LAYER_COLUMNS), or, with ``group_by`` (op,
+    layer or kind), the grouped rows (report_groups.group_columns)."""
     import csv
+    rows: list[dict[str, Any]] = layer_rows(report)
+    columns = list(LAYER_COLUMNS)
+    if group_by is not None:
+        from .report_groups import group_columns, group_rows
+        rows, columns = group_rows(rows, group_by), list(group_columns(group_by))
     with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(LAYER_COLUMNS))
+        w = csv.DictWriter(fh, fieldnames=columns)
         w.writeheader()
-        for r in layer_rows(report):
+        for r in rows:
             w.writerow(r)
 
 

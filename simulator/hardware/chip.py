@@ -379,11 +379,12 @@ def _energy_table(cfg: Mapping[str, Any], locations: Mapping[str, str]) -> Energ
     buf = cfg["buffers"]
     model = en["sram"]
     buffers = {}
+    sram_factors: dict[str, float] = {}
     for b in ("a", "b", "o", "unified_buffer"):
         cap = int(buf[b]["bytes"]) if model["model"] == "capacity" else 0
-        buffers[b] = tuple(sram.sram_pj_per_byte(val(x), cap, int(model["ref_bytes"]),
-                                                 float(model["exponent"]))
-                           for x in ("buffer_read", "buffer_write"))
+        sram_factors[b] = sram.sram_pj_per_byte(1.0, cap, int(model["ref_bytes"]),
+                                                float(model["exponent"]))
+        buffers[b] = (val("buffer_read") * sram_factors[b], val("buffer_write") * sram_factors[b])
     mac = {d: val(f"mac_{d}") for d in INPUT_BYTES}
     arr = cfg["array"]
     peak_mac_w = arr["count"] * arr["rows"] * arr["cols"] * mac[cfg["dtype"]] * 1e-12 \
@@ -397,6 +398,8 @@ def _energy_table(cfg: Mapping[str, Any], locations: Mapping[str, str]) -> Energ
                    f"{factors['mac_' + cfg['dtype']]:.3g}); DRAM and static power unscaled")
     else:
         scaling = "none (technology.node_nm not set: energy entries used as given)"
+    scaling += "; " + sram_scaling_text(model["model"], int(model["ref_bytes"]), sram_factors,
+                                        bool(buf["unified"]))
     return EnergyTable(
         mac_pj=mac,
         pe_hop_pj_per_byte=val("pe_hop"),
@@ -412,6 +415,18 @@ def _energy_table(cfg: Mapping[str, Any], locations: Mapping[str, str]) -> Energ
         scale_factors=factors,
         scaling=scaling,
     )
+
+
+def sram_scaling_text(model: str, ref_bytes: int, factors: Mapping[str, float],
+                      unified: bool) -> str:
+    """Return, in words, which buffer energy entries the SRAM capacity model scaled and by what
+    factor (``factors``: buffer name -> multiplier of energy.buffer_read/write), or that the
+    config's buffer_read/write apply flat."""
+    if model != "capacity":
+        return "SRAM flat: energy.buffer_read/write used as given for every buffer"
+    names = ("unified_buffer",) if unified else ("a", "b", "o")
+    parts = ", ".join(f"{n} x{factors[n]:.3g}" for n in names)
+    return f"SRAM by capacity from {ref_bytes:,} B: buffer_read/write {parts}"
 
 
 def load_chip(path: str | Path, overrides: Mapping[str, Any] | None = None,

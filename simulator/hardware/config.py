@@ -281,11 +281,13 @@ SCHEMA: tuple[Field, ...] = (
           "Adds static power such that leakage is this fraction of the total power with every "
           "PE doing a MAC each cycle: static += f / (1 - f) x PEs x MAC energy x clock (an "
           "assumption where no idle power is published).", minimum=0.0, maximum=0.95),
-    Field("energy.sram.model", "choice", "capacity", "-",
+    Field("energy.sram.model", "choice", "auto", "-",
           "capacity: a buffer's pJ/byte is energy.buffer_read/write at energy.sram.ref_bytes "
           "scaled by (buffer bytes / ref_bytes) ** exponent; flat: the same pJ/byte for every "
-          "buffer. Unbounded buffers (bytes 0) get the reference value.",
-          choices=("capacity", "flat")),
+          "buffer; auto: flat when the config gives energy.buffer_read or buffer_write "
+          "pj_per_byte and no other energy.sram key (its own buffers' cost), else capacity "
+          "(the shipped 8 KB reference). Unbounded buffers (bytes 0) get the reference value.",
+          choices=("auto", "capacity", "flat")),
     Field("energy.sram.ref_bytes", "int", 8192, "bytes",
           "Capacity at which energy.buffer_read/write.pj_per_byte hold (Horowitz's 8 KB array).",
           positive=True, maximum=1 << 50),
@@ -547,7 +549,24 @@ def validate_config(data: Any, lines: Mapping[str, int], location: str,
                 locations[field.path] = where
         else:
             resolved[field.path] = field.default
+    resolved[SRAM_MODEL] = sram_model(resolved[SRAM_MODEL], set(flat))
     return _nest(resolved)
+
+
+SRAM_MODEL = "energy.sram.model"
+_SRAM_COSTS = ("energy.buffer_read.pj_per_byte", "energy.buffer_write.pj_per_byte")
+
+
+def sram_model(model: str, given: set[str]) -> str:
+    """Return the SRAM energy model a config means (capacity or flat): ``model`` unless it is
+    ``auto``; then flat when the keys the config ``given`` (file or overrides) hold an SRAM
+    cost (energy.buffer_read/write.pj_per_byte) and no energy.sram key besides the model, i.e.
+    the config states its own buffers' cost, else capacity (the shipped 8 KB reference)."""
+    if model != "auto":
+        return model
+    own_cost = any(k in given for k in _SRAM_COSTS)
+    sram_keys = any(k.startswith("energy.sram.") and k != SRAM_MODEL for k in given)
+    return "flat" if own_cost and not sram_keys else "capacity"
 
 
 def parse_override(text: str) -> tuple[str, Any, str]:

@@ -10,18 +10,36 @@
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 
 from .adder_modes import MODE_FLOAT, MODE_SATURATE, MODE_WRAP, adder_limits
 from .chip import Chip
 from ..errors import WorkloadError
 
-__all__ = ["INPUT_TYPES", "adder_for", "output_dtype", "prepare_operand", "random_operands",
+__all__ = ["INPUT_TYPES", "input_type", "adder_for", "output_dtype", "prepare_operand", "random_operands",
            "requantise", "round_to_input", "value_dtype", "float_error_bound"]
 
-INPUT_TYPES = {"int8": np.dtype(np.int8), "fp16": np.dtype(np.float16),
-               "bf16": np.dtype(ml_dtypes.bfloat16), "fp32": np.dtype(np.float32)}
+# the input formats numpy has itself; bf16 comes from ml_dtypes, imported on first use only
+# (0.4-0.6 s with ml_dtypes 0.7: a timing-only run never pays it)
+_NUMPY_TYPES = {"int8": np.dtype(np.int8), "fp16": np.dtype(np.float16),
+                "fp32": np.dtype(np.float32)}
+
+
+def input_type(dtype: str) -> np.dtype:
+    """Return the numpy dtype of input format ``dtype`` (int8, fp16, bf16, fp32); bf16 is
+    ``ml_dtypes.bfloat16``, imported here on first use."""
+    if dtype == "bf16":
+        import ml_dtypes
+        return np.dtype(ml_dtypes.bfloat16)
+    return _NUMPY_TYPES[dtype]
+
+
+def __getattr__(name: str):
+    """``INPUT_TYPES`` (format -> numpy dtype, every format) is built on first access, which
+    imports ml_dtypes; code on the timing path calls input_type instead."""
+    if name == "INPUT_TYPES":
+        return {d: input_type(d) for d in ("int8", "fp16", "bf16", "fp32")}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def value_dtype(dtype: str) -> np.dtype:
@@ -62,7 +80,7 @@ def requantise(acc: np.ndarray, out_dtype: str, scale: float) -> np.ndarray:
 
 def round_to_input(x: np.ndarray, dtype: str) -> np.ndarray:
     """Return ``x`` rounded to the input type ``dtype`` (fp16/bf16/fp32), as float32."""
-    return np.asarray(x).astype(INPUT_TYPES[dtype], copy=False).astype(np.float32, copy=False)
+    return np.asarray(x).astype(input_type(dtype), copy=False).astype(np.float32, copy=False)
 
 
 def prepare_operand(x: object, dtype: str, name: str) -> np.ndarray:
@@ -85,7 +103,7 @@ def prepare_operand(x: object, dtype: str, name: str) -> np.ndarray:
             raise WorkloadError(name, name, f"values must lie in [-128, 127] for int8, got "
                                             f"[{lo}, {hi}]")
         return np.ascontiguousarray(arr, dtype=np.int64)
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype in INPUT_TYPES.values()):
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype.name == "bfloat16"):
         raise WorkloadError(name, name, f"must hold numbers, got {arr.dtype}")
     if np.iscomplexobj(arr):
         raise WorkloadError(name, name, "must be real, got complex values")
@@ -98,8 +116,8 @@ def random_operands(rng: np.random.Generator, m: int, n: int, k: int,
     if dtype == "int8":
         return (rng.integers(-128, 128, size=(m, k), dtype=np.int8),
                 rng.integers(-128, 128, size=(k, n), dtype=np.int8))
-    a = rng.standard_normal((m, k)).astype(INPUT_TYPES[dtype])
-    b = rng.standard_normal((k, n)).astype(INPUT_TYPES[dtype])
+    a = rng.standard_normal((m, k)).astype(input_type(dtype))
+    b = rng.standard_normal((k, n)).astype(input_type(dtype))
     return a, b
 
 

@@ -7,6 +7,7 @@ import csv
 import json
 
 from ..errors import WorkloadError
+from ..tools.chip_args import add_chip_args, load_chip_args
 
 __all__ = ["add_llm_parser"]
 
@@ -23,13 +24,19 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def _cmd_llm(args: argparse.Namespace) -> int:
-    from ..tools.cli import _load
     from .inference import simulate_inference
     from .model import load_model
     from .report import inference_text, sweep_text, training_text
-    chip = _load(args)
+    if args.trace:
+        from ..tools.outputs import check_output_path
+        check_output_path(args.trace, "--trace")
+    chip = load_chip_args(args)
     model = load_model(args.model)
     tps, pps = _ints(args.tp, "--tp"), _ints(args.pp, "--pp")
+    if args.trace and (args.train or "," in f"{args.batch}{args.tp}{args.pp}" or args.chips
+                       or args.plot_throughput or args.plot_phases or args.plot_scaling):
+        raise WorkloadError(f"--trace {args.trace}", "trace", "traces one serving run (one "
+                            "batch, tp and pp; no --train, sweep or plots)")
     if args.train:
         from .training import simulate_training
         dps = _ints(args.dp, "--dp")
@@ -47,6 +54,11 @@ def _cmd_llm(args: argparse.Namespace) -> int:
         res = simulate_inference(chip, model, batches[0], args.prompt, args.generate, tps[0],
                                  pps[0], args.micro_batches, args.decode_points, contexts,
                                  args.exact_decode, all_logits=args.all_logits)
+        if args.trace:
+            from .trace import write_llm_trace
+            write_llm_trace(args.trace, chip=chip, model=model, batch=batches[0],
+                            prompt=args.prompt, tp=tps[0], pp=pps[0],
+                            micro_batches=args.micro_batches, all_logits=args.all_logits)
         print(json.dumps(res.to_dict(), indent=2) if args.json else inference_text(res.to_dict()))
         return 0
     from .sweep import COLUMNS, best_points, sweep_inference
@@ -78,7 +90,7 @@ def _cmd_llm(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_llm_parser(sub, add_chip_args) -> None:
+def add_llm_parser(sub) -> None:
     """Add the ``llm`` subcommand to the ``systolic-sim`` subparsers ``sub``."""
     p = sub.add_parser("llm", help="serve or train a language model on a system of chips")
     add_chip_args(p)
@@ -105,6 +117,10 @@ def add_llm_parser(sub, add_chip_args) -> None:
     p.add_argument("--dp", default="1", help="training: data-parallel replicas")
     p.add_argument("--micro-batch", type=int, default=1, help="training: sequences per micro-batch")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--trace", metavar="FILE.json",
+                   help="one run: also write the prefill and first decode step as Chrome Trace "
+                        "Event JSON (a process per pipeline stage: array, vector unit, DMA, "
+                        "chip links; pipeline links)")
     p.add_argument("--out", metavar="FILE.csv", help="sweep: write every point")
     p.add_argument("--plot-throughput", metavar="FILE.png", help="sweep: tokens/s vs batch")
     p.add_argument("--plot-phases", metavar="FILE.png", help="sweep: per-phase breakdown")

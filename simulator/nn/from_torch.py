@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import WorkloadError
-from . import Linear, Model, Parameter, ReLU, Sequential, Tensor, _as_tensor, _const, _ew
+from .tensor import Linear, Model, Parameter, ReLU, Sequential, Tensor, _as_tensor, _const, _ew
 from .layers import (BatchNorm2d, Conv2d, Dropout, Embedding, Flatten, GELU, LayerNorm,
                         MaxPool2d, MultiheadAttention, Softmax, _dropout)
 

@@ -24,9 +24,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .. import nn as _nn
+from . import tensor as _nn
 from ..errors import WorkloadError
-from . import (SGD, Linear, Model, Parameter, Tensor, _S, _apply, _as_tensor, _const, _ew,
+from .tensor import (SGD, Linear, Model, Parameter, Tensor, _S, _apply, _as_tensor, _const, _ew,
                  _exec, _reduction, _tensor_reshape, _vec, matmul)
 
 __all__ = ["Adam", "AdamW", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dropout", "Embedding",

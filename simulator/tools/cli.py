@@ -16,18 +16,19 @@ from typing import Sequence
 import numpy as np
 
 from ..hardware.chip import Chip, load_chip
-from ..hardware.config import parse_override, schema_markdown
+from ..hardware.config import schema_markdown
+from .chip_args import add_chip_args, load_chip_args
+from ..core.report_groups import GROUP_BY
 from ..hardware.dataflow import parse_gemm
 from ..core.engine import ENGINES, reference_pe_cycles, simulate_gemm, simulate_gemms
-from .._entry import EXIT_INTERRUPTED
+from ..exit_codes import EXIT_INPUT, EXIT_INTERRUPTED
 from ..errors import Interrupted, SimulatorInputError, WorkloadError
-from ..hardware.numerics import INPUT_TYPES, float_error_bound, random_operands
+from ..hardware.numerics import float_error_bound, input_type, random_operands
 from ..frontends.scalesim import export_compute_report, import_scalesim_config
 from ..frontends.topology import load_topology
 
 __all__ = ["main"]
 
-EXIT_INPUT = 2
 # validate --model: largest max |diff| / max |reference| accepted per tensor. The chip and numpy
 # differ only in summation order (same rounding of matmul operands), far below this.
 MODEL_RTOL = 1e-5
@@ -46,15 +47,6 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_INPUT)
 
 
-def _load(args: argparse.Namespace) -> Chip:
-    overrides, sources = {}, {}
-    for text in args.set or []:
-        path, value, where = parse_override(text)
-        overrides[path] = value
-        sources[path] = where
-    return load_chip(args.config, overrides, sources)
-
-
 def _check_functional_size(chip: Chip, m: int, n: int, k: int, engine: str, force: bool) -> None:
     where = f"--gemm {m}x{n}x{k}"
     value_bytes = 8 if chip.dtype == "int8" else 4
@@ -71,8 +63,27 @@ def _check_functional_size(chip: Chip, m: int, n: int, k: int, engine: str, forc
                                 "engine, a smaller GEMM, or pass --force")
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unwritable --trace / --html paths before anything is simulated."""
+    from .outputs import check_output_path
+    for flag in ("trace", "html"):
+        if getattr(args, flag, None):
+            check_output_path(getattr(args, flag), f"--{flag}")
+
+
+def _write_outputs(args: argparse.Namespace, rep, title: str) -> None:
+    """Write the --trace and --html files of a run's report ``rep``."""
+    if getattr(args, "trace", None):
+        from .trace import write_trace
+        write_trace(rep, args.trace, title)
+    if getattr(args, "html", None):
+        from .html_report import write_html
+        write_html(rep, args.html, title)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    chip = _load(args)
+    _check_outputs(args)
+    chip = load_chip_args(args)
     if args.model or args.torch:
         return _run_model(args, chip)
     if getattr(args, "onnx", None):
@@ -80,9 +91,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.input:
         raise WorkloadError("--input", "input", "applies to --torch FILE.py:factory and --onnx "
                             "FILE.onnx only")
-    for flag in ("batch", "seq", "image", "csv"):
+    for flag in ("batch", "seq", "image", "csv", "group_by"):
         if getattr(args, flag) is not None:
-            raise WorkloadError(f"--{flag}", flag, "applies to --model zoo:NAME only")
+            name = flag.replace("_", "-")
+            raise WorkloadError(f"--{name}", name, "applies to --model zoo:NAME only")
     if args.topology:
         if args.functional or args.engine != "fast":
             raise WorkloadError(f"--topology {args.topology}", "topology",
@@ -100,6 +112,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             rep = simulate_gemm(chip, shape=(m, n, k))
     if args.export_scalesim:
         export_compute_report(rep, args.export_scalesim, on_wait=_say)
+    _write_outputs(args, rep, f"--topology {args.topology}" if args.topology
+                   else f"--gemm {args.gemm}")
     print(rep.to_json() if args.json else rep.to_text())
     return 0
 
@@ -166,7 +180,8 @@ def _print_network(args: argparse.Namespace, chip: Chip, model, values, label: s
     print its per-layer table or JSON (``about`` under "model"), writing --csv; return 0."""
     from ..core.engine import run as run_program
     from .progress import progress_bar
-    from ..core.report import network_text, write_layer_csv
+    from ..core.report import grouped_text, network_text, write_layer_csv
+    group_by = _group_by(args)
     bar = progress_bar(len(model.program.ops), "ops",
                        args.functional and sys.stderr.isatty() and not args.json)
     try:
@@ -176,7 +191,8 @@ def _print_network(args: argparse.Namespace, chip: Chip, model, values, label: s
             bar.close()
     title = f"{label}, {len(model.program.ops)} ops"
     if args.csv:
-        write_layer_csv(rep, args.csv)
+        write_layer_csv(rep, args.csv, group_by)
+    _write_outputs(args, rep, label)
     if args.json:
         data = rep.to_dict()
         data["model"] = dict(about)
@@ -186,12 +202,21 @@ def _print_network(args: argparse.Namespace, chip: Chip, model, values, label: s
             data["model"]["output_norm"] = float(np.linalg.norm(out))
         print(json.dumps(data, indent=2))
         return 0
-    print(network_text(rep, title, limit=None if args.all_ops else 40))
+    print(network_text(rep, title) if group_by is None else grouped_text(rep, title, group_by))
     if values is not None:
         out = rep.values[model.output]
         print(f"output      {model.output} {tuple(out.shape)}: norm {np.linalg.norm(out):.6g}, "
               f"first values {np.array2string(out.ravel()[:4], precision=5)}")
     return 0
+
+
+def _group_by(args: argparse.Namespace) -> str | None:
+    """Return how a network's table is grouped (op, layer or kind; op by default), or None
+    for --all-ops (every op). Raises WorkloadError when both are given."""
+    if args.all_ops and args.group_by:
+        raise WorkloadError(f"--group-by {args.group_by}", "group-by", "--all-ops lists every "
+                            "op ungrouped; give one of the two")
+    return None if args.all_ops else (args.group_by or "op")
 
 
 def _onnx_shapes(args: argparse.Namespace) -> dict:
@@ -307,7 +332,7 @@ def _train_zoo(args: argparse.Namespace, chip: Chip) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from simulator.kernels.train import parse_model, train
     from simulator.kernels.zoo import is_zoo
-    chip = _load(args)
+    chip = load_chip_args(args)
     if args.torch and args.model:
         raise WorkloadError("--torch", "torch", "give --model or --torch, not both")
     if args.input and not args.torch:
@@ -421,7 +446,7 @@ def _cmd_calibrate_measure(args: argparse.Namespace) -> int:
 def _cmd_calibrate_fit(args: argparse.Namespace) -> int:
     from .calibrate import fit, fit_spread, load_measurements, plot_fit
     from .progress import progress_bar
-    chip = _load(args)
+    chip = load_chip_args(args)
     data = load_measurements(args.data)
     free = [f.strip() for f in args.free.split(",") if f.strip()]
     kernels = [k.strip() for k in args.kernels.split(",")] if args.kernels else None
@@ -562,7 +587,7 @@ def _validate_model(args: argparse.Namespace, chip: Chip) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    chip = _load(args)
+    chip = load_chip_args(args)
     if args.model:
         return _validate_model(args, chip)
     m, n, k = parse_gemm(args.gemm)
@@ -616,19 +641,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             want = np.clip(np.rint(fast.output.astype(np.float64) * narrowed.output_scale),
                            -128, 127).astype(np.int8)
         else:  # numpy (ml_dtypes): round to nearest even
-            want = fast.output.astype(INPUT_TYPES[narrowed.output_dtype]).astype(np.float32)
+            want = fast.output.astype(input_type(narrowed.output_dtype)).astype(np.float32)
         line(f"outputs: {narrowed.output_dtype} == numpy requantised", np.array_equal(
             out.view(np.uint32) if out.dtype == np.float32 else out,
             want.view(np.uint32) if want.dtype == np.float32 else want),
             f"{int(np.sum(out != want))} elements differ")
     print("OK" if ok else "MISMATCH")
     return 0 if ok else 1
-
-
-def _add_chip_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="chip config YAML (see docs/config.md)")
-    p.add_argument("--set", action="append", metavar="PATH=VALUE",
-                   help="override a config key by dotted path, e.g. --set array.rows=8 (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -638,7 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="simulate a workload on a chip")
-    _add_chip_args(run)
+    add_chip_args(run)
     what = run.add_mutually_exclusive_group(required=True)
     what.add_argument("--gemm", metavar="MxNxK", help="GEMM O[M,N] = A[M,K] @ B[K,N]")
     what.add_argument("--topology", metavar="FILE.csv",
@@ -659,9 +678,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", type=int, help="--model: batch size (default: the model's)")
     run.add_argument("--seq", type=int, help="--model: sequence length (transformers, LSTM)")
     run.add_argument("--image", type=int, help="--model: image side (CNNs, ViT)")
-    run.add_argument("--csv", metavar="FILE", help="--model: write the per-layer table as CSV")
+    run.add_argument("--csv", metavar="FILE",
+                     help="--model: write the table as CSV (grouped as --group-by, or every op "
+                          "with --all-ops)")
+    run.add_argument("--group-by", choices=GROUP_BY,
+                     help="--model: sum the ops by op name across layers (op, the default: "
+                          "l0..l11 attn.qk is one row), by layer, or by kind")
     run.add_argument("--all-ops", action="store_true",
-                     help="--model: list every op (default: the 40 longest)")
+                     help="--model: list every op, in program order, instead of groups")
     run.add_argument("--functional", action="store_true",
                      help="also compute values on random operands of the chip's dtype")
     run.add_argument("--engine", choices=ENGINES, default="fast",
@@ -671,6 +695,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="allow very large functional runs")
     run.add_argument("--export-scalesim", metavar="DIR",
                      help="also write DIR/COMPUTE_REPORT.csv in SCALE-Sim's format")
+    run.add_argument("--trace", metavar="FILE.json",
+                     help="also write the timeline as Chrome Trace Event JSON (open it in "
+                          "ui.perfetto.dev): a track per array, the vector unit and each DMA "
+                          "stream; buffer occupancy and DRAM bandwidth counters")
+    run.add_argument("--html", metavar="FILE.html",
+                     help="also write a self-contained HTML report (summary, sortable per-op "
+                          "table, plots embedded; opens offline)")
     run.set_defaults(func=_cmd_run)
 
     imp = sub.add_parser("import-scalesim", help="convert a SCALE-Sim .cfg into a chip YAML")
@@ -679,7 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=_cmd_import_scalesim)
 
     tr = sub.add_parser("train", help="train a small linear network on the chip")
-    _add_chip_args(tr)
+    add_chip_args(tr)
     tr.add_argument("--model", metavar="SPEC",
                     help="linear:IN:OUT or mlp:IN:HIDDEN:OUT (W laid out in x out), or a zoo "
                          "model zoo:NAME (e.g. zoo:tiny-transformer)")
@@ -770,7 +801,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.set_defaults(func=_cmd_compare)
 
     val = sub.add_parser("validate", help="check fast model, PE reference and numpy agree")
-    _add_chip_args(val)
+    add_chip_args(val)
     vwhat = val.add_mutually_exclusive_group(required=True)
     vwhat.add_argument("--gemm", metavar="MxNxK")
     vwhat.add_argument("--model", metavar="SPEC", help="one training step of linear:... or mlp:...")
@@ -793,7 +824,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "lanes (SCALE-Sim layer-wise, what a lockstep array can skip)")
     pr.set_defaults(func=_cmd_prune)
     from ..llm.command import add_llm_parser
-    add_llm_parser(sub, _add_chip_args)
+    add_llm_parser(sub)
     keys = sub.add_parser("keys", help="print every config key with its default and unit")
     keys.set_defaults(func=lambda args: print(schema_markdown(), end="") or 0)
     return parser

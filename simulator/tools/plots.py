@@ -16,8 +16,8 @@ from matplotlib.patches import Patch
 
 from ..core.report import format_energy
 
-__all__ = ["KINDS", "energy_breakdown", "heatmap", "roofline", "save", "timeline",
-           "utilisation_curve"]
+__all__ = ["KINDS", "energy_breakdown", "heatmap", "op_utilisation", "roofline", "save",
+           "timeline", "utilisation_curve"]
 
 KINDS = ("utilisation", "roofline", "energy", "timeline", "heatmap")
 __all__.append("compare_bars")
@@ -206,6 +206,35 @@ def timeline(report: Mapping[str, Any]) -> Figure:
     ax.set_title(f"Timeline of {len(ops)} ops on {report['chip']['name']}: {total:,} cycles",
                  fontsize=10)
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def op_utilisation(report: Mapping[str, Any]) -> Figure:
+    """Return each op's utilisation (fraction of the unit's peak, in %) as a horizontal segment
+    over the cycles it runs, one panel per unit (array: MACs / (PEs x cycles); vector:
+    lane-ops / (lanes x cycles))."""
+    report = report.get("step_report", report)
+    chip = report["chip"]
+    pes = chip["array"]["rows"] * chip["array"]["cols"] * chip["array"].get("count", 1)
+    lanes = chip["vector"]["lanes"]
+    units = [u for u in ("array", "vector") if any(o["unit"] == u for o in report["ops"])]
+    fig = Figure(figsize=(10, 1.0 + 2.0 * max(len(units), 1)), layout="constrained")
+    axes = fig.subplots(max(len(units), 1), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, unit in zip(axes, units):
+        for o in report["ops"]:
+            if o["unit"] != unit or o["total_cycles"] <= 0:
+                continue
+            work = o["macs"] / pes if unit == "array" else \
+                o["events"].get("vector_lane_ops", 0) / lanes
+            util = 100 * work / o["total_cycles"]
+            ax.hlines(util, o["start_cycle"], o["end_cycle"], color="C0" if unit == "array"
+                      else "C1", lw=2)
+        ax.set_ylim(0, 105)
+        ax.set_ylabel(f"{unit} util (%)")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("cycle")
+    axes[0].set_title(f"Utilisation per op on {chip['name']}: "
+                      f"{100 * report['totals']['utilisation']:.1f} % overall", fontsize=10)
     return fig
 
 
