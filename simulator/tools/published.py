@@ -44,6 +44,7 @@ METRICS: dict[str, tuple[tuple[str, ...], int]] = {
     "cycles": (("cycles",), +1),
     "tops": (("TOPS",), -1),
     "watts": (("W",), 0),
+    "watts_without_dram": (("W",), 0),
     "output_tokens_per_s": (("tokens/s",), -1),
     "output_tokens_per_s_per_chip": (("tokens/s/chip",), -1),
     "ttft_ms": (("ms",), +1),
@@ -133,13 +134,13 @@ def _check_record(rec: dict, path: Path, lines: dict[int, dict[str, int]], i: in
     """Raise WorkloadError (FILE:LINE: FIELD: message) unless record ``rec`` is well formed."""
     kl = lines.get(id(rec), {"": 0})
     at = kl[""]
-    for key in REQUIRED:
-        if key not in rec:
-            raise _fail(path, at, key, f"record {i} has no {key!r}")
     for key in rec:
         if key not in REQUIRED and key not in OPTIONAL:
             raise _fail(path, kl.get(key, at), key, f"unknown record key (known: "
                         f"{', '.join(REQUIRED + OPTIONAL)})")
+    for key in REQUIRED:
+        if key not in rec:
+            raise _fail(path, at, key, f"record {i} has no {key!r}")
     for key in ("family", "citation", "url", "hardware", "workload", "precision", "unit"):
         if not isinstance(rec[key], str) or not rec[key].strip():
             raise _fail(path, kl[key], key, "must be a non-empty string")
@@ -151,13 +152,13 @@ def _check_record(rec: dict, path: Path, lines: dict[int, dict[str, int]], i: in
     if not isinstance(sim, dict):
         raise _fail(path, kl["sim"], "sim", "must be a mapping")
     sl = lines.get(id(sim), {"": kl["sim"]})
-    for key in SIM_REQUIRED:
-        if key not in sim:
-            raise _fail(path, sl[""], f"sim.{key}", "missing")
     for key in sim:
         if key not in SIM_REQUIRED and key not in SIM_OPTIONAL:
             raise _fail(path, sl.get(key, sl[""]), f"sim.{key}", "unknown key (known: "
                         f"{', '.join(SIM_REQUIRED + SIM_OPTIONAL)})")
+    for key in SIM_REQUIRED:
+        if key not in sim:
+            raise _fail(path, sl[""], f"sim.{key}", "missing")
     if not (REPO_ROOT / str(sim["config"])).is_file():
         raise _fail(path, sl["config"], "sim.config", f"no such chip config {sim['config']!r}")
     if sim["metric"] not in METRICS:
@@ -284,7 +285,9 @@ def _report_outcome(chip, rep, batch: int) -> dict[str, float]:
             "overhead_s": overhead_s, "rest_s": 0.0, "n_launch": float(len(rep.ops)),
             "samples_per_s": batch / time_s, "latency_ms": time_s * 1e3,
             "cycles": float(t["total_cycles"]), "tops": t["achieved_ops_per_s"] / 1e12,
-            "watts": float(t["average_power_w"] or 0.0)}
+            "watts": float(t["average_power_w"] or 0.0),
+            "watts_without_dram": (t["energy_pj"].get("total", 0.0)
+                                   - t["energy_pj"].get("dram", 0.0)) * 1e-12 / time_s}
 
 
 def _run_zoo(chip, run: dict[str, Any]) -> dict[str, float]:
@@ -317,10 +320,12 @@ def _run_gemms(chip, run: dict[str, Any], cache: dict) -> dict[str, float]:
     out = {k: sum(p[k] * c for p, c in parts) for k in ("time_s", "compute_s", "memory_s",
                                                         "overhead_s", "n_launch", "cycles")}
     energy_j = sum(p["watts"] * p["time_s"] * c for p, c in parts)
+    die_j = sum(p["watts_without_dram"] * p["time_s"] * c for p, c in parts)
     ops = sum(p["tops"] * 1e12 * p["time_s"] * c for p, c in parts)
     batch = run.get("batch", 1)
     out.update(rest_s=0.0, samples_per_s=batch / out["time_s"], latency_ms=out["time_s"] * 1e3,
-               tops=ops / out["time_s"] / 1e12, watts=energy_j / out["time_s"])
+               tops=ops / out["time_s"] / 1e12, watts=energy_j / out["time_s"],
+               watts_without_dram=die_j / out["time_s"])
     return out
 
 
@@ -488,7 +493,7 @@ def fit_splits(rows: Sequence[dict[str, Any]], outs: Sequence[Outcome], seeds: S
             for i in sorted(held):
                 if fams[i] == fam:
                     v = refit_value(outs[i], rows[i]["metric"], rows[i]["ours"], p)
-                    held_rows.append({"family": fam, "label": rows[i]["label"],
+                    held_rows.append({"index": i, "family": fam, "label": rows[i]["label"],
                                       "measured": rows[i]["measured"], "ours_fitted": v,
                                       "log_ratio": math.log(v / rows[i]["measured"])})
         splits.append({"seed": seed, "params": params, "holdout_rows": held_rows,
