@@ -515,21 +515,14 @@ def plot_published(rows: Sequence[dict[str, Any]], title: str):
     from matplotlib.figure import Figure
     fig = Figure(figsize=(6.4, 5.6), layout="constrained")
     ax = fig.add_subplot()
+    from .calibrate import parity_axes
     vals = [r[k] for r in rows for k in ("measured", "ours")]
-    lo, hi = min(vals) / 3, max(vals) * 3
-    ax.plot([lo, hi], [lo, hi], "k-", lw=1, label="ours = measured")
-    for x in (0.5, 2.0):
-        ax.plot([lo, hi], [lo * x, hi * x], "k:", lw=0.8)
+    parity_axes(ax, min(vals) / 3, max(vals) * 3, "ours = measured (dotted: x0.5, x2)",
+                (0.5, 2.0), "measured (record's unit)", "ours (same unit)")
     for n, fam in enumerate(sorted({r["family"] for r in rows})):
         rs = [r for r in rows if r["family"] == fam]
         ax.scatter([r["measured"] for r in rs], [r["ours"] for r in rs], color=f"C{n}", s=22,
                    alpha=0.85, label=f"{fam} ({len(rs)})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    ax.set_xlabel("measured (record's unit)")
-    ax.set_ylabel("ours (same unit)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
