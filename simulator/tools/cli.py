@@ -494,10 +494,10 @@ def _cmd_calibrate_published(args: argparse.Namespace) -> int:
 def _published_text(rows: list, summary: dict, fitted: dict | None) -> str:
     """Return the text table of ``calibrate --published``: one line per record, then per
     family, then (with --fit) the held-out errors over the splits."""
-    lines = [f"{'family':<10}{'record':<46}{'unit':<15}{'measured':>11}{'ours':>11}"
+    lines = [f"{'family':<10}{'record':<58}{'unit':<15}{'measured':>11}{'ours':>11}"
              f"{'ours/meas':>10}"]
     for r in rows:
-        lines.append(f"{r['family']:<10}{r['label'][:45]:<46}{r['unit']:<15}{r['measured']:>11.4g}"
+        lines.append(f"{r['family']:<10}{r['label'][:57]:<58}{r['unit']:<15}{r['measured']:>11.4g}"
                      f"{r['ours']:>11.4g}{r['ratio']:>10.3f}")
     lines.append("")
     lines.append(f"{'family':<10}{'records':>8}{'median |log|':>14}{'max |log|':>11}"
