@@ -276,6 +276,8 @@ def test_tdp_check_leaves_dram_out_where_the_config_says_so():
     assert t["average_power_w"] > 75.0 > t["tdp_power_w"]
     assert t["over_tdp"] is False
     assert "exceeds" not in text
+    # the total (DRAM included) is above 75 W, so the report says why that is within the TDP
+    assert f"average power without DRAM {t['tdp_power_w']:.3g} W is within the chip's TDP" in text
 
 
 def test_run_above_tdp_says_so_in_text_and_json_and_is_not_throttled(capsys):

@@ -146,12 +146,15 @@ def tdp_check(tdp_w: float, includes_dram: bool, energy_pj: Mapping[str, float],
 
 
 def tdp_line(power_w: float, tdp_w: float, includes_dram: bool) -> str:
-    """Return the report line saying a run's power (W, over what the TDP covers) exceeds the
-    chip's TDP (W)."""
+    """Return the report line comparing a run's power (W, over what the TDP covers) with the
+    chip's TDP (W): over it, or within it once the DRAM outside the TDP is left out."""
     what = "average power" if includes_dram else "average power without DRAM"
-    return (f"power       {what} {power_w:.3g} W exceeds the chip's TDP of {tdp_w:.3g} W "
-            f"(power.tdp_w) by {100 * (power_w / tdp_w - 1):.1f} %; not throttled: the clock "
-            "stays at clock_hz")
+    if power_w > tdp_w:
+        return (f"power       {what} {power_w:.3g} W exceeds the chip's TDP of {tdp_w:.3g} W "
+                f"(power.tdp_w) by {100 * (power_w / tdp_w - 1):.1f} %; not throttled: the clock "
+                "stays at clock_hz")
+    return (f"power       {what} {power_w:.3g} W is within the chip's TDP of {tdp_w:.3g} W "
+            "(power.tdp_w; the DRAM chips lie outside it: power.tdp_includes_dram false)")
 
 
 def _ratio(num: float, den: float) -> float:
@@ -352,7 +355,8 @@ class Report:
             lines.append(f"energy      {format_energy(energy['total'])} ({parts}); average power "
                          f"{t['average_power_w']:.3g} W")
             lines.append(f"scaling     {self.chip.energy.scaling}")
-            if t.get("over_tdp"):
+            if t.get("tdp_w") and max(t["tdp_power_w"] or 0.0,
+                                      t["average_power_w"] or 0.0) > t["tdp_w"]:
                 lines.append(tdp_line(t["tdp_power_w"], t["tdp_w"],
                                       self.chip.tdp_includes_dram))
         if len(self.ops) > 1:
