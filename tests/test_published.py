@@ -253,6 +253,18 @@ def test_bad_records_give_one_line_naming_file_line_and_field(tmp_path, capsys, 
     assert err.startswith(f"{bad}:{where}: {field}: "), err
 
 
+def test_a_record_the_simulator_refuses_names_the_record(tmp_path, capsys):
+    """A mapping that validates but cannot run (a zoo model size out of range) is one line
+    naming the record's file and line, then the simulator's own message."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("{kind: gemms, gemms: [{shape: 64x48x80, count: 1}]}",
+                                "{kind: zoo, model: resnet18, image: 8}"))
+    assert main(["calibrate", "--published", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"{bad}:1: sim: fx-a1: ") and "image" in err, err
+
+
 def test_calibrate_without_subcommand_or_published_is_one_line_exit_2(capsys):
     assert main(["calibrate"]) == 2
     err = capsys.readouterr().err

@@ -381,10 +381,14 @@ def evaluate(records: Sequence[Record], on_record: Callable[[], None] | None = N
              ) -> tuple[list[dict[str, Any]], list[Outcome]]:
     """Run every record; return (rows, outcomes). A row: family, label, where, unit, measured,
     ours, ratio (ours / measured) and log_ratio (natural log)."""
+    from ..errors import SimulatorInputError
     cache: dict = {}
     rows, outs = [], []
     for rec in records:
-        out = simulate_record(rec, cache)
+        try:
+            out = simulate_record(rec, cache)
+        except SimulatorInputError as exc:  # name the record as well as the file at fault
+            raise WorkloadError(rec.where, "sim", f"{rec.label}: {exc}") from None
         ratio = out.metric_value / rec.value
         rows.append({"family": rec.family, "label": rec.label, "where": rec.where,
                      "metric": rec.sim["metric"], "unit": rec.data["unit"],
