@@ -156,6 +156,22 @@ def test_cli_summary_on_a_fixture_equals_a_hand_computation(tmp_path, capsys):
     assert "fx-a2" in text and "FamB" in text
 
 
+def test_cli_fit_reports_five_seeded_splits(tmp_path, capsys):
+    rep = simulate_gemm(load_chip(ROOT / "configs/gemmini.yaml"), shape=(64, 48, 80))
+    c = rep.total_cycles
+    (tmp_path / "fx.yaml").write_text(FIXTURE.format(v1=2 * c, v2=3 * c / 4, v3=1.0))
+    assert main(["calibrate", "--published", str(tmp_path), "--fit", "--json"]) == 0
+    fit = json.loads(capsys.readouterr().out)["fit"]
+    assert fit["seeds"] == [0, 1, 2, 3, 4]
+    for split in fit["splits"]:
+        # FamA (two records) holds one out and fits on the other; FamB (one) holds none out
+        assert [h["family"] for h in split["holdout_rows"]] == ["FamA"]
+        assert set(split["params"]) == {"FamA", "FamB"}
+        assert set(split["params"]["FamA"]) == {"clock_scale", "bandwidth_fraction", "launch_s"}
+    assert main(["calibrate", "--published", str(tmp_path), "--fit"]) == 0
+    assert "over the splits" in capsys.readouterr().out
+
+
 def test_plot_is_written(tmp_path, capsys):
     rep = simulate_gemm(load_chip(ROOT / "configs/gemmini.yaml"), shape=(64, 48, 80))
     (tmp_path / "fx.yaml").write_text(FIXTURE.format(v1=rep.total_cycles, v2=rep.total_cycles,
