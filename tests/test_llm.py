@@ -37,7 +37,9 @@ def valid_tp(model, tp):
 @pytest.mark.parametrize("name, params, rel", [
     ("gpt2-small", 124.44e6, 0.005), ("llama-3-8b", 8.03e9, 0.002),
     ("llama-3-70b", 70.55e9, 0.002), ("qwen2.5-0.5b", 0.494e9, 0.002),
-    ("smollm2-135m", 134.5e6, 0.005), ("mixtral-8x7b", 46.7e9, 0.002)])
+    ("smollm2-135m", 134.5e6, 0.005), ("mixtral-8x7b", 46.7e9, 0.002),
+    ("llama-2-7b", 6.74e9, 0.002), ("llama-2-70b", 68.98e9, 0.002),
+    ("llama-3.1-8b", 8.03e9, 0.002), ("llama-3.3-70b", 70.55e9, 0.002)])
 def test_model_files_reproduce_published_parameter_counts(name, params, rel):
     m = load_model(MODELS / f"{name}.yaml")
     assert m.source

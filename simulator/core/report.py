@@ -128,6 +128,35 @@ def _add_nested(into: dict[str, Any], more: Mapping[str, Any]) -> None:
             into[k] = into.get(k, 0) + v
 
 
+def tdp_check(tdp_w: float, includes_dram: bool, energy_pj: Mapping[str, float],
+              time_s: float) -> dict[str, Any]:
+    """Return {"tdp_w", "tdp_power_w", "over_tdp"} for a chip that states power.tdp_w, else {}.
+
+    ``tdp_power_w`` is the run's average power in W over what the TDP covers: all energy, or all
+    but energy.dram when the TDP leaves the DRAM chips out (power.tdp_includes_dram false).
+    ``over_tdp`` is True when it exceeds ``tdp_w``. The simulator does not throttle: the clock
+    stays at clock_hz, so cycles and time are those of a chip that could dissipate the excess."""
+    if not tdp_w:
+        return {}
+    joules = (energy_pj.get("total", 0.0) - (0.0 if includes_dram else energy_pj.get("dram", 0.0))
+              ) * 1e-12
+    power = _ratio(joules, time_s)
+    return {"tdp_w": float(tdp_w), "tdp_power_w": power,
+            "over_tdp": bool(power is not None and power > tdp_w)}
+
+
+def tdp_line(power_w: float, tdp_w: float, includes_dram: bool) -> str:
+    """Return the report line comparing a run's power (W, over what the TDP covers) with the
+    chip's TDP (W): over it, or within it once the DRAM outside the TDP is left out."""
+    what = "average power" if includes_dram else "average power without DRAM"
+    if power_w > tdp_w:
+        return (f"power       {what} {power_w:.3g} W exceeds the chip's TDP of {tdp_w:.3g} W "
+                f"(power.tdp_w) by {100 * (power_w / tdp_w - 1):.1f} %; not throttled: the clock "
+                "stays at clock_hz")
+    return (f"power       {what} {power_w:.3g} W is within the chip's TDP of {tdp_w:.3g} W "
+            "(power.tdp_w; the DRAM chips lie outside it: power.tdp_includes_dram false)")
+
+
 def _ratio(num: float, den: float) -> float:
     return float(num) / float(den) if den else 0.0
 
@@ -255,6 +284,8 @@ class Report:
         out["unit_utilisation"] = {u: _ratio(c, self.total_cycles) for u, c in busy.items()}
         out["time_s"] = self.time_s
         out["average_power_w"] = _ratio(energy.get("total", 0.0) * 1e-12, self.time_s)
+        out.update(tdp_check(self.chip.tdp_w, self.chip.tdp_includes_dram, energy,
+                             self.time_s))
         out["achieved_ops_per_s"] = _ratio(2 * self.macs, self.time_s)
         out["peak_ops_per_s"] = self.chip.peak_ops_per_s
         return out
@@ -324,6 +355,10 @@ class Report:
             lines.append(f"energy      {format_energy(energy['total'])} ({parts}); average power "
                          f"{t['average_power_w']:.3g} W")
             lines.append(f"scaling     {self.chip.energy.scaling}")
+            if t.get("tdp_w") and max(t["tdp_power_w"] or 0.0,
+                                      t["average_power_w"] or 0.0) > t["tdp_w"]:
+                lines.append(tdp_line(t["tdp_power_w"], t["tdp_w"],
+                                      self.chip.tdp_includes_dram))
         if len(self.ops) > 1:
             lines.append("")
             lines.append(f"{'layer':<20}{'M x N x K':>20}{'cycles':>13}{'stall':>11}{'util %':>8}"

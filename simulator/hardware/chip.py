@@ -209,6 +209,8 @@ class Chip:
         before they leave the array (a vector-unit pass after each array op)."""
         return self.output_bytes < ACC_BYTES
     conv_lowering: str = "memory"  # "memory" (im2col in DRAM) | "feeder" (expanded on chip)
+    tdp_w: float = 0.0  # power.tdp_w: thermal design power in W (0 = not stated)
+    tdp_includes_dram: bool = True  # power.tdp_includes_dram
 
     def where(self, key: str) -> str:
         """Return where config key ``key`` was set (``FILE:LINE``); for a key left at its default,
@@ -309,6 +311,8 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
         config=copy.deepcopy(dict(cfg)),
         locations=dict(locations or {}),
         conv_lowering=cfg["memory"]["conv_lowering"],
+        tdp_w=float(cfg["power"]["tdp_w"]),
+        tdp_includes_dram=bool(cfg["power"]["tdp_includes_dram"]),
         sparsity=sparsity_from_config(
             cfg, lambda key: (locations or {}).get(key) or (locations or {}).get("", "config")),
         output_dtype=_output_dtype(cfg, locations or {}),

@@ -335,6 +335,16 @@ SCHEMA: tuple[Field, ...] = (
           "Which Stillmaker & Baas fit to use below 65 nm: high-performance or low-power "
           "devices.", choices=("hp", "lp")),
     Field("technology.source", "str", "", "-", "Where the chip's node and voltage come from."),
+    Field("power.tdp_w", "float", 0.0, "W",
+          "Thermal design power of the chip (0 = not stated). A run whose average power "
+          "exceeds it says so in its report (text and JSON); the clock is not throttled.",
+          minimum=0.0, maximum=1e6),
+    Field("power.tdp_includes_dram", "bool", True, "-",
+          "Whether power.tdp_w covers the DRAM's energy: true for memory in the package or on "
+          "the board the TDP is stated for (HBM on a GPU module), false for DRAM chips outside "
+          "the die the TDP is stated for (TPU v1's DDR3); then the TDP check leaves out energy.dram."),
+    Field("power.source", "str", "", "-",
+          "Where power.tdp_w comes from (datasheet or paper, with table or page)."),
 )
 
 _FIELDS: dict[str, Field] = {f.path: f for f in SCHEMA}

@@ -403,16 +403,29 @@ def fit_spread(chip: Chip, data: dict[str, Any], holdout: float = 0.3,
             "params": {k: _min_median_max([r["params"][k] for r in rows]) for k in free}}
 
 
+def parity_axes(ax, lo: float, hi: float, label: str, band: Sequence[float], xlabel: str,
+                ylabel: str) -> None:
+    """Make ``ax`` a log-log parity plot over [lo, hi] on both axes: the diagonal (``label``)
+    and dotted lines at each factor in ``band``; returns nothing."""
+    ax.plot([lo, hi], [lo, hi], "k-", lw=1, label=label)
+    for x in band:
+        ax.plot([lo, hi], [lo * x, hi * x], "k:", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+
+
 def plot_fit(result: FitResult, title: str):
     """Return a Figure of predicted vs measured time (log axes), train and held-out points."""
     from matplotlib.figure import Figure
     fig = Figure(figsize=(5.8, 5.2), layout="constrained")
     ax = fig.add_subplot()
     allv = [r[k] for r in result.rows for k in ("measured_s", "predicted_s")]
-    lo, hi = min(allv) / 2, max(allv) * 2
-    ax.plot([lo, hi], [lo, hi], "k-", lw=1, label="predicted = measured")
-    for x in (0.8, 1.25):
-        ax.plot([lo, hi], [lo * x, hi * x], "k:", lw=0.8)
+    parity_axes(ax, min(allv) / 2, max(allv) * 2, "predicted = measured", (0.8, 1.25),
+                "measured time (s)", "predicted time (s)")
     for split, marker in (("train", "o"), ("holdout", "^")):
         for kernel, color in (("gemm", "C0"), ("linear-train", "C1"), ("mlp-train", "C2")):
             rs = [r for r in result.rows if r["split"] == split and r["kernel"] == kernel]
@@ -421,12 +434,6 @@ def plot_fit(result: FitResult, title: str):
                            marker=marker, color=color, s=28 if split == "holdout" else 14,
                            alpha=0.9 if split == "holdout" else 0.5,
                            label=f"{kernel} ({split})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    ax.set_xlabel("measured time (s)")
-    ax.set_ylabel("predicted time (s)")
     h = result.errors("holdout")
     ax.set_title(f"{title}\nheld-out: median APE {h['median_ape_pct']:.1f} %, "
                  f"p90 {h['p90_ape_pct']:.1f} % ({h['points']} points); dotted: +-25 %",

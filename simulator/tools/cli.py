@@ -490,6 +490,69 @@ def _cmd_calibrate_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate_published(args: argparse.Namespace) -> int:
+    """``calibrate --published [DIR]``: print ours / measured per record and per family."""
+    from .published import evaluate, fit_splits, load_records, plot_published, summarise
+    if args.published is None:
+        raise WorkloadError("calibrate", "command", "give a subcommand (measure, fit) or "
+                            "--published [DIR]")
+    records = load_records(args.published)
+    rows, outs = evaluate(records)
+    summary = summarise(rows)
+    fitted = fit_splits(rows, outs, range(5)) if args.pub_fit else None
+    if args.pub_plot:
+        from .plots import save
+        s = summary["all"]
+        save(plot_published(rows, f"{len(rows)} published measurements: median |log(ours / "
+                            f"measured)| {s['median_abs_log_ratio']:.2f}, max "
+                            f"{s['max_abs_log_ratio']:.2f}"), args.pub_plot)
+    if args.pub_json:
+        out = {"rows": rows, "summary": summary}
+        if fitted is not None:
+            out["fit"] = fitted
+        print(json.dumps(out, indent=2))
+        return 0
+    print(_published_text(rows, summary, fitted))
+    return 0
+
+
+def _published_text(rows: list, summary: dict, fitted: dict | None) -> str:
+    """Return the text table of ``calibrate --published``: one line per record, then per
+    family, then (with --fit) the held-out errors over the splits."""
+    lines = [f"{'family':<10}{'record':<58}{'unit':<15}{'measured':>11}{'ours':>11}"
+             f"{'ours/meas':>10}"]
+    for r in rows:
+        lines.append(f"{r['family']:<10}{r['label'][:57]:<58}{r['unit']:<15}{r['measured']:>11.4g}"
+                     f"{r['ours']:>11.4g}{r['ratio']:>10.3f}")
+    lines.append("")
+    lines.append(f"{'family':<10}{'records':>8}{'median |log|':>14}{'max |log|':>11}"
+                 f"{'geomean ours/meas':>19}")
+    for fam, s in list(summary["families"].items()) + [("all", summary["all"])]:
+        lines.append(f"{fam:<10}{s['records']:>8}{s['median_abs_log_ratio']:>14.3f}"
+                     f"{s['max_abs_log_ratio']:>11.3f}{s['geomean_ratio']:>19.3f}")
+    if fitted is not None:
+        lines.append("")
+        lines.append(f"--fit: per family clock_scale, bandwidth_fraction, launch_s on a training "
+                     f"split (held-out fraction {fitted['holdout_fraction']:g} per family), "
+                     f"seeds {fitted['seeds'][0]}-{fitted['seeds'][-1]}; held-out |log ratio|:")
+        for s in fitted["splits"]:
+            h = s["holdout"]["all"]
+            lines.append(f"  seed {s['seed']}: {h['records']} held out, median "
+                         f"{h['median_abs_log_ratio']:.3f}, max {h['max_abs_log_ratio']:.3f}")
+            for fam, p in s["params"].items():
+                hf = s["holdout"]["families"].get(fam)
+                tail = (f"; held out median {hf['median_abs_log_ratio']:.3f} max "
+                        f"{hf['max_abs_log_ratio']:.3f}" if hf else "")
+                lines.append(f"    {fam:<10} clock x{p['clock_scale']:.3f}, bandwidth "
+                             f"x{p['bandwidth_fraction']:.3f}, launch {p['launch_s'] * 1e6:.3g} us"
+                             + tail)
+        m, x = fitted["holdout_median_abs_log_ratio"], fitted["holdout_max_abs_log_ratio"]
+        lines.append(f"over the splits: held-out median |log| median {m['median']:.3f} (worst "
+                     f"{m['max']:.3f}); held-out max |log| median {x['median']:.3f} (worst "
+                     f"{x['max']:.3f})")
+    return "\n".join(lines)
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import COLUMNS, compare_chips
     onnx = getattr(args, "onnx", None)
@@ -755,8 +818,21 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--workload", help="which workload of the sweep (default: the first)")
     pl.set_defaults(func=_cmd_plot)
 
-    cal = sub.add_parser("calibrate", help="time kernels on hardware; fit a chip to them")
-    csub = cal.add_subparsers(dest="calibrate_command", required=True, parser_class=_Parser)
+    cal = sub.add_parser("calibrate", help="time kernels on hardware; fit a chip to them; hold "
+                         "the simulator against published measurements (--published)")
+    cal.add_argument("--published", nargs="?", const="calibration/published", metavar="DIR",
+                     help="run every published-measurement record in DIR (default "
+                          "calibration/published) and print ours / measured (docs/published.md)")
+    cal.add_argument("--fit", dest="pub_fit", action="store_true",
+                     help="--published: fit clock scale, bandwidth fraction and launch overhead "
+                          "per chip family on a training split; report held-out error over 5 "
+                          "seeded splits")
+    cal.add_argument("--json", dest="pub_json", action="store_true",
+                     help="--published: print {\"rows\": [...], \"summary\": {...}}")
+    cal.add_argument("--plot", dest="pub_plot", metavar="FILE.png",
+                     help="--published: ours vs measured, log-log, one colour per family")
+    cal.set_defaults(func=_cmd_calibrate_published)
+    csub = cal.add_subparsers(dest="calibrate_command", required=False, parser_class=_Parser)
     cm = csub.add_parser("measure", help="time kernels with numpy (host) or CuPy (GPU)")
     cm.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     cm.add_argument("--kernels", default="gemm,linear-train,mlp-train")
