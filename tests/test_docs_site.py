@@ -25,7 +25,7 @@ def test_mkdocs_build_strict_passes_offline(tmp_path):
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     home = (site / "index.html").read_text()
     assert "Six commands" in home and "bert-base-timeline.png" in home   # README is the home page
-    api = (site / "api" / "index.html").read_text()
+    api = (site / "api.html").read_text()
     for name in ("load_chip", "simulate_gemm", "Report", "OpReport", "ConfigError"):
         assert name in api, name
     assert "fonts.googleapis" not in home
