@@ -51,3 +51,11 @@ def test_ci_runs_exactly_the_readmes_test_command():
     assert command.startswith("python3 -m venv .venv && ") and "pytest" in command
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert command in ci, command
+
+
+def test_model_coverage_page_is_generated():
+    """docs/models-coverage.md is `python -m simulator.tools.coverage` (zoo, ATen and ONNX ops)."""
+    from simulator.tools.coverage import coverage_markdown
+
+    assert (ROOT / "docs" / "models-coverage.md").read_text() == coverage_markdown(), \
+        "regenerate: python -m simulator.tools.coverage > docs/models-coverage.md"
