@@ -312,14 +312,14 @@ def test_adam_and_adamw_match_pytorch(kind):
 # --------------------------------------------------------------------------- the transformer loop
 
 def readme_loop() -> str:
-    """Return the python block of the README section "The asic loop on real layers"."""
-    text = (ROOT / "README.md").read_text()
+    """Return the python block of the manual's section "The asic loop on real layers"."""
+    text = (ROOT / "docs" / "training.md").read_text()
     section = text.split("## The asic loop on real layers", 1)[1]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 class TorchLM(torch.nn.Module):
-    """The README's TinyLM written in PyTorch."""
+    """The manual's TinyLM (docs/training.md) written in PyTorch."""
 
     def __init__(self, V, D, S):
         super().__init__()
@@ -341,10 +341,10 @@ class TorchLM(torch.nn.Module):
         return self.head(x).reshape(-1, self.V)
 
 
-def test_readme_transformer_loop_50_steps_equals_pytorch(monkeypatch, capsys):
+def test_manual_transformer_loop_50_steps_equals_pytorch(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     ns: dict = {}
-    exec(compile(readme_loop(), "README transformer loop", "exec"), ns)
+    exec(compile(readme_loop(), "docs/training.md transformer loop", "exec"), ns)
     assert "asic report on tpu-v4-mxu" in capsys.readouterr().out
     rep = asic.report()
     assert len(rep.steps) == 50 and "TinyLM.attn" in str(rep)
