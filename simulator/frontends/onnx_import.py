@@ -43,6 +43,7 @@ import numpy as np
 
 from simulator.errors import SimulatorInputError, WorkloadError
 from simulator.core.program import Layout, Program, Reduce
+from simulator.core.vector import trunc_divide
 
 __all__ = ["HANDLERS", "ImportedModel", "import_onnx", "parse_input_shape"]
 
@@ -235,6 +236,7 @@ class _Ctx:
         self.opset = opset
         self.env: dict[str, Any] = {}        # onnx name -> Const | str (program tensor)
         self.dtypes: dict[str, np.dtype] = {}  # program tensor -> numpy dtype it carries
+        self.elem_types: dict[str, np.dtype] = {}  # onnx value -> numpy dtype ONNX gives it
         self.params: dict[str, Const] = {}
         self.materialized: dict[int, str] = {}
         self.id_bounds: dict[str, int] = {}
@@ -283,6 +285,13 @@ class _Ctx:
         if not isinstance(v, Const):
             raise _Unsupported(f"{what} (input {i}) must be a constant known at import")
         return v.value
+
+    def is_integer(self, i: int) -> bool:
+        """Return True when input ``i`` holds integers in the ONNX graph (its declared or
+        inferred element type; a constant's own dtype)."""
+        v = self.get(i)
+        dt = v.dtype if isinstance(v, Const) else self.elem_types.get(self.node.input[i])
+        return dt is not None and np.issubdtype(dt, np.integer)
 
     def shape(self, v) -> tuple[int, ...]:
         """Return the shape of a Const or a program tensor."""
@@ -406,11 +415,15 @@ def _size_op(ctx):
     return [Const(np.array(math.prod(ctx.shape(ctx.get(0))), np.int64))]
 
 
+FOLD_ONLY: set[str] = set()  # operators the importer computes only while constant folding
+
+
 def _numpy_fold(fn):
     def handler(ctx):
         if not _all_const(ctx):
-            raise _Unsupported("is supported only on constants known at import (it would "
-                               "compute on data)")
+            raise _Unsupported(f"operator {ctx.node.op_type} is not supported on data: the "
+                               "importer only folds it when every input is a constant known "
+                               "at import")
         return [_fold(_cvals(ctx), lambda *a: fn(ctx, *a))]
     return handler
 
@@ -463,6 +476,7 @@ for _op, _fn in {
         keepdims=bool(c.attr("keepdims", 1))),
 }.items():
     HANDLERS[_op] = _numpy_fold(_fn)
+    FOLD_ONLY.add(_op)
 
 
 def _trilu_mask(shape, k: int, upper: bool) -> np.ndarray:
@@ -550,11 +564,17 @@ def _binary(ctx):
         raise _Unsupported(f"{op} with {len(ctx.node.input)} inputs (supported: 2)")
     a, b = ctx.get(0), ctx.get(1)
     kind, fn = _BINARY[op]
+    int_div = op == "Div" and ctx.is_integer(0) and ctx.is_integer(1)
     if isinstance(a, Const) and isinstance(b, Const):
         dt = np.result_type(a.dtype, b.dtype)
         return [_fold([a.value, b.value], lambda x, y: fn(x, y).astype(dt)
-                      if op != "Div" or not np.issubdtype(dt, np.integer) else x // y)]
+                      if not int_div else trunc_divide(x, y))]
     p, name = ctx.p, ctx.sub()
+    if int_div:  # ONNX's integer Div rounds toward zero: not a scale by the reciprocal
+        out = p.elementwise(name, "div_trunc", ctx.tensor(a, ctx.input_name(0)),
+                            ctx.tensor(b, ctx.input_name(1)), out=ctx.out())
+        ctx.dtypes[out] = np.dtype(np.int64)
+        return [out]
     sa, sb = _scalar(a), _scalar(b)
     out_shape = tuple(np.broadcast_shapes(ctx.shape(a), ctx.shape(b)))
     x = b if sa is not None else a
@@ -660,14 +680,21 @@ def _matmul(ctx):
     if isinstance(b, _Scaled):
         b, factor = b.base, factor * b.factor
     sa, sb = ctx.shape(a), ctx.shape(b)
-    if len(sa) < 2 or len(sb) < 2:
-        raise _Unsupported(f"MatMul of rank-1 operands {sa} x {sb} is not supported")
-    if factor == 1.0:
-        return [ctx.p.matmul(ctx.sub(), ctx.tensor(a, ctx.input_name(0)),
-                             ctx.tensor(b, ctx.input_name(1)), out=ctx.out())]
+    # numpy's matmul: a 1-D a is a row (1, K), a 1-D b a column (K, 1); the added axes go
+    want = np.broadcast_shapes(sa[:-2], sb[:-2]) + (sa[-2:-1] if len(sa) > 1 else ()) + \
+        (sb[-1:] if len(sb) > 1 else ())
+    if len(sa) < 2:
+        a = _reshape_to(ctx, a, (1,) + tuple(sa))
+    if len(sb) < 2:
+        b = _reshape_to(ctx, b, tuple(sb) + (1,))
+    reshaped = len(sa) < 2 or len(sb) < 2
     y = ctx.p.matmul(ctx.sub(), ctx.tensor(a, ctx.input_name(0)),
-                     ctx.tensor(b, ctx.input_name(1)), out=ctx.out(suffix="unscaled"))
-    return [ctx.p.elementwise(ctx.sub("scale"), "scale", y, const=factor, out=ctx.out())]
+                     ctx.tensor(b, ctx.input_name(1)),
+                     out=ctx.out() if factor == 1.0 and not reshaped else ctx.out(suffix="mm"))
+    if factor != 1.0:
+        y = ctx.p.elementwise(ctx.sub("scale"), "scale", y, const=factor,
+                              out=ctx.out(suffix="scaled") if reshaped else ctx.out())
+    return [_reshape_to(ctx, y, tuple(want) or (1,))] if reshaped else [y]
 
 
 @_handles("Gemm")
@@ -1030,7 +1057,8 @@ def _reshape(ctx):
 def _flatten(ctx):
     x = ctx.get(0)
     src = ctx.shape(x)
-    axis = int(ctx.attr("axis", 1)) % (len(src) + 1) if src else 0
+    axis = int(ctx.attr("axis", 1))
+    axis = axis + len(src) if axis < 0 else axis  # ONNX: a negative axis counts from the back
     return [_reshape_to(ctx, x, (math.prod(src[:axis]), math.prod(src[axis:])))]
 
 
@@ -1380,14 +1408,18 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
         msg = " ".join(str(exc).split())
         raise WorkloadError(f"{path}:1", "shape inference", f"ONNX shape inference failed: "
                             f"{msg[:300]}") from None
-    known = {}
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+    known, elem_types = {}, {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + \
+            list(inferred.graph.input):
         s = _static_shape(onnx, vi.type)
         if s is not None:
             known[vi.name] = s
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type in _DTYPES:
+            elem_types[vi.name] = np.dtype(_DTYPES[vi.type.tensor_type.elem_type])
 
     program = Program(name or Path(path).stem)
     ctx = _Ctx(path, program, opset)
+    ctx.elem_types = elem_types
     for n, (dims, dtype) in data.items():
         program.input(n, dims)
         ctx.env[n] = n
@@ -1480,7 +1512,8 @@ def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
     handler = HANDLERS.get(op)
     if handler is None:
         raise WorkloadError(where, where_field, f"operator {op} is not supported (supported: "
-                            f"{', '.join(sorted(HANDLERS))})")
+                            f"{', '.join(sorted(set(HANDLERS) - FOLD_ONLY))}; folded only "
+                            f"when every input is a constant: {', '.join(sorted(FOLD_ONLY))})")
     try:
         if op not in _VIEW_AWARE:
             for i in node.input:
