@@ -44,6 +44,7 @@ import numpy as np
 from simulator.errors import SimulatorInputError, WorkloadError
 from simulator.core.program import Layout, Program, Reduce
 from simulator.core.vector import trunc_divide
+from simulator.frontends.feeds import Feed
 
 __all__ = ["HANDLERS", "ImportedModel", "import_onnx", "parse_input_shape"]
 
@@ -1375,8 +1376,7 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
         if dtype is None:
             raise WorkloadError(f"{path}:1", f"input {inp.name}", f"element type {tt.elem_type} is "
                                 "not supported")
-        declared = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-                    for d in tt.shape.dim]
+        declared = _declared_dims(tt)
         if inp.name in shapes:
             given = shapes[inp.name]
             if not all(isinstance(g, (int, np.integer)) and 0 < g <= MAX_INPUT_ELEMENTS
@@ -1461,6 +1461,30 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
     bounds = {k: v for k, v in ctx.id_bounds.items() if k in data}
     return ImportedModel(program.name, program, ctx.params, data, outputs,
                          [o.name for o in graph.output], bounds)
+
+
+def _declared_dims(tt) -> list:
+    """Return a graph input's declared dimensions: sizes, or the symbol (``?`` when
+    unnamed) of each dynamic one."""
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in tt.shape.dim]
+
+
+def declared_inputs(path: str | Path) -> list[Feed]:
+    """Return the data inputs the ONNX file ``path`` declares (graph inputs that are not
+    initializers) as Feeds: fixed dimensions, None for symbolic ones, the numpy dtype (None
+    for an element type the importer does not model: import_onnx refuses it)."""
+    graph = _load(str(path)).graph
+    inits = {t.name for t in graph.initializer}
+    feeds = []
+    for inp in graph.input:
+        if inp.name in inits:
+            continue
+        tt = inp.type.tensor_type
+        dims = tuple(d if isinstance(d, int) and d > 0 else None for d in _declared_dims(tt))
+        dtype = _DTYPES.get(tt.elem_type)
+        feeds.append(Feed(inp.name, dims, None if dtype is None else np.dtype(dtype)))
+    return feeds
 
 
 def _initializer(t, path: str) -> np.ndarray:
