@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -48,6 +49,12 @@ def two():
 def mlp():
     torch.manual_seed(1)
     return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Linear(16, 4))
+
+
+def emb():
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 2))
+    return net, (torch.zeros(2, 3, dtype=torch.long),)
 
 
 def cancel():
@@ -259,16 +266,18 @@ BAD = ["missing", "garbage", "suffix", "unknown", "left_out", "shape", "strings"
 
 
 @pytest.mark.parametrize("kind", BAD)
-@pytest.mark.parametrize("road", ["onnx", "torch", "validate-onnx"])
+@pytest.mark.parametrize("road", ["onnx", "torch", "validate-onnx", "validate-torch"])
 def test_bad_inputs_file_is_one_line_naming_file_and_field(files, tmp_path, kind, road):
     path = _write_bad(tmp_path, kind)
     if road == "torch":
         argv = ["run", CFG, "--torch", f"{files['nets']}:two", "--functional"]
+    elif road == "validate-torch":
+        argv = ["validate", CFG, "--torch", f"{files['nets']}:two"]
     elif road == "onnx":
         argv = ["run", CFG, "--onnx", files["onnx"], "--functional"]
     else:
         argv = ["validate", CFG, "--onnx", files["onnx"]]
-    if road != "torch" and kind not in ("unknown", "left_out"):
+    if road.endswith("onnx") and kind not in ("unknown", "left_out"):
         # the ONNX model also takes ids: add them so the error is the one under test
         if path.suffix == ".npz" and path.exists() and kind not in ("garbage", "empty"):
             with np.load(path) as f:
@@ -279,6 +288,41 @@ def test_bad_inputs_file_is_one_line_naming_file_and_field(files, tmp_path, kind
     assert err.startswith(str(path)), err
     if kind in ("unknown", "shape", "strings", "complex", "nan", "left_out"):
         assert ": array" in err  # the field: the array at fault (torch: export's refusal)
+
+
+def test_torch_ids_are_checked_against_the_embedding_and_validated(files, tmp_path):
+    spec = f"{files['nets']}:emb"
+    np.save(tmp_path / "bad.npy", np.array([[1, 2, 10], [0, 0, 1]]))
+    code, out, err = cli("validate", CFG, "--torch", spec, "--inputs", tmp_path / "bad.npy")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(str(tmp_path / "bad.npy")) and "[0, 10)" in err
+    np.save(tmp_path / "ids.npy", np.array([[1, 2, 9], [0, 0, 1]], np.int32))  # cast to int64
+    code, out, err = cli("validate", CFG, *FP32, "--torch", spec, "--inputs",
+                         tmp_path / "ids.npy")
+    assert code == 0 and next(iter(report(out).values()))[2] <= 1e-4
+    np.save(tmp_path / "float.npy", np.array([[1.0, 2, 9], [0, 0, 1]]))  # ids as floats
+    code, out, err = cli("validate", CFG, "--torch", spec, "--inputs", tmp_path / "float.npy")
+    assert code == 2 and "holds float64; the model takes int64" in err
+
+
+@settings(max_examples=8, deadline=None)
+@given(batch=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_saved_outputs_equal_onnxruntime_at_any_batch(files, batch, seed, tmp_path_factory):
+    # the file's shapes fix the symbolic batch; the chip's saved outputs are onnxruntime's
+    d = tmp_path_factory.mktemp("batch")
+    rng = np.random.default_rng(seed)
+    a = {"x": rng.standard_normal((batch, 8)).astype(np.float32),
+         "y": rng.standard_normal((batch, 4)).astype(np.float32),
+         "ids": rng.integers(0, 7, (2, 3))}
+    np.savez(d / "in.npz", **a)
+    code, _, err = cli("run", CFG, *FP32, "--onnx", files["onnx"], "--functional", "--inputs",
+                       d / "in.npz", "--save-outputs", d / "out.npz")
+    assert (code, err) == (0, "")
+    want = ort.InferenceSession(str(files["onnx"])).run(None, a)
+    with np.load(d / "out.npz") as got:
+        assert got["out"].shape == (batch, 4)
+        np.testing.assert_allclose(got["out"], want[0], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got["out2"], want[1], rtol=1e-6, atol=1e-6)
 
 
 def test_ids_outside_the_table_and_flag_misuse_are_one_line(files, tmp_path):

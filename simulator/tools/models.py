@@ -94,7 +94,22 @@ def load_torch(spec: str, shapes: list[str] | None, seed: int,
     from ..frontends.torch_import import import_torch
     arrays = load_arrays(inputs_path) if inputs_path is not None else None
     model = import_torch(spec, shapes, seed, arrays=arrays, arrays_path=inputs_path or "")
+    if inputs_path is not None:  # ids index a table (an embedding): check them against its rows
+        bounds = gather_bounds(model.program)
+        match_feeds({n: model.values[n] for n in model.data},
+                    [Feed(n, bound=bounds.get(n)) for n in model.data], inputs_path)
     return ModelRun(model, lambda: model.inputs(seed), {n: n for n in model.program.outputs})
+
+
+def gather_bounds(program) -> dict[str, int]:
+    """Return, for each program input a ``gather`` reads as its ids, the rows of the table it
+    indexes (ids must lie in [0, rows))."""
+    bounds: dict[str, int] = {}
+    for op in program.ops:
+        if getattr(op, "kind", "") == "gather" and op.inputs[1] in program.inputs:
+            rows = int(program.shapes[op.inputs[0]][0])
+            bounds[op.inputs[1]] = min(rows, bounds.get(op.inputs[1], rows))
+    return bounds
 
 
 def load_zoo(model, seed: int, inputs_path: str | None) -> ModelRun:
