@@ -19,7 +19,8 @@ import simulator.kernels.conv, simulator.kernels.train, simulator.kernels.refere
 from simulator.kernels.train import parse_model
 assert pathlib.Path(simulator.kernels.__file__).parent.name == "kernels", simulator.kernels.__file__
 spec = importlib.util.find_spec("kernels")  # None, or PyPI's (the [test] extra installs it)
-assert spec is None or pathlib.Path(spec.origin).parent != pathlib.Path(simulator.kernels.__file__).parent, spec
+ours = pathlib.Path(simulator.kernels.__file__).parent
+assert spec is None or pathlib.Path(spec.origin).parent != ours, spec
 print("ok")
 """
 
