@@ -158,3 +158,16 @@ def test_fold_only_operators_on_data_do_not_claim_support(tmp_path):
     assert code == 2 and line.count("\n") == 1
     on_data, _, folded = line.partition("folded only")
     assert "Relu" in on_data and "Abs" not in on_data and "Abs" in folded
+
+
+@pytest.mark.parametrize("fmod", [0, 1])
+def test_constant_mod_follows_the_fmod_attribute(fmod, tmp_path):
+    a = np.array([7, -7, 7, -7, 5], np.int32)
+    b = np.array([3, 3, -3, -3, 5], np.int32)
+    m = model([H.make_node("Mod", ["a", "b"], ["r"], fmod=fmod),
+               H.make_node("Add", ["x", "r"], ["y"])],
+              [("x", I32, (5,))], [("y", I32, None)], [("a", a), ("b", b)])
+    x = np.zeros(5, np.int32)
+    got, ref = chip_and_ort(m, tmp_path, {"x": x})
+    assert ref.tolist() == ([1, -1, 1, -1, 0] if fmod else [1, 2, -2, -1, 0])
+    assert np.array_equal(got, ref)

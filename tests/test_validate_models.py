@@ -341,3 +341,13 @@ def test_ids_outside_the_table_and_flag_misuse_are_one_line(files, tmp_path):
                  ["validate", CFG, "--gemm", "8x8x8", "--inputs", files["xy"]]):
         code, out, err = cli(*argv)
         assert code == 2 and out == "" and err.count("\n") == 1, (argv, err)
+
+
+def test_object_arrays_and_directories_are_one_line(files, tmp_path):
+    np.savez(tmp_path / "obj.npz", x=np.array([{"a": 1}], dtype=object))  # pickled
+    (tmp_path / "dir.npz").mkdir()
+    for path, field in ((tmp_path / "obj.npz", "array x"), (tmp_path / "dir.npz", "inputs")):
+        code, out, err = cli("run", CFG, "--onnx", files["onnx"], "--functional", "--inputs",
+                             path)
+        assert code == 2 and out == "" and err.count("\n") == 1
+        assert err.startswith(f"{path}: {field}: "), err

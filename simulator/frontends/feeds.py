@@ -41,6 +41,8 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray] | np.ndarray:
     to hold numbers; raise WorkloadError naming the file (and the array) otherwise."""
     path = str(path)
     where = f"{path}"
+    if Path(path).is_dir():
+        raise WorkloadError(where, "inputs", "is a directory, not a .npz or .npy file")
     if not Path(path).is_file():
         raise WorkloadError(where, "inputs", "no such file")
     suffix = Path(path).suffix.lower()
@@ -52,7 +54,7 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray] | np.ndarray:
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             return _numeric(path, "array", loaded)
         with loaded:
-            arrays = {k: _numeric(path, k, loaded[k]) for k in loaded.files}
+            arrays = {k: _npz_array(path, loaded, k) for k in loaded.files}
     except WorkloadError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
@@ -67,6 +69,17 @@ def _first_line(exc: BaseException) -> str:
     """Return the first line of an exception's message (at most 200 characters)."""
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else ""
+
+
+def _npz_array(path: str, loaded, key: str) -> np.ndarray:
+    """Return the numeric array ``key`` of an open .npz; raise WorkloadError naming it when it
+    holds Python objects (which would need unpickling) or anything but numbers."""
+    try:
+        value = loaded[key]
+    except ValueError as exc:  # object arrays: np.load refuses to unpickle them
+        raise WorkloadError(path, f"array {key}", f"holds Python objects, not numbers "
+                            f"({_first_line(exc)})") from None
+    return _numeric(path, key, value)
 
 
 def _numeric(path: str, name: str, value) -> np.ndarray:

@@ -469,7 +469,9 @@ for _op, _fn in {
     "Not": lambda c, a: np.logical_not(a), "And": lambda c, a, b: np.logical_and(a, b),
     "Or": lambda c, a, b: np.logical_or(a, b), "Neg": lambda c, a: np.negative(a),
     "Abs": lambda c, a: np.abs(a), "Floor": lambda c, a: np.floor(a),
-    "Ceil": lambda c, a: np.ceil(a), "Mod": lambda c, a, b: np.mod(a, b),
+    "Ceil": lambda c, a: np.ceil(a),
+    # fmod=1: the remainder takes the dividend's sign (C's fmod); else the divisor's (Python's)
+    "Mod": lambda c, a, b: np.fmod(a, b) if c.attr("fmod", 0) else np.mod(a, b),
     "Tile": lambda c, a, r: _tile(a, tuple(int(x) for x in np.asarray(r).reshape(-1))),
     "GatherND": lambda c, a, i: _gather_nd(c, a, i),
     "ReduceProd": lambda c, a, axes=None: np.prod(
