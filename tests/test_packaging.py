@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 SCRIPT = r"""
@@ -67,7 +69,10 @@ def test_a_kernels_package_after_the_checkout_root_wins(tmp_path):
 
 def test_pypi_kernels_wins_over_the_checkout_folder():
     # Hugging Face's ``kernels`` (in the [test] extra) lives in site-packages, after the root
-    dist = importlib.metadata.distribution("kernels")
+    try:
+        dist = importlib.metadata.distribution("kernels")
+    except importlib.metadata.PackageNotFoundError:  # outside CI, an older [test] install
+        pytest.skip("PyPI's kernels is not installed (pip install -e '.[test]')")
     proc = _shadow_run(str(ROOT), "")
     assert proc.returncode == 0, proc.stderr
     path = pathlib.Path(proc.stdout.split()[0])
