@@ -39,7 +39,7 @@ from ..hardware.chip import VectorUnit
 
 __all__ = ["ELEMENTWISE", "VECTOR_OPS", "VectorSpec", "elementwise_values", "im2col_nchw",
            "col2im_nchw", "reduce_sum_values", "reduce_values", "vector_cycles",
-           "reduction_cycles", "passes_cycles"]
+           "reduction_cycles", "passes_cycles", "trunc_divide"]
 
 # kind -> (op class, number of tensor inputs)
 ELEMENTWISE = {
@@ -49,6 +49,7 @@ ELEMENTWISE = {
     "add_const": ("add", 1), "square": ("add", 1), "momentum": ("add", 2),
     "adam_m": ("add", 2), "adam_v": ("add", 2), "adam_w": ("divide", 3),
     "div": ("divide", 2), "sqrt": ("divide", 1), "rsqrt": ("divide", 1),
+    "div_trunc": ("divide", 2),  # integer division rounded toward zero (ONNX's integer Div)
     "max": ("compare", 2), "min": ("compare", 2), "where": ("compare", 3),
     "clip": ("compare", 1),  # params (lo, hi): min(max(x, lo), hi); ReLU6 is clip(0, 6)
     "masked_fill": ("compare", 2),
@@ -130,13 +131,28 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (_F(1.0) / (_F(1.0) + np.exp(-x))).astype(_F)
 
 
+def trunc_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return the integer quotient of integer arrays rounded toward zero (C's and ONNX's
+    integer division: 7 / -2 = -3, where numpy's // floors to -4), exactly, in their common
+    integer type; a zero divisor gives 0."""
+    a, b = np.asarray(a), np.asarray(b)
+    dt = np.result_type(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.abs(a).astype(dt) // np.abs(b).astype(dt)
+    negative = (a < 0) != (b < 0)
+    return np.where(negative, -q, q).astype(dt)
+
+
 def elementwise_values(kind: str, inputs: list[np.ndarray], const: float,
                        params: tuple[float, ...] = ()) -> np.ndarray:
     """Return the float32 result of an elementwise op (operands broadcast as in numpy); relu
-    and max of integer tensors (an int8 network's activations) stay integers, exactly."""
-    if kind in ("relu", "max") and all(np.issubdtype(np.asarray(x).dtype, np.integer)
-                                       for x in inputs):
+    and max of integer tensors (an int8 network's activations) and the truncating division
+    ``div_trunc`` of integer tensors stay integers, exactly."""
+    if kind in ("relu", "max", "div_trunc") and \
+            all(np.issubdtype(np.asarray(x).dtype, np.integer) for x in inputs):
         xs = [np.asarray(x) for x in inputs]
+        if kind == "div_trunc":
+            return trunc_divide(xs[0], xs[1])
         return np.maximum(xs[0], 0 if kind == "relu" else xs[1]).astype(xs[0].dtype)
     xs = [np.asarray(x, np.float32) for x in inputs]
     c = np.float32(const)
@@ -189,6 +205,8 @@ def _elementwise(kind: str, xs: list[np.ndarray], c: np.float32, p: list) -> np.
         return np.where(xs[1] != 0, c, xs[0])
     if kind == "div":
         return xs[0] / xs[1]
+    if kind == "div_trunc":  # integers carried as float32: exact while |x| < 2**24
+        return np.trunc(xs[0] / xs[1])
     if kind == "sqrt":
         return np.sqrt(xs[0])
     if kind == "rsqrt":

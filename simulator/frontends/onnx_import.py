@@ -43,6 +43,8 @@ import numpy as np
 
 from simulator.errors import SimulatorInputError, WorkloadError
 from simulator.core.program import Layout, Program, Reduce
+from simulator.core.vector import trunc_divide
+from simulator.frontends.feeds import Feed
 
 __all__ = ["HANDLERS", "ImportedModel", "import_onnx", "parse_input_shape"]
 
@@ -235,6 +237,7 @@ class _Ctx:
         self.opset = opset
         self.env: dict[str, Any] = {}        # onnx name -> Const | str (program tensor)
         self.dtypes: dict[str, np.dtype] = {}  # program tensor -> numpy dtype it carries
+        self.elem_types: dict[str, np.dtype] = {}  # onnx value -> numpy dtype ONNX gives it
         self.params: dict[str, Const] = {}
         self.materialized: dict[int, str] = {}
         self.id_bounds: dict[str, int] = {}
@@ -283,6 +286,13 @@ class _Ctx:
         if not isinstance(v, Const):
             raise _Unsupported(f"{what} (input {i}) must be a constant known at import")
         return v.value
+
+    def is_integer(self, i: int) -> bool:
+        """Return True when input ``i`` holds integers in the ONNX graph (its declared or
+        inferred element type; a constant's own dtype)."""
+        v = self.get(i)
+        dt = v.dtype if isinstance(v, Const) else self.elem_types.get(self.node.input[i])
+        return dt is not None and np.issubdtype(dt, np.integer)
 
     def shape(self, v) -> tuple[int, ...]:
         """Return the shape of a Const or a program tensor."""
@@ -406,11 +416,15 @@ def _size_op(ctx):
     return [Const(np.array(math.prod(ctx.shape(ctx.get(0))), np.int64))]
 
 
+FOLD_ONLY: set[str] = set()  # operators the importer computes only while constant folding
+
+
 def _numpy_fold(fn):
     def handler(ctx):
         if not _all_const(ctx):
-            raise _Unsupported("is supported only on constants known at import (it would "
-                               "compute on data)")
+            raise _Unsupported(f"operator {ctx.node.op_type} is not supported on data: the "
+                               "importer only folds it when every input is a constant known "
+                               "at import")
         return [_fold(_cvals(ctx), lambda *a: fn(ctx, *a))]
     return handler
 
@@ -455,7 +469,9 @@ for _op, _fn in {
     "Not": lambda c, a: np.logical_not(a), "And": lambda c, a, b: np.logical_and(a, b),
     "Or": lambda c, a, b: np.logical_or(a, b), "Neg": lambda c, a: np.negative(a),
     "Abs": lambda c, a: np.abs(a), "Floor": lambda c, a: np.floor(a),
-    "Ceil": lambda c, a: np.ceil(a), "Mod": lambda c, a, b: np.mod(a, b),
+    "Ceil": lambda c, a: np.ceil(a),
+    # fmod=1: the remainder takes the dividend's sign (C's fmod); else the divisor's (Python's)
+    "Mod": lambda c, a, b: np.fmod(a, b) if c.attr("fmod", 0) else np.mod(a, b),
     "Tile": lambda c, a, r: _tile(a, tuple(int(x) for x in np.asarray(r).reshape(-1))),
     "GatherND": lambda c, a, i: _gather_nd(c, a, i),
     "ReduceProd": lambda c, a, axes=None: np.prod(
@@ -463,6 +479,7 @@ for _op, _fn in {
         keepdims=bool(c.attr("keepdims", 1))),
 }.items():
     HANDLERS[_op] = _numpy_fold(_fn)
+    FOLD_ONLY.add(_op)
 
 
 def _trilu_mask(shape, k: int, upper: bool) -> np.ndarray:
@@ -550,11 +567,17 @@ def _binary(ctx):
         raise _Unsupported(f"{op} with {len(ctx.node.input)} inputs (supported: 2)")
     a, b = ctx.get(0), ctx.get(1)
     kind, fn = _BINARY[op]
+    int_div = op == "Div" and ctx.is_integer(0) and ctx.is_integer(1)
     if isinstance(a, Const) and isinstance(b, Const):
         dt = np.result_type(a.dtype, b.dtype)
         return [_fold([a.value, b.value], lambda x, y: fn(x, y).astype(dt)
-                      if op != "Div" or not np.issubdtype(dt, np.integer) else x // y)]
+                      if not int_div else trunc_divide(x, y))]
     p, name = ctx.p, ctx.sub()
+    if int_div:  # ONNX's integer Div rounds toward zero: not a scale by the reciprocal
+        out = p.elementwise(name, "div_trunc", ctx.tensor(a, ctx.input_name(0)),
+                            ctx.tensor(b, ctx.input_name(1)), out=ctx.out())
+        ctx.dtypes[out] = np.dtype(np.int64)
+        return [out]
     sa, sb = _scalar(a), _scalar(b)
     out_shape = tuple(np.broadcast_shapes(ctx.shape(a), ctx.shape(b)))
     x = b if sa is not None else a
@@ -660,14 +683,21 @@ def _matmul(ctx):
     if isinstance(b, _Scaled):
         b, factor = b.base, factor * b.factor
     sa, sb = ctx.shape(a), ctx.shape(b)
-    if len(sa) < 2 or len(sb) < 2:
-        raise _Unsupported(f"MatMul of rank-1 operands {sa} x {sb} is not supported")
-    if factor == 1.0:
-        return [ctx.p.matmul(ctx.sub(), ctx.tensor(a, ctx.input_name(0)),
-                             ctx.tensor(b, ctx.input_name(1)), out=ctx.out())]
+    # numpy's matmul: a 1-D a is a row (1, K), a 1-D b a column (K, 1); the added axes go
+    want = np.broadcast_shapes(sa[:-2], sb[:-2]) + (sa[-2:-1] if len(sa) > 1 else ()) + \
+        (sb[-1:] if len(sb) > 1 else ())
+    if len(sa) < 2:
+        a = _reshape_to(ctx, a, (1,) + tuple(sa))
+    if len(sb) < 2:
+        b = _reshape_to(ctx, b, tuple(sb) + (1,))
+    reshaped = len(sa) < 2 or len(sb) < 2
     y = ctx.p.matmul(ctx.sub(), ctx.tensor(a, ctx.input_name(0)),
-                     ctx.tensor(b, ctx.input_name(1)), out=ctx.out(suffix="unscaled"))
-    return [ctx.p.elementwise(ctx.sub("scale"), "scale", y, const=factor, out=ctx.out())]
+                     ctx.tensor(b, ctx.input_name(1)),
+                     out=ctx.out() if factor == 1.0 and not reshaped else ctx.out(suffix="mm"))
+    if factor != 1.0:
+        y = ctx.p.elementwise(ctx.sub("scale"), "scale", y, const=factor,
+                              out=ctx.out(suffix="scaled") if reshaped else ctx.out())
+    return [_reshape_to(ctx, y, tuple(want) or (1,))] if reshaped else [y]
 
 
 @_handles("Gemm")
@@ -1030,7 +1060,8 @@ def _reshape(ctx):
 def _flatten(ctx):
     x = ctx.get(0)
     src = ctx.shape(x)
-    axis = int(ctx.attr("axis", 1)) % (len(src) + 1) if src else 0
+    axis = int(ctx.attr("axis", 1))
+    axis = axis + len(src) if axis < 0 else axis  # ONNX: a negative axis counts from the back
     return [_reshape_to(ctx, x, (math.prod(src[:axis]), math.prod(src[axis:])))]
 
 
@@ -1347,8 +1378,7 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
         if dtype is None:
             raise WorkloadError(f"{path}:1", f"input {inp.name}", f"element type {tt.elem_type} is "
                                 "not supported")
-        declared = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-                    for d in tt.shape.dim]
+        declared = _declared_dims(tt)
         if inp.name in shapes:
             given = shapes[inp.name]
             if not all(isinstance(g, (int, np.integer)) and 0 < g <= MAX_INPUT_ELEMENTS
@@ -1380,14 +1410,18 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
         msg = " ".join(str(exc).split())
         raise WorkloadError(f"{path}:1", "shape inference", f"ONNX shape inference failed: "
                             f"{msg[:300]}") from None
-    known = {}
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+    known, elem_types = {}, {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + \
+            list(inferred.graph.input):
         s = _static_shape(onnx, vi.type)
         if s is not None:
             known[vi.name] = s
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type in _DTYPES:
+            elem_types[vi.name] = np.dtype(_DTYPES[vi.type.tensor_type.elem_type])
 
     program = Program(name or Path(path).stem)
     ctx = _Ctx(path, program, opset)
+    ctx.elem_types = elem_types
     for n, (dims, dtype) in data.items():
         program.input(n, dims)
         ctx.env[n] = n
@@ -1429,6 +1463,30 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
     bounds = {k: v for k, v in ctx.id_bounds.items() if k in data}
     return ImportedModel(program.name, program, ctx.params, data, outputs,
                          [o.name for o in graph.output], bounds)
+
+
+def _declared_dims(tt) -> list:
+    """Return a graph input's declared dimensions: sizes, or the symbol (``?`` when
+    unnamed) of each dynamic one."""
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in tt.shape.dim]
+
+
+def declared_inputs(path: str | Path) -> list[Feed]:
+    """Return the data inputs the ONNX file ``path`` declares (graph inputs that are not
+    initializers) as Feeds: fixed dimensions, None for symbolic ones, the numpy dtype (None
+    for an element type the importer does not model: import_onnx refuses it)."""
+    graph = _load(str(path)).graph
+    inits = {t.name for t in graph.initializer}
+    feeds = []
+    for inp in graph.input:
+        if inp.name in inits:
+            continue
+        tt = inp.type.tensor_type
+        dims = tuple(d if isinstance(d, int) and d > 0 else None for d in _declared_dims(tt))
+        dtype = _DTYPES.get(tt.elem_type)
+        feeds.append(Feed(inp.name, dims, None if dtype is None else np.dtype(dtype)))
+    return feeds
 
 
 def _initializer(t, path: str) -> np.ndarray:
@@ -1480,7 +1538,8 @@ def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
     handler = HANDLERS.get(op)
     if handler is None:
         raise WorkloadError(where, where_field, f"operator {op} is not supported (supported: "
-                            f"{', '.join(sorted(HANDLERS))})")
+                            f"{', '.join(sorted(set(HANDLERS) - FOLD_ONLY))}; folded only "
+                            f"when every input is a constant: {', '.join(sorted(FOLD_ONLY))})")
     try:
         if op not in _VIEW_AWARE:
             for i in node.input:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import io
 import logging
 import math
@@ -54,6 +55,7 @@ import numpy as np
 
 from simulator.errors import WorkloadError
 from simulator.core.program import Layout, Program, Reduce
+from simulator.frontends.feeds import Feed, match_feeds
 
 __all__ = ["ImportedModel", "LOWER", "import_module", "load_factory", "import_torch",
            "parse_input_shape"]
@@ -115,6 +117,7 @@ class ImportedModel:
     sources: dict[str, tuple[str, str]]
     data: list[str]
     label: str = ""
+    module: Any = None  # the nn.Module imported (eval mode), to run it in PyTorch
 
     @property
     def net(self) -> _NetView:
@@ -1263,7 +1266,7 @@ def import_module(module, example_inputs: tuple, where: str = "torch",
     for node_name, t in zip(L.data, example_inputs):
         values[node_name] = _to_numpy(torch, t)
     return ImportedModel(name, prog, prog.outputs[0], values, L.params, L.sources, L.data,
-                         label=label or f"torch:{name}")
+                         label=label or f"torch:{name}", module=module)
 
 
 def parse_input_shape(text: str) -> tuple[int, ...]:
@@ -1338,12 +1341,60 @@ def _tracebacks(tb):
         tb = tb.tb_next
 
 
-def import_torch(spec: str, inputs: list[str] | None = None, seed: int = 0) -> ImportedModel:
+def forward_inputs(module, example) -> list[Feed]:
+    """Return the inputs ``module.forward`` takes as Feeds, by parameter name (the names
+    torch.export gives the graph's inputs): every positional parameter without a default,
+    with the dtype of the factory's example input when there is one (else float32 for
+    floats, int64 for integers)."""
+    params = [p for p in inspect.signature(module.forward).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+              and p.default is p.empty]
+    feeds = []
+    for i, p in enumerate(params):
+        ex = example[i] if example is not None and i < len(example) else None
+        dtype = None if ex is None else np.dtype(str(ex.dtype).replace("torch.", ""))
+        feeds.append(Feed(p.name, None, dtype))
+    return feeds
+
+
+def _given_tensors(torch, module, example, arrays, path: str) -> tuple:
+    """Return the tensors of given arrays (--inputs) in forward()'s order (floats float32,
+    integers int64 unless the example says otherwise)."""
+    feeds = forward_inputs(module, example)
+    given = match_feeds(arrays, feeds, path)
+    out = []
+    for f in feeds:
+        v = given[f.name]
+        if f.dtype is None:
+            v = v.astype(np.float32) if v.dtype.kind in "fb" else v.astype(np.int64)
+        out.append(torch.from_numpy(np.ascontiguousarray(v)))
+    return tuple(out)
+
+
+def import_torch(spec: str, inputs: list[str] | None = None, seed: int = 0,
+                 arrays=None, arrays_path: str = "--inputs") -> ImportedModel:
     """Import ``FILE.py:factory`` (the CLI's --torch) on the shapes of ``inputs`` (--input
     AxBxC, one per model input; float32 normal values from ``seed``, or the dtype and value
-    range of the factory's example inputs) or on the factory's example inputs."""
+    range of the factory's example inputs), on given ``arrays`` (--inputs: name -> array by
+    forward()'s parameter names, or one array; read from ``arrays_path``) or on the factory's
+    example inputs."""
     torch = _torch()
     module, example, where = load_factory(spec)
+    name = Path(spec.rpartition(":")[0]).stem + ":" + spec.rpartition(":")[2]
+    if arrays is not None:
+        if inputs:
+            raise WorkloadError(f"--torch {spec}", "input", "--inputs gives the shapes; drop "
+                                "--input")
+        tensors = _given_tensors(torch, module, example, arrays, arrays_path)
+        try:
+            return import_module(module, tensors, where=where, name=name,
+                                 label=f"torch:{spec}")
+        except WorkloadError as exc:
+            if exc.field != "export":
+                raise
+            shapes = ", ".join(f"{f.name} {'x'.join(map(str, t.shape))}"
+                               for f, t in zip(forward_inputs(module, example), tensors))
+            raise WorkloadError(arrays_path, f"arrays {shapes}", exc.message) from None
     if inputs:
         shapes = [parse_input_shape(s) for s in inputs]
         if example is not None and len(example) != len(shapes):
@@ -1362,5 +1413,4 @@ def import_torch(spec: str, inputs: list[str] | None = None, seed: int = 0) -> I
     elif example is None:
         raise WorkloadError(f"--torch {spec}", "input", "give the input shapes with --input "
                             "AxBxC (the factory returns no example inputs)")
-    name = Path(spec.rpartition(":")[0]).stem + ":" + spec.rpartition(":")[2]
     return import_module(module, example, where=where, name=name, label=f"torch:{spec}")

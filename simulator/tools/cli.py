@@ -81,9 +81,26 @@ def _write_outputs(args: argparse.Namespace, rep, title: str) -> None:
         write_html(rep, args.html, title)
 
 
+def _check_feed_flags(args: argparse.Namespace) -> None:
+    """Raise WorkloadError when --inputs or --save-outputs is given without a model road
+    (--model, --torch, --onnx) or without --functional."""
+    for flag in ("inputs", "save_outputs"):
+        text = getattr(args, flag, None)
+        if text is None:
+            continue
+        name = f"--{flag.replace('_', '-')} {text}"
+        if not (args.model or args.torch or getattr(args, "onnx", None)):
+            raise WorkloadError(name, flag.replace("_", "-"), "applies to whole models "
+                                "(--model zoo:NAME, --torch, --onnx) only")
+        if not args.functional:
+            raise WorkloadError(name, flag.replace("_", "-"), "needs --functional (values "
+                                "are computed only in functional runs)")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     _check_outputs(args)
     chip = load_chip_args(args)
+    _check_feed_flags(args)
     if args.model or args.torch:
         return _run_model(args, chip)
     if getattr(args, "onnx", None):
@@ -126,14 +143,21 @@ def _bar_callback(bar):
     return lambda done, *_total: bar.update(done - bar.n)
 
 
-def _torch_model(args: argparse.Namespace):
-    """Return the ImportedModel of ``--torch FILE.py:factory`` (``--input`` shapes)."""
-    from ..frontends.torch_import import import_torch
+def _torch_run(args: argparse.Namespace):
+    """Return the ModelRun of ``--torch FILE.py:factory`` (``--input`` shapes or ``--inputs``
+    arrays)."""
+    from .models import load_torch
     for flag in ("batch", "seq", "image"):
         if getattr(args, flag, None) is not None:
             raise WorkloadError(f"--{flag} {getattr(args, flag)}", flag, "does not apply to "
                                 "--torch; give the input shapes with --input AxBxC")
-    return import_torch(args.torch, args.input, getattr(args, "seed", 0))
+    return load_torch(args.torch, args.input, getattr(args, "seed", 0),
+                      getattr(args, "inputs", None))
+
+
+def _torch_model(args: argparse.Namespace):
+    """Return the ImportedModel of ``--torch FILE.py:factory`` (``--input`` shapes)."""
+    return _torch_run(args).model
 
 
 def _check_functional_inputs(program, what: str, force: bool) -> None:
@@ -159,29 +183,36 @@ def _run_model(args: argparse.Namespace, chip: Chip) -> int:
         raise WorkloadError(what, "engine", "whole models run on the fast "
                             "engine; validate single GEMMs against the PE reference")
     if args.torch:
-        model = _torch_model(args)
+        mrun = _torch_run(args)
     else:
+        from .models import load_zoo
         if args.input:
             raise WorkloadError("--input", "input", "applies to --torch FILE.py:factory only")
-        model = build_zoo(args.model, args.batch, args.seq, args.image)
+        mrun = load_zoo(build_zoo(args.model, args.batch, args.seq, args.image), args.seed,
+                        args.inputs)
+    model = mrun.model
     values = None
     if args.functional:
         _check_functional_inputs(model.program, what, args.force)
-        values = model.inputs(args.seed)
+        values = mrun.values
     sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
     label = getattr(model, "label", "") or f"zoo:{model.name}"
-    return _print_network(args, chip, model, values, f"{label} ({sizes})",
+    return _print_network(args, chip, mrun, values, f"{label} ({sizes})",
                           {"name": model.name, "sizes": model.sizes, "output": model.output})
 
 
-def _print_network(args: argparse.Namespace, chip: Chip, model, values, label: str,
+def _print_network(args: argparse.Namespace, chip: Chip, mrun, values, label: str,
                    about: dict) -> int:
-    """Run a whole network's Program (with a progress bar when functional on a terminal) and
-    print its per-layer table or JSON (``about`` under "model"), writing --csv; return 0."""
+    """Run a whole network's Program (``mrun``: a tools.models.ModelRun; with a progress bar
+    when functional on a terminal) and print its per-layer table or JSON (``about`` under
+    "model"), writing --csv and --save-outputs; return 0."""
     from ..core.engine import run as run_program
     from .progress import progress_bar
     from ..core.report import grouped_text, network_text, write_layer_csv
+    from .models import output_arrays
+    from ..frontends.feeds import save_arrays
     group_by = _group_by(args)
+    model = mrun.model
     bar = progress_bar(len(model.program.ops), "ops",
                        args.functional and sys.stderr.isatty() and not args.json)
     try:
@@ -192,6 +223,8 @@ def _print_network(args: argparse.Namespace, chip: Chip, model, values, label: s
     title = f"{label}, {len(model.program.ops)} ops"
     if args.csv:
         write_layer_csv(rep, args.csv, group_by)
+    if getattr(args, "save_outputs", None):
+        save_arrays(args.save_outputs, output_arrays(mrun, rep.values))
     _write_outputs(args, rep, label)
     if args.json:
         data = rep.to_dict()
@@ -231,7 +264,7 @@ def _onnx_shapes(args: argparse.Namespace) -> dict:
 
 def _run_onnx(args: argparse.Namespace, chip: Chip) -> int:
     """``run --onnx FILE.onnx``: an imported network, reported as a zoo model is."""
-    from ..frontends.onnx_import import import_onnx
+    from .models import load_onnx
     for flag in ("batch", "seq", "image"):
         if getattr(args, flag) is not None:
             raise WorkloadError(f"--{flag}", flag, "--onnx models take their sizes from the "
@@ -239,13 +272,14 @@ def _run_onnx(args: argparse.Namespace, chip: Chip) -> int:
     if args.engine != "fast":
         raise WorkloadError(f"--onnx {args.onnx}", "engine", "whole models run on the fast "
                             "engine; validate single GEMMs against the PE reference")
-    model = import_onnx(args.onnx, _onnx_shapes(args))
+    mrun = load_onnx(args.onnx, _onnx_shapes(args), args.seed, args.inputs)
+    model = mrun.model
     values = None
     if args.functional:
         _check_functional_inputs(model.program, f"--onnx {args.onnx}", args.force)
-        values = model.inputs(args.seed)
+        values = mrun.values
     sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
-    return _print_network(args, chip, model, values, f"onnx:{Path(args.onnx).name} ({sizes})",
+    return _print_network(args, chip, mrun, values, f"onnx:{Path(args.onnx).name} ({sizes})",
                           {"name": model.name, "onnx": str(args.onnx), "sizes": model.sizes,
                            "output": model.output})
 
@@ -649,8 +683,47 @@ def _validate_model(args: argparse.Namespace, chip: Chip) -> int:
     return 0 if ok else 1
 
 
+def _validate_framework(args: argparse.Namespace, chip: Chip) -> int:
+    """``validate --torch F.py:fn`` / ``--onnx F.onnx``: the model on the chip (functional) and
+    in PyTorch / onnxruntime on the same inputs; print max abs and max rel error per output;
+    return 0 within models.model_tolerance(chip), else 1."""
+    from ..core.engine import run as run_program
+    from .models import (compare_outputs, framework_outputs, load_onnx, load_torch,
+                         model_tolerance, output_arrays)
+    tol = model_tolerance(chip)
+    if args.torch:
+        what, framework = f"torch:{args.torch}", "PyTorch"
+        mrun = load_torch(args.torch, args.input, args.seed, args.inputs)
+    else:
+        what, framework = f"onnx:{args.onnx}", "onnxruntime"
+        mrun = load_onnx(args.onnx, _onnx_shapes(args), args.seed, args.inputs)
+    _check_functional_inputs(mrun.model.program, what, args.force)
+    got = output_arrays(mrun, run_program(chip, mrun.model.program, mrun.values).values)
+    want = framework_outputs(mrun, args.onnx)
+    if len(want) != len(got):
+        raise WorkloadError(what, "outputs", f"{framework} gives {len(want)} outputs, the chip "
+                            f"{len(got)}")
+    src = f"--inputs {args.inputs}" if args.inputs else f"seed {args.seed}"
+    print(f"validate {what} on {chip.name} ({chip.dtype}) against {framework}, inputs from "
+          f"{src}; tolerance max |diff| / max |ref| <= {tol:.3g} per output")
+    ok = True
+    for (name, g), w in zip(got.items(), want):
+        max_abs, max_rel = compare_outputs(g, w)
+        passed = max_rel <= tol
+        ok &= passed
+        print(f"  {'PASS' if passed else 'FAIL'}  {name} {tuple(w.shape)}: max abs "
+              f"{max_abs:.3g}, max rel {max_rel:.3g}")
+    print("OK" if ok else "MISMATCH")
+    return 0 if ok else 1
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     chip = load_chip_args(args)
+    if args.torch or args.onnx:
+        return _validate_framework(args, chip)
+    for flag in ("input", "inputs"):
+        if getattr(args, flag):
+            raise WorkloadError(f"--{flag}", flag, "applies to --torch and --onnx only")
     if args.model:
         return _validate_model(args, chip)
     m, n, k = parse_gemm(args.gemm)
@@ -754,6 +827,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=ENGINES, default="fast",
                      help="fast cycle model, or the PE-level reference (implies --functional)")
     run.add_argument("--seed", type=int, default=0, help="seed of the random operands")
+    run.add_argument("--inputs", metavar="FILE.npz|FILE.npy", help="whole models, "
+                     "--functional: the data inputs' values (.npz: one array per graph input "
+                     "name; .npy: the one input of a single-input model)")
+    run.add_argument("--save-outputs", metavar="FILE.npz", help="whole models, --functional: "
+                     "write the outputs' values, by graph output name")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.add_argument("--force", action="store_true", help="allow very large functional runs")
     run.add_argument("--export-scalesim", metavar="DIR",
@@ -876,11 +954,20 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--plot", metavar="FILE.png", help="grouped bars of the same table")
     cmp_.set_defaults(func=_cmd_compare)
 
-    val = sub.add_parser("validate", help="check fast model, PE reference and numpy agree")
+    val = sub.add_parser("validate", help="check fast model, PE reference and numpy agree; "
+                         "or a whole model on the chip against PyTorch or onnxruntime")
     add_chip_args(val)
     vwhat = val.add_mutually_exclusive_group(required=True)
     vwhat.add_argument("--gemm", metavar="MxNxK")
     vwhat.add_argument("--model", metavar="SPEC", help="one training step of linear:... or mlp:...")
+    vwhat.add_argument("--torch", metavar="FILE.py:factory", help="a PyTorch model: the chip "
+                       "against PyTorch on the same inputs")
+    vwhat.add_argument("--onnx", metavar="FILE.onnx", help="an ONNX model: the chip against "
+                       "onnxruntime on the same inputs")
+    val.add_argument("--input", action="append", metavar="SHAPE",
+                     help="--torch: AxBxC per model input; --onnx: NAME=D1xD2x... (repeatable)")
+    val.add_argument("--inputs", metavar="FILE.npz|FILE.npy",
+                     help="--torch/--onnx: the data inputs' values (by graph input name)")
     val.add_argument("--batch", type=int, default=64)
     val.add_argument("--lr", type=float, default=0.01)
     val.add_argument("--data", metavar="FILE.npz")
