@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..hardware.chip import ACC_BYTES, Chip
+from ..hardware.chip import ACC_BYTES, INTEGER_FORMATS, Chip
 from .conv_geometry import ConvGeometry, conv_geometry_of
 from ..hardware.dataflow import check_gemm_shape, map_gemm
 from ..hardware.energy import energy_breakdown
@@ -22,7 +22,7 @@ from .memory import MemoryResult, TilePlan, numerics_chunk, run_gemm_memory, str
 from .grouped import (depthwise_vector_values, grouped_mapping, pack_pairs, packed_geometry,
                       runs_on_vector, unpack_outputs)
 from .placement import PlacedGemms, add_results, place_gemms
-from ..hardware.numerics import adder_for, output_dtype, prepare_operand, requantise, value_dtype
+from ..hardware.numerics import INT_RANGE, adder_for, output_dtype, prepare_operand, requantise, value_dtype
 from .program import Conv2d, Elementwise, Layout, MatMul, Op, Program, Reduce, VectorOp
 from .report import OpReport, Report
 from .residency import free_layout_ops, plan_residency
@@ -238,7 +238,8 @@ def _op_report(chip: Chip, name: str, kind: str, shape: tuple[int, ...], macs: i
     traffic["buffer"] = {"read": events["buffer_read_bytes"],
                          "write": events["buffer_write_bytes"]}
     return OpReport(name=name, kind=kind, unit="array", shape=shape,
-                    dataflow=chip.array.dataflow, pes=chip.pes, compute_cycles=compute_cycles,
+                    dataflow=chip.array.dataflow, pes=chip.peak_macs_per_cycle,  # MAC slots
+                    compute_cycles=compute_cycles,
                     stall_cycles=mem.stall_cycles, macs=macs, folds=folds,
                     busy_pe_cycles=mem.busy_pe_cycles, start_cycle=start_cycle,
                     overhead_cycles=chip.launch_cycles,
@@ -317,25 +318,31 @@ def _matmul_values(chip: Chip, a: np.ndarray, b: np.ndarray, plan: TilePlan,
         out, overflows = _functional_fast(chip, a, b, plan)
         return out.astype(output_dtype(chip.dtype), copy=False), None, None, overflows
     out, cycles, last, overflows = _reference(chip, a, b, plan)
-    return out.astype(output_dtype(chip.dtype), copy=False), cycles, last, overflows
+    r = chip.mac_rate  # r MACs per PE per cycle: the rate-1 schedule r times faster
+    # (memory.rate_one_chip): counts round up, a cycle index falls in cycle index // r
+    return out.astype(output_dtype(chip.dtype), copy=False), -(-cycles // r), last // r, \
+        overflows
 
 
-def _quantise_int8(x: np.ndarray) -> tuple[np.ndarray, np.float32]:
-    """Return (q, scale): symmetric per-tensor int8 quantisation of a float tensor,
-    scale = max|x| / 127 (1 when x is all zeros), q = clip(rint(x / scale), -127, 127)."""
+def _quantise_int8(x: np.ndarray, hi: int = 127) -> tuple[np.ndarray, np.float32]:
+    """Return (q, scale): symmetric per-tensor integer quantisation of a float tensor,
+    scale = max|x| / hi (1 when x is all zeros), q = clip(rint(x / scale), -hi, hi); hi is 127
+    for int8, 7 for int4."""
     x = np.asarray(x, np.float32)
     amax = float(np.max(np.abs(x))) if x.size else 0.0
-    scale = np.float32(amax / 127.0) if amax > 0 else np.float32(1.0)
-    q = np.clip(np.rint(x / scale), -127, 127).astype(np.int64)
+    scale = np.float32(amax / float(hi)) if amax > 0 else np.float32(1.0)
+    q = np.clip(np.rint(x / scale), -hi, hi).astype(np.int64)
     return q, scale
 
 
 def _array_operand(chip: Chip, x: np.ndarray, name: str) -> tuple[np.ndarray, np.float32 | None]:
-    """Return an array operand in the chip's value type and, for a float tensor on an int8
-    chip, its quantisation scale (the output is dequantised by the product of the scales)."""
+    """Return an array operand in the chip's value type and, for a float tensor on an int8 or
+    int4 chip, its quantisation scale (the output is dequantised by the product of the
+    scales)."""
     x = np.asarray(x)
-    if chip.dtype == "int8" and not (np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
-        q, scale = _quantise_int8(x)
+    if chip.dtype in INTEGER_FORMATS and not (np.issubdtype(x.dtype, np.integer)
+                                              or x.dtype == np.bool_):
+        q, scale = _quantise_int8(x, INT_RANGE[chip.dtype][1])
         return q, scale
     return x, None
 
@@ -779,7 +786,7 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                 mem = dataclasses.replace(mem, total_cycles=ref_cycles + mem.stall_cycles,
                                           compute_cycles=ref_cycles)
                 last_output = start + last
-            if functional and chip.dtype != "int8":
+            if functional and chip.dtype not in INTEGER_FORMATS:
                 overflows = None
             kind = ("gemm" if single else "matmul") if isinstance(op, MatMul) else "conv2d"
             if sparse_macs is None:

@@ -257,7 +257,7 @@ class Report:
 
     def totals(self) -> dict[str, Any]:
         """Return the totals over all ops as a JSON-ready dict (cycles, counts, fractions, s)."""
-        pes = self.chip.pes
+        pes = self.chip.peak_macs_per_cycle  # MAC slots: PEs x the MAC rate
         out = _metrics(pes, self.total_cycles, self.compute_cycles, self.stall_cycles, self.macs,
                        self.folds, sum(op.busy_pe_cycles for op in self.ops),
                        self.scalesim_cycles, self.overflow_events)
