@@ -63,8 +63,8 @@ def output_dtype(dtype: str) -> np.dtype:
 
 def adder_for(chip: Chip) -> tuple[int, object, object, object]:
     """Return (mode, lo, hi, span) of the chip's adder, limits typed like its values."""
-    vt = value_dtype(chip.dtype).type
-    if chip.dtype not in INTEGER_FORMATS:
+    vt = value_dtype(chip.compute_dtype).type
+    if chip.compute_dtype not in INTEGER_FORMATS:
         lo, hi, span = adder_limits(32, vt)
         return MODE_FLOAT, lo, hi, span
     mode = MODE_WRAP if chip.overflow == "wrap" else MODE_SATURATE
