@@ -261,3 +261,50 @@ def test_fp8_timing_only_run_imports_no_ml_dtypes():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+LLAMA = str(ROOT / "configs/models/llama-3-8b.yaml")
+H100 = str(ROOT / "configs/h100.yaml")
+ACCEPT = ["llm", H100, "--model", LLAMA, "--batch", "16", "--prompt", "2048", "--generate", "256",
+          "--set", "precision.weights=fp8_e4m3", "--set", "precision.activations=fp8_e4m3",
+          "--set", "precision.kv_cache=fp16"]
+
+
+def test_issue_26_llm_acceptance_fp8_weights_and_activations_fp16_kv(capsys):
+    import json
+
+    from simulator.llm.model import load_model
+    from simulator.tools.cli import main
+    assert main(ACCEPT) == 0
+    text = capsys.readouterr().out
+    assert ("precision        weights fp8_e4m3, activations fp8_e4m3, KV cache fp16; MACs in "
+            "fp8_e4m3: peak 1,978.9 TFLOP/s per chip, bf16 989.4") in text
+    assert main(ACCEPT + ["--json"]) == 0
+    fp8 = json.loads(capsys.readouterr().out)
+    assert main(ACCEPT[:10] + ["--json"]) == 0
+    bf16 = json.loads(capsys.readouterr().out)
+    peaks = fp8["chip"]["peak_ops_per_s_by_format"]
+    assert peaks["fp8_e4m3"] == 2 * peaks["bf16"] == fp8["chip"]["peak_ops_per_s"]
+    assert bf16["chip"]["peak_ops_per_s"] == peaks["bf16"]
+    model = load_model(LLAMA)
+    # bytes per class: 1-byte weights, 2-byte KV cache (as bf16's), independent counts
+    assert fp8["memory"]["weight_bytes_total"] == model.parameters()
+    assert bf16["memory"]["weight_bytes_total"] == 2 * model.parameters()
+    kv = 2 * model.layers * model.kv_heads * model.head_dim * 16 * (2048 + 256) * 2
+    assert fp8["memory"]["kv_bytes_total"] == bf16["memory"]["kv_bytes_total"] == kv
+    # twice the MAC rate: a compute-bound prefill takes at most ~0.6x as long; decode moves half
+    # the weight bytes
+    assert fp8["prefill"]["breakdown_s"]["array"] < 0.6 * bf16["prefill"]["breakdown_s"]["array"]
+    assert fp8["decode"]["dram_bytes"] < 0.75 * bf16["decode"]["dram_bytes"]
+
+
+def test_int4_weights_take_half_a_byte_each():
+    from simulator.llm.inference import simulate_inference
+    from simulator.llm.model import load_model
+    model = load_model(LLAMA)
+    chip = load_chip(H100, {"precision.weights": "int4"})
+    assert chip.compute_dtype == "bf16" and chip.mac_rate == 1  # W4A16: bf16 MACs
+    res = simulate_inference(chip, model, batch=1, prompt=16, generate=2).to_dict()
+    assert res["memory"]["weight_bytes_total"] == -(-model.parameters() // 2)
+    assert res["parallel"]["precision"] == {"weights": "int4", "activations": "bf16",
+                                            "kv_cache": "bf16", "compute": "bf16"}
