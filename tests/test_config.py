@@ -65,10 +65,11 @@ def test_yaml12_floats_and_ints_for_floats(tmp_path):
     ("accumulator_bits: 64\n", "F:1: accumulator_bits: must be <= 32, got 64"),
     ("name: x\nbogus: 1\n", "F:2: bogus: unknown key (known here: accumulator_bits, array, "
                             "buffers, clock_hz, dram, dtype, energy, memory, name, output, overflow, overhead, power, "
-                            "source, sparsity, system, technology, tiling, vector)"),
+                            "precision, source, sparsity, system, technology, tiling, vector)"),
     ("array:\n  rows: 4\n  colz: 4\n",
      "F:3: array.colz: unknown key (known here: batch_placement, cols, count, dataflow, "
-     "depthwise, fill_drain, preload_overlap, rows, split, split_tile_m, split_tile_n)"),
+     "depthwise, fill_drain, macs_per_pe_cycle, preload_overlap, rows, split, split_tile_m, "
+     "split_tile_n)"),
     ("energy:\n  dram: {pj_per_byte: -1}\n",
      "F:2: energy.dram.pj_per_byte: must be >= 0, got -1.0"),
     ("buffers:\n  a:\n    bytes: 1.5\n",
@@ -79,7 +80,12 @@ def test_yaml12_floats_and_ints_for_floats(tmp_path):
     ("name: [1\n", "F:2: YAML syntax error: expected ',' or ']', but got '<stream end>'"),
     ("a: b: c\n", "F:1: YAML syntax error: mapping values are not allowed here"),
     ("1: 2\n", "F:1: (top level): keys must be strings, got 1"),
-    ("dtype: int4\n", "F:1: dtype: must be one of int8, fp16, bf16, fp32, got 'int4'"),
+    ("dtype: int2\n", "F:1: dtype: must be one of int8, int4, fp8_e4m3, fp8_e5m2, fp16, bf16, "
+                     "fp32, got 'int2'"),
+    ("precision:\n  kv_cache: fp4\n", "F:2: precision.kv_cache: must be one of dtype, int8, "
+                                      "int4, fp8_e4m3, fp8_e5m2, fp16, bf16, fp32, got 'fp4'"),
+    ("array:\n  macs_per_pe_cycle:\n    fp8_e4m3: 0\n",
+     "F:3: array.macs_per_pe_cycle.fp8_e4m3: must be a positive integer, got 0"),
 ])
 def test_bad_configs_give_one_line_with_file_line_field(tmp_path, text, expected):
     assert err(tmp_path, text) == expected

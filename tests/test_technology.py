@@ -16,8 +16,8 @@ from simulator.hardware.technology import (FITTED_NODES, MAX_NODE_NM, MIN_NODE_N
                                   nominal_voltage, scale_factor)
 
 SHIPPED = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
-ENTRIES = ("mac_int8", "mac_fp16", "mac_bf16", "mac_fp32", "pe_hop", "buffer_read",
-           "buffer_write", "vector_lane_op")
+ENTRIES = ("mac_int8", "mac_int4", "mac_fp8_e4m3", "mac_fp8_e5m2", "mac_fp16", "mac_bf16",
+           "mac_fp32", "pe_hop", "buffer_read", "buffer_write", "vector_lane_op")
 
 
 def _table(chip):

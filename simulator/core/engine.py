@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..hardware.chip import ACC_BYTES, Chip
+from ..hardware.chip import ACC_BYTES, INTEGER_FORMATS, Chip
 from .conv_geometry import ConvGeometry, conv_geometry_of
 from ..hardware.dataflow import check_gemm_shape, map_gemm
 from ..hardware.energy import energy_breakdown
@@ -22,7 +22,7 @@ from .memory import MemoryResult, TilePlan, numerics_chunk, run_gemm_memory, str
 from .grouped import (depthwise_vector_values, grouped_mapping, pack_pairs, packed_geometry,
                       runs_on_vector, unpack_outputs)
 from .placement import PlacedGemms, add_results, place_gemms
-from ..hardware.numerics import adder_for, output_dtype, prepare_operand, requantise, value_dtype
+from ..hardware.numerics import INT_RANGE, adder_for, output_dtype, prepare_operand, requantise, value_dtype
 from .program import Conv2d, Elementwise, Layout, MatMul, Op, Program, Reduce, VectorOp
 from .report import OpReport, Report
 from .residency import free_layout_ops, plan_residency
@@ -47,7 +47,7 @@ def _functional_fast(chip: Chip, a: np.ndarray, b: np.ndarray,
                      plan: TilePlan) -> tuple[np.ndarray, int]:
     from . import _numerics  # numba: imported where it runs, not on a timing-only start
     mode, lo, hi, span = adder_for(chip)
-    out = np.zeros((a.shape[0], b.shape[1]), value_dtype(chip.dtype))
+    out = np.zeros((a.shape[0], b.shape[1]), value_dtype(chip.compute_dtype))
     chunk = numerics_chunk(chip, a.shape[0], b.shape[1], a.shape[1], plan)
     kernel = _numerics._gemm_ordered if a.shape[0] * a.shape[1] * b.shape[1] >= \
         PARALLEL_MIN_MACS else _numerics._gemm_ordered_serial
@@ -149,7 +149,7 @@ def _reference(chip: Chip, a: np.ndarray, b: np.ndarray,
     m, k = a.shape
     n = b.shape[1]
     dims = {"m": m, "n": n, "k": k}
-    out = np.zeros((m, n), value_dtype(chip.dtype))
+    out = np.zeros((m, n), value_dtype(chip.compute_dtype))
     tile = {"m": plan.tile_m, "n": plan.tile_n, "k": plan.tile_k}
     trips = {d: -(-dims[d] // tile[d]) for d in "mnk"}
     stationary = [d for d in "mnk" if d != _STREAMED[chip.array.dataflow]]
@@ -238,7 +238,8 @@ def _op_report(chip: Chip, name: str, kind: str, shape: tuple[int, ...], macs: i
     traffic["buffer"] = {"read": events["buffer_read_bytes"],
                          "write": events["buffer_write_bytes"]}
     return OpReport(name=name, kind=kind, unit="array", shape=shape,
-                    dataflow=chip.array.dataflow, pes=chip.pes, compute_cycles=compute_cycles,
+                    dataflow=chip.array.dataflow, pes=chip.peak_macs_per_cycle,  # MAC slots
+                    compute_cycles=compute_cycles,
                     stall_cycles=mem.stall_cycles, macs=macs, folds=folds,
                     busy_pe_cycles=mem.busy_pe_cycles, start_cycle=start_cycle,
                     overhead_cycles=chip.launch_cycles,
@@ -315,27 +316,33 @@ def _matmul_values(chip: Chip, a: np.ndarray, b: np.ndarray, plan: TilePlan,
     """Return (O, reference compute cycles or None, last output cycle or None, overflows)."""
     if engine == "fast":
         out, overflows = _functional_fast(chip, a, b, plan)
-        return out.astype(output_dtype(chip.dtype), copy=False), None, None, overflows
+        return out.astype(output_dtype(chip.compute_dtype), copy=False), None, None, overflows
     out, cycles, last, overflows = _reference(chip, a, b, plan)
-    return out.astype(output_dtype(chip.dtype), copy=False), cycles, last, overflows
+    r = chip.mac_rate  # r MACs per PE per cycle: the rate-1 schedule r times faster
+    # (memory.rate_one_chip): counts round up, a cycle index falls in cycle index // r
+    return out.astype(output_dtype(chip.compute_dtype), copy=False), -(-cycles // r), last // r, \
+        overflows
 
 
-def _quantise_int8(x: np.ndarray) -> tuple[np.ndarray, np.float32]:
-    """Return (q, scale): symmetric per-tensor int8 quantisation of a float tensor,
-    scale = max|x| / 127 (1 when x is all zeros), q = clip(rint(x / scale), -127, 127)."""
+def _quantise_int8(x: np.ndarray, hi: int = 127) -> tuple[np.ndarray, np.float32]:
+    """Return (q, scale): symmetric per-tensor integer quantisation of a float tensor,
+    scale = max|x| / hi (1 when x is all zeros), q = clip(rint(x / scale), -hi, hi); hi is 127
+    for int8, 7 for int4."""
     x = np.asarray(x, np.float32)
     amax = float(np.max(np.abs(x))) if x.size else 0.0
-    scale = np.float32(amax / 127.0) if amax > 0 else np.float32(1.0)
-    q = np.clip(np.rint(x / scale), -127, 127).astype(np.int64)
+    scale = np.float32(amax / float(hi)) if amax > 0 else np.float32(1.0)
+    q = np.clip(np.rint(x / scale), -hi, hi).astype(np.int64)
     return q, scale
 
 
 def _array_operand(chip: Chip, x: np.ndarray, name: str) -> tuple[np.ndarray, np.float32 | None]:
-    """Return an array operand in the chip's value type and, for a float tensor on an int8
-    chip, its quantisation scale (the output is dequantised by the product of the scales)."""
+    """Return an array operand in the chip's value type and, for a float tensor on an int8 or
+    int4 chip, its quantisation scale (the output is dequantised by the product of the
+    scales)."""
     x = np.asarray(x)
-    if chip.dtype == "int8" and not (np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
-        q, scale = _quantise_int8(x)
+    fmt = chip.compute_dtype
+    if fmt in INTEGER_FORMATS and not (np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
+        q, scale = _quantise_int8(x, INT_RANGE[fmt][1])
         return q, scale
     return x, None
 
@@ -357,8 +364,29 @@ def _pieces_of(placed: PlacedGemms, a: np.ndarray, b: np.ndarray) -> list[tuple]
     return out
 
 
+def operand_formats(chip: Chip, b_is_weight: bool = True) -> tuple[str, str]:
+    """Return the formats A and B are rounded to on their way into the array: A an activation
+    (precision.activations), B a weight (precision.weights) or, when ``b_is_weight`` is false
+    (a tensor some op computed), an activation."""
+    return chip.activations_dtype, chip.weights_dtype if b_is_weight else chip.activations_dtype
+
+
+def array_operand(x: object, fmt: str, chip: Chip, name: str) -> np.ndarray:
+    """Return operand ``x`` rounded to (or checked against) ``fmt`` and held in the value type
+    of the chip's compute format (int4 weights of a bf16 MAC travel as float32). Integer
+    operands of a float MAC may arrive as floats holding whole numbers."""
+    if fmt in INTEGER_FORMATS and chip.compute_dtype not in INTEGER_FORMATS:
+        arr = np.asarray(x)
+        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.rint(arr)):
+            x = arr.astype(np.int64)
+    q = prepare_operand(x, fmt, name)
+    vt = value_dtype(chip.compute_dtype)
+    return q if q.dtype == vt else np.ascontiguousarray(q.astype(vt))
+
+
 def _run_pairs(placed: PlacedGemms, pairs: list, engine: str, names: tuple[str, str],
-               scales: tuple) -> tuple[list | np.ndarray, int | None, int | None, int]:
+               scales: tuple, b_is_weight: bool = True
+               ) -> tuple[list | np.ndarray, int | None, int | None, int]:
     """Run 2-D GEMMs as ``placed`` puts them on the arrays (each piece on its group's share of
     the chip, with its tiling); ``scales`` are the operands' int8 quantisation scales (None: not
     quantised). Returns (outputs, reference cycles or None, last cycle or None, overflows); a
@@ -371,8 +399,9 @@ def _run_pairs(placed: PlacedGemms, pairs: list, engine: str, names: tuple[str, 
     sa, sb = scales
     chip = placed.groups[0].chip
     for a2, b2 in pairs:
-        qa = prepare_operand(a2, chip.dtype, names[0])
-        qb = prepare_operand(b2, chip.dtype, names[1])
+        fa, fb = operand_formats(chip, b_is_weight)
+        qa = array_operand(a2, fa, chip, names[0])
+        qb = array_operand(b2, fb, chip, names[1])
         pieces = _pieces_of(placed, qa, qb)
         if len(pieces) == 1:
             g = placed.groups[pieces[0][0]]
@@ -380,7 +409,7 @@ def _run_pairs(placed: PlacedGemms, pairs: list, engine: str, names: tuple[str, 
             if cyc is not None:
                 runs[pieces[0][0]].append((cyc, lst))
         else:
-            out = np.zeros((qa.shape[0], qb.shape[1]), output_dtype(chip.dtype))
+            out = np.zeros((qa.shape[0], qb.shape[1]), output_dtype(chip.compute_dtype))
             ovf = 0
             for gi, rows, cols in pieces:
                 g = placed.groups[gi]
@@ -408,6 +437,12 @@ def _run_pairs(placed: PlacedGemms, pairs: list, engine: str, names: tuple[str, 
     if len(pairs) == 1:
         return outs[0], cycles_sum, last, overflows
     return outs, cycles_sum, last, overflows
+
+
+def _is_weight(program: Program, op: MatMul | Conv2d) -> bool:
+    """Return True when the op's B operand is a parameter (no op of the program computes it):
+    a weight, in precision.weights; else an activation."""
+    return all(o.output != op.inputs[1] for o in program.ops)
 
 
 def _batched_values(chip: Chip, program: Program, op: MatMul | Conv2d, env: dict,
@@ -439,7 +474,8 @@ def _batched_values(chip: Chip, program: Program, op: MatMul | Conv2d, env: dict
         mapping, packs = packed
         outs, cycles, last, overflows = [], None, None, 0
         for pk, pk_pairs in zip(packs, pack_pairs(a_all, b_all, mapping)):
-            o, cyc, lst, ovf = _run_pairs(pk, pk_pairs, engine, op.inputs, (sa, sb))
+            o, cyc, lst, ovf = _run_pairs(pk, pk_pairs, engine, op.inputs, (sa, sb),
+                                          _is_weight(program, op))
             outs.extend(o if isinstance(o, list) else [o])
             overflows += ovf
             if cyc is not None:
@@ -447,7 +483,8 @@ def _batched_values(chip: Chip, program: Program, op: MatMul | Conv2d, env: dict
                 cycles = (cycles or 0) + cyc
         outs = unpack_outputs(outs, mapping, b_all.shape[2])
     else:
-        outs, cycles, last, overflows = _run_pairs(placed, pairs, engine, op.inputs, (sa, sb))
+        outs, cycles, last, overflows = _run_pairs(placed, pairs, engine, op.inputs, (sa, sb),
+                                                   _is_weight(program, op))
     if isinstance(op, Conv2d):
         nb, f, oh, ow = program.shapes[op.output]
         o = np.stack(outs) if isinstance(outs, list) else outs[None]
@@ -723,8 +760,9 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                 if functional:
                     a = np.asarray(env[op.inputs[0]])
                     b = np.asarray(env[op.inputs[1]])
-                    a = prepare_operand(a.T if op.transpose_a else a, chip.dtype, op.inputs[0])
-                    b = prepare_operand(b.T if op.transpose_b else b, chip.dtype, op.inputs[1])
+                    fa, fb = operand_formats(chip, _is_weight(program, op))
+                    a = array_operand(a.T if op.transpose_a else a, fa, chip, op.inputs[0])
+                    b = array_operand(b.T if op.transpose_b else b, fb, chip, op.inputs[1])
                 sg = plan_sparse_gemm(chip, m, n, k, a, b)
                 mem, count = sg.mem, 1
                 sparse_macs, sparse_folds = sg.macs, map_gemm(chip.array, m, n, sg.k_run).folds
@@ -779,7 +817,7 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                 mem = dataclasses.replace(mem, total_cycles=ref_cycles + mem.stall_cycles,
                                           compute_cycles=ref_cycles)
                 last_output = start + last
-            if functional and chip.dtype != "int8":
+            if functional and chip.compute_dtype not in INTEGER_FORMATS:
                 overflows = None
             kind = ("gemm" if single else "matmul") if isinstance(op, MatMul) else "conv2d"
             if sparse_macs is None:
@@ -857,8 +895,9 @@ def simulate_gemm(chip: Chip, shape: tuple[int, int, int] | None = None, a: obje
         if a is None or b is None:
             raise WorkloadError("operands", "a" if a is None else "b",
                                 "functional mode needs both operands a and b")
-        a = prepare_operand(a, chip.dtype, "a")
-        b = prepare_operand(b, chip.dtype, "b")
+        fa, fb = operand_formats(chip)
+        a = array_operand(a, fa, chip, "a")
+        b = array_operand(b, fb, chip, "b")
         if a.shape[1] != b.shape[0]:
             raise WorkloadError("operands", "b", f"inner dimensions differ: a is {a.shape[0]}x"
                                 f"{a.shape[1]} but b is {b.shape[0]}x{b.shape[1]}")

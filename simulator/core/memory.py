@@ -361,6 +361,40 @@ def _transfer_bound(chip: Chip, traffic: tuple[int, ...]) -> float:
                (o_rd + o_wr) / bpc_o if bpc_o else 0.0)
 
 
+def rate_one_chip(chip: Chip) -> Chip:
+    """Return the rate-1 twin of a chip whose compute format runs r = chip.mac_rate MACs per PE
+    per cycle: the same array clocked r times faster against the same buffers and DRAM (clock
+    x r, DRAM latency in cycles x r, buffer ports' bytes per cycle / r), with rate 1. Its cycle
+    counts divided by r are the chip's (docs/numerics.md, "MAC rate")."""
+    import dataclasses
+    r = chip.mac_rate
+    buf = chip.buffers
+
+    def port(b):
+        return dataclasses.replace(b, port_bytes_per_cycle=b.port_bytes_per_cycle / r)
+
+    return dataclasses.replace(
+        chip, clock_hz=chip.clock_hz * r,
+        dram=dataclasses.replace(chip.dram, latency_cycles=chip.dram.latency_cycles * r),
+        buffers=dataclasses.replace(buf, a=port(buf.a), b=port(buf.b), o=port(buf.o),
+                                    unified_buffer=port(buf.unified_buffer)),
+        macs_per_pe_cycle={**chip.macs_per_pe_cycle, chip.compute_dtype: 1})
+
+
+def _at_rate(res: MemoryResult, r: int) -> MemoryResult:
+    """Return the MemoryResult of the rate-1 twin (rate_one_chip) in the real chip's cycles:
+    every cycle count divided by r, rounded up (bytes and busy MAC slots unchanged)."""
+    import dataclasses
+
+    def up(c: int) -> int:
+        return -(-int(c) // r)
+    return dataclasses.replace(
+        res, total_cycles=up(res.total_cycles), compute_cycles=up(res.compute_cycles),
+        dram_transfer_cycles=up(res.dram_transfer_cycles),
+        port_stall_cycles=up(res.port_stall_cycles), prefetch_cycles=up(res.prefetch_cycles),
+        drain_cycles=up(res.drain_cycles))
+
+
 def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
                     splits: tuple[str, ...] | None = None,
                     conv: ConvGeometry | None = None) -> MemoryResult:
@@ -375,6 +409,9 @@ def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
     ``splits`` overrides the splits tried. ``conv``: the GEMM is this conv's im2col matrix; with
     ``memory.conv_lowering: feeder`` its A tiles load the input elements their windows touch
     (halos included) and occupy that much buffer; otherwise A is the im2col matrix in DRAM."""
+    rate = chip.mac_rate
+    if rate > 1:
+        return _at_rate(run_gemm_memory(rate_one_chip(chip), m, n, k, splits, conv), rate)
     if splits is None:
         splits = ("m", "n") if chip.array.split == "auto" and chip.array.count > 1 else \
             (chip.array.split if chip.array.split != "auto" else "m",)

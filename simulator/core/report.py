@@ -157,6 +157,15 @@ def tdp_line(power_w: float, tdp_w: float, includes_dram: bool) -> str:
             "(power.tdp_w; the DRAM chips lie outside it: power.tdp_includes_dram false)")
 
 
+def _precision_text(chip: Chip) -> str:
+    """Return " (weights W, activations A; MACs in C at r per PE per cycle)" where precision.*
+    or the MAC rate differ from one MAC a cycle in the chip's dtype, else ""."""
+    w, a, c, r = chip.weights_dtype, chip.activations_dtype, chip.compute_dtype, chip.mac_rate
+    if w == a == chip.dtype and r == 1:
+        return ""
+    return f" (weights {w}, activations {a}; MACs in {c} at {r} per PE per cycle)"
+
+
 def _ratio(num: float, den: float) -> float:
     return float(num) / float(den) if den else 0.0
 
@@ -257,7 +266,7 @@ class Report:
 
     def totals(self) -> dict[str, Any]:
         """Return the totals over all ops as a JSON-ready dict (cycles, counts, fractions, s)."""
-        pes = self.chip.pes
+        pes = self.chip.peak_macs_per_cycle  # MAC slots: PEs x the MAC rate
         out = _metrics(pes, self.total_cycles, self.compute_cycles, self.stall_cycles, self.macs,
                        self.folds, sum(op.busy_pe_cycles for op in self.ops),
                        self.scalesim_cycles, self.overflow_events)
@@ -316,7 +325,8 @@ class Report:
         arr = self.chip.array
         lines = [
             f"chip        {self.chip.name}: {arr.rows}x{arr.cols} {arr.dataflow.upper()}, "
-            f"{self.chip.dtype}, {self.chip.clock_hz / 1e6:g} MHz, fill_drain={arr.fill_drain}, "
+            f"{self.chip.dtype}{_precision_text(self.chip)}, {self.chip.clock_hz / 1e6:g} MHz, "
+            f"fill_drain={arr.fill_drain}, "
             f"preload_overlap={str(arr.preload_overlap).lower()}",
             f"engine      {self.engine} ({self.mode})",
             f"cycles      {t['total_cycles']:,} total = {t['compute_cycles']:,} compute + "

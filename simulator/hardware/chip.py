@@ -8,18 +8,36 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import sram, technology
-from .config import flatten, load_config, validate_config
+from .config import FORMATS, flatten, load_config, validate_config
 from ..errors import ConfigError
 from .sparsity import DENSE, Sparsity, sparsity_from_config
 
 __all__ = ["Buffer", "Buffers", "Chip", "Dram", "EnergyTable", "SystolicArray", "Tiling", "VectorUnit",
-           "chip_from_config", "load_chip", "INPUT_BYTES", "ACC_BYTES", "OUTPUT_BYTES"]
+           "chip_from_config", "load_chip", "INPUT_BYTES", "ACC_BYTES", "ELEMENT_BITS",
+           "OUTPUT_BYTES", "INTEGER_FORMATS", "tensor_bytes"]
 
-# Bytes per element of each input type, and of the 32-bit accumulators (int32 or fp32).
-INPUT_BYTES = {"int8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
+# Bits per element of each operand format (int4: two per byte in memory).
+ELEMENT_BITS = {"int8": 8, "int4": 4, "fp8_e4m3": 8, "fp8_e5m2": 8, "fp16": 16, "bf16": 16,
+                "fp32": 32}
+assert set(ELEMENT_BITS) == set(FORMATS)
+# Formats the array multiplies as integers (int32 accumulators, overflow policy).
+INTEGER_FORMATS = ("int8", "int4")
+# Bytes per element of each input type in the tile model (whole bytes: an int4 element counts
+# 1 byte there, see Chip.input_bytes), and of the 32-bit accumulators (int32 or fp32).
+INPUT_BYTES = {d: max(1, bits // 8) for d, bits in ELEMENT_BITS.items()}
+
+
+def tensor_bytes(fmt: str, elements: float) -> float:
+    """Return the bytes ``elements`` values of format ``fmt`` occupy: ceil(elements * bits / 8)
+    (int4: ceil(elements / 2)); a fractional count (a mean) is scaled without rounding."""
+    total = elements * ELEMENT_BITS[fmt]
+    if float(elements).is_integer():
+        return int(-(-int(total) // 8))
+    return total / 8
 ACC_BYTES = 4
 # Bytes per element of each output type the array can write (output.dtype).
-OUTPUT_BYTES = {"accumulator": ACC_BYTES, "int8": 1, "bf16": 2, "fp16": 2, "fp32": 4}
+OUTPUT_BYTES = {"accumulator": ACC_BYTES, "int8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "bf16": 2,
+                "fp16": 2, "fp32": 4}
 
 
 @dataclass(frozen=True)
@@ -180,9 +198,9 @@ class Chip:
     name: str
     source: str
     clock_hz: float
-    dtype: str  # "int8" | "fp16" | "bf16" | "fp32"
-    overflow: str  # "wrap" | "saturate" (int8 only)
-    accumulator_bits: int  # int8 only
+    dtype: str  # one of config.FORMATS
+    overflow: str  # "wrap" | "saturate" (int8/int4 only)
+    accumulator_bits: int  # int8/int4 only
     array: SystolicArray
     vector: VectorUnit
     buffers: Buffers
@@ -209,6 +227,14 @@ class Chip:
         before they leave the array (a vector-unit pass after each array op)."""
         return self.output_bytes < ACC_BYTES
     conv_lowering: str = "memory"  # "memory" (im2col in DRAM) | "feeder" (expanded on chip)
+    # precision.weights / activations / kv_cache resolved ("dtype" -> the chip's dtype); "" =
+    # the chip's dtype (a Chip built by hand)
+    precision_weights: str = ""
+    precision_activations: str = ""
+    precision_kv_cache: str = ""
+    # array.macs_per_pe_cycle: MACs per PE per cycle by operand format (absent: 1)
+    macs_per_pe_cycle: Mapping[str, int] = field(default_factory=dict, compare=False,
+                                                 hash=False)
     tdp_w: float = 0.0  # power.tdp_w: thermal design power in W (0 = not stated)
     tdp_includes_dram: bool = True  # power.tdp_includes_dram
 
@@ -223,19 +249,57 @@ class Chip:
         return self.array.count * self.array.pes
 
     @property
+    def weights_dtype(self) -> str:
+        """Return the format of weights (precision.weights; the chip's dtype by default)."""
+        return self.precision_weights or self.dtype
+
+    @property
+    def activations_dtype(self) -> str:
+        """Return the format of activations (precision.activations; the chip's dtype)."""
+        return self.precision_activations or self.dtype
+
+    @property
+    def kv_dtype(self) -> str:
+        """Return the format of the KV cache (precision.kv_cache; the chip's dtype)."""
+        return self.precision_kv_cache or self.dtype
+
+    @property
+    def compute_dtype(self) -> str:
+        """Return the format the MACs run in: weights and activations' common format, else the
+        wider of the two (W4A16: weights converted to fp16 on the way into the array; a tie of
+        two 8-bit formats: the activations'); integer and float formats mixed: the float one."""
+        return _compute_format(self.weights_dtype, self.activations_dtype)
+
+    def mac_rate_of(self, fmt: str) -> int:
+        """Return MACs per PE per cycle on ``fmt`` operands (array.macs_per_pe_cycle)."""
+        return int(self.macs_per_pe_cycle.get(fmt, 1))
+
+    @property
+    def mac_rate(self) -> int:
+        """Return MACs per PE per cycle of the chip's compute format."""
+        return self.mac_rate_of(self.compute_dtype)
+
+    @property
     def input_bytes(self) -> int:
-        """Return bytes per input element of the chip's dtype."""
-        return INPUT_BYTES[self.dtype]
+        """Return bytes per A and B element in the tile model: the wider of the activations' and
+        weights' formats, in whole bytes (an int4 element counts 1 byte there; the LLM model's
+        weight and KV bytes use tensor_bytes, exact)."""
+        return max(INPUT_BYTES[self.weights_dtype], INPUT_BYTES[self.activations_dtype])
 
     @property
     def peak_macs_per_cycle(self) -> int:
-        """Return the peak MACs per cycle of all arrays (one per PE)."""
-        return self.pes
+        """Return the peak MACs per cycle of all arrays (PEs x the compute format's rate)."""
+        return self.pes * self.mac_rate
+
+    def peak_ops_per_s_of(self, fmt: str) -> float:
+        """Return peak throughput in operations/s on ``fmt`` operands (a MAC is two ops)."""
+        return 2.0 * self.pes * self.mac_rate_of(fmt) * self.clock_hz
 
     @property
     def peak_ops_per_s(self) -> float:
-        """Return peak arithmetic throughput in operations/s (a MAC counts as two ops)."""
-        return 2.0 * self.pes * self.clock_hz
+        """Return peak arithmetic throughput in operations/s of the compute format (a MAC
+        counts as two ops)."""
+        return self.peak_ops_per_s_of(self.compute_dtype)
 
     @property
     def launch_cycles(self) -> int:
@@ -317,7 +381,26 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
             cfg, lambda key: (locations or {}).get(key) or (locations or {}).get("", "config")),
         output_dtype=_output_dtype(cfg, locations or {}),
         output_scale=float(cfg["output"]["scale"]),
+        precision_weights=_precision(cfg, "weights"),
+        precision_activations=_precision(cfg, "activations"),
+        precision_kv_cache=_precision(cfg, "kv_cache"),
+        macs_per_pe_cycle={f: int(arr["macs_per_pe_cycle"][f]) for f in FORMATS},
     )
+
+
+def _compute_format(w: str, a: str) -> str:
+    """Return the format MACs on ``w`` weights and ``a`` activations run in (Chip.compute_dtype)."""
+    if w == a:
+        return a
+    if (w in INTEGER_FORMATS) != (a in INTEGER_FORMATS):
+        return a if w in INTEGER_FORMATS else w
+    return w if ELEMENT_BITS[w] > ELEMENT_BITS[a] else a
+
+
+def _precision(cfg: Mapping[str, Any], cls: str) -> str:
+    """Return precision.<cls> of a validated config, ``dtype`` resolved to the chip's dtype."""
+    value = cfg["precision"][cls]
+    return cfg["dtype"] if value == "dtype" else value
 
 
 def _output_dtype(cfg: Mapping[str, Any], locations: Mapping[str, str]) -> str:
@@ -325,15 +408,20 @@ def _output_dtype(cfg: Mapping[str, Any], locations: Mapping[str, str]) -> str:
     type the chip's accumulator cannot be requantised to (int8 needs an int8 chip with its
     int32 accumulators; bf16, fp16 and fp32 need a float chip)."""
     out, dtype = cfg["output"]["dtype"], cfg["dtype"]
-    if out == "input":  # the chip's own input type: int8 in, int8 out; bf16 in, bf16 out
-        return dtype
     where = locations.get("output.dtype") or locations.get("", "config")
-    if out == "int8" and dtype != "int8":
-        raise ConfigError(where, "output.dtype", f"int8 outputs need dtype int8 (int32 "
+    if out == "input":  # the chip's own input type: int8 in, int8 out; bf16 in, bf16 out
+        if dtype == "int4":
+            raise ConfigError(where, "output.dtype", "input is not an output type of an int4 "
+                              "chip (results are not requantised to int4); use int8 or "
+                              "accumulator")
+        return dtype
+    integer = dtype in INTEGER_FORMATS
+    if out == "int8" and not integer:
+        raise ConfigError(where, "output.dtype", f"int8 outputs need dtype int8 or int4 (int32 "
                           f"accumulators), got dtype {dtype}")
-    if out in ("bf16", "fp16", "fp32") and dtype == "int8":
+    if out in ("bf16", "fp16", "fp32") and integer:
         raise ConfigError(where, "output.dtype", f"{out} outputs need a float dtype (fp32 "
-                          f"accumulators), got dtype int8; use int8 or accumulator")
+                          f"accumulators), got dtype {dtype}; use int8 or accumulator")
     return out
 
 
@@ -391,15 +479,16 @@ def _energy_table(cfg: Mapping[str, Any], locations: Mapping[str, str]) -> Energ
         buffers[b] = (val("buffer_read") * sram_factors[b], val("buffer_write") * sram_factors[b])
     mac = {d: val(f"mac_{d}") for d in INPUT_BYTES}
     arr = cfg["array"]
-    peak_mac_w = arr["count"] * arr["rows"] * arr["cols"] * mac[cfg["dtype"]] * 1e-12 \
-        * float(cfg["clock_hz"])
+    compute = _compute_format(_precision(cfg, "weights"), _precision(cfg, "activations"))
+    peak_mac_w = arr["count"] * arr["rows"] * arr["cols"] * mac[compute] * 1e-12 \
+        * float(cfg["clock_hz"]) * int(arr["macs_per_pe_cycle"][compute])
     lf = float(en["static"]["leakage_fraction"])
     static_w = val("static") + lf / (1.0 - lf) * peak_mac_w
     if node:
         v = volt or technology.nominal_voltage(node)
         scaling = (f"{technology.SOURCE}, {flavor.upper()} fit: entries from "
                    f"{', '.join(sorted(scaled_from)) or '-'} to {node:g} nm {v:g} V (MAC x"
-                   f"{factors['mac_' + cfg['dtype']]:.3g}); DRAM and static power unscaled")
+                   f"{factors['mac_' + compute]:.3g}); DRAM and static power unscaled")
     else:
         scaling = "none (technology.node_nm not set: energy entries used as given)"
     scaling += "; " + sram_scaling_text(model["model"], int(model["ref_bytes"]), sram_factors,

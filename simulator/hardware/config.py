@@ -17,7 +17,7 @@ import yaml
 
 from ..errors import ConfigError, read_user_file
 
-__all__ = ["Field", "SCHEMA", "flatten", "load_config", "parse_override", "schema_markdown", "validate_config"]
+__all__ = ["FORMATS", "Field", "SCHEMA", "flatten", "load_config", "parse_override", "schema_markdown", "validate_config"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,9 @@ def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(x)
 
 
+# Number formats of the array's operands (dtype, precision.*), narrowest first within a family.
+FORMATS = ("int8", "int4", "fp8_e4m3", "fp8_e5m2", "fp16", "bf16", "fp32")
+
 # Largest array side we accept: far beyond any built chip, small enough that the PE-level
 # reference's register arrays stay allocatable.
 MAX_ARRAY_SIDE = 65536
@@ -66,14 +69,35 @@ SCHEMA: tuple[Field, ...] = (
     Field("clock_hz", "float", 1.0e9, "Hz", "Clock of the array; converts cycles to seconds.",
           positive=True, maximum=1e13),
     Field("dtype", "choice", "int8", "-",
-          "Input data type of both operands. int8 accumulates in int32 (see accumulator_bits); "
-          "fp16, bf16 and fp32 accumulate in fp32.", choices=("int8", "fp16", "bf16", "fp32")),
+          "Input data type of both operands (and the default of precision.*). int8 and int4 "
+          "(values in [-8, 7], two per byte in memory) accumulate in int32 (see "
+          "accumulator_bits); fp8_e4m3 and fp8_e5m2 (ml_dtypes float8_e4m3fn and float8_e5m2), "
+          "fp16, bf16 and fp32 accumulate in fp32.", choices=FORMATS),
     Field("overflow", "choice", "wrap", "-",
-          "int8 only: integer overflow policy of every add (PE and accumulator): two's-complement "
-          "wrap-around or saturation.", choices=("wrap", "saturate")),
+          "int8/int4 only: integer overflow policy of every add (PE and accumulator): "
+          "two's-complement wrap-around or saturation.", choices=("wrap", "saturate")),
     Field("accumulator_bits", "int", 32, "bits",
-          "int8 only: width of the partial sums and accumulators (Gemmini's accType).",
+          "int8/int4 only: width of the partial sums and accumulators (Gemmini's accType).",
           minimum=16, maximum=32),
+    *[Field(f"precision.{cls}", "choice", "dtype", "-",
+            f"Number format of {what}: dtype (the chip's dtype) or a format. It sets the bytes "
+            f"they move and occupy (int4: ceil(elements / 2) bytes); weights and activations "
+            f"together set the format the MACs run in (the wider of the two, weights converted "
+            f"to it), hence the MAC rate (array.macs_per_pe_cycle) and MAC energy.",
+            choices=("dtype", *FORMATS))
+      for cls, what in (("weights", "weights: B operands that are parameters (a network's "
+                                    "weights, an LLM's projection matrices)"),
+                        ("activations", "activations: A operands and the network's other "
+                                        "tensors"),
+                        ("kv_cache", "the KV cache (systolic-sim llm: its bytes in memory and "
+                                     "the attention matmuls' K and V operands)"))],
+    *[Field(f"array.macs_per_pe_cycle.{fmt}", "int", 1, "MACs/PE/cycle",
+            f"MACs one PE completes per cycle on {fmt} operands (the MAC rate of that format; "
+            f"e.g. 2 for FP8 on H100, whose dense FP8 peak is twice its BF16 peak). A rate r is "
+            f"modelled as the rate-1 array clocked r times faster against the same buffers and "
+            f"DRAM: every array cycle count divides by r (docs/numerics.md).",
+            positive=True, maximum=64)
+      for fmt in FORMATS],
     Field("output.dtype", "choice", "accumulator", "-",
           "Number format results leave the array in (written to the buffer and DRAM, read by "
           "the next op): accumulator keeps the 4-byte accumulators (int32 or fp32); input is "
@@ -237,6 +261,14 @@ SCHEMA: tuple[Field, ...] = (
     *[f for name, unit, default, src, what in (
         ("mac_int8", "pj", 0.3, "Horowitz ISSCC 2014, 45 nm: 8-bit mult 0.2 + 32-bit add 0.1",
          "one int8 MAC with int32 accumulation"),
+        ("mac_int4", "pj", 0.15, "assumed: half the int8 MAC (Horowitz ISSCC 2014, 45 nm: "
+         "8-bit mult 0.2 + 32-bit add 0.1; a 4-bit multiplier is about a quarter of an 8-bit "
+         "one, the int32 add unchanged: 0.05 + 0.1)", "one int4 MAC with int32 accumulation"),
+        ("mac_fp8_e4m3", "pj", 1.1, "assumed: Horowitz ISSCC 2014 lists no FP8; an fp8 "
+         "multiply (3- or 4-bit significands) taken as the 8-bit integer multiply 0.2, plus the "
+         "fp32 add 0.9", "one fp8_e4m3 MAC with fp32 accumulation"),
+        ("mac_fp8_e5m2", "pj", 1.1, "assumed: as mac_fp8_e4m3 (no published per-format figure)",
+         "one fp8_e5m2 MAC with fp32 accumulation"),
         ("mac_fp16", "pj", 2.0, "Horowitz ISSCC 2014, 45 nm: fp16 mult 1.1 + fp32 add 0.9",
          "one fp16 MAC with fp32 accumulation"),
         ("mac_bf16", "pj", 2.0, "taken as fp16 (Horowitz ISSCC 2014 lists no bf16): 1.1 + 0.9",

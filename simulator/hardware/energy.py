@@ -24,7 +24,7 @@ def energy_breakdown(chip: Chip, events: Mapping[str, Any], time_s: float) -> di
     """
     e = chip.energy
     parts = {
-        "mac": events.get("macs", 0) * e.mac_pj[chip.dtype],
+        "mac": events.get("macs", 0) * e.mac_pj[chip.compute_dtype],
         "pe_hops": events.get("pe_hop_bytes", 0) * e.pe_hop_pj_per_byte,
         "register_read": events.get("register_read_bytes", 0) * e.register_read_pj_per_byte,
         "register_write": events.get("register_write_bytes", 0) * e.register_write_pj_per_byte,

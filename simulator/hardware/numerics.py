@@ -1,10 +1,13 @@
 """Number formats of the array: operand rounding, value types, adders (plain Python, no numba).
 
-- ``int8``: operands must be integers in [-128, 127]; values travel as int64; products and sums
-  are ``accumulator_bits`` wide (int32 by default) with ``wrap`` or ``saturate`` at every add.
-- ``fp16``/``bf16``: operands are rounded to the type (``ml_dtypes``, round to nearest even) and
-  travel as float32; products of two such values are exact in float32 (barring over/underflow)
-  and every add rounds to float32.
+- ``int8``/``int4``: operands must be integers in [-128, 127] / [-8, 7]; values travel as
+  int64; products and sums are ``accumulator_bits`` wide (int32 by default) with ``wrap`` or
+  ``saturate`` at every add.
+- ``fp8_e4m3``/``fp8_e5m2``/``fp16``/``bf16``: operands are rounded to the type (``ml_dtypes``
+  float8_e4m3fn / float8_e5m2 / numpy float16 / bfloat16, round to nearest even; values beyond
+  e4m3's finite range become NaN, e5m2's and fp16's become inf, as ml_dtypes casts) and travel
+  as float32; products of two such values are exact in float32 (at most 2 x 11 significand bits,
+  barring over/underflow) and every add rounds to float32.
 - ``fp32``: operands rounded to float32; each multiply and each add rounds to float32 (no FMA).
 """
 
@@ -13,24 +16,30 @@ from __future__ import annotations
 import numpy as np
 
 from .adder_modes import MODE_FLOAT, MODE_SATURATE, MODE_WRAP, adder_limits
-from .chip import Chip
+from .chip import INTEGER_FORMATS, Chip
 from ..errors import WorkloadError
 
 __all__ = ["INPUT_TYPES", "input_type", "adder_for", "output_dtype", "prepare_operand", "random_operands",
            "requantise", "round_to_input", "value_dtype", "float_error_bound"]
 
-# the input formats numpy has itself; bf16 comes from ml_dtypes, imported on first use only
-# (0.4-0.6 s with ml_dtypes 0.7: a timing-only run never pays it)
-_NUMPY_TYPES = {"int8": np.dtype(np.int8), "fp16": np.dtype(np.float16),
-                "fp32": np.dtype(np.float32)}
+# the input formats numpy has itself (int4 values are held in int8); bf16 and fp8 come from
+# ml_dtypes, imported on first use only (0.4-0.6 s with ml_dtypes 0.7: a timing-only run never
+# pays it)
+_NUMPY_TYPES = {"int8": np.dtype(np.int8), "int4": np.dtype(np.int8),
+                "fp16": np.dtype(np.float16), "fp32": np.dtype(np.float32)}
+_ML_DTYPES = {"bf16": "bfloat16", "fp8_e4m3": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
+# value range of the integer formats
+INT_RANGE = {"int8": (-128, 127), "int4": (-8, 7)}
+ALL_FORMATS = ("int8", "int4", "fp8_e4m3", "fp8_e5m2", "fp16", "bf16", "fp32")
 
 
 def input_type(dtype: str) -> np.dtype:
-    """Return the numpy dtype of input format ``dtype`` (int8, fp16, bf16, fp32); bf16 is
-    ``ml_dtypes.bfloat16``, imported here on first use."""
-    if dtype == "bf16":
+    """Return the numpy dtype of input format ``dtype``; bf16, fp8_e4m3 and fp8_e5m2 are
+    ml_dtypes' bfloat16, float8_e4m3fn and float8_e5m2, imported here on first use; int4
+    values are held in int8."""
+    if dtype in _ML_DTYPES:
         import ml_dtypes
-        return np.dtype(ml_dtypes.bfloat16)
+        return np.dtype(getattr(ml_dtypes, _ML_DTYPES[dtype]))
     return _NUMPY_TYPES[dtype]
 
 
@@ -38,24 +47,24 @@ def __getattr__(name: str):
     """``INPUT_TYPES`` (format -> numpy dtype, every format) is built on first access, which
     imports ml_dtypes; code on the timing path calls input_type instead."""
     if name == "INPUT_TYPES":
-        return {d: input_type(d) for d in ("int8", "fp16", "bf16", "fp32")}
+        return {d: input_type(d) for d in ALL_FORMATS}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def value_dtype(dtype: str) -> np.dtype:
     """Return the numpy type values travel in through the array: int64 or float32."""
-    return np.dtype(np.int64) if dtype == "int8" else np.dtype(np.float32)
+    return np.dtype(np.int64) if dtype in INTEGER_FORMATS else np.dtype(np.float32)
 
 
 def output_dtype(dtype: str) -> np.dtype:
-    """Return the numpy type of the array's output O: int32 for int8 inputs, else float32."""
-    return np.dtype(np.int32) if dtype == "int8" else np.dtype(np.float32)
+    """Return the numpy type of the array's output O: int32 for int8/int4 inputs, else float32."""
+    return np.dtype(np.int32) if dtype in INTEGER_FORMATS else np.dtype(np.float32)
 
 
 def adder_for(chip: Chip) -> tuple[int, object, object, object]:
     """Return (mode, lo, hi, span) of the chip's adder, limits typed like its values."""
-    vt = value_dtype(chip.dtype).type
-    if chip.dtype != "int8":
+    vt = value_dtype(chip.compute_dtype).type
+    if chip.compute_dtype not in INTEGER_FORMATS:
         lo, hi, span = adder_limits(32, vt)
         return MODE_FLOAT, lo, hi, span
     mode = MODE_WRAP if chip.overflow == "wrap" else MODE_SATURATE
@@ -68,26 +77,28 @@ def requantise(acc: np.ndarray, out_dtype: str, scale: float) -> np.ndarray:
 
     int8: ``clip(rint(acc * scale), -128, 127)`` as int8, the product in float64 (an int32 is
     exact there) and ``rint`` rounding half to even; bf16/fp16: fp32 accumulators rounded to
-    nearest even, carried as float32; accumulator/fp32: ``acc`` unchanged.
+    nearest even, carried as float32 (fp8_e4m3/fp8_e5m2 likewise: an fp8 chip's output.dtype
+    input); accumulator/fp32: ``acc`` unchanged.
     """
     if out_dtype == "int8":
         x = np.rint(np.asarray(acc, np.float64) * np.float64(scale))
         return np.clip(x, -128, 127).astype(np.int8)
-    if out_dtype in ("bf16", "fp16"):
+    if out_dtype in ("bf16", "fp16", "fp8_e4m3", "fp8_e5m2"):
         return round_to_input(np.asarray(acc, np.float32), out_dtype)
     return acc
 
 
 def round_to_input(x: np.ndarray, dtype: str) -> np.ndarray:
-    """Return ``x`` rounded to the input type ``dtype`` (fp16/bf16/fp32), as float32."""
+    """Return ``x`` rounded to the float input type ``dtype``, as float32."""
     return np.asarray(x).astype(input_type(dtype), copy=False).astype(np.float32, copy=False)
 
 
 def prepare_operand(x: object, dtype: str, name: str) -> np.ndarray:
     """Return operand ``x`` as a C-contiguous 2-D array of the chip's value type.
 
-    int8 chips take integer arrays with every value in [-128, 127] (anything else is an error,
-    not a silent cast); float chips take any real array and round it to the input type.
+    int8/int4 chips take integer arrays with every value in [-128, 127] / [-8, 7] (anything
+    else is an error, not a silent cast); float chips take any real array and round it to the
+    input type.
     Raises WorkloadError naming the operand.
     """
     arr = np.asarray(x)
@@ -95,15 +106,18 @@ def prepare_operand(x: object, dtype: str, name: str) -> np.ndarray:
         raise WorkloadError(name, name, f"must be a 2-D matrix, got shape {arr.shape}")
     if arr.size == 0:
         raise WorkloadError(name, name, f"must not be empty, got shape {arr.shape}")
-    if dtype == "int8":
+    if dtype in INTEGER_FORMATS:
         if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
-            raise WorkloadError(name, name, f"must hold integers for an int8 chip, got {arr.dtype}")
+            raise WorkloadError(name, name, f"must hold integers for an {dtype} chip, got "
+                                            f"{arr.dtype}")
         lo, hi = int(arr.min()), int(arr.max())
-        if lo < -128 or hi > 127:
-            raise WorkloadError(name, name, f"values must lie in [-128, 127] for int8, got "
-                                            f"[{lo}, {hi}]")
+        rlo, rhi = INT_RANGE[dtype]
+        if lo < rlo or hi > rhi:
+            raise WorkloadError(name, name, f"values must lie in [{rlo}, {rhi}] for {dtype}, "
+                                            f"got [{lo}, {hi}]")
         return np.ascontiguousarray(arr, dtype=np.int64)
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype.name == "bfloat16"):
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype.name in (
+            "bfloat16", "float8_e4m3fn", "float8_e5m2")):
         raise WorkloadError(name, name, f"must hold numbers, got {arr.dtype}")
     if np.iscomplexobj(arr):
         raise WorkloadError(name, name, "must be real, got complex values")
@@ -112,10 +126,12 @@ def prepare_operand(x: object, dtype: str, name: str) -> np.ndarray:
 
 def random_operands(rng: np.random.Generator, m: int, n: int, k: int,
                     dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """Return random (A[M,K], B[K,N]) of the chip's input type: uniform int8, or normal floats."""
-    if dtype == "int8":
-        return (rng.integers(-128, 128, size=(m, k), dtype=np.int8),
-                rng.integers(-128, 128, size=(k, n), dtype=np.int8))
+    """Return random (A[M,K], B[K,N]) of the chip's input type: uniform integers over the
+    format's range (int8, int4), or normal floats."""
+    if dtype in INTEGER_FORMATS:
+        lo, hi = INT_RANGE[dtype]
+        return (rng.integers(lo, hi + 1, size=(m, k), dtype=np.int8),
+                rng.integers(lo, hi + 1, size=(k, n), dtype=np.int8))
     a = rng.standard_normal((m, k)).astype(input_type(dtype))
     b = rng.standard_normal((k, n)).astype(input_type(dtype))
     return a, b

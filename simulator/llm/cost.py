@@ -56,7 +56,7 @@ class Coster:
     """Costs LayerOps on ``chip`` within ``system``; remembers every GEMM shape it timed."""
 
     def __init__(self, chip: Chip, system: System,
-                 gemm_cache: dict[tuple[int, int, int, int], tuple[int, int, int, bool]] | None = None):
+                 gemm_cache: dict[tuple, tuple[int, int, int, bool]] | None = None):
         """``gemm_cache`` may be shared by Costers of chips that differ only in system keys."""
         self.chip = chip
         self.system = system
@@ -64,15 +64,25 @@ class Coster:
         self.launch = chip.launch_cycles
         self._gemm = {} if gemm_cache is None else gemm_cache
         self._ops: dict[tuple, tuple[int, OpCost]] = {}
+        # the chip a matmul runs on by its B operand: weights (precision.weights), the KV cache
+        # (its K and V in precision.kv_cache) or an activation (precision.activations); A is
+        # always an activation. The formats set the bytes moved and the MACs' rate and energy.
+        import dataclasses
+        self._by_operand = {
+            "weight": chip,
+            "kv": dataclasses.replace(chip, precision_weights=chip.kv_dtype),
+            "act": dataclasses.replace(chip, precision_weights=chip.activations_dtype)}
 
-    def gemm(self, m: int, n: int, k: int, count: int = 1) -> tuple[int, int, int, bool]:
+    def gemm(self, m: int, n: int, k: int, count: int = 1,
+             operand: str = "weight") -> tuple[int, int, int, bool]:
         """Return (compute cycles, stall cycles, DRAM bytes, memory bound) of ``count``
         independent m x n x k GEMMs placed on the chip's arrays (launch and requantisation not
-        included)."""
-        key = (m, n, k, count)
+        included); ``operand``: what B is (weight, kv or act), which sets its format."""
+        chip = self._by_operand.get(operand, self.chip)
+        key = (m, n, k, count, chip.weights_dtype, chip.activations_dtype)
         got = self._gemm.get(key)
         if got is None:
-            rep = gemm_op(self.chip, m, n, k, count=count)
+            rep = gemm_op(chip, m, n, k, count=count)
             got = self._gemm[key] = (rep.compute_cycles, rep.stall_cycles,
                                      int(rep.events["dram_bytes"]), bool(rep.memory_bound))
         return got
@@ -86,7 +96,8 @@ class Coster:
         return self._cost(op)[1]
 
     def _cost(self, op: LayerOp) -> tuple[int, OpCost]:
-        key = (op.kind, op.m, op.n, op.k, op.count, op.op_class, op.nbytes, op.group, op.fn)
+        key = (op.kind, op.m, op.n, op.k, op.count, op.op_class, op.nbytes, op.group, op.fn,
+               op.operand)
         got = self._ops.get(key)
         if got is None:
             got = self._ops[key] = self._compute(op)
@@ -96,7 +107,7 @@ class Coster:
         clk = self.clock
         kind = op.kind
         if kind == "matmul":
-            comp, stall, dram, bound = self.gemm(op.m, op.n, op.k, op.count)
+            comp, stall, dram, bound = self.gemm(op.m, op.n, op.k, op.count, op.operand or "weight")
             # results narrowed to output.dtype: one requantisation pass over all the GEMMs'
             # results on the vector unit, pipelined with the array, as the engine charges a
             # batched matmul (its exposed part)

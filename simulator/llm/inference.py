@@ -17,9 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import math
+
 import numpy as np
 
-from ..hardware.chip import INPUT_BYTES, Chip
+from ..hardware.chip import ELEMENT_BITS, Chip
 from ..errors import ConfigError, WorkloadError
 from .cost import CATEGORIES, Coster
 from .model import ModelSpec
@@ -53,7 +55,10 @@ class InferenceResult:
         return {"model": {"name": self.model.name, "source": self.model.source,
                           "parameters": self.model.parameters()},
                 "chip": {"name": self.chip.name, "dtype": self.chip.dtype,
+                         "precision": precision_of(self.chip),
                          "peak_ops_per_s": self.chip.peak_ops_per_s,
+                         "peak_ops_per_s_by_format": {
+                             f: self.chip.peak_ops_per_s_of(f) for f in ELEMENT_BITS},
                          "dram_bandwidth_bytes_per_s": self.chip.dram.bandwidth_bytes_per_s,
                          "dram_capacity_bytes": self.chip.dram.capacity_bytes},
                 "system": self.system, "parallel": self.params, "memory": self.memory,
@@ -91,7 +96,11 @@ class _Run:
         lo, extra = divmod(batch, m)
         self.sizes = [(lo + 1, extra)] + ([(lo, m - extra)] if lo and m > extra else [])
         self.sizes = [(size, n) for size, n in self.sizes if n]
-        self.b = INPUT_BYTES[coster.chip.dtype]
+        # bytes per element of activations (network tensors, collectives), weights and the
+        # KV cache (precision.*; int4: half a byte)
+        self.b = _elem_bytes(coster.chip.activations_dtype)
+        self.wb = _elem_bytes(coster.chip.weights_dtype)
+        self.kvb = _elem_bytes(coster.chip.kv_dtype)
         self.system = coster.system
 
     def pass_cost(self, q: int, ctx: int, bm: int) -> PassCost:
@@ -199,8 +208,7 @@ def simulate_inference(chip: Chip, model: ModelSpec, batch: int, prompt: int, ge
                             f"{m} micro-batches exceed the batch of {batch}")
     bm = -(-batch // m)
     run = _Run(coster, model, tp, pp, batch, m, all_logits)
-    b = run.b
-    memory = _memory(chip, coster, model, batch, prompt + generate, tp, pp, b)
+    memory = _memory(chip, coster, model, batch, prompt + generate, tp, pp, run.wb, run.kvb)
 
     pre_vec, pre = run.phase(prompt, prompt, decode=False)
     n_steps = generate - 1
@@ -223,7 +231,7 @@ def simulate_inference(chip: Chip, model: ModelSpec, batch: int, prompt: int, ge
     mid_ctx = prompt + 1 + n_steps // 2 if n_steps else prompt + 1
     mid = run.pass_cost(1, mid_ctx, bm)
     hd, kv = model.head_dim, model.kv_heads
-    kv_read_mean = 2 * model.layers * batch * kv * hd * (prompt + 1 + (n_steps - 1) / 2) * b \
+    kv_read_mean = 2 * model.layers * batch * kv * hd * (prompt + 1 + (n_steps - 1) / 2) * run.kvb \
         if n_steps else 0.0
     prefill = {"time_s": ttft, "tokens": batch * prompt, "flops": 2.0 * pre_vec[_VEC.index("macs")],
                "dram_bytes": float(pre_vec[_VEC.index("dram_bytes")]),
@@ -248,11 +256,24 @@ def simulate_inference(chip: Chip, model: ModelSpec, batch: int, prompt: int, ge
               + decode["link_bytes"]}
     params = {"batch": batch, "prompt": prompt, "generate": generate, "tp": tp, "pp": pp,
               "micro_batches": m, "micro_batch_size": bm, "dtype": chip.dtype,
+              "precision": precision_of(chip),
               "decode_points": len(offsets), "exact_decode": bool(exact or n_steps <= decode_points + 1),
               "all_logits": bool(all_logits)}
     return InferenceResult(model, chip, params, memory, prefill, decode, totals,
                            _op_rows(pre, chip.clock_hz, m), _op_rows(mid, chip.clock_hz, m),
                            coster.system.to_dict())
+
+
+def _elem_bytes(fmt: str) -> int | float:
+    """Return bytes per element of ``fmt``: an int for whole bytes, 0.5 for int4."""
+    bits = ELEMENT_BITS[fmt]
+    return bits // 8 if bits % 8 == 0 else bits / 8
+
+
+def precision_of(chip: Chip) -> dict[str, str]:
+    """Return the formats of weights, activations and the KV cache and the MACs' format."""
+    return {"weights": chip.weights_dtype, "activations": chip.activations_dtype,
+            "kv_cache": chip.kv_dtype, "compute": chip.compute_dtype}
 
 
 def _bound(vec: np.ndarray) -> str:
@@ -262,17 +283,21 @@ def _bound(vec: np.ndarray) -> str:
 
 
 def _memory(chip: Chip, coster: Coster, model: ModelSpec, batch: int, context: int, tp: int,
-            pp: int, b: int) -> dict[str, Any]:
+            pp: int, wb: float, kvb: float) -> dict[str, Any]:
     """Return per-chip weight and KV-cache bytes (largest stage) and whether they fit; raise
-    ConfigError at dram.capacity_bytes when they do not fit even over all the system's chips."""
-    weights = stage_weight_bytes(model, tp, pp, b)
+    ConfigError at dram.capacity_bytes when they do not fit even over all the system's chips.
+    ``wb``, ``kvb``: bytes per weight and per KV-cache element (precision.weights, kv_cache;
+    int4: 0.5, totals rounded up to whole bytes)."""
+    def up(x: float) -> int:
+        return int(math.ceil(x))
+    weights = [up(w) for w in stage_weight_bytes(model, tp, pp, wb)]
     kv_l = max(1, model.kv_heads // tp)
-    kv = [n * 2 * kv_l * model.head_dim * batch * context * b
+    kv = [up(n * 2 * kv_l * model.head_dim * batch * context * kvb)
           for n in layer_split(model.layers, pp)]
     need = [w + k for w, k in zip(weights, kv)]
     cap = chip.dram.capacity_bytes
-    total_weights = model.parameters() * b
-    total_kv = 2 * model.layers * model.kv_heads * model.head_dim * batch * context * b
+    total_weights = up(model.parameters() * wb)
+    total_kv = up(2 * model.layers * model.kv_heads * model.head_dim * batch * context * kvb)
     chips = coster.system.chips
     if cap and total_weights + total_kv > chips * cap:
         raise ConfigError(chip.where("dram.capacity_bytes"), "dram.capacity_bytes",

@@ -50,6 +50,15 @@ def inference_text(d: dict[str, Any], top: int = 8) -> str:
              f"generate {p['generate']}; tp {p['tp']} x pp {p['pp']} = {tot['chips_used']} of "
              f"{sysd['chips']} chips ({sysd['topology']}), {p['micro_batches']} micro-batch(es) "
              f"of up to {p['micro_batch_size']}"]
+    prec = p.get("precision")
+    if prec:
+        peaks = d["chip"].get("peak_ops_per_s_by_format", {})
+        lines.append(f"precision        weights {prec['weights']}, activations "
+                     f"{prec['activations']}, KV cache {prec['kv_cache']}; MACs in "
+                     f"{prec['compute']}: peak {d['chip']['peak_ops_per_s'] / 1e12:,.1f} "
+                     f"TFLOP/s per chip"
+                     + "".join(f", {f} {peaks[f] / 1e12:,.1f}" for f in ("bf16", "fp8_e4m3")
+                               if f in peaks and f != prec["compute"]))
     cap = mem["capacity_bytes"]
     lines.append(f"memory per chip  weights {fmt_bytes(mem['weight_bytes_per_chip'])} + KV cache "
                  f"{fmt_bytes(mem['kv_bytes_per_chip'])} = {fmt_bytes(mem['need_bytes_per_chip'])}"

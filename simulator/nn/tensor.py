@@ -52,7 +52,7 @@ def use_chip(config: str | Path | Chip, overrides: Mapping[str, Any] | None = No
     chip = config if isinstance(config, Chip) else load_chip(config, overrides)
     if isinstance(config, Chip) and overrides:
         chip = chip.with_overrides(overrides)
-    if chip.dtype == "int8":
+    if chip.dtype in ("int8", "int4"):
         raise WorkloadError(chip.where("dtype"), "dtype", "asic training needs a float dtype "
                             "(fp32, bf16 or fp16); pass overrides={'dtype': 'fp32'}")
     _S.chip = chip

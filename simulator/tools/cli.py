@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..hardware.chip import Chip, load_chip
+from ..hardware.chip import INTEGER_FORMATS, Chip, load_chip
 from ..hardware.config import schema_markdown
 from .chip_args import add_chip_args, load_chip_args
 from ..core.report_groups import GROUP_BY
@@ -49,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _check_functional_size(chip: Chip, m: int, n: int, k: int, engine: str, force: bool) -> None:
     where = f"--gemm {m}x{n}x{k}"
-    value_bytes = 8 if chip.dtype == "int8" else 4
+    value_bytes = 8 if chip.dtype in INTEGER_FORMATS else 4
     need = (m * k + k * n + 2 * m * n) * value_bytes
     if need > FUNCTIONAL_LIMIT_BYTES and not force:
         raise WorkloadError(where, "gemm", f"functional mode would hold {need / 2**30:.1f} GiB of "
@@ -661,7 +661,7 @@ def _validate_model(args: argparse.Namespace, chip: Chip) -> int:
     spec = parse_model(args.model)
     x, y, params = _train_inputs(args, spec)
     rows = np.arange(args.batch) % x.shape[0]
-    if chip.dtype == "int8":
+    if chip.dtype in INTEGER_FORMATS:
         raise WorkloadError(chip.where("dtype"), "dtype", "training kernels need a float dtype")
     if chip.narrows_output:  # the numpy twin keeps fp32 results: compare the accumulators
         print(f"note: output.dtype {chip.output_dtype} not applied; matmul results compared as "
@@ -746,11 +746,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     line("cycles: fast model == PE reference", fast.compute_cycles == ref.compute_cycles,
          f"{fast.compute_cycles:,} vs {ref.compute_cycles:,}")
-    same = np.array_equal(fast.output.view(np.uint32) if chip.dtype != "int8" else fast.output,
-                          ref.output.view(np.uint32) if chip.dtype != "int8" else ref.output)
+    integer = chip.dtype in INTEGER_FORMATS
+    same = np.array_equal(fast.output.view(np.uint32) if not integer else fast.output,
+                          ref.output.view(np.uint32) if not integer else ref.output)
     line("values: fast == PE reference", same, "bit for bit" if same else
          f"{int(np.sum(fast.output != ref.output))} elements differ")
-    if chip.dtype == "int8":
+    if integer:
         line("overflow counts agree", fast.overflow_events == ref.overflow_events,
              f"{fast.overflow_events} vs {ref.overflow_events}")
         exact = a.astype(np.int64) @ b.astype(np.int64)
