@@ -305,3 +305,299 @@ def _ws_reference(x, w, big_r, big_c, full, overlap, mode, lo, hi, span, out):
             tau += 1
         t += 1
     return t, last_out, overflows
+
+
+@njit(cache=True)
+def _os_pipelined(a, b, big_r, big_c, full, mode, lo, hi, span, out):
+    """Run an OS GEMM PE by PE with fold pipelining: out (M, N) += A @ B. Return (cycles,
+    last_output_cycle, overflows).
+
+    Folds go outer over M (by R), inner over N (by C). A fold f starting at cycle s_f feeds row
+    i with A[m0+i, k] at cycle s_f + k + i and column j with B[k, n0+j] at s_f + k + j; every
+    operand carries its fold's index. The next fold starts at s_f + K when it uses the same
+    charged rows and columns (rr x cc; always under ``full``), so its operands enter right
+    behind the current fold's; otherwise it starts when the array has drained (no operand in
+    flight). A PE whose MAC uses an operand tagged "last k" sends its sum out (added into
+    ``out`` at once) and clears its accumulator, so the next fold's first MAC starts from zero
+    as the wavefront passes.
+    """
+    m_dim, k_dim = a.shape
+    n_dim = b.shape[1]
+    zero = np.zeros(1, a.dtype)[0]
+    n_inner = (n_dim + big_c - 1) // big_c
+    n_outer = (m_dim + big_r - 1) // big_r
+    n_folds = n_inner * n_outer
+    starts = np.full(n_folds + 1, -1, np.int64)
+    a_v = np.zeros((2, big_r, big_c), a.dtype)
+    a_ok = np.zeros((2, big_r, big_c), np.bool_)
+    a_f = np.zeros((2, big_r, big_c), np.int64)  # the fold each A operand belongs to
+    a_last = np.zeros((2, big_r, big_c), np.bool_)
+    b_v = np.zeros((2, big_r, big_c), a.dtype)
+    b_ok = np.zeros((2, big_r, big_c), np.bool_)
+    acc = np.zeros((big_r, big_c), a.dtype)
+    row_f = np.zeros(big_r, np.int64)  # per edge feeder: the fold it feeds or will feed next
+    col_f = np.zeros(big_c, np.int64)
+    t = 0
+    cur = 0  # register bank holding this cycle's state
+    last_out = -1
+    overflows = 0
+    started = 0
+    run_rr = run_cc = 0
+    running = False
+    in_flight = 0
+    while True:
+        # -- controller, at the start of cycle t
+        if running and t - starts[started - 1] > k_dim - 1 + max(run_rr, run_cc) - 1 \
+                and in_flight == 0:
+            running = False  # the run has drained
+        if started < n_folds:
+            g = started
+            r = min(big_r, m_dim - (g // n_inner) * big_r)
+            c = min(big_c, n_dim - (g % n_inner) * big_c)
+            rr = big_r if full else r
+            cc = big_c if full else c
+            if not running:
+                run_rr, run_cc = rr, cc
+                running = True
+                a_ok[cur] = False
+                b_ok[cur] = False
+                row_f[:] = g  # a new run: every earlier fold has left the array
+                col_f[:] = g
+                starts[g] = t
+                started += 1
+            elif rr == run_rr and cc == run_cc and t >= starts[g - 1] + k_dim:
+                starts[g] = t
+                started += 1
+        if not running and started >= n_folds:
+            break
+        nxt = 1 - cur
+        in_flight = 0
+        fired = 0
+        for i in range(run_rr):  # left edge: row i feeds A of the fold whose turn it is
+            while row_f[i] < started - 1 and t - i >= starts[row_f[i]] + k_dim:
+                row_f[i] += 1
+            g = row_f[i]
+            kk = t - i - starts[g] if g < started else -1
+            ok = 0 <= kk < k_dim
+            m0 = (g // n_inner) * big_r
+            r = min(big_r, m_dim - m0) if ok else 0
+            a_v[nxt, i, 0] = a[m0 + i, kk] if (ok and i < r) else zero
+            a_ok[nxt, i, 0] = ok
+            a_f[nxt, i, 0] = g
+            a_last[nxt, i, 0] = ok and kk == k_dim - 1
+            for j in range(1, run_cc):  # A moves one PE to the right
+                a_v[nxt, i, j] = a_v[cur, i, j - 1]
+                a_ok[nxt, i, j] = a_ok[cur, i, j - 1]
+                a_f[nxt, i, j] = a_f[cur, i, j - 1]
+                a_last[nxt, i, j] = a_last[cur, i, j - 1]
+        for j in range(run_cc):  # top edge: column j feeds B
+            while col_f[j] < started - 1 and t - j >= starts[col_f[j]] + k_dim:
+                col_f[j] += 1
+            g = col_f[j]
+            kk = t - j - starts[g] if g < started else -1
+            ok = 0 <= kk < k_dim
+            n0 = (g % n_inner) * big_c
+            c = min(big_c, n_dim - n0) if ok else 0
+            b_v[nxt, 0, j] = b[kk, n0 + j] if (ok and j < c) else zero
+            b_ok[nxt, 0, j] = ok
+        for i in range(1, run_rr):  # B moves one PE down
+            for j in range(run_cc):
+                b_v[nxt, i, j] = b_v[cur, i - 1, j]
+                b_ok[nxt, i, j] = b_ok[cur, i - 1, j]
+        for i in range(run_rr):
+            for j in range(run_cc):
+                valid = a_ok[nxt, i, j] & b_ok[nxt, i, j]
+                aok = a_ok[nxt, i, j]
+                if aok and j < run_cc - 1:
+                    in_flight += 1
+                if b_ok[nxt, i, j] and i < run_rr - 1:
+                    in_flight += 1
+                if not valid:
+                    continue
+                s, o = _add(acc[i, j], a_v[nxt, i, j] * b_v[nxt, i, j], mode, lo, hi, span)
+                overflows += o
+                if a_last[nxt, i, j]:  # the fold's last MAC here: the sum leaves the PE
+                    g = a_f[nxt, i, j]
+                    m0 = (g // n_inner) * big_r
+                    n0 = (g % n_inner) * big_c
+                    if i < min(big_r, m_dim - m0) and j < min(big_c, n_dim - n0):
+                        v, o2 = _add(out[m0 + i, n0 + j], s, mode, lo, hi, span)
+                        out[m0 + i, n0 + j] = v
+                        overflows += o2
+                    acc[i, j] = zero
+                    fired += 1
+                else:
+                    acc[i, j] = s
+        if fired:
+            last_out = t
+        cur = nxt
+        t += 1
+    return t, last_out, overflows
+
+
+@njit(cache=True)
+def _ws_pipelined(x, w, big_r, big_c, full, overlap, mode, lo, hi, span, out):
+    """Run a WS GEMM PE by PE with fold pipelining: out (T, Nd) += x (T, Kd) @ w (Kd, Nd), w
+    stationary. Return (cycles, last_output_cycle, overflows); cycles is -1 if a PE ever
+    switched to a stationary value that had not finished loading (a timing hazard).
+
+    Folds go outer over Nd (by C), inner over Kd (by R). Each PE has an active and a shadow
+    weight register. A load of fold g starting at cycle l shifts its tile down the shadow
+    registers column by column, column j one cycle behind column j-1 (cycles l + j .. l + j +
+    L - 1, L = rr), a row taking part from the step that reaches it; column j holds the whole
+    tile after cycle l + j + L - 1. The streamed operand carries its fold's index: a PE whose
+    incoming operand belongs to a fold other than its active weights' swaps the shadow register
+    in (the wavefront switch). Fold g+1 starts streaming at the first cycle that (a) its load
+    has run L cycles, and (b) it can follow: g's last operand has entered row 0 (t >= s_g + T)
+    when g+1 has the same charged rows and columns, or the array has drained otherwise. Loads:
+    with ``overlap`` & 1 the load of g+1 starts when g starts streaming; without, when g's
+    last operand has entered row 0 (same shape) or the array has drained (shape change).
+    """
+    t_len, k_dim = x.shape
+    n_dim = w.shape[1]
+    zero = np.zeros(1, x.dtype)[0]
+    n_inner = (k_dim + big_r - 1) // big_r
+    n_outer = (n_dim + big_c - 1) // big_c
+    n_folds = n_inner * n_outer
+    ovl = (overlap & 1) != 0
+    starts = np.full(n_folds + 1, -1, np.int64)
+    lstarts = np.full(n_folds + 1, -1, np.int64)
+    w_act = np.zeros((big_r, big_c), x.dtype)
+    w_sh = np.zeros((big_r, big_c), x.dtype)
+    act_f = np.full((big_r, big_c), -1, np.int64)  # the fold of each PE's active weight
+    sh_f = np.full((big_r, big_c), -1, np.int64)  # the fold whose load completed in the shadow
+    a_v = np.zeros((2, big_r, big_c), x.dtype)
+    a_ok = np.zeros((2, big_r, big_c), np.bool_)
+    a_f = np.zeros((2, big_r, big_c), np.int64)
+    a_m = np.zeros((2, big_r, big_c), np.int64)
+    p_v = np.zeros((2, big_r, big_c), x.dtype)
+    p_ok = np.zeros((2, big_r, big_c), np.bool_)
+    row_f = np.zeros(big_r, np.int64)
+    col_l = np.zeros(big_c, np.int64)  # per column: the load it runs or will run next
+    t = 0
+    cur = 0
+    last_out = -1
+    overflows = 0
+    hazards = 0
+    started = 0
+    loads = 0
+    run_rr = run_cc = 0
+    running = False
+    in_flight = 0
+    while True:
+        # -- controller, at the start of cycle t
+        if running and t - starts[started - 1] > t_len - 1 + run_rr - 1 and in_flight == 0:
+            running = False
+        if started < n_folds and loads > started:  # the next fold may start streaming
+            g = started
+            nr = big_r if full else min(big_r, k_dim - (g % n_inner) * big_r)
+            nc = big_c if full else min(big_c, n_dim - (g // n_inner) * big_c)
+            if t >= lstarts[g] + nr:
+                if not running:
+                    run_rr, run_cc = nr, nc
+                    running = True
+                    a_ok[cur] = False
+                    p_ok[cur] = False
+                    row_f[:] = g  # a new run: every earlier fold has left the array
+                    starts[g] = t
+                    started += 1
+                elif nr == run_rr and nc == run_cc and t >= starts[g - 1] + t_len:
+                    starts[g] = t
+                    started += 1
+        if not running and started >= n_folds:
+            break
+        # a load may start: the first at once; the next when its predecessor fold has started
+        # (overlap), or the predecessor's feed is done (same shape) or the array has drained
+        if loads < n_folds and loads == started:
+            g = loads
+            nr = big_r if full else min(big_r, k_dim - (g % n_inner) * big_r)
+            nc = big_c if full else min(big_c, n_dim - (g // n_inner) * big_c)
+            same = running and nr == run_rr and nc == run_cc
+            if g == 0 or ovl or not running or (same and t >= starts[g - 1] + t_len):
+                lstarts[g] = t
+                loads += 1
+        nxt = 1 - cur
+        # -- stream: the streamed operand moves right, partial sums down
+        if running:
+            in_flight = 0
+            bottom = run_rr - 1
+            for i in range(run_rr):
+                while row_f[i] < started - 1 and t - i >= starts[row_f[i]] + t_len:
+                    row_f[i] += 1
+                g = row_f[i]
+                mm = t - i - starts[g] if g < started else -1
+                ok = 0 <= mm < t_len
+                k0 = (g % n_inner) * big_r
+                r = min(big_r, k_dim - k0) if ok else 0
+                a_v[nxt, i, 0] = x[mm, k0 + i] if (ok and i < r) else zero
+                a_ok[nxt, i, 0] = ok
+                a_f[nxt, i, 0] = g
+                a_m[nxt, i, 0] = mm
+                for j in range(1, run_cc):
+                    a_v[nxt, i, j] = a_v[cur, i, j - 1]
+                    a_ok[nxt, i, j] = a_ok[cur, i, j - 1]
+                    a_f[nxt, i, j] = a_f[cur, i, j - 1]
+                    a_m[nxt, i, j] = a_m[cur, i, j - 1]
+                for j in range(run_cc):
+                    aok = a_ok[nxt, i, j]
+                    if aok and a_f[nxt, i, j] != act_f[i, j]:  # the wavefront switches weights
+                        if sh_f[i, j] != a_f[nxt, i, j]:
+                            hazards += 1
+                        w_act[i, j] = w_sh[i, j]
+                        act_f[i, j] = a_f[nxt, i, j]
+                    if i == 0:
+                        p_src = zero
+                        pok = True
+                    else:
+                        p_src = p_v[cur, i - 1, j]
+                        pok = p_ok[cur, i - 1, j]
+                    valid = aok & pok
+                    s, o = _add(p_src, a_v[nxt, i, j] * w_act[i, j], mode, lo, hi, span)
+                    p_v[nxt, i, j] = s
+                    p_ok[nxt, i, j] = valid
+                    overflows += o if valid else 0
+                    if aok and j < run_cc - 1:
+                        in_flight += 1
+                    if valid and i < bottom:
+                        in_flight += 1
+                    if valid and i == bottom:  # the partial sum leaves into the accumulator
+                        last_out = t
+                        g2 = a_f[nxt, i, j]
+                        n0 = (g2 // n_inner) * big_c
+                        if j < min(big_c, n_dim - n0):
+                            mo = a_m[nxt, i, j]
+                            v, o2 = _add(out[mo, n0 + j], s, mode, lo, hi, span)
+                            out[mo, n0 + j] = v
+                            overflows += o2
+        # -- loads: each column shifts its load's tile down the shadow registers, skewed
+        for j in range(big_c):
+            while col_l[j] < loads - 1:
+                gl = col_l[j]
+                lr = big_r if full else min(big_r, k_dim - (gl % n_inner) * big_r)
+                if t - j < lstarts[gl] + lr:
+                    break
+                col_l[j] += 1
+            gl = col_l[j]
+            if gl >= loads:
+                continue
+            k0 = (gl % n_inner) * big_r
+            n0 = (gl // n_inner) * big_c
+            l_r = min(big_r, k_dim - k0)
+            l_c = min(big_c, n_dim - n0)
+            l_rows = big_r if full else l_r
+            l_cols = big_c if full else l_c
+            step = t - j - lstarts[gl]
+            if j >= l_cols or step < 0 or step >= l_rows:
+                continue
+            for i in range(min(step, l_rows - 1), 0, -1):
+                w_sh[i, j] = w_sh[i - 1, j]
+            row = l_rows - 1 - step
+            w_sh[0, j] = w[k0 + row, n0 + j] if (row < l_r and j < l_c) else zero
+            if step == l_rows - 1:
+                for i in range(l_rows):
+                    sh_f[i, j] = gl
+        cur = nxt
+        t += 1
+    if hazards:
+        return -1, last_out, overflows
+    return t, last_out, overflows
