@@ -463,9 +463,11 @@ def _ws_pipelined(x, w, big_r, big_c, full, overlap, mode, lo, hi, span, out):
     starts = np.full(n_folds + 1, -1, np.int64)
     lstarts = np.full(n_folds + 1, -1, np.int64)
     w_act = np.zeros((big_r, big_c), x.dtype)
-    w_sh = np.zeros((big_r, big_c), x.dtype)
+    w_sht = np.zeros((big_c, big_r), x.dtype)  # the shadow bank, column-major ([j, i])
     act_f = np.full((big_r, big_c), -1, np.int64)  # the fold of each PE's active weight
-    sh_f = np.full((big_r, big_c), -1, np.int64)  # the fold whose load completed in the shadow
+    sh_ft = np.full((big_c, big_r), -1, np.int64)  # the fold whose load completed, [j, i]
+    top_p = np.zeros(big_c, x.dtype)  # partial sums enter the top of every column as 0
+    top_ok = np.ones(big_c, np.bool_)
     a_v = np.zeros((2, big_r, big_c), x.dtype)
     a_ok = np.zeros((2, big_r, big_c), np.bool_)
     a_f = np.zeros((2, big_r, big_c), np.int64)
@@ -521,6 +523,7 @@ def _ws_pipelined(x, w, big_r, big_c, full, overlap, mode, lo, hi, span, out):
         if running:
             in_flight = 0
             bottom = run_rr - 1
+            cc = run_cc
             for i in range(run_rr):
                 while row_f[i] < started - 1 and t - i >= starts[row_f[i]] + t_len:
                     row_f[i] += 1
@@ -529,46 +532,76 @@ def _ws_pipelined(x, w, big_r, big_c, full, overlap, mode, lo, hi, span, out):
                 ok = 0 <= mm < t_len
                 k0 = (g % n_inner) * big_r
                 r = min(big_r, k_dim - k0) if ok else 0
-                a_v[nxt, i, 0] = x[mm, k0 + i] if (ok and i < r) else zero
-                a_ok[nxt, i, 0] = ok
-                a_f[nxt, i, 0] = g
-                a_m[nxt, i, 0] = mm
-                for j in range(1, run_cc):
-                    a_v[nxt, i, j] = a_v[cur, i, j - 1]
-                    a_ok[nxt, i, j] = a_ok[cur, i, j - 1]
-                    a_f[nxt, i, j] = a_f[cur, i, j - 1]
-                    a_m[nxt, i, j] = a_m[cur, i, j - 1]
-                for j in range(run_cc):
-                    aok = a_ok[nxt, i, j]
-                    if aok and a_f[nxt, i, j] != act_f[i, j]:  # the wavefront switches weights
-                        if sh_f[i, j] != a_f[nxt, i, j]:
+                av_n = a_v[nxt, i]
+                aok_n = a_ok[nxt, i]
+                af_n = a_f[nxt, i]
+                am_n = a_m[nxt, i]
+                av_c = a_v[cur, i]
+                aok_c = a_ok[cur, i]
+                af_c = a_f[cur, i]
+                am_c = a_m[cur, i]
+                for j in range(1, cc):  # the streamed operand moves one PE right
+                    av_n[j] = av_c[j - 1]
+                    aok_n[j] = aok_c[j - 1]
+                    af_n[j] = af_c[j - 1]
+                    am_n[j] = am_c[j - 1]
+                av_n[0] = x[mm, k0 + i] if (ok and i < r) else zero
+                aok_n[0] = ok
+                af_n[0] = g
+                am_n[0] = mm
+                # the wavefront switch: fold gg's first operand is in column t - i - s_gg; a PE
+                # whose incoming operand carries a fold other than its weights' swaps banks
+                wact = w_act[i]
+                actf = act_f[i]
+                gg = g if g < started else started - 1
+                while gg >= 0:
+                    j = t - i - starts[gg]
+                    if j >= cc:
+                        break
+                    if j >= 0 and aok_n[j] and af_n[j] != actf[j]:
+                        if sh_ft[j, i] != af_n[j]:
                             hazards += 1
-                        w_act[i, j] = w_sh[i, j]
-                        act_f[i, j] = a_f[nxt, i, j]
-                    if i == 0:
-                        p_src = zero
-                        pok = True
-                    else:
-                        p_src = p_v[cur, i - 1, j]
-                        pok = p_ok[cur, i - 1, j]
-                    valid = aok & pok
-                    s, o = _add(p_src, a_v[nxt, i, j] * w_act[i, j], mode, lo, hi, span)
-                    p_v[nxt, i, j] = s
-                    p_ok[nxt, i, j] = valid
-                    overflows += o if valid else 0
-                    if aok and j < run_cc - 1:
-                        in_flight += 1
-                    if valid and i < bottom:
-                        in_flight += 1
-                    if valid and i == bottom:  # the partial sum leaves into the accumulator
-                        last_out = t
-                        g2 = a_f[nxt, i, j]
-                        n0 = (g2 // n_inner) * big_c
-                        if j < min(big_c, n_dim - n0):
-                            mo = a_m[nxt, i, j]
-                            v, o2 = _add(out[mo, n0 + j], s, mode, lo, hi, span)
-                            out[mo, n0 + j] = v
-                            overflows += o2
+                        wact[j] = w_sht[j, i]
+                        actf[j] = af_n[j]
+                    gg -= 1
+                if i == 0:
+                    p_src = top_p
+                    pok_src = top_ok
+                else:
+                    p_src = p_v[cur, i - 1]
+                    pok_src = p_ok[cur, i - 1]
+                pv_n = p_v[nxt, i]
+                pok_n = p_ok[nxt, i]
+                if mode == MODE_FLOAT:  # the same adder as _add, split out so it vectorises
+                    for j in range(cc):
+                        pv_n[j] = p_src[j] + av_n[j] * wact[j]
+                        pok_n[j] = aok_n[j] & pok_src[j]
+                else:
+                    for j in range(cc):
+                        valid = aok_n[j] & pok_src[j]
+                        s, o = _add(p_src[j], av_n[j] * wact[j], mode, lo, hi, span)
+                        pv_n[j] = s
+                        pok_n[j] = valid
+                        overflows += o if valid else 0
+                n_a = 0
+                for j in range(cc - 1):
+                    n_a += aok_n[j]
+                in_flight += n_a
+                if i < bottom:
+                    n_p = 0
+                    for j in range(cc):
+                        n_p += pok_n[j]
+                    in_flight += n_p
+                else:  # the bottom row's partial sums leave into the accumulator
+                    for j in range(cc):
+                        if pok_n[j]:
+                            last_out = t
+                            n0 = (af_n[j] // n_inner) * big_c
+                            if j < min(big_c, n_dim - n0):
+                                mo = am_n[j]
+                                v, o2 = _add(out[mo, n0 + j], pv_n[j], mode, lo, hi, span)
+                                out[mo, n0 + j] = v
+                                overflows += o2
         # -- loads: each column shifts its load's tile down the shadow registers, skewed
         for j in range(big_c):
             while col_l[j] < loads - 1:
@@ -580,22 +613,25 @@ def _ws_pipelined(x, w, big_r, big_c, full, overlap, mode, lo, hi, span, out):
             gl = col_l[j]
             if gl >= loads:
                 continue
+            step = t - j - lstarts[gl]
+            if step < 0:
+                continue
             k0 = (gl % n_inner) * big_r
             n0 = (gl // n_inner) * big_c
             l_r = min(big_r, k_dim - k0)
             l_c = min(big_c, n_dim - n0)
             l_rows = big_r if full else l_r
             l_cols = big_c if full else l_c
-            step = t - j - lstarts[gl]
-            if j >= l_cols or step < 0 or step >= l_rows:
+            if j >= l_cols or step >= l_rows:
                 continue
+            col = w_sht[j]  # column j of the shadow bank, stored contiguously
             for i in range(min(step, l_rows - 1), 0, -1):
-                w_sh[i, j] = w_sh[i - 1, j]
+                col[i] = col[i - 1]
             row = l_rows - 1 - step
-            w_sh[0, j] = w[k0 + row, n0 + j] if (row < l_r and j < l_c) else zero
+            col[0] = w[k0 + row, n0 + j] if (row < l_r and j < l_c) else zero
             if step == l_rows - 1:
                 for i in range(l_rows):
-                    sh_f[i, j] = gl
+                    sh_ft[j, i] = gl
         cur = nxt
         t += 1
     if hazards:
