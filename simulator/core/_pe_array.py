@@ -337,6 +337,8 @@ def _os_pipelined(a, b, big_r, big_c, full, mode, lo, hi, span, out):
     acc = np.zeros((big_r, big_c), a.dtype)
     row_f = np.zeros(big_r, np.int64)  # per edge feeder: the fold it feeds or will feed next
     col_f = np.zeros(big_c, np.int64)
+    b_in = np.zeros(big_c, a.dtype)
+    b_in_ok = np.zeros(big_c, np.bool_)
     t = 0
     cur = 0  # register bank holding this cycle's state
     last_out = -1
@@ -373,23 +375,6 @@ def _os_pipelined(a, b, big_r, big_c, full, mode, lo, hi, span, out):
         nxt = 1 - cur
         in_flight = 0
         fired = 0
-        for i in range(run_rr):  # left edge: row i feeds A of the fold whose turn it is
-            while row_f[i] < started - 1 and t - i >= starts[row_f[i]] + k_dim:
-                row_f[i] += 1
-            g = row_f[i]
-            kk = t - i - starts[g] if g < started else -1
-            ok = 0 <= kk < k_dim
-            m0 = (g // n_inner) * big_r
-            r = min(big_r, m_dim - m0) if ok else 0
-            a_v[nxt, i, 0] = a[m0 + i, kk] if (ok and i < r) else zero
-            a_ok[nxt, i, 0] = ok
-            a_f[nxt, i, 0] = g
-            a_last[nxt, i, 0] = ok and kk == k_dim - 1
-            for j in range(1, run_cc):  # A moves one PE to the right
-                a_v[nxt, i, j] = a_v[cur, i, j - 1]
-                a_ok[nxt, i, j] = a_ok[cur, i, j - 1]
-                a_f[nxt, i, j] = a_f[cur, i, j - 1]
-                a_last[nxt, i, j] = a_last[cur, i, j - 1]
         for j in range(run_cc):  # top edge: column j feeds B
             while col_f[j] < started - 1 and t - j >= starts[col_f[j]] + k_dim:
                 col_f[j] += 1
@@ -398,36 +383,85 @@ def _os_pipelined(a, b, big_r, big_c, full, mode, lo, hi, span, out):
             ok = 0 <= kk < k_dim
             n0 = (g % n_inner) * big_c
             c = min(big_c, n_dim - n0) if ok else 0
-            b_v[nxt, 0, j] = b[kk, n0 + j] if (ok and j < c) else zero
-            b_ok[nxt, 0, j] = ok
-        for i in range(1, run_rr):  # B moves one PE down
-            for j in range(run_cc):
-                b_v[nxt, i, j] = b_v[cur, i - 1, j]
-                b_ok[nxt, i, j] = b_ok[cur, i - 1, j]
+            b_in[j] = b[kk, n0 + j] if (ok and j < c) else zero
+            b_in_ok[j] = ok
         for i in range(run_rr):
-            for j in range(run_cc):
-                valid = a_ok[nxt, i, j] & b_ok[nxt, i, j]
-                aok = a_ok[nxt, i, j]
-                if aok and j < run_cc - 1:
-                    in_flight += 1
-                if b_ok[nxt, i, j] and i < run_rr - 1:
-                    in_flight += 1
-                if not valid:
-                    continue
-                s, o = _add(acc[i, j], a_v[nxt, i, j] * b_v[nxt, i, j], mode, lo, hi, span)
-                overflows += o
-                if a_last[nxt, i, j]:  # the fold's last MAC here: the sum leaves the PE
-                    g = a_f[nxt, i, j]
-                    m0 = (g // n_inner) * big_r
-                    n0 = (g % n_inner) * big_c
-                    if i < min(big_r, m_dim - m0) and j < min(big_c, n_dim - n0):
-                        v, o2 = _add(out[m0 + i, n0 + j], s, mode, lo, hi, span)
-                        out[m0 + i, n0 + j] = v
-                        overflows += o2
-                    acc[i, j] = zero
-                    fired += 1
-                else:
-                    acc[i, j] = s
+            while row_f[i] < started - 1 and t - i >= starts[row_f[i]] + k_dim:
+                row_f[i] += 1  # left edge: row i feeds A of the fold whose turn it is
+            g = row_f[i]
+            kk = t - i - starts[g] if g < started else -1
+            ok = 0 <= kk < k_dim
+            m0 = (g // n_inner) * big_r
+            r = min(big_r, m_dim - m0) if ok else 0
+            av_n = a_v[nxt, i]
+            aok_n = a_ok[nxt, i]
+            af_n = a_f[nxt, i]
+            al_n = a_last[nxt, i]
+            av_c = a_v[cur, i]
+            aok_c = a_ok[cur, i]
+            af_c = a_f[cur, i]
+            al_c = a_last[cur, i]
+            tagged = False
+            for j in range(1, run_cc):  # A moves one PE to the right
+                av_n[j] = av_c[j - 1]
+                aok_n[j] = aok_c[j - 1]
+                af_n[j] = af_c[j - 1]
+                al_n[j] = al_c[j - 1]
+                tagged |= al_c[j - 1]
+            av_n[0] = a[m0 + i, kk] if (ok and i < r) else zero
+            aok_n[0] = ok
+            af_n[0] = g
+            al_n[0] = ok and kk == k_dim - 1
+            tagged |= al_n[0]
+            bv_n = b_v[nxt, i]
+            bok_n = b_ok[nxt, i]
+            if i == 0:
+                b_src = b_in
+                bok_src = b_in_ok
+            else:
+                b_src = b_v[cur, i - 1]
+                bok_src = b_ok[cur, i - 1]
+            acc_row = acc[i]
+            n_a = 0
+            n_b = 0
+            if mode == MODE_FLOAT and not tagged:  # split out of _add so it vectorises
+                for j in range(run_cc):  # B moves one PE down; PEs with two operands MAC
+                    bv = b_src[j]
+                    bok = bok_src[j]
+                    aok = aok_n[j]
+                    bv_n[j] = bv
+                    bok_n[j] = bok
+                    sm = acc_row[j] + av_n[j] * bv
+                    acc_row[j] = sm if (aok & bok) else acc_row[j]
+                    n_a += aok
+                    n_b += bok
+            else:  # general adder; a PE using a tagged operand sends its sum out
+                for j in range(run_cc):
+                    bv = b_src[j]
+                    bok = bok_src[j]
+                    aok = aok_n[j]
+                    bv_n[j] = bv
+                    bok_n[j] = bok
+                    n_a += aok
+                    n_b += bok
+                    if not (aok & bok):
+                        continue
+                    sm, o = _add(acc_row[j], av_n[j] * bv, mode, lo, hi, span)
+                    overflows += o
+                    if al_n[j]:  # the fold's last MAC here: the sum leaves the PE
+                        g = af_n[j]
+                        m0 = (g // n_inner) * big_r
+                        n0 = (g % n_inner) * big_c
+                        if i < min(big_r, m_dim - m0) and j < min(big_c, n_dim - n0):
+                            v, o2 = _add(out[m0 + i, n0 + j], sm, mode, lo, hi, span)
+                            out[m0 + i, n0 + j] = v
+                            overflows += o2
+                        acc_row[j] = zero
+                        fired += 1
+                    else:
+                        acc_row[j] = sm
+            # operands in flight: A not in the last column, B not in the last row
+            in_flight += n_a - aok_n[run_cc - 1] + (n_b if i < run_rr - 1 else 0)
         if fired:
             last_out = t
         cur = nxt
@@ -471,7 +505,6 @@ def _ws_pipelined(x, w, big_r, big_c, full, overlap, mode, lo, hi, span, out):
     a_v = np.zeros((2, big_r, big_c), x.dtype)
     a_ok = np.zeros((2, big_r, big_c), np.bool_)
     a_f = np.zeros((2, big_r, big_c), np.int64)
-    a_m = np.zeros((2, big_r, big_c), np.int64)
     p_v = np.zeros((2, big_r, big_c), x.dtype)
     p_ok = np.zeros((2, big_r, big_c), np.bool_)
     row_f = np.zeros(big_r, np.int64)
@@ -535,20 +568,16 @@ def _ws_pipelined(x, w, big_r, big_c, full, overlap, mode, lo, hi, span, out):
                 av_n = a_v[nxt, i]
                 aok_n = a_ok[nxt, i]
                 af_n = a_f[nxt, i]
-                am_n = a_m[nxt, i]
                 av_c = a_v[cur, i]
                 aok_c = a_ok[cur, i]
                 af_c = a_f[cur, i]
-                am_c = a_m[cur, i]
                 for j in range(1, cc):  # the streamed operand moves one PE right
                     av_n[j] = av_c[j - 1]
                     aok_n[j] = aok_c[j - 1]
                     af_n[j] = af_c[j - 1]
-                    am_n[j] = am_c[j - 1]
                 av_n[0] = x[mm, k0 + i] if (ok and i < r) else zero
                 aok_n[0] = ok
                 af_n[0] = g
-                am_n[0] = mm
                 # the wavefront switch: fold gg's first operand is in column t - i - s_gg; a PE
                 # whose incoming operand carries a fold other than its weights' swaps banks
                 wact = w_act[i]
@@ -598,7 +627,7 @@ def _ws_pipelined(x, w, big_r, big_c, full, overlap, mode, lo, hi, span, out):
                             last_out = t
                             n0 = (af_n[j] // n_inner) * big_c
                             if j < min(big_c, n_dim - n0):
-                                mo = am_n[j]
+                                mo = t - bottom - j - starts[af_n[j]]  # the row of A it is for
                                 v, o2 = _add(out[mo, n0 + j], pv_n[j], mode, lo, hi, span)
                                 out[mo, n0 + j] = v
                                 overflows += o2
