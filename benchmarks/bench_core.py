@@ -4,7 +4,8 @@
 
 Prints: timing-only 4096^3 GEMM on a 128x128 array (target < 5 ms); the PE-level reference in
 PE-cycles per second on one core, os, ws, is, and os and ws with folds pipelined (target >=
-1e9); the functional fp32 1024^3 GEMM, kept in the array's accumulation order, as a fraction of numpy's fp32 matmul throughput (target >= 0.5).
+1e9); the functional fp32 1024^3 GEMM, kept in the array's accumulation order, as a fraction
+of numpy's fp32 matmul throughput (target >= 0.5).
 Compilation happens in a warm-up before any timing.
 """
 
