@@ -28,6 +28,12 @@ partial sum enters the top of each column as 0, gains one product per PE on its 
 leaves the bottom (full) or the last used row (active) into the accumulator. With
 ``overlap`` the next fold's load starts when the current fold starts streaming; without it, the
 load starts when the previous fold's stream has ended.
+
+``_os_pipelined`` and ``_ws_pipelined`` (``array.fold_pipelining``): operands carry their
+fold's index, and the next fold of the same charged shape enters right behind the current one;
+an os PE sends its sum out when it uses a fold's last operand, a ws PE swaps its shadow weight
+in when an operand of a new fold reaches it (and counts a hazard if that weight had not finished
+loading). Their docstrings give the controller's rules; ``_timing`` has the closed form.
 """
 
 from __future__ import annotations
