@@ -4,7 +4,6 @@ per-fold loop, hand derivations and the PE-level reference (cycles, and values b
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,8 @@ from hypothesis import given, settings, strategies as st
 from simulator import simulate_gemm
 from simulator.core import _memory, _pe_array, _timing, one_tile
 from simulator.hardware._arith import MODE_FLOAT, adder_limits
-from simulator.hardware.chip import load_chip
+from simulator.hardware.chip import chip_from_config, load_chip
+from simulator.hardware.config import validate_config
 from strategies import make_chip
 
 import test_exhaustive
@@ -25,9 +25,13 @@ DF_CODE = {"os": 0, "ws": 1, "is": 2}
 
 
 def pipelined_chip(rows, cols, dataflow, fill_drain, preload_overlap, dtype="int8"):
-    """A make_chip chip with fold_pipelining switched on (the validated config path)."""
-    chip = make_chip(rows, cols, dataflow, fill_drain, preload_overlap, dtype=dtype)
-    return replace(chip, array=replace(chip.array, fold_pipelining=True))
+    """Return make_chip's chip with array.fold_pipelining true, built through the validator."""
+    flat = {"array.rows": rows, "array.cols": cols, "array.dataflow": dataflow,
+            "array.fill_drain": fill_drain, "array.preload_overlap": preload_overlap,
+            "array.fold_pipelining": True, "dtype": dtype, "overflow": "wrap",
+            "accumulator_bits": 32, "clock_hz": 1e9, "name": "test-chip"}
+    return chip_from_config(validate_config({}, {}, "test",
+                                            {k: (v, "test") for k, v in flat.items()}))
 
 
 @given(t=st.integers(1, 100), osz=st.integers(1, 300), otile=st.integers(1, 40),
