@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_core.py
 
 Prints: timing-only 4096^3 GEMM on a 128x128 array (target < 5 ms); the PE-level reference in
-PE-cycles per second on one core (target >= 1e9); the functional fp32 1024^3 GEMM, kept in the
-array's accumulation order, as a fraction of numpy's fp32 matmul throughput (target >= 0.5).
+PE-cycles per second on one core, os, ws, is, and os and ws with folds pipelined (target >=
+1e9); the functional fp32 1024^3 GEMM, kept in the array's accumulation order, as a fraction
+of numpy's fp32 matmul throughput (target >= 0.5).
 Compilation happens in a warm-up before any timing.
 """
 
@@ -22,9 +23,10 @@ from simulator.hardware.chip import chip_from_config
 from simulator.hardware.config import validate_config
 
 
-def chip(rows, cols, dataflow, dtype, fill_drain="full", overlap=True):
+def chip(rows, cols, dataflow, dtype, fill_drain="full", overlap=True, pipelined=False):
     flat = {"array.rows": rows, "array.cols": cols, "array.dataflow": dataflow, "dtype": dtype,
-            "array.fill_drain": fill_drain, "array.preload_overlap": overlap, "name": "bench"}
+            "array.fill_drain": fill_drain, "array.preload_overlap": overlap,
+            "array.fold_pipelining": pipelined, "name": "bench"}
     return chip_from_config(validate_config({}, {}, "bench", {k: (v, "bench") for k, v in flat.items()}))
 
 
@@ -53,8 +55,8 @@ def main() -> None:
     # 2. PE-level reference, single core, 64x64 array (full fill/drain: every PE clocked)
     numba.set_num_threads(1)
     rng = np.random.default_rng(0)
-    for df in ("os", "ws", "is"):
-        c = chip(64, 64, df, "fp32", overlap=False)
+    for df, piped in (("os", False), ("ws", False), ("is", False), ("os", True), ("ws", True)):
+        c = chip(64, 64, df, "fp32", overlap=piped, pipelined=piped)
         a = rng.standard_normal((512, 512)).astype(np.float32)
         b = rng.standard_normal((512, 512)).astype(np.float32)
         simulate_gemm(c, a=a[:8, :8], b=b[:8, :8], engine="reference")
@@ -62,7 +64,8 @@ def main() -> None:
         best, _ = best_of(lambda: holder.setdefault("r", simulate_gemm(c, a=a, b=b,
                                                                        engine="reference")), 5)
         pe_cycles = holder["r"].compute_cycles * 64 * 64
-        print(f"PE reference {df} 512^3 on 64x64 fp32: {pe_cycles / best:.3g} PE-cycles/s "
+        mode = ", folds pipelined" if piped else ""
+        print(f"PE reference {df} 512^3 on 64x64 fp32{mode}: {pe_cycles / best:.3g} PE-cycles/s "
               f"({pe_cycles:.3g} PE-cycles in {best:.3f} s; target >= 1e9)")
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 

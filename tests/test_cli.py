@@ -40,8 +40,8 @@ def test_run_json_has_totals_and_chip(capsys):
         assert key in data["totals"]
     assert data["chip"]["array"]["rows"] == 8 and data["chip"]["name"] == "gemmini"
     assert data["totals"]["stall_cycles"] == 0 and data["totals"]["macs"] == 64 ** 3
-    # 8x16 OS, full: 8 * 4 folds * (64 + 8 + 16 - 2)
-    assert data["totals"]["compute_cycles"] == 32 * 86
+    # 8x16 OS, full, folds pipelined (gemmini.yaml): 8 * 4 folds * 64 + one fill 8 + 16 - 2
+    assert data["totals"]["compute_cycles"] == 32 * 64 + 22
 
 
 def test_run_functional_and_reference_agree(capsys):

@@ -68,7 +68,8 @@ def test_yaml12_floats_and_ints_for_floats(tmp_path):
                             "precision, source, sparsity, system, technology, tiling, vector)"),
     ("array:\n  rows: 4\n  colz: 4\n",
      "F:3: array.colz: unknown key (known here: batch_placement, cols, count, dataflow, "
-     "depthwise, fill_drain, macs_per_pe_cycle, preload_overlap, rows, split, split_tile_m, "
+     "depthwise, fill_drain, fold_pipelining, macs_per_pe_cycle, preload_overlap, rows, split, "
+     "split_tile_m, "
      "split_tile_n)"),
     ("energy:\n  dram: {pj_per_byte: -1}\n",
      "F:2: energy.dram.pj_per_byte: must be >= 0, got -1.0"),

@@ -14,7 +14,7 @@ from numba import njit, prange
 
 from ..hardware._arith import MODE_FLOAT
 from ._memory import _one_array
-from ._pe_array import _os_reference, _ws_reference
+from ._pe_array import _os_pipelined, _os_reference, _ws_pipelined, _ws_reference
 
 
 @njit(parallel=True, cache=True)
@@ -37,18 +37,31 @@ def _fast_vs_reference(df, big_r, big_c, full, overlap, shapes, a, b, expected_b
         x = np.ascontiguousarray(a[:m, :k])
         w = np.ascontiguousarray(b[:k, :n])
         out = np.zeros((m, n), np.float32)
+        pipe = (overlap & 2) != 0
         if df == 0:
-            cyc, _last, _ovf = _os_reference(x, w, big_r, big_c, full, MODE_FLOAT, lo, hi, span,
-                                             out)
-        elif df == 1:
-            cyc, _last, _ovf = _ws_reference(x, w, big_r, big_c, full, overlap, MODE_FLOAT, lo,
-                                             hi, span, out)
-        else:  # is: A stationary, the array computes O^T = B^T A^T
-            out_t = np.zeros((n, m), np.float32)
-            cyc, _last, _ovf = _ws_reference(np.ascontiguousarray(w.T), np.ascontiguousarray(x.T),
-                                             big_r, big_c, full, overlap, MODE_FLOAT, lo, hi,
-                                             span, out_t)
-            out[:, :] = out_t.T
+            if pipe:
+                cyc, _last, _ovf = _os_pipelined(x, w, big_r, big_c, full, MODE_FLOAT, lo, hi,
+                                                 span, out)
+            else:
+                cyc, _last, _ovf = _os_reference(x, w, big_r, big_c, full, MODE_FLOAT, lo, hi,
+                                                 span, out)
+        else:
+            if df == 1:  # ws
+                xs = x
+                ws = w
+                dst = out
+            else:  # is: A stationary, the array computes O^T = B^T A^T
+                xs = np.ascontiguousarray(w.T)
+                ws = np.ascontiguousarray(x.T)
+                dst = np.zeros((n, m), np.float32)
+            if pipe:
+                cyc, _last, _ovf = _ws_pipelined(xs, ws, big_r, big_c, full, overlap, MODE_FLOAT,
+                                                 lo, hi, span, dst)
+            else:
+                cyc, _last, _ovf = _ws_reference(xs, ws, big_r, big_c, full, (overlap & 1) != 0,
+                                                 MODE_FLOAT, lo, hi, span, dst)
+            if df == 2:
+                out[:, :] = dst.T
         ref[i] = cyc
         fast[i] = _one_array(df, m, n, k, big_r, big_c, full, overlap, False)[0]
         bits = out.view(np.uint32)

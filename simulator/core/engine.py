@@ -63,15 +63,18 @@ def _reference_block(chip: Chip, a: np.ndarray, b: np.ndarray, out: np.ndarray) 
     mode, lo, hi, span = adder_for(chip)
     full = arr.fill_drain == "full"
     if arr.dataflow == "os":
-        return _pe_array._os_reference(a, b, arr.rows, arr.cols, full, mode, lo, hi, span, out)
+        kernel = _pe_array._os_pipelined if arr.fold_pipelining else _pe_array._os_reference
+        return kernel(a, b, arr.rows, arr.cols, full, mode, lo, hi, span, out)
+    if arr.fold_pipelining:
+        ws_kernel, overlap = _pe_array._ws_pipelined, arr.overlap_code
+    else:
+        ws_kernel, overlap = _pe_array._ws_reference, arr.preload_overlap
     if arr.dataflow == "ws":
-        return _pe_array._ws_reference(a, b, arr.rows, arr.cols, full, arr.preload_overlap,
-                                       mode, lo, hi, span, out)
+        return ws_kernel(a, b, arr.rows, arr.cols, full, overlap, mode, lo, hi, span, out)
     # is: A is stationary; the same array computes O^T = B^T A^T with B^T streamed
     out_t = np.ascontiguousarray(out.T)
-    res = _pe_array._ws_reference(np.ascontiguousarray(b.T), np.ascontiguousarray(a.T),
-                                  arr.rows, arr.cols, full, arr.preload_overlap, mode, lo, hi,
-                                  span, out_t)
+    res = ws_kernel(np.ascontiguousarray(b.T), np.ascontiguousarray(a.T), arr.rows, arr.cols,
+                    full, overlap, mode, lo, hi, span, out_t)
     out[...] = out_t.T
     return res
 

@@ -238,7 +238,7 @@ def candidate_plans(chip: Chip, m: int, n: int, k: int, split: str,
     rows, est, traffic, steps = _memory._search_tiling(
         m, n, k, cand_m, cand_n, cand_k, orders, in_b, ACC_BYTES, caps,
         chip.buffers.unified, chip.buffers.double_buffered, _DATAFLOW_CODE[arr.dataflow],
-        arr.rows, arr.cols, arr.fill_drain == "full", arr.preload_overlap, arr.count,
+        arr.rows, arr.cols, arr.fill_drain == "full", arr.overlap_code, arr.count,
         _SPLIT_CODE[split], arr.split_tile_m, arr.split_tile_n, chip.output_bytes, geom)
     if len(rows):  # the Pareto front in (estimated cycles, traffic): sorted by the estimate,
         order = np.lexsort((steps, traffic, est))  # keep each tiling that lowers the traffic
@@ -300,7 +300,7 @@ def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan,
     c = _memory._run_steps(
         _DATAFLOW_CODE[arr.dataflow], m, n, k, plan.tile_m, plan.tile_n, plan.tile_k,
         ORDERS.index(plan.loop_order), arr.rows, arr.cols, arr.fill_drain == "full",
-        arr.preload_overlap, arr.count, _SPLIT_CODE[plan.split], arr.split_tile_m,
+        arr.overlap_code, arr.count, _SPLIT_CODE[plan.split], arr.split_tile_m,
         arr.split_tile_n, chip.input_bytes, ACC_BYTES,
         np.array(chip.dram.bytes_per_cycle(chip.clock_hz), np.float64), chip.dram.per_operand,
         chip.dram.latency_cycles, chip.buffers.double_buffered, chip.buffers.unified, _ports(chip),
@@ -340,7 +340,7 @@ def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str,
              buf.o.port_bytes_per_cycle, buf.unified_buffer.port_bytes_per_cycle)
     bpc = 0.0 if chip.dram.ideal else chip.dram.bandwidth_bytes_per_s / chip.clock_hz
     c = one_tile.one_step(_DATAFLOW_CODE[arr.dataflow], m, n, k, arr.rows, arr.cols,
-                          arr.fill_drain == "full", arr.preload_overlap, chip.input_bytes,
+                          arr.fill_drain == "full", arr.overlap_code, chip.input_bytes,
                           ACC_BYTES, bpc, chip.dram.latency_cycles, buf.unified, ports,
                           chip.output_bytes, a_elems)
     plan = TilePlan(m, n, k, ORDERS[0] if t.loop_order == "auto" else t.loop_order, split)

@@ -30,16 +30,33 @@ def load_stream(t_len: int, r: int, c: int, big_r: int, big_c: int, full: bool,
     return (rr if has_load else 0), t_len + rr + cc - 2
 
 
+def fold_charge(t_len: int, r: int, c: int, nr: int, nc: int, last: bool, big_r: int,
+                big_c: int, full: bool, has_load: bool, overlap: int) -> int:
+    """Return the cycles charged to a fold (r x c used PEs, successor nr x nc), without the
+    first fold's exposed load; ``overlap``: bit 1 preload_overlap, bit 2 fold_pipelining. Twin
+    of ``_timing._fold_charge``."""
+    load, stream = load_stream(t_len, r, c, big_r, big_c, full, has_load)
+    pipe = (overlap & 2) != 0
+    ovl = (overlap & 1) != 0 and has_load
+    if last:
+        return stream if ovl else load + stream
+    same = full or (r == nr and c == nc)
+    base = t_len if (pipe and same) else stream
+    if ovl:
+        return max(base, load_stream(t_len, nr, nc, big_r, big_c, full, has_load)[0])
+    return load + base
+
+
 def gemm_cycles(t_len: int, outer_size: int, outer_tile: int, inner_size: int, inner_tile: int,
                 rows_from_outer: bool, big_r: int, big_c: int, full: bool, has_load: bool,
-                overlap: bool) -> tuple[int, int, int]:
+                overlap: int) -> tuple[int, int, int]:
     """Return (cycles, busy PE-cycles, folds) of one array's GEMM in O(1); twin of
     ``_timing._gemm_cycles`` (see ``_timing`` for the model and the fold classes)."""
     n_outer = cdiv(outer_size, outer_tile)
     n_inner = cdiv(inner_size, inner_tile)
     last_outer = outer_size - (n_outer - 1) * outer_tile
     last_inner = inner_size - (n_inner - 1) * inner_tile
-    overlapped = overlap and has_load
+    overlapped = (overlap & 1) != 0 and has_load
     first_inner = inner_tile if n_inner > 1 else last_inner
     total = 0
     busy = 0
@@ -48,8 +65,6 @@ def gemm_cycles(t_len: int, outer_size: int, outer_tile: int, inner_size: int, i
         if count_o == 0:
             continue
         eo = outer_tile if oc == 0 else last_outer
-        block_total = 0
-        block_busy = 0
         for ic in range(3):  # 0: inner not last, next not last; 1: inner second-to-last; 2: last
             if ic == 0:
                 count_i, ei, next_ei = (n_inner - 2 if n_inner >= 2 else 0), inner_tile, inner_tile
@@ -61,21 +76,19 @@ def gemm_cycles(t_len: int, outer_size: int, outer_tile: int, inner_size: int, i
                 continue
             r = eo if rows_from_outer else ei
             c = ei if rows_from_outer else eo
-            load, stream = load_stream(t_len, r, c, big_r, big_c, full, has_load)
-            if overlapped:
-                if ic == 2 and oc == 1:
-                    charge = stream  # the very last fold
-                else:
-                    nr = eo if rows_from_outer else next_ei
-                    nc = next_ei if rows_from_outer else eo
-                    next_load = load_stream(t_len, nr, nc, big_r, big_c, full, has_load)[0]
-                    charge = max(stream, next_load)
-            else:
-                charge = load + stream
-            block_total += count_i * charge
-            block_busy += count_i * charge * r * c
-        total += count_o * block_total
-        busy += count_o * block_busy
+            if ic < 2 or oc == 1:
+                nexts = ((count_o * count_i, eo),)
+            else:  # the next block is not last (n_outer - 2 times) or last (once)
+                nexts = ((count_o - 1, outer_tile), (1, last_outer))
+            for cnt, next_eo in nexts:
+                if cnt == 0:
+                    continue
+                nr = next_eo if rows_from_outer else next_ei
+                nc = next_ei if rows_from_outer else next_eo
+                charge = fold_charge(t_len, r, c, nr, nc, ic == 2 and oc == 1, big_r, big_c,
+                                     full, has_load, overlap)
+                total += cnt * charge
+                busy += cnt * charge * r * c
     if overlapped:
         r0 = (outer_tile if n_outer > 1 else last_outer) if rows_from_outer else first_inner
         c0 = first_inner if rows_from_outer else (outer_tile if n_outer > 1 else last_outer)
@@ -94,10 +107,10 @@ def fold_sum_triangle(size: int, tile: int) -> int:
 
 
 def one_array(df: int, m: int, n: int, k: int, big_r: int, big_c: int, full: bool,
-              overlap: bool) -> tuple[int, ...]:
+              overlap: int) -> tuple[int, ...]:
     """Return (cycles, busy PE-cycles, A reads, B reads, acc reads, acc writes, operand hops,
     partial-sum hops) of one array on an m x n x k GEMM, reads, writes and hops in elements;
-    ``df`` 0 os, 1 ws, 2 is. Twin of ``_memory._one_array``."""
+    ``df`` 0 os, 1 ws, 2 is; ``overlap`` bit 1 preload_overlap, bit 2 fold_pipelining. Twin of ``_memory._one_array``."""
     if df == 0:  # os
         cyc, busy, _f = gemm_cycles(k, m, big_r, n, big_c, True, big_r, big_c, full, False,
                                     overlap)
@@ -146,7 +159,7 @@ def fits(tm: int, tn: int, tk: int, in_b: int, acc_b: int, caps: tuple[int, int,
         (caps[2] == 0 or o <= caps[2])
 
 
-def one_step(df: int, m: int, n: int, k: int, big_r: int, big_c: int, full: bool, overlap: bool,
+def one_step(df: int, m: int, n: int, k: int, big_r: int, big_c: int, full: bool, overlap: int,
              in_b: int, acc_b: int, bytes_per_cycle: float, latency_cycles: int, unified: bool,
              ports: tuple[float, float, float, float], out_b: int,
              a_load_elems: int | None = None) -> dict[str, int]:

@@ -327,7 +327,8 @@ class Report:
             f"chip        {self.chip.name}: {arr.rows}x{arr.cols} {arr.dataflow.upper()}, "
             f"{self.chip.dtype}{_precision_text(self.chip)}, {self.chip.clock_hz / 1e6:g} MHz, "
             f"fill_drain={arr.fill_drain}, "
-            f"preload_overlap={str(arr.preload_overlap).lower()}",
+            f"preload_overlap={str(arr.preload_overlap).lower()}"
+            + (", fold_pipelining=true" if arr.fold_pipelining else ""),
             f"engine      {self.engine} ({self.mode})",
             f"cycles      {t['total_cycles']:,} total = {t['compute_cycles']:,} compute + "
             f"{t['stall_cycles']:,} stall"

@@ -168,7 +168,7 @@ def import_scalesim_config(cfg_path: str | Path) -> str:
         "clock_hz": IMPORT_CLOCK_HZ,
         "dtype": "int8",
         "array": {"rows": rows, "cols": cols, "dataflow": dataflow, "fill_drain": "full",
-                  "preload_overlap": False},
+                  "preload_overlap": False, "fold_pipelining": False},
         "buffers": {"unified": False, "double_buffered": True,
                     **{k: {"bytes": v} for k, v in sizes.items()}},
         "dram": dram,

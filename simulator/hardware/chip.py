@@ -55,6 +55,13 @@ class SystolicArray:
     split_tile_n: int = 128
     batch_placement: str = "auto"  # "auto" | "whole" | "split" (simulator.core.placement)
     depthwise: str = "per_channel"  # "per_channel" | "packed" | "vector"
+    fold_pipelining: bool = False  # consecutive folds overlap (DESIGN section 12)
+
+    @property
+    def overlap_code(self) -> int:
+        """Return the fold-overlap knobs as the bit set the cycle model takes: 1
+        preload_overlap, 2 fold_pipelining."""
+        return int(bool(self.preload_overlap)) | (2 if self.fold_pipelining else 0)
 
     @property
     def pes(self) -> int:
@@ -353,7 +360,8 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
                             split=arr["split"], split_tile_m=arr["split_tile_m"],
                             split_tile_n=arr["split_tile_n"],
                             batch_placement=arr["batch_placement"],
-                            depthwise=arr["depthwise"]),
+                            depthwise=arr["depthwise"],
+                            fold_pipelining=arr["fold_pipelining"]),
         launch_s=float(cfg["overhead"]["launch_s"]),
         vector=VectorUnit(lanes=cfg["vector"]["lanes"],
                           latency_cycles=cfg["vector"]["latency_cycles"],

@@ -126,6 +126,11 @@ SCHEMA: tuple[Field, ...] = (
     Field("array.preload_overlap", "bool", True, "-",
           "ws/is: load the next fold's stationary operand while the current fold streams "
           "(double-buffered weight registers); the first fold always pays the load."),
+    Field("array.fold_pipelining", "bool", False, "-",
+          "Consecutive folds of an op overlap: the next fold's first row enters the cycle after "
+          "the current fold's last, stationary registers switch as the wavefront passes, and "
+          "fill and drain are paid once per run of same-shape folds (docs/dataflow.md). false "
+          "is SCALE-Sim's per-fold behaviour."),
     Field("array.count", "int", 1, "arrays",
           "Identical arrays working on one op in parallel; they share the buffers and DRAM.",
           positive=True, maximum=4096),
