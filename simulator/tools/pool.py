@@ -43,11 +43,12 @@ def check_workers(workers: int | None, flag: str = "--workers") -> None:
                             "processes; leave it out for one per CPU)")
 
 
-def pool_size(workers: int | None, rows: int) -> int:
+def pool_size(workers: int | None, rows: int, cpu_count: int | None = None) -> int:
     """Return how many worker processes to start for ``rows`` rows: min(workers (default: the
-    CPUs), rows, WORKERS_PER_CPU x CPUs), at least 1. Raises WorkloadError for workers < 1."""
+    CPUs), rows, WORKERS_PER_CPU x CPUs), at least 1; ``cpu_count`` overrides ``cpus()``.
+    Raises WorkloadError for workers < 1."""
     check_workers(workers)
-    n = cpus()
+    n = cpu_count if cpu_count is not None else cpus()
     return max(1, min(workers if workers is not None else n, rows, WORKERS_PER_CPU * n))
 
 
@@ -75,6 +76,7 @@ def parent_death_initializer(parent: int) -> None:
     the parent ``parent`` (its pid) dies: parent-death signal where the OS has one, and a
     watchdog thread on the parent's pid everywhere."""
     worker_initializer()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler (locking) is not ours
     _set_parent_death_signal()
     if os.getppid() != parent:  # the parent died before the signal was asked for
         os._exit(1)
