@@ -121,6 +121,7 @@ def sweep_text(rows: Sequence[dict[str, Any]], best: Sequence[dict[str, Any]]) -
     for r in best:
         out.append(f"  chips {r['chips']}, batch {r['batch']}: tp {r['tp']} x pp {r['pp']} -> "
                    f"{r['tokens_per_s']:,.1f} tokens/s, TTFT {fmt_s(r['ttft_s'])}, TPOT "
-                   f"{fmt_s(r['tpot_s'])} (prefill {r['prefill_bound']}, decode "
-                   f"{r['decode_bound']}-bound)")
+                   f"{fmt_s(r['tpot_s'])} (prefill {r['prefill_bound']}, "
+                   + (f"decode {r['decode_bound']}-bound)" if r["tpot_s"] is not None
+                      else "no decode)"))
     return "\n".join(out)
