@@ -5,21 +5,9 @@ standard output that cannot be written (``> /dev/full``) ending in one line with
 
 from __future__ import annotations
 
-import os
 import sys
 
 from .exit_codes import EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERRUPTED
-
-
-def _silence_stdout() -> None:
-    """Point file descriptor 1 at /dev/null, so the interpreter's flush at exit cannot fail
-    again and print a second message."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def main() -> int:
@@ -39,11 +27,27 @@ def main() -> int:
             status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
         sys.stdout.flush()
     except BrokenPipeError:  # the reader closed the pipe: stop writing, say nothing
-        _silence_stdout()
+        from .tools.stdout_guard import silence_stdout
+        silence_stdout()
         return EXIT_BROKEN_PIPE
-    except OSError as exc:  # e.g. > /dev/full after the command's own checks
-        _silence_stdout()
+    except OSError as exc:
+        if not _is_stdout_error(exc):
+            raise
         from .tools.outputs import os_error_text
+        from .tools.stdout_guard import silence_stdout
+        silence_stdout()  # e.g. --help > /dev/full, outside the command's own guard
         print(f"<stdout>: stdout: cannot be written: {os_error_text(exc)}", file=sys.stderr)
         return EXIT_INPUT
     return status
+
+
+def _is_stdout_error(exc: OSError) -> bool:
+    """Return True when ``exc`` was raised writing standard output (its innermost frame is a
+    write or flush of ``sys.stdout``, or argparse printing help), not reading a file."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    code = tb.tb_frame.f_code
+    return code.co_name == "_print_message" or code.co_filename == __file__

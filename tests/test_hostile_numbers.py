@@ -11,15 +11,12 @@ file equals a clean serial run of the same sweep row for row.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import CONFIGS, ROOT
+from conftest import CONFIGS
+from hostile_cli import cli, one_line
 from simulator.core.cycle_limits import CYCLE_LIMIT
 from simulator.core.engine import simulate_gemm
 from simulator.errors import ConfigError
@@ -29,22 +26,6 @@ from simulator.tools.sweep import load_sweep, read_results, run_sweep
 GEMMINI = load_chip(CONFIGS / "gemmini.yaml")
 H100 = str(CONFIGS / "h100.yaml")
 LLAMA = str(CONFIGS / "models" / "llama-3-8b.yaml")
-
-
-def cli(args, cwd=ROOT, timeout=300):
-    env = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR",
-                                                           str(Path(cwd) / ".numba"))}
-    return subprocess.run([sys.executable, "-m", "simulator", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def one_line(proc, *needles) -> str:
-    err = proc.stderr
-    assert proc.returncode == 2, (proc.returncode, err, proc.stdout[-500:])
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, (needle, err)
-    return err.strip()
 
 
 # --------------------------------------------------------------------------- slow DRAM

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import CONFIGS, ROOT
+from hostile_cli import cli, one_line
 from simulator.errors import WorkloadError
 from simulator.tools import outputs
 from simulator.tools.outputs import OutputError, write_output, write_with
@@ -29,26 +30,6 @@ GEMMINI = str(CONFIGS / "gemmini.yaml")
 ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.ENOENT, errno.EISDIR, errno.EPIPE)
 HAVE_DEV_FULL = os.path.exists("/dev/full")
 needs_dev_full = pytest.mark.skipif(not HAVE_DEV_FULL, reason="no /dev/full on this system")
-
-
-def cli(args, cwd, stdout=subprocess.PIPE, timeout=300):
-    """Run ``python -m simulator ARGS`` in ``cwd``; return the CompletedProcess (text)."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR",
-                                                           str(Path(cwd) / ".numba"))}
-    return subprocess.run([sys.executable, "-m", "simulator", *map(str, args)], cwd=cwd,
-                          stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=timeout,
-                          env=env)
-
-
-def one_line(proc, *needles) -> str:
-    """Assert ``proc`` failed (exit 2) with exactly one line on stderr, no traceback, holding
-    every needle; return the line."""
-    err = proc.stderr
-    assert proc.returncode == 2, (proc.returncode, err)
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, (needle, err)
-    return err.strip()
 
 
 def leftovers(folder: Path) -> list[str]:

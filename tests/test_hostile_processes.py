@@ -194,20 +194,20 @@ def test_a_waiter_whose_lock_file_was_removed_locks_the_new_one(tmp_path):
     assert first.stdout.readline() == "held\n"
     second = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
-    with pytest.raises(WorkloadError, match="is being written by pid"):
-        with exclusive(out, "--out", wait=False):
-            pass
-    first.stdin.write("\n")
-    first.stdin.flush()
-    assert first.wait(TIMEOUT_S) == 0
+    release_after_checking_the_lock(first, out)
     assert second.stdout.readline() == "held\n"  # it holds the lock on the file now there
+    release_after_checking_the_lock(second, out)
+    assert not lock_path(out).exists()
+
+
+def release_after_checking_the_lock(holder: subprocess.Popen, out: Path) -> None:
+    """Check that ``out`` is locked (by ``holder``), then let ``holder`` finish."""
     with pytest.raises(WorkloadError, match="is being written by pid"):
         with exclusive(out, "--out", wait=False):
             pass
-    second.stdin.write("\n")
-    second.stdin.flush()
-    assert second.wait(TIMEOUT_S) == 0
-    assert not lock_path(out).exists()
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+    assert holder.wait(TIMEOUT_S) == 0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -69,11 +69,12 @@ def _check_functional_size(chip: Chip, m: int, n: int, k: int, engine: str, forc
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse unwritable --trace / --html paths before anything is simulated."""
+    """Refuse unwritable --trace, --html, --csv and --save-outputs paths before anything is
+    simulated."""
     from .outputs import check_output_path
-    for flag in ("trace", "html"):
+    for flag in ("trace", "html", "csv", "save_outputs"):
         if getattr(args, flag, None):
-            check_output_path(getattr(args, flag), f"--{flag}")
+            check_output_path(getattr(args, flag), f"--{flag.replace('_', '-')}")
 
 
 def _write_outputs(args: argparse.Namespace, rep, title: str) -> None:

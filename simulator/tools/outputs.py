@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
