@@ -3,7 +3,7 @@
 The tile walk (``_memory``, numba) keeps cycles in int64. A DRAM port slow enough that a GEMM's
 transfers take more than ``CYCLE_LIMIT`` cycles (2^62: half the int64 range, so the sums of a few
 such counts cannot wrap either) is refused with one line naming the slowest port's config key,
-the limit, and the least bandwidth the workload accepts. Below the limit every count is exact,
+the limit, and the least bandwidth the workload accepts. Below the limit no count wraps,
 so a slower DRAM never gives fewer cycles than a faster one.
 """
 

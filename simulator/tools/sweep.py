@@ -19,9 +19,10 @@ A sweep file (YAML)::
 
 Every point is a pure function of (base config, overrides, workload), evaluated timing-only.
 Rows are appended to the output as points finish, one line per (point, workload), written in one
-``write`` and flushed; re-running the same command reads the file back, drops a torn last line
-(a run killed mid-write), and evaluates only the rows that are missing, so no row is lost or
-duplicated. One sweep at a time writes a results file: a second one started on the same file
+``write`` and flushed; re-running the same command reads the file back, drops every malformed
+row (a torn last line from a run killed mid-write, a torn or garbled row anywhere, a duplicate),
+and evaluates only the rows that are missing, so no row is lost or duplicated. Worker processes:
+``pool.pool_size`` of them, each exiting when this process dies. One sweep at a time writes a results file: a second one started on the same file
 waits for the first to finish (or stop), then re-reads the file and evaluates only what is still
 missing. Ctrl-C stops the workers, leaves every row written complete, and raises Interrupted
 saying how many rows are in the file. Executors: ``serial``, ``process`` (a local process pool,
