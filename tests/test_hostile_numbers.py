@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from conftest import CONFIGS
 from hostile_cli import cli, one_line
@@ -161,7 +161,7 @@ def reference(tmp_path_factory):
 def _damage(line: str, how: str, cut: int) -> str:
     body = line.rstrip("\n")
     if how == "truncate":  # a cut inside the last field alone cannot be told from a value
-        return body[:cut % (body.rfind(",") + 1)] + "\n"
+        return body[:cut % max(1, body.rfind(",") + 1)] + "\n"
     if how == "garble":
         return body[:cut % max(1, len(body))] + "\udcff\x00,,\n"
     if how == "junk":
@@ -175,6 +175,7 @@ def _damage(line: str, how: str, cut: int) -> str:
 @given(damage=st.lists(st.tuples(st.integers(0, 15), st.sampled_from(
     ["truncate", "garble", "junk", "fields", "duplicate"]), st.integers(0, 400)),
     min_size=1, max_size=5), torn_tail=st.integers(0, 60))
+@example(damage=[(0, "truncate", 0), (0, "truncate", 0)], torn_tail=0)  # a row cut to nothing
 def test_resume_drops_every_malformed_row(reference, tmp_path_factory, damage, torn_tail):
     sweep, clean = reference
     header, *rows = clean.splitlines(keepends=True)
