@@ -519,6 +519,8 @@ def dram_xfer_cycles(chip: Chip, nbytes: int) -> int:
     ceil(bytes / bytes per cycle); 0 with ideal DRAM or no bytes)."""
     if nbytes <= 0 or chip.dram.ideal:
         return 0
+    from .cycle_limits import check_dram_cycles
+    check_dram_cycles(chip, nbytes, 1, f"a transfer of {nbytes:,} bytes")
     return chip.dram.latency_cycles + int(np.ceil(nbytes / chip.dram_bytes_per_cycle))
 
 

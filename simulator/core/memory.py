@@ -22,6 +22,7 @@ import numpy as np
 from . import one_tile
 from ..hardware.chip import ACC_BYTES, Chip
 from .conv_geometry import ConvGeometry
+from .cycle_limits import check_dram_cycles
 from ..errors import WorkloadError
 from .one_tile import ORDERS
 
@@ -297,6 +298,11 @@ def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan,
     from . import _memory
     arr = chip.array
     geom = _feeder(chip, m, k, conv)
+    # the im2col traffic bounds a feeder-lowered conv's (a tile touches at most its elements)
+    steps = one_tile.cdiv(m, plan.tile_m) * one_tile.cdiv(n, plan.tile_n) * \
+        one_tile.cdiv(k, plan.tile_k)
+    check_dram_cycles(chip, sum(dram_traffic_closed_form(chip, m, n, k, plan)), 4 * steps,
+                      f"gemm {m}x{n}x{k}")
     c = _memory._run_steps(
         _DATAFLOW_CODE[arr.dataflow], m, n, k, plan.tile_m, plan.tile_n, plan.tile_k,
         ORDERS.index(plan.loop_order), arr.rows, arr.cols, arr.fill_drain == "full",
@@ -338,6 +344,8 @@ def _run_one_tile(chip: Chip, m: int, n: int, k: int, split: str,
         return None
     ports = (buf.a.port_bytes_per_cycle, buf.b.port_bytes_per_cycle,
              buf.o.port_bytes_per_cycle, buf.unified_buffer.port_bytes_per_cycle)
+    check_dram_cycles(chip, (m * k + k * n) * chip.input_bytes
+                      + m * n * (ACC_BYTES + chip.output_bytes), 4, f"gemm {m}x{n}x{k}")
     bpc = 0.0 if chip.dram.ideal else chip.dram.bandwidth_bytes_per_s / chip.clock_hz
     c = one_tile.one_step(_DATAFLOW_CODE[arr.dataflow], m, n, k, arr.rows, arr.cols,
                           arr.fill_drain == "full", arr.overlap_code, chip.input_bytes,

@@ -525,11 +525,14 @@ def write_layer_csv(report: Report, path, group_by: str | None = None) -> None:
     if group_by is not None:
         from .report_groups import group_columns, group_rows
         rows, columns = group_rows(rows, group_by), list(group_columns(group_by))
-    with open(path, "w", newline="") as fh:
+    from ..tools.outputs import write_with  # every output goes through one helper
+
+    def write(fh) -> None:
         w = csv.DictWriter(fh, fieldnames=columns)
         w.writeheader()
         for r in rows:
             w.writerow(r)
+    write_with(path, "--csv", write)
 
 
 def format_bytes(n: float) -> str:

@@ -148,9 +148,7 @@ def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     path = str(path)
     if Path(path).suffix.lower() != ".npz":
         raise WorkloadError(path, "save-outputs", "must be a .npz file")
-    try:
-        with open(path, "wb") as fh:
-            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
-    except OSError as exc:
-        raise WorkloadError(path, "save-outputs", f"cannot write: {exc.strerror or exc}") \
-            from None
+    from ..tools.outputs import write_with  # lazy: frontends do not load tools
+    write_with(path, "save-outputs",
+               lambda fh: np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()}),
+               binary=True)

@@ -74,7 +74,8 @@ def export_compute_report(report: Report, directory: str | Path,
     from ..tools.locking import exclusive, write_atomic  # lazy: frontends do not load tools
 
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    from ..tools.outputs import make_folder
+    make_folder(out, "--export-scalesim")
     lines = [COMPUTE_REPORT_HEADER]
     arr = report.chip.array
     for i, op in enumerate(o for o in report.ops if o.unit == "array"):
@@ -88,7 +89,7 @@ def export_compute_report(report: Report, directory: str | Path,
                      f"{100 * m['compute_utilisation']:.6g},")
     path = out / "COMPUTE_REPORT.csv"
     with exclusive(path, "--export-scalesim", wait=True, on_wait=on_wait):
-        write_atomic(path, "\n".join(lines) + "\n")
+        write_atomic(path, "\n".join(lines) + "\n", "--export-scalesim")
     return path
 
 

@@ -1285,6 +1285,14 @@ def parse_input_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _exit_line(exc: BaseException, file: Path) -> int:
+    """Return the line of ``file`` where ``exc`` was raised (its last frame in that file), or 1."""
+    lines = [tb.tb_lineno for tb in _tracebacks(exc.__traceback__)
+             if Path(tb.tb_frame.f_code.co_filename) == file.resolve()
+             or tb.tb_frame.f_code.co_filename == str(file)]
+    return lines[-1] if lines else 1
+
+
 def load_factory(spec: str):
     """Return (module, example inputs or None, ``FILE:LINE`` of the factory) from
     ``FILE.py:factory``; raise WorkloadError for a missing file or factory, or a factory that
@@ -1302,6 +1310,11 @@ def load_factory(spec: str):
         module = importlib.util.module_from_spec(loader)
         sys.modules[mod_name] = module
         loader.loader.exec_module(module)
+    except SystemExit as exc:  # sys.exit() or exit() while importing: not a model
+        sys.modules.pop(mod_name, None)
+        raise WorkloadError(f"{path}:{_exit_line(exc, file)}", "torch", "exits while being "
+                            f"imported (sys.exit({exc.code!r})); a model file must only define "
+                            "its factory") from None
     except Exception as exc:  # noqa: BLE001 - the user's file
         raise WorkloadError(f"{path}:1", "torch", f"could not load: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
@@ -1312,6 +1325,9 @@ def load_factory(spec: str):
     where = f"{path}:{code.co_firstlineno if code is not None else 1}"
     try:
         made = factory()
+    except SystemExit as exc:
+        raise WorkloadError(f"{path}:{_exit_line(exc, file)}", "factory", f"{fn_name}() exits "
+                            f"(sys.exit({exc.code!r})) instead of returning a module") from None
     except Exception as exc:  # noqa: BLE001
         line = [tb.tb_lineno for tb in _tracebacks(exc.__traceback__)
                 if Path(tb.tb_frame.f_code.co_filename) == file.resolve() or

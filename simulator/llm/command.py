@@ -66,11 +66,14 @@ def _cmd_llm(args: argparse.Namespace) -> int:
                            args.decode_points)
     best = best_points(rows)
     if args.out:
-        with open(args.out, "w", newline="") as fh:
+        from ..tools.outputs import write_with
+
+        def write(fh) -> None:
             w = csv.DictWriter(fh, COLUMNS)
             w.writeheader()
             for r in rows:
                 w.writerow({k: r.get(k, "") for k in COLUMNS})
+        write_with(args.out, "--out", write)
     if plots:
         from ..tools import plots as pl
         title = f"{model.name} on {chip.name}, prompt {args.prompt}, generate {args.generate}"

@@ -238,9 +238,10 @@ def simulate_inference(chip: Chip, model: ModelSpec, batch: int, prompt: int, ge
                "link_bytes": float(pre_vec[_VEC.index("link_bytes")]),
                "breakdown_s": _breakdown(pre_vec), "bound": _bound(pre_vec)}
     decode = {"steps": n_steps, "time_s": dec_total,
-              "tpot_mean_s": dec_total / n_steps if n_steps else 0.0,
-              "tpot_first_s": evals.get(prompt + 1, 0.0),
-              "tpot_last_s": evals.get(prompt + n_steps, 0.0),
+              # no decode step (generate 1): no time per output token (null, "-" in text)
+              "tpot_mean_s": dec_total / n_steps if n_steps else None,
+              "tpot_first_s": evals.get(prompt + 1, 0.0) if n_steps else None,
+              "tpot_last_s": evals.get(prompt + n_steps, 0.0) if n_steps else None,
               "tpot_at_s": at, "evaluated_contexts": len(evals),
               "flops": 2.0 * float(dec_sum[_VEC.index("macs")]),
               "dram_bytes": float(dec_sum[_VEC.index("dram_bytes")]),
@@ -250,7 +251,7 @@ def simulate_inference(chip: Chip, model: ModelSpec, batch: int, prompt: int, ge
     total_s = ttft + dec_total
     totals = {"time_s": total_s, "tokens_generated": batch * generate,
               "tokens_per_s": batch * generate / total_s,
-              "decode_tokens_per_s": batch * n_steps / dec_total if n_steps else 0.0,
+              "decode_tokens_per_s": batch * n_steps / dec_total if n_steps else None,
               "chips_used": tp * pp,
               "bytes_moved": prefill["dram_bytes"] + prefill["link_bytes"] + decode["dram_bytes"]
               + decode["link_bytes"]}

@@ -7,12 +7,20 @@ from typing import Any, Sequence
 __all__ = ["fmt_bytes", "fmt_s", "inference_text", "sweep_text", "training_text"]
 
 
-def fmt_s(seconds: float) -> str:
-    """Return seconds with a readable unit (s, ms, us, ns)."""
+def fmt_s(seconds: float | None) -> str:
+    """Return seconds with a readable unit (s, ms, us, ns); "-" for a time that does not
+    exist (None)."""
+    if seconds is None:
+        return "-"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if abs(seconds) >= scale:
             return f"{seconds / scale:.4g} {unit}"
     return f"{seconds / 1e-9:.4g} ns"
+
+
+def _rate(value: float | None) -> str:
+    """Return a rate (tokens/s) as text with thousands separators; "-" when it does not exist."""
+    return "-" if value is None else f"{value:,.1f}"
 
 
 def fmt_bytes(n: float) -> str:
@@ -75,7 +83,7 @@ def inference_text(d: dict[str, Any], top: int = 8) -> str:
         lines.append(f"                 {dec['evaluated_contexts']} context lengths costed "
                      f"({'every step' if p['exact_decode'] else 'interpolated between them'})")
     lines.append(f"throughput       {tot['tokens_per_s']:,.1f} tokens/s overall, "
-                 f"{tot['decode_tokens_per_s']:,.1f} tokens/s in decode; "
+                 f"{_rate(tot['decode_tokens_per_s'])} tokens/s in decode; "
                  f"{fmt_bytes(tot['bytes_moved'])} moved (memory + links, all chips)")
     lines.append(f"prefill ops (one chip of the slowest stage, all layers):")
     lines += _ops_table(d["prefill_ops"], top, pre["time_s"])
@@ -122,6 +130,7 @@ def sweep_text(rows: Sequence[dict[str, Any]], best: Sequence[dict[str, Any]]) -
     for r in best:
         out.append(f"  chips {r['chips']}, batch {r['batch']}: tp {r['tp']} x pp {r['pp']} -> "
                    f"{r['tokens_per_s']:,.1f} tokens/s, TTFT {fmt_s(r['ttft_s'])}, TPOT "
-                   f"{fmt_s(r['tpot_s'])} (prefill {r['prefill_bound']}, decode "
-                   f"{r['decode_bound']}-bound)")
+                   f"{fmt_s(r['tpot_s'])} (prefill {r['prefill_bound']}, "
+                   + (f"decode {r['decode_bound']}-bound)" if r["tpot_s"] is not None
+                      else "no decode)"))
     return "\n".join(out)

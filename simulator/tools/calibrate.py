@@ -253,8 +253,9 @@ def _measure(backend: str, kernels: Sequence[str], dtypes: Sequence[str], out: s
             limiter.restore_original_limits()
     data = {"format": "systolic-sim calibration v1", "provenance": prov, "points": points}
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, json.dumps(data, indent=1) + "\n")
+    from .outputs import make_folder
+    make_folder(out.parent, "--out")
+    write_atomic(out, json.dumps(data, indent=1) + "\n", "--out")
     return data
 
 

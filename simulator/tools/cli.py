@@ -42,6 +42,11 @@ FUNCTIONAL_LIMIT_BYTES = 4 * 2**30
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors in one line with exit status 2."""
 
+    def _print_message(self, message: str, file=None) -> None:
+        # argparse ignores OSError here; let it through (``--help > /dev/full`` fails in a line)
+        if message:
+            (file or sys.stdout).write(message)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_INPUT)
@@ -64,11 +69,12 @@ def _check_functional_size(chip: Chip, m: int, n: int, k: int, engine: str, forc
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse unwritable --trace / --html paths before anything is simulated."""
+    """Refuse unwritable --trace, --html, --csv and --save-outputs paths before anything is
+    simulated."""
     from .outputs import check_output_path
-    for flag in ("trace", "html"):
+    for flag in ("trace", "html", "csv", "save_outputs"):
         if getattr(args, flag, None):
-            check_output_path(getattr(args, flag), f"--{flag}")
+            check_output_path(getattr(args, flag), f"--{flag.replace('_', '-')}")
 
 
 def _write_outputs(args: argparse.Namespace, rep, title: str) -> None:
@@ -289,7 +295,8 @@ def _cmd_import_scalesim(args: argparse.Namespace) -> int:
     if args.output == "-":
         print(text, end="")
     else:
-        Path(args.output).write_text(text)
+        from .outputs import write_output
+        write_output(args.output, "--output", text)
         load_chip(args.output)  # the written file must load
         print(f"wrote {args.output}")
     return 0
@@ -459,6 +466,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
             fig = {"roofline": plots.roofline, "energy": plots.energy_breakdown,
                    "timeline": plots.timeline}[args.kind](report)
         out = plots.save(fig, args.out)
+    except SimulatorInputError:
+        raise
     except (ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise WorkloadError(where, "input", str(exc).strip("'\"")) from None
     print(f"wrote {out}")
@@ -642,7 +651,8 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         out = prune_nm(x, n, m, axis=axis, shared=not args.per_lane)
     else:
         out = prune_unstructured(x, args.density, axis=axis, shared=not args.per_lane)
-    np.save(args.output, out)
+    from .outputs import write_with
+    write_with(args.output, "output", lambda fh: np.save(fh, out), binary=True)
     print(f"{args.output}: kept {int(np.count_nonzero(out)):,} of {out.size:,} elements "
           f"(density {np.count_nonzero(out) / out.size:.3f})")
     return 0
@@ -997,10 +1007,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 validation mismatch, 2 bad input,
     130 stopped by Ctrl-C)."""
+    from .stdout_guard import guarded
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with guarded():  # stdout to a full device: one line naming <stdout>
+            return args.func(args)
     except SimulatorInputError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INPUT

@@ -269,8 +269,10 @@ def save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
         raise ValueError(f"--out must end in .png or .svg, got {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
+    from .outputs import make_folder, write_with
+    make_folder(path.parent, "--out")
+    write_with(path, "--out", lambda fh: fig.savefig(fh, format=path.suffix.lower()[1:], dpi=150),
+               binary=True)
     return path
 
 
@@ -304,6 +306,7 @@ def llm_throughput(rows: Sequence[Mapping[str, Any]], title: str = "") -> Figure
         style = "-o" if i < 10 else "--s"  # ten colours, then dashed lines
         ax1.plot([r["batch"] for r in rs], [r["tokens_per_s"] for r in rs], style, ms=4,
                  color=f"C{i % 10}", label=label)
+        rs = [r for r in rs if r["tpot_s"] is not None]  # no decode (generate 1): no TPOT
         ax2.plot([1e3 * r["tpot_s"] for r in rs], [r["decode_tokens_per_s"] for r in rs], style,
                  ms=4, color=f"C{i % 10}", label=label)
         for r in rs:

@@ -19,9 +19,10 @@ A sweep file (YAML)::
 
 Every point is a pure function of (base config, overrides, workload), evaluated timing-only.
 Rows are appended to the output as points finish, one line per (point, workload), written in one
-``write`` and flushed; re-running the same command reads the file back, drops a torn last line
-(a run killed mid-write), and evaluates only the rows that are missing, so no row is lost or
-duplicated. One sweep at a time writes a results file: a second one started on the same file
+``write`` and flushed; re-running the same command reads the file back, drops every malformed
+row (a torn last line from a run killed mid-write, a torn or garbled row anywhere, a duplicate),
+and evaluates only the rows that are missing, so no row is lost or duplicated. Worker processes:
+``pool.pool_size`` of them, each exiting when this process dies. One sweep at a time writes a results file: a second one started on the same file
 waits for the first to finish (or stop), then re-reads the file and evaluates only what is still
 missing. Ctrl-C stops the workers, leaves every row written complete, and raises Interrupted
 saying how many rows are in the file. Executors: ``serial``, ``process`` (a local process pool,
@@ -46,7 +47,7 @@ from ..hardware.chip import chip_from_config
 from ..hardware.config import _parse_yaml, flatten, load_config, validate_config
 from ..hardware.dataflow import parse_gemm
 from ..errors import ConfigError, Interrupted, SimulatorInputError, WorkloadError, read_user_file
-from .interrupt import deferred, ignored, start_workers, worker_initializer
+from .interrupt import deferred, ignored, start_workers
 from .progress import progress_bar
 from .locking import exclusive
 
@@ -309,6 +310,27 @@ def _row_text(sweep: Sweep, pi: int, wi: int, result: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
+def _valid_row(sweep: Sweep, row: list[str], names: set[str]) -> bool:
+    """Return True when ``row`` (CSV fields) is a complete row of ``sweep``: every column, a
+    point index in range, a known workload, a status, and numbers in the metric columns of an
+    ``ok`` row. Rows of another sweep (another digest) count as valid: they are refused whole."""
+    if len(row) != len(sweep.columns) or any("\ufffd" in v for v in row):
+        return False
+    rec = dict(zip(sweep.columns, row))
+    if rec["sweep"] != sweep.digest:
+        return True
+    if not rec["point"].isdigit() or int(rec["point"]) >= len(sweep.points) \
+            or rec["workload"] not in names or rec["status"] not in ("ok", "error"):
+        return False
+    if rec["status"] == "ok":
+        try:
+            for m in METRICS:
+                float(rec[m])
+        except ValueError:
+            return False
+    return True
+
+
 def read_results(path: str | Path) -> list[dict[str, str]]:
     """Return the complete rows of a results CSV as dicts (a torn last line is ignored)."""
     text = Path(path).read_text(encoding="utf-8")
@@ -318,30 +340,43 @@ def read_results(path: str | Path) -> list[dict[str, str]]:
 
 
 def _prepare_output(sweep: Sweep, out: Path) -> set[tuple[int, str]]:
-    """Create the output or repair it (drop a torn last line); return the (point, workload) done."""
+    """Create the output, or repair it: drop every malformed row (a torn last line, a torn or
+    garbled row anywhere, a duplicate), rewriting the file whole (temporary file and rename) if
+    any was dropped. Return the (point, workload) pairs done. Raises WorkloadError when the file
+    holds another sweep's header or rows, OutputError when it cannot be read or written."""
+    from .outputs import OutputError, os_error_text, write_output
     header = ",".join(sweep.columns) + "\n"
-    if not out.exists() or out.stat().st_size == 0:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "w", encoding="utf-8") as fh:
-            fh.write(header)
-            fh.flush()
-            os.fsync(fh.fileno())
+    try:
+        raw = out.read_bytes() if out.exists() else b""
+    except OSError as exc:
+        raise OutputError(str(out), "out", f"cannot be read: {os_error_text(exc)}") from None
+    if not raw:
+        write_output(out, "--out", header)
         return set()
-    raw = out.read_bytes()
-    complete = raw[:raw.rfind(b"\n") + 1]
-    if len(complete) != len(raw):
-        with open(out, "r+b") as fh:  # a run was killed mid-write: drop the torn line
-            fh.truncate(len(complete))
-    text = complete.decode("utf-8")
+    text = raw[:raw.rfind(b"\n") + 1].decode("utf-8", errors="replace")  # no torn last line
     if not text.startswith(header):
         raise WorkloadError(str(out), "--out", "exists with another header: it holds results of "
                             "a different sweep; choose another file")
-    done = set()
-    for row in csv.DictReader(io.StringIO(text)):
-        if row["sweep"] != sweep.digest:
+    names = {w["name"] for w in sweep.workloads}
+    done: set[tuple[int, str]] = set()
+    kept = [header]
+    for line in text[len(header):].splitlines(keepends=True):
+        try:
+            row = next(csv.reader([line]), [])
+        except csv.Error:
+            continue
+        if not _valid_row(sweep, row, names):
+            continue
+        rec = dict(zip(sweep.columns, row))
+        if rec["sweep"] != sweep.digest:
             raise WorkloadError(str(out), "--out", f"holds rows of another sweep (digest "
-                                f"{row['sweep']}, this one {sweep.digest}); choose another file")
-        done.add((int(row["point"]), row["workload"]))
+                                f"{rec['sweep']}, this one {sweep.digest}); choose another file")
+        key = (int(rec["point"]), rec["workload"])
+        if key not in done:
+            done.add(key)
+            kept.append(line)
+    if sum(map(len, kept)) != len(raw.decode("utf-8", errors="replace")):
+        write_output(out, "--out", "".join(kept))  # some row was dropped: rewrite it whole
     return done
 
 
@@ -358,10 +393,13 @@ def _results_serial(args, chunks: Iterable[list]) -> Iterator[list]:
 def _results_process(args, chunks: list[list], workers: int | None) -> Iterator[list]:
     import concurrent.futures as cf
     import multiprocessing as mp
+    from .pool import parent_death_initializer, pool_size
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with start_workers():  # workers leave Ctrl-C to this process
-        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                      initializer=worker_initializer)
+    rows = sum(len(chunk) for chunk in chunks)
+    with start_workers():  # workers leave Ctrl-C to this process, and die with it
+        pool = cf.ProcessPoolExecutor(max_workers=pool_size(workers, rows), mp_context=ctx,
+                                      initializer=parent_death_initializer,
+                                      initargs=(os.getpid(),))
         futures = [pool.submit(_evaluate_chunk, *args, chunk) for chunk in chunks]
     try:
         for fut in cf.as_completed(futures):
@@ -397,7 +435,9 @@ def _results_dask(args, chunks: list[list], workers: int | None,
         else:
             # silence_logs: dask's warnings (slow event loop, tasks cancelled by Ctrl-C, workers
             # killed on close) would break the one-line output; errors still show
-            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+            from .pool import pool_size
+            rows = sum(len(chunk) for chunk in chunks)
+            cluster = LocalCluster(n_workers=pool_size(workers, rows), threads_per_worker=1,
                                    processes=True, dashboard_address=None,
                                    silence_logs=logging.ERROR)
             client = Client(cluster)
@@ -435,6 +475,8 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str = "process", workers:
     if executor not in EXECUTORS:
         raise WorkloadError("--executor", "executor", f"must be one of {', '.join(EXECUTORS)}, "
                             f"got {executor!r}")
+    from .pool import check_workers
+    check_workers(workers)
     with exclusive(out, "--out", wait=True, on_wait=on_wait):
         return _append_missing(sweep, Path(out), executor, workers, scheduler, progress, on_row)
 
@@ -457,8 +499,13 @@ def _append_missing(sweep: Sweep, out: Path, executor: str, workers: int | None,
         results = _results_process(args, chunks, workers)
     else:
         results = _results_dask(args, chunks, workers, scheduler)
+    from .outputs import OutputError, os_error_text
     written = 0
-    fd = os.open(out, os.O_WRONLY | os.O_APPEND)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_APPEND)
+    except OSError as exc:
+        results.close()
+        raise OutputError(str(out), "out", f"cannot be written: {os_error_text(exc)}") from None
     try:
         for rows in results:
             data = "".join(_row_text(sweep, pi, wi, res) for pi, wi, res in rows).encode()
@@ -471,6 +518,9 @@ def _append_missing(sweep: Sweep, out: Path, executor: str, workers: int | None,
                 bar.update(len(rows))
             if on_row is not None:
                 on_row()
+    except OSError as exc:  # a full disk mid-sweep: the rows written so far are complete
+        raise OutputError(str(out), "out", f"cannot be written: {os_error_text(exc)} "
+                          f"({len(done) + written} rows in the file; a re-run resumes)") from None
     except KeyboardInterrupt:
         total = len(sweep.points) * len(sweep.workloads)
         raise Interrupted(f"{written} rows written now, {len(done) + written} of {total} in "
