@@ -41,7 +41,13 @@ BEFORE = (536_006, 784_838, 32_169_546)
 
 
 def bert() -> None:
-    chip = load_chip(CONFIGS / "h100.yaml", overrides={"dtype": "int8"})
+    # BEFORE was measured when int8 ran at the bf16 rate: compare like for like at rate 1, then
+    # show the chip as shipped (the datasheet's int8 rate, 2 MACs per PE per cycle)
+    base = load_chip(CONFIGS / "h100.yaml", overrides={"dtype": "int8"})
+    shipped = run(base, build_zoo("zoo:bert-base", batch=32, seq=384).program).total_cycles
+    print(f"BERT-base b32 s384 int8 h100 as shipped (int8 at {base.mac_rate_of('int8')} MACs per "
+          f"PE per cycle): {shipped:,} cycles ({shipped / base.clock_hz * 1e3:.3f} ms)")
+    chip = base.with_overrides({"array.macs_per_pe_cycle.int8": 1})
     prog = build_zoo("zoo:bert-base", batch=32, seq=384).program
     rows = {}
     for label, c in (("split", chip.with_overrides({"array.batch_placement": "split"})),
@@ -51,7 +57,7 @@ def bert() -> None:
         dt = time.perf_counter() - t0
         by = {o.name: o for o in rep.ops}
         rows[label] = (by["l0.attn.qk"], by["l0.attn.pv"], rep.total_cycles)
-        print(f"BERT-base b32 s384 int8 h100, {label:15s}: qk {by['l0.attn.qk'].total_cycles:>9,} "
+        print(f"BERT-base b32 s384 int8 h100 (int8 rate 1), {label:15s}: qk {by['l0.attn.qk'].total_cycles:>9,} "
               f"pv {by['l0.attn.pv'].total_cycles:>9,} model {rep.total_cycles:>12,} cycles "
               f"({rep.total_cycles / c.clock_hz * 1e3:.3f} ms)  [{dt:.2f} s to run]")
         if by["l0.attn.qk"].placement:
