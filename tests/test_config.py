@@ -63,7 +63,7 @@ def test_yaml12_floats_and_ints_for_floats(tmp_path):
     ("clock_hz: .inf\n", "F:1: clock_hz: must be a positive finite number <= 10000000000000, got inf"),
     ("clock_hz: -5\n", "F:1: clock_hz: must be a positive number, got -5.0"),
     ("accumulator_bits: 64\n", "F:1: accumulator_bits: must be <= 32, got 64"),
-    ("name: x\nbogus: 1\n", "F:2: bogus: unknown key (known here: accumulator_bits, array, "
+    ("name: x\nbogus: 1\n", "F:2: bogus: unknown key (known here: accumulator_bits, area, array, "
                             "buffers, clock_hz, dram, dtype, energy, memory, name, output, overflow, overhead, power, "
                             "precision, source, sparsity, system, technology, tiling, vector)"),
     ("array:\n  rows: 4\n  colz: 4\n",

@@ -310,7 +310,8 @@ class Report:
             row.update(op.metrics())
             ops.append(row)
         out = {"chip": self.chip.to_dict(), "engine": self.engine, "mode": self.mode,
-               "energy_scaling": self.chip.energy.scaling, "totals": self.totals(), "ops": ops}
+               "energy_scaling": self.chip.energy.scaling, "totals": self.totals(),
+               "area": area_dict(self.chip), "ops": ops}
         if self.last_output_cycle is not None:
             out["last_output_cycle"] = self.last_output_cycle
         return out
@@ -370,6 +371,7 @@ class Report:
                                       t["average_power_w"] or 0.0) > t["tdp_w"]:
                 lines.append(tdp_line(t["tdp_power_w"], t["tdp_w"],
                                       self.chip.tdp_includes_dram))
+        lines.append(area_line(self.chip))
         if len(self.ops) > 1:
             lines.append("")
             lines.append(f"{'layer':<20}{'M x N x K':>20}{'cycles':>13}{'stall':>11}{'util %':>8}"
@@ -387,6 +389,26 @@ class Report:
                              f"{100 * m['mapping_efficiency']:>7.1f}{format_bytes(dram_b):>11}"
                              f"{format_energy(m['energy_pj'].get('total', 0.0)):>11}  {tiles}{bound}")
         return "\n".join(lines)
+
+
+def area_dict(chip: Chip) -> dict[str, Any]:
+    """Return the chip's area (simulator.hardware.area) as a JSON-ready dict (mm2 per
+    component, total_mm2, node_nm, sources; die_mm2 and model_over_die when area.die_mm2 is
+    stated), or {"error": why} for a node outside the area model's range."""
+    from ..hardware.area import chip_area
+    try:
+        return chip_area(chip).to_dict()
+    except ValueError as exc:
+        return {"error": str(exc)}
+
+
+def area_line(chip: Chip) -> str:
+    """Return the text report's ``area`` line: total mm2, the largest components, the die check."""
+    from ..hardware.area import chip_area
+    try:
+        return chip_area(chip).text()
+    except ValueError as exc:
+        return f"area        not modelled: {exc}"
 
 
 # columns of the per-layer table and of its CSV (cycles: the op's total; share: of the sum
@@ -525,6 +547,10 @@ def write_layer_csv(report: Report, path, group_by: str | None = None) -> None:
     if group_by is not None:
         from .report_groups import group_columns, group_rows
         rows, columns = group_rows(rows, group_by), list(group_columns(group_by))
+    # the chip's modelled area (mm2), the same on every row, after the existing columns
+    area_mm2 = area_dict(report.chip).get("total_mm2", "")
+    columns.append("chip_area_mm2")
+    rows = [{**r, "chip_area_mm2": area_mm2} for r in rows]
     from ..tools.outputs import write_with  # every output goes through one helper
 
     def write(fh) -> None:

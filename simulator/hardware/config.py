@@ -372,6 +372,15 @@ SCHEMA: tuple[Field, ...] = (
           "Which Stillmaker & Baas fit to use below 65 nm: high-performance or low-power "
           "devices.", choices=("hp", "lp")),
     Field("technology.source", "str", "", "-", "Where the chip's node and voltage come from."),
+    Field("area.die_mm2", "float", 0.0, "mm2",
+          "The chip's real die area, from a public source (0 = not stated); run reports the "
+          "modelled area's ratio to it (docs/area.md).", minimum=0.0, maximum=1e6),
+    Field("area.control_io_share", "float", 0.12, "-",
+          "Share of the die the area model adds for control and I/O, in [0, 0.9]; the default "
+          "0.12 is TPU v1's I/O (10 %) plus control (2 %) share of its die (Jouppi et al., ISCA "
+          "2017, Figure 2).",
+          minimum=0.0, maximum=0.9),
+    Field("area.source", "str", "", "-", "Where area.die_mm2 comes from."),
     Field("power.tdp_w", "float", 0.0, "W",
           "Thermal design power of the chip (0 = not stated). A run whose average power "
           "exceeds it says so in its report (text and JSON); the clock is not throttled.",
