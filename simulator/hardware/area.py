@@ -198,8 +198,9 @@ def chip_area(chip: "Chip") -> AreaReport:
     """Return the chip's AreaReport: mm2 per component (pe_array, registers, each SRAM buffer,
     vector_lanes, dma_noc, control_io) at the chip's technology.node_nm, their sum and the
     sources. Raises ValueError for a node outside 7-130 nm."""
-    cfg_area = chip.config.get("area", {}) if chip.config else {}
-    node_cfg = float(chip.config["technology"]["node_nm"]) if chip.config else 0.0
+    cfg = chip.config or {}
+    cfg_area = cfg.get("area", {})
+    node_cfg = float(cfg.get("technology", {}).get("node_nm", 0.0))
     node = node_cfg or REFERENCE_NODE_NM
     logic = area_scale_factor(REFERENCE_NODE_NM, node)  # 40 nm figures -> chip node
     um2 = 1e-6  # mm2 per um2
