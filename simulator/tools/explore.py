@@ -756,6 +756,11 @@ def run_explore(spec: Explore, out: str | Path, algorithm: str | None = None,
                             f"got {executor!r}")
     from .pool import check_workers
     check_workers(workers)
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise WorkloadError("explore", "algorithm", "needs optuna: pip install "
+                            "'systolic-sim[explore]' (or 'optuna>=5')") from None
     if spec.needs_area:
         try:
             from ..hardware.area import chip_area_mm2  # noqa: F401
