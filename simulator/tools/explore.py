@@ -963,8 +963,8 @@ def pareto_figure(spec: Explore, rows: list[dict[str, Any]], front: list[dict[st
         ax.scatter([r[names[x]] for r in feas], [r[names[y]] for r in feas], c="tab:blue",
                    s=10, alpha=0.6, label="feasible")
         fr = sorted(front, key=lambda r: r[names[x]])
-        ax.plot([r[names[x]] for r in fr], [r[names[y]] for r in fr], "-*", c="tab:red",
-                ms=9, label="Pareto front" if n == 2 else "front")
+        ax.plot([r[names[x]] for r in fr], [r[names[y]] for r in fr], "-*" if n == 2 else "*",
+                c="tab:red", ms=9, label="Pareto front")  # a line only where it is the front
         ax.set_xlabel(names[x])
         ax.set_ylabel(names[y])
         for v, setter in ((names[x], ax.set_xscale), (names[y], ax.set_yscale)):
