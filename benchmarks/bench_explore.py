@@ -116,7 +116,7 @@ def compare(spec, points, seeds: int) -> None:
                     if c not in curve and n >= c:
                         fr = ex.front_rows(spec, rows[:c])
                         curve[c] = hypervolume([[r[m] for m in names] for r in fr], lo, hi)
-            ex.search(spec, algorithm, budget, seed, ex.default_batch(algorithm, "process"),
+            ex.search(spec, algorithm, budget, seed, ex.default_batch(algorithm),
                       lookup, {}, on_progress=progress)
             for c in CHECKPOINTS:
                 shares[c].append(curve.get(c, 0.0) / best)

@@ -115,6 +115,14 @@ def test_partial_search_front_is_the_front_of_what_it_evaluated(tmp_path):
     assert all(r["array.rows"] * r["array.cols"] <= 2048 for r in got["points"])
 
 
+def test_the_same_seed_gives_the_same_search_on_every_executor(tmp_path):
+    spec = ex.load_explore(_spec(tmp_path, SMALL))
+    serial = ex.explore(spec, tmp_path / "s.jsonl", "tpe", 20, 4, executor="serial")
+    process = ex.explore(spec, tmp_path / "p.jsonl", "tpe", 20, 4, executor="process",
+                         workers=2)
+    assert serial == process
+
+
 def test_ctrl_c_then_resume_gives_the_same_search(tmp_path, monkeypatch):
     spec = ex.load_explore(_spec(tmp_path, SMALL))
     whole = ex.run_explore(spec, tmp_path / "a.jsonl", "nsga2", 30, 5)

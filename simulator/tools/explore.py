@@ -608,10 +608,11 @@ def _objective_values(spec: Explore, rec: dict[str, Any]) -> list[float]:
     return [float(rec["metrics"][m]) for m, _ in spec.objectives]
 
 
-def default_batch(algorithm: str, executor: str) -> int:
-    """Return how many points a search asks at a time: NSGA-II's population, else a small
-    batch for TPE (it learns between batches) and a large one for random and grid."""
-    return {"nsga2": 24, "tpe": 4 if executor == "serial" else 8}.get(algorithm, 64)
+def default_batch(algorithm: str) -> int:
+    """Return how many points a search asks at a time: NSGA-II's population, a small batch for
+    TPE (it learns between batches), a large one for random and grid. It does not depend on the
+    executor, so a search is the same search (and resumes) on any of them."""
+    return {"nsga2": 24, "tpe": 8}.get(algorithm, 64)
 
 
 def search(spec: Explore, algorithm: str, budget: int | None, seed: int, batch: int,
@@ -766,7 +767,7 @@ def run_explore(spec: Explore, out: str | Path, algorithm: str | None = None,
             from ..hardware.area import chip_area_mm2  # noqa: F401
         except ImportError:
             raise WorkloadError(str(spec.path), "area_mm2", "area model not available") from None
-    batch = batch or default_batch(algorithm, executor)
+    batch = batch or default_batch(algorithm)
     header = _header(spec, algorithm, seed, batch)
     from .locking import exclusive
     from .outputs import OutputError, os_error_text
