@@ -400,11 +400,52 @@ def _violations(spec: Explore, metrics: dict[str, Any], point: Sequence[Any]) ->
     return [_violation(node, env) for _, node in spec.constraints]
 
 
+class _ProcessPool:
+    """One local process pool for a whole search (the sweep's executor starts a pool per call,
+    which a search would pay once per batch); workers leave Ctrl-C to this process and die
+    with it, as a sweep's do."""
+
+    def __init__(self, workers: int | None):
+        self.workers = workers
+        self.pool = None
+
+    def results(self, args, chunks: list[list]) -> Iterable[list]:
+        """Yield each chunk's rows (sweep._evaluate_chunk) as it finishes."""
+        import concurrent.futures as cf
+        import multiprocessing as mp
+        from . import sweep as sw
+        from .interrupt import start_workers
+        from .pool import parent_death_initializer, pool_size
+        with start_workers():  # workers start on submit: they must inherit the blocked Ctrl-C
+            if self.pool is None:
+                ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+                self.pool = cf.ProcessPoolExecutor(
+                    max_workers=pool_size(self.workers, 1 << 30), mp_context=ctx,
+                    initializer=parent_death_initializer, initargs=(os.getpid(),))
+            futures = [self.pool.submit(sw._evaluate_chunk, *args, c) for c in chunks]
+        try:
+            for fut in cf.as_completed(futures):
+                yield fut.result()
+        except BaseException:  # Ctrl-C, an error, or the reader stopped: stop the workers now
+            self.close(stop=True)
+            raise
+
+    def close(self, stop: bool = False) -> None:
+        """Shut the pool down (``stop``: terminate its workers at once)."""
+        if self.pool is not None:
+            from . import sweep as sw
+            if stop:
+                sw._stop_pool(self.pool)
+            else:
+                self.pool.shutdown()
+            self.pool = None
+
+
 def _evaluate_points(spec: Explore, points: list[tuple[Any, ...]], executor: str,
-                     workers: int | None, scheduler: str | None
-                     ) -> Iterable[tuple[int, dict[str, Any]]]:
-    """Evaluate points (each on every workload) on a sweep executor; yield (index, record) as
-    each point's last workload finishes."""
+                     workers: int | None, scheduler: str | None,
+                     pool: _ProcessPool | None = None) -> Iterable[tuple[int, dict[str, Any]]]:
+    """Evaluate points (each on every workload) on a sweep executor (``pool`` for the process
+    executor when given); yield (index, record) as each point's last workload finishes."""
     from . import sweep as sw
     args = (flatten(spec.base), spec.keys, spec.workloads)
     items = [(pi, wi, p) for pi, p in enumerate(points) for wi in range(len(spec.workloads))]
@@ -413,7 +454,8 @@ def _evaluate_points(spec: Explore, points: list[tuple[Any, ...]], executor: str
     if executor == "serial":
         results = sw._results_serial(args, chunks)
     elif executor == "process":
-        results = sw._results_process(args, chunks, workers)
+        results = pool.results(args, chunks) if pool is not None else \
+            sw._results_process(args, chunks, workers)
     else:
         results = sw._results_dask(args, chunks, workers, scheduler)
     got: dict[int, dict[int, dict[str, Any]]] = {}
@@ -795,8 +837,10 @@ def run_explore(spec: Explore, out: str | Path, algorithm: str | None = None,
                                   "(a re-run resumes)") from None
             written += 1
 
+        pool = _ProcessPool(workers) if executor == "process" else None
+
         def evaluate(points):
-            return _evaluate_points(spec, points, executor, workers, scheduler)
+            return _evaluate_points(spec, points, executor, workers, scheduler, pool)
         try:
             study, order, now = search(spec, algorithm, budget, seed, batch, evaluate, known,
                                        time_s, on_record, bar.update)
@@ -804,6 +848,8 @@ def run_explore(spec: Explore, out: str | Path, algorithm: str | None = None,
             raise Interrupted(f"{written} points evaluated now, {before + written} in {out}; run "
                               "the same command again to resume") from None
         finally:
+            if pool is not None:
+                pool.close()
             os.close(fd)
             bar.close()
     rows = [_row(spec, rec, i) for i, rec in enumerate(order)]
