@@ -16,7 +16,8 @@ from typing import Any
 _EXPORTS = {"Chip": ".hardware.chip", "SystolicArray": ".hardware.chip",
             "load_chip": ".hardware.chip", "simulate_gemm": ".core.engine",
             "ConfigError": ".errors", "SimulatorInputError": ".errors", "WorkloadError": ".errors",
-            "OpReport": ".core.report", "Report": ".core.report"}
+            "OpReport": ".core.report", "Report": ".core.report",
+            "explore": ".tools.explore"}
 
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

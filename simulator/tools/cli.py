@@ -437,6 +437,41 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from .explore import check_feasible, load_explore, pareto_figure, run_explore, table, \
+        write_front
+    from .outputs import check_output_path, write_with
+    spec = load_explore(args.spec)
+    if args.plot:
+        check_output_path(args.plot, "--plot")
+    res = run_explore(spec, args.out, args.algorithm, args.budget, args.seed, args.time,
+                      args.executor, args.workers, args.scheduler,
+                      progress=sys.stderr.isatty(), on_wait=_say)
+    ok = sum(r["status"] == "ok" for r in res.points)
+    feasible = sum(bool(r["feasible"]) for r in res.points)
+    print(f"explore {args.spec}: {len(res.points)} chips ({res.evaluated_before} already in "
+          f"{args.out}, {res.evaluated_now} evaluated now); {ok} ok, "
+          f"{len(res.points) - ok} failed, {feasible} feasible")
+    failed = [r for r in res.points if r["status"] != "ok"]
+    if failed:
+        print(f"failed: {len(failed)} chips, e.g. " + ", ".join(
+            f"{k}={failed[0][k]}" for k in spec.keys) + f": {failed[0]['error']}")
+    check_feasible(res, args.out)
+    print(f"Pareto front ({len(res.front)} chips):")
+    print(table(spec, res.front))
+    if args.front:
+        paths = write_front(spec, res.front, args.front)
+        print(f"front chips: {', '.join(str(p) for p in paths)}")
+    if args.plot:
+        fig = pareto_figure(spec, res.points, res.front)
+        write_with(args.plot, "--plot", lambda fh: fig.savefig(fh, format="png", dpi=110),
+                   binary=True)
+        print(f"plot: {args.plot}")
+    for name, imp in res.importance.items():
+        print(f"importance for {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in imp.items()))
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from . import plots
     from .sweep import read_results
@@ -896,6 +931,24 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     sw.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler (default: local)")
     sw.set_defaults(func=_cmd_sweep)
+
+    ex = sub.add_parser("explore", help="search a design space for the Pareto front of chips "
+                        "(resumable)")
+    ex.add_argument("spec", help="explore YAML (base, space, rules, workloads, objectives, "
+                    "constraints)")
+    ex.add_argument("--out", required=True, metavar="FILE.jsonl",
+                    help="every evaluation; re-runs resume")
+    ex.add_argument("--algorithm", choices=("nsga2", "tpe", "random", "grid"),
+                    help="default: the spec's, else nsga2 for several objectives, tpe for one")
+    ex.add_argument("--budget", type=int, help="distinct chips to evaluate")
+    ex.add_argument("--time", type=float, metavar="S", help="seconds of search")
+    ex.add_argument("--seed", type=int, help="sampler seed (default: the spec's, else 0)")
+    ex.add_argument("--front", metavar="DIR", help="write each Pareto-optimal chip as a YAML here")
+    ex.add_argument("--plot", metavar="FILE.png", help="draw the Pareto plot")
+    ex.add_argument("--executor", choices=("serial", "process", "dask"), default="process")
+    ex.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    ex.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler (default: local)")
+    ex.set_defaults(func=_cmd_explore)
 
     pl = sub.add_parser("plot", help="draw utilisation curves, rooflines, energy, timelines")
     pl.add_argument("kind", choices=("utilisation", "roofline", "energy", "timeline", "heatmap"))
