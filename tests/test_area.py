@@ -178,3 +178,15 @@ def test_csv_keeps_its_columns_and_adds_the_chip_area(tmp_path, capsys):
     keys = list(rows[0].keys())  # the grouped (by op) columns, then the chip's area
     assert keys[-1] == "chip_area_mm2" and {"op", "cycles", "energy_pj"} <= set(keys)
     assert rows and all(float(r["chip_area_mm2"]) == pytest.approx(tpu().total_mm2) for r in rows)
+
+
+def test_float_format_widths_equal_ml_dtypes():
+    """The area model's table of significand and exponent widths is ml_dtypes' (numpy's)."""
+    import ml_dtypes
+    import numpy as np
+    from simulator.hardware.area import _FLOAT_BITS
+    types = {"fp32": np.float32, "fp16": np.float16, "bf16": ml_dtypes.bfloat16,
+             "fp8_e4m3": ml_dtypes.float8_e4m3fn, "fp8_e5m2": ml_dtypes.float8_e5m2}
+    for fmt, (sig, exp) in _FLOAT_BITS.items():
+        info = ml_dtypes.finfo(types[fmt])
+        assert (sig, exp) == (int(info.nmant) + 1, int(info.nexp)), fmt

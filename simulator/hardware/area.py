@@ -28,8 +28,6 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
-import ml_dtypes
-import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     from .chip import Chip
@@ -145,16 +143,21 @@ def sram_mm2_per_bit(node_nm: float) -> float:
     return _SRAM_LAMBDA2_PER_BIT * lam_mm * lam_mm
 
 
+# (significand bits with the hidden bit, exponent bits) of each float format, as the formats
+# define them (IEEE 754 binary16/binary32, bfloat16, OCP FP8 E4M3/E5M2: the names say the
+# widths); tests/test_area.py holds the table to ml_dtypes.finfo. A table, not ml_dtypes, so a
+# timing-only run imports no ml_dtypes (tests/test_cold_start.py).
+_FLOAT_BITS = {"fp32": (24, 8), "fp16": (11, 5), "bf16": (8, 8), "fp8_e4m3": (4, 4),
+               "fp8_e5m2": (3, 5)}
+
+
 def _significand_exponent_bits(fmt: str) -> tuple[int, int]:
-    """Return (significand bits with the hidden bit, exponent bits) of a number format, read
-    from numpy / ml_dtypes (an integer format: (its width, 0))."""
+    """Return (significand bits with the hidden bit, exponent bits) of a number format (an
+    integer format: (its width, 0))."""
     ints = {"int8": 8, "int4": 4}
     if fmt in ints:
         return ints[fmt], 0
-    dt = {"fp8_e4m3": ml_dtypes.float8_e4m3fn, "fp8_e5m2": ml_dtypes.float8_e5m2,
-          "fp16": np.float16, "bf16": ml_dtypes.bfloat16, "fp32": np.float32}[fmt]
-    info = ml_dtypes.finfo(dt)
-    return int(info.nmant) + 1, int(info.nexp)
+    return _FLOAT_BITS[fmt]
 
 
 def _mac_um2_40nm(fmt: str, acc_bits: int) -> float:
