@@ -293,14 +293,29 @@ def dram_traffic_closed_form(chip: Chip, m: int, n: int, k: int, plan: TilePlan,
     return a, b, o_rd, o_wr
 
 
+# The tile walk (numba) runs about 3e7 tile steps a second; a GEMM needing more than this many
+# is refused up front rather than walked for minutes (docs/errors.md, "Bounded work").
+MAX_TILE_STEPS = 1 << 27
+
+
+def _steps(m: int, n: int, k: int, plan: TilePlan) -> int:
+    """Return the number of tile steps the walk of ``plan`` takes (Python integers)."""
+    return one_tile.cdiv(m, plan.tile_m) * one_tile.cdiv(n, plan.tile_n) * \
+        one_tile.cdiv(k, plan.tile_k)
+
+
 def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan,
          conv: ConvGeometry | None = None) -> MemoryResult:
     from . import _memory
     arr = chip.array
     geom = _feeder(chip, m, k, conv)
     # the im2col traffic bounds a feeder-lowered conv's (a tile touches at most its elements)
-    steps = one_tile.cdiv(m, plan.tile_m) * one_tile.cdiv(n, plan.tile_n) * \
-        one_tile.cdiv(k, plan.tile_k)
+    steps = _steps(m, n, k, plan)
+    if steps > MAX_TILE_STEPS:
+        raise WorkloadError(f"gemm {m}x{n}x{k}", "tile steps", f"walking it takes {steps:,} tile "
+                            f"steps ({plan.tile_m}x{plan.tile_n}x{plan.tile_k} tiles), over the "
+                            f"limit of 2^27 = {MAX_TILE_STEPS:,} (a few seconds); split the GEMM or "
+                            "give the chip larger buffers")
     check_dram_cycles(chip, sum(dram_traffic_closed_form(chip, m, n, k, plan)), 4 * steps,
                       f"gemm {m}x{n}x{k}")
     c = _memory._run_steps(
@@ -443,6 +458,10 @@ def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
             bound = max(est, _transfer_bound(chip, traffic))
             cands.append((bound, plan))
     cands.sort(key=lambda c: c[0])
+    walkable = [c for c in cands if _steps(m, n, k, c[1]) <= MAX_TILE_STEPS]
+    if not walkable:  # _run refuses the candidate with the fewest steps, in one line
+        walkable = [min(cands, key=lambda c: _steps(m, n, k, c[1]))]
+    cands = walkable
     best = None
     for bound, plan in cands:
         if best is not None and bound > (best.compute_cycles if by_compute else best.total_cycles):

@@ -79,7 +79,7 @@ def load_topology(path: str | Path) -> list[Layer]:
 
     Raises WorkloadError with ``FILE:LINE: field: message`` on any malformed row.
     """
-    text = read_user_file(path, WorkloadError, "a CSV file")
+    text = read_user_file(path, WorkloadError, "a CSV file", "topology")
     rows = [(i + 1, r) for i, r in enumerate(csv.reader(text.splitlines()))
             if r and any(f.strip() for f in r) and not r[0].lstrip().startswith("#")]
     if not rows:

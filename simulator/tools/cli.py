@@ -459,7 +459,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
                 if args.kind == "utilisation" else \
                 plots.heatmap(rows, args.x, args.y, args.metric, args.workload)
         else:
-            data = json.loads(src.read_text())
+            from ..io_limits import read_text
+            data = json.loads(read_text(src, "json", WorkloadError, "report"))
             report = data.get("step_report", data)
             if not isinstance(report, dict) or "ops" not in report:
                 raise ValueError("not a report JSON (systolic-sim run --json or train --json)")
@@ -638,12 +639,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_prune(args: argparse.Namespace) -> int:
     from ..hardware.sparsity import prune_nm, prune_unstructured
-    try:
-        x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise WorkloadError(f"{args.input}:1", "input", f"not a .npy matrix ({exc})") from None
+    from ..io_limits import load_array
+    x = load_array(args.input, WorkloadError, "input", npz=False)
+    if x.dtype.kind not in "biuf":
+        what = {"c": "complex numbers (magnitude ranking would need a rule: give the real part "
+                "or abs() yourself)", "U": "strings", "S": "bytes", "M": "dates",
+                "m": "time deltas", "V": "records"}.get(x.dtype.kind, str(x.dtype))
+        raise WorkloadError(f"{args.input}:1", "input", f"holds {what}, not real numbers "
+                            f"(dtype {x.dtype})")
+    if x.ndim != 2 or 0 in x.shape:
+        raise WorkloadError(f"{args.input}:1", "input", f"must be a non-empty matrix (2-D), got "
+                            f"shape {'x'.join(map(str, x.shape)) or 'scalar'}")
     axis = 0 if args.operand == "b" else 1
-    if args.nm:
+    if args.nm is not None:
         try:
             n, m = (int(v) for v in args.nm.split(":"))
         except ValueError:

@@ -178,7 +178,7 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
 def load_sweep(path: str | Path) -> Sweep:
     """Read and check a sweep file; return the Sweep. Raises ConfigError (FILE:LINE: ...)."""
     path = Path(path)
-    text = read_user_file(path, ConfigError, "a sweep YAML file")
+    text = read_user_file(path, ConfigError, "a sweep YAML file", "sweep")
     data, lines = _parse_yaml(text, str(path))
 
     def where(key: str) -> str:
