@@ -297,3 +297,28 @@ def _check_npy_header(fh, size: int, where: str, field: str, error, cap: int,
                     f"(shape {'x'.join(map(str, shape)) or 'scalar'}, {dtype}), the file holds "
                     f"{max(body, 0):,}")
     del np
+
+
+def memory_budget() -> int:
+    """Return the bytes a command may plan to allocate for arrays that scale with a count the
+    user gives (a batch, a dataset): ``SYSTOLIC_SIM_MAX_BYTES_MEMORY`` (K, M, G, T suffixes)
+    or half this machine's physical memory (4 GiB where it cannot be read)."""
+    raw = os.environ.get(ENV_PREFIX + "MEMORY", "").strip()
+    if raw:
+        LIMITS.setdefault("memory", (0, "planned arrays"))
+        return limit("memory")
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 4 * GIB
+
+
+def check_planned_bytes(nbytes: int, error: type[SimulatorInputError], location: str,
+                        field: str, what: str) -> None:
+    """Raise ``error`` (one line) when ``nbytes`` of planned arrays exceed
+    :func:`memory_budget`, before anything is allocated."""
+    budget = memory_budget()
+    if nbytes > budget:
+        raise error(location, field, f"{what} needs about {nbytes:,} bytes of arrays, over the "
+                    f"limit of {budget:,} (half this machine's memory; set "
+                    f"{ENV_PREFIX}MEMORY to change it)")

@@ -312,7 +312,15 @@ def _train_inputs(args: argparse.Namespace, spec):
     if args.data:
         x, y, params = load_data(args.data, spec)
     else:
-        x, y = synthetic_data(spec, max(16 * args.batch, 1024), args.seed)
+        from ..io_limits import check_planned_bytes
+        samples = max(16 * args.batch, 1024)
+        # the dataset (X, Y float32, the noise float64) and a step's float64 activations,
+        # gradients and their copies (4 per width), before anything is allocated
+        planned = samples * (4 * spec.in_features + 12 * spec.out_features) \
+            + 4 * 8 * args.batch * sum(spec.dims)
+        check_planned_bytes(planned, WorkloadError, f"--batch {args.batch}", "batch",
+                            f"{spec.kind} {'x'.join(map(str, spec.dims))} at this batch")
+        x, y = synthetic_data(spec, samples, args.seed)
         params = {}
     return x, y, params or init_params(spec, args.seed)
 
