@@ -450,8 +450,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from .sweep import read_results
     where = f"plot {args.kind} {args.input}"
     src = Path(args.input)
-    if not src.is_file():
-        raise WorkloadError(where, "input", "no such file")
+    from ..io_limits import check_regular
+    check_regular(args.input, "results" if args.kind in ("utilisation", "heatmap") else "json",
+                  WorkloadError, "input", line=False)
     try:
         if args.kind in ("utilisation", "heatmap"):
             rows = read_results(src)

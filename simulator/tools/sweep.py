@@ -333,7 +333,8 @@ def _valid_row(sweep: Sweep, row: list[str], names: set[str]) -> bool:
 
 def read_results(path: str | Path) -> list[dict[str, str]]:
     """Return the complete rows of a results CSV as dicts (a torn last line is ignored)."""
-    text = Path(path).read_text(encoding="utf-8")
+    from ..io_limits import read_text
+    text = read_text(path, "results", WorkloadError, "results", line=False)
     if not text.endswith("\n"):
         text = text[:text.rfind("\n") + 1]
     return list(csv.DictReader(io.StringIO(text)))
