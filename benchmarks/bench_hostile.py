@@ -96,13 +96,46 @@ def _npy_cases(folder: Path) -> list[Path]:
     return out
 
 
+def onnx_external_model(folder: Path, how: str, location: str) -> Path:
+    """Write ``folder``/m.onnx: y = x @ C (2x2 float32), where C is a Constant node's value
+    (``how`` = constant), an initializer (initializer), or a ConstantOfShape fill
+    (constant_of_shape), its data kept in the external file ``location``. Also used by
+    tests/test_hostile_inputs.py."""
+    import numpy as np
+    from onnx import TensorProto, helper
+    shape = [1] if how == "constant_of_shape" else [2, 2]
+    t = helper.make_tensor("value" if how == "constant_of_shape" else "c", TensorProto.FLOAT,
+                           shape, [0.0] * int(np.prod(shape)))
+    t.ClearField("float_data")
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", "0"), ("length", str(4 * np.prod(shape)))):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])
+    inits = []
+    if how == "constant":
+        nodes = [helper.make_node("Constant", [], ["c"], value=t)]
+    elif how == "initializer":
+        nodes, inits = [], [t]
+    else:
+        s = helper.make_tensor("s", TensorProto.INT64, [2], [2, 2])
+        nodes = [helper.make_node("Constant", [], ["s"], value=s),
+                 helper.make_node("ConstantOfShape", ["s"], ["c"], value=t)]
+    nodes.append(helper.make_node("MatMul", ["x", "c"], ["y"]))
+    m = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits),
+                          opset_imports=[helper.make_opsetid("", 17)])
+    p = folder / "m.onnx"
+    p.write_bytes(m.SerializeToString())
+    return p
+
+
 def _onnx_traversal(folder: Path) -> list[tuple[str, list[str], bool]]:
     """Build ONNX models whose initializer or Constant value keeps its data in an external
     file; return (label, argv, data outside the folder?) per model."""
     try:
         import numpy as np
-        import onnx
-        from onnx import TensorProto, helper
+        import onnx  # noqa: F401
     except ImportError:
         return []
     secret = folder / "secret.bin"
@@ -120,33 +153,7 @@ def _onnx_traversal(folder: Path) -> list[tuple[str, list[str], bool]]:
             (d / "w.bin").write_bytes(np.arange(4, dtype=np.float32).tobytes())
             (d / "subdir").mkdir()
             os.symlink(secret, d / "link.bin")
-            t = helper.make_tensor("c" if how != "constant_of_shape" else "value",
-                                   TensorProto.FLOAT, [2, 2] if how != "constant_of_shape"
-                                   else [1], [0.0] * (4 if how != "constant_of_shape" else 1))
-            t.ClearField("float_data")
-            t.data_location = TensorProto.EXTERNAL
-            for k, v in (("location", loc), ("offset", "0"),
-                         ("length", "16" if how != "constant_of_shape" else "4")):
-                e = t.external_data.add()
-                e.key, e.value = k, v
-            x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])
-            y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])
-            inits = []
-            if how == "constant":
-                nodes = [helper.make_node("Constant", [], ["c"], value=t),
-                         helper.make_node("MatMul", ["x", "c"], ["y"])]
-            elif how == "initializer":
-                inits = [t]
-                nodes = [helper.make_node("MatMul", ["x", "c"], ["y"])]
-            else:
-                shape = helper.make_tensor("s", TensorProto.INT64, [2], [2, 2])
-                nodes = [helper.make_node("Constant", [], ["s"], value=shape),
-                         helper.make_node("ConstantOfShape", ["s"], ["c"], value=t),
-                         helper.make_node("MatMul", ["x", "c"], ["y"])]
-            g = helper.make_graph(nodes, "g", [x], [y], inits)
-            m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-            p = d / "m.onnx"
-            p.write_bytes(m.SerializeToString())
+            p = onnx_external_model(d, how, loc)
             cases.append((f"onnx {how} data {label}", ["run", GEMMINI, "--onnx", str(p)],
                           outside))
     return cases

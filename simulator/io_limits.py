@@ -24,8 +24,8 @@ from pathlib import Path
 
 from .errors import SimulatorInputError
 
-__all__ = ["LIMITS", "confine", "limit", "open_regular", "read_bytes", "read_text",
-           "check_regular"]
+__all__ = ["LIMITS", "check_planned_bytes", "check_regular", "confine", "limit", "load_array",
+           "memory_budget", "open_regular", "read_bytes", "read_text"]
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
@@ -59,8 +59,11 @@ def limit(kind: str) -> int:
     (an integer with an optional K, M, G or T suffix, powers of 1024) or the default."""
     default, _ = LIMITS[kind]
     raw = os.environ.get(ENV_PREFIX + kind.upper(), "").strip()
-    if not raw:
-        return default
+    return _parse_bytes(kind, raw) if raw else default
+
+
+def _parse_bytes(kind: str, raw: str) -> int:
+    """Return the byte count of ``SYSTOLIC_SIM_MAX_BYTES_<KIND>=raw``; raise otherwise."""
     num, suffix = (raw[:-1], raw[-1].upper()) if raw[-1].upper() in _SUFFIX else (raw, "")
     try:
         value = int(num) * _SUFFIX[suffix]
@@ -267,7 +270,6 @@ def _check_npy_header(fh, size: int, where: str, field: str, error, cap: int,
     objects, or declares more bytes than ``cap`` or than the ``size`` bytes the file holds."""
     import math
 
-    import numpy as np
     from numpy.lib import format as npf
     label = f"{what}: " if what else ""
     version = npf.read_magic(fh)
@@ -296,7 +298,6 @@ def _check_npy_header(fh, size: int, where: str, field: str, error, cap: int,
         raise error(where, field, f"{label}is truncated: its header declares {nbytes:,} bytes "
                     f"(shape {'x'.join(map(str, shape)) or 'scalar'}, {dtype}), the file holds "
                     f"{max(body, 0):,}")
-    del np
 
 
 def memory_budget() -> int:
@@ -305,8 +306,7 @@ def memory_budget() -> int:
     or half this machine's physical memory (4 GiB where it cannot be read)."""
     raw = os.environ.get(ENV_PREFIX + "MEMORY", "").strip()
     if raw:
-        LIMITS.setdefault("memory", (0, "planned arrays"))
-        return limit("memory")
+        return _parse_bytes("memory", raw)
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
     except (ValueError, OSError, AttributeError):

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import CONFIGS
+from conftest import CONFIGS, ROOT
 from hostile_cli import cli, one_line
 from simulator import io_limits
-from simulator.errors import ConfigError, SimulatorInputError, WorkloadError
+from simulator.errors import SimulatorInputError, WorkloadError
 from simulator.hardware.config import load_config
 from simulator.llm.model import load_model
 from simulator.frontends.topology import load_topology
@@ -146,35 +146,16 @@ def test_confine_refusals_name_the_rule(tmp_path, location, needle):
 # --------------------------------------------------------------------------- ONNX external data
 
 def _onnx_model(folder: Path, how: str, location: str) -> Path:
-    """Write m.onnx in ``folder``: y = x @ C, where C (2x2) is a Constant node's value
-    (``how`` constant), an initializer, or a ConstantOfShape fill, its data in ``location``."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-    shape = [1] if how == "constant_of_shape" else [2, 2]
-    t = helper.make_tensor("value" if how == "constant_of_shape" else "c", TensorProto.FLOAT,
-                           shape, [0.0] * int(np.prod(shape)))
-    t.ClearField("float_data")
-    t.data_location = TensorProto.EXTERNAL
-    for k, v in (("location", location), ("offset", "0"), ("length", str(4 * np.prod(shape)))):
-        e = t.external_data.add()
-        e.key, e.value = k, v
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])
-    inits = []
-    if how == "constant":
-        nodes = [helper.make_node("Constant", [], ["c"], value=t)]
-    elif how == "initializer":
-        nodes, inits = [], [t]
-    else:
-        s = helper.make_tensor("s", TensorProto.INT64, [2], [2, 2])
-        nodes = [helper.make_node("Constant", [], ["s"], value=s),
-                 helper.make_node("ConstantOfShape", ["s"], ["c"], value=t)]
-    nodes.append(helper.make_node("MatMul", ["x", "c"], ["y"]))
-    m = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits),
-                          opset_imports=[helper.make_opsetid("", 17)])
-    p = folder / "m.onnx"
-    p.write_bytes(m.SerializeToString())
-    return p
+    """Write m.onnx in ``folder`` (benchmarks/bench_hostile.py's builder): y = x @ C, C (2x2)
+    a Constant node's value, an initializer or a ConstantOfShape fill, its data in
+    ``location``."""
+    pytest.importorskip("onnx")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_hostile",
+                                                  ROOT / "benchmarks" / "bench_hostile.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench.onnx_external_model(folder, how, location)
 
 
 HOWS = ["constant", "initializer", "constant_of_shape"]
