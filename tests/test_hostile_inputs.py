@@ -333,3 +333,24 @@ def test_llm_train_with_a_huge_global_batch_answers_quickly(tmp_path):
                tmp_path, timeout=120)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert time.monotonic() - t0 < 60
+
+
+def test_ctrl_c_during_a_long_tile_walk_stops_within_a_second(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    env = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR",
+                                                           str(tmp_path / ".numba"))}
+    # 2^27 tile steps (the limit): a walk of seconds, run off the main thread
+    argv = [sys.executable, "-m", "simulator", "run", GEMMINI, "--gemm", "131072x65536x65536"]
+    warm = subprocess.run(argv[:4] + [GEMMINI, "--gemm", "64x64x64"], cwd=ROOT, env=env,
+                          capture_output=True, timeout=300)  # numba's cache, off the clock
+    assert warm.returncode == 0, warm.stderr
+    p = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # past start-up, inside the walk
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=60)[1]
+    assert time.monotonic() - t0 < 1.0, err
+    assert p.returncode == 130 and "Traceback" not in err and len(err.strip().splitlines()) == 1
