@@ -493,9 +493,14 @@ def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
         walkable = [min(cands, key=lambda c: _steps(m, n, k, c[1]))]
     cands = walkable
     best = None
+    walked = 0  # tile steps walked for this GEMM, all candidates together
     for bound, plan in cands:
         if best is not None and bound > (best.compute_cycles if by_compute else best.total_cycles):
             break
+        steps = _steps(m, n, k, plan)
+        if best is not None and walked + steps > MAX_TILE_STEPS:
+            break  # the walk budget is spent: keep the best tiling walked (docs/errors.md)
+        walked += steps
         res = _run(chip, m, n, k, plan, conv)
         if best is None or rank(res) < rank(best):
             best = res
