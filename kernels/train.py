@@ -119,12 +119,14 @@ def load_data(path: str | Path, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray
     Returns (X, Y, params) with params possibly empty. Raises WorkloadError naming the array.
     """
     where = str(path)
+    from simulator.io_limits import load_array  # size caps, regular files, header checks
+    data = load_array(path, WorkloadError, line=False)
+    if isinstance(data, np.ndarray):
+        raise WorkloadError(where, "", "is a .npy array; --data needs a .npz with X and Y")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with data:
             arrays = {k: np.asarray(data[k]) for k in data.files}
-    except FileNotFoundError:
-        raise WorkloadError(where, "", "no such file") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise WorkloadError(where, "", f"not a readable .npz file ({exc})") from None
     for need in ("X", "Y"):
         if need not in arrays:

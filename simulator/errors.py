@@ -50,17 +50,11 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(self.done)
 
 
-def read_user_file(path: str | Path, error: type[SimulatorInputError], what: str) -> str:
-    """Return the UTF-8 text of a user-given file, or raise ``error`` located at ``FILE:1``
-    (no such file, a directory, not UTF-8, unreadable); ``what`` names the kind expected."""
-    location = f"{path}:1"
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(location, "", "no such file") from None
-    except IsADirectoryError:
-        raise error(location, "", f"is a directory, not {what}") from None
-    except UnicodeDecodeError as exc:
-        raise error(location, "", f"not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
-        raise error(location, "", exc.strerror or str(exc)) from None
+def read_user_file(path: str | Path, error: type[SimulatorInputError], what: str,
+                   kind: str = "config") -> str:
+    """Return the UTF-8 text of a user-given file through the input boundary
+    (:mod:`simulator.io_limits`: a regular file within the size cap of ``kind``), or raise
+    ``error`` located at ``FILE:1`` (no such file, a directory or device, too big, not UTF-8,
+    unreadable); ``what`` names the kind expected."""
+    from .io_limits import read_text
+    return read_text(path, kind, error)

@@ -355,7 +355,7 @@ def _port(nbytes, port):
     return 0 if port <= 0.0 else int(np.ceil(nbytes / port))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: a long walk runs off the main thread (Ctrl-C)
 def _run_steps(df, m, n, k, tm, tn, tk, order, big_r, big_c, full, overlap, count, split,
                tile_m, tile_n, in_b, acc_b, bpc, per_port, latency, double_buffered, unified,
                ports, out_b, conv):

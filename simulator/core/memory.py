@@ -293,18 +293,63 @@ def dram_traffic_closed_form(chip: Chip, m: int, n: int, k: int, plan: TilePlan,
     return a, b, o_rd, o_wr
 
 
+# The tile walk (numba) runs about 3e7 tile steps a second; a GEMM needing more than this many
+# is refused up front rather than walked for minutes (docs/errors.md, "Bounded work").
+MAX_TILE_STEPS = 1 << 27
+
+
+# A walk of more tile steps than this (about 30 ms) runs in a helper thread, so the main thread
+# takes Ctrl-C within 0.1 s instead of when the walk ends.
+THREADED_STEPS = 1 << 20
+
+
+def _interruptible(steps: int, fn, *args):
+    """Return ``fn(*args)`` (a nogil numba function); when ``steps`` is large, run it in a
+    daemon thread and wait in 0.1 s slices, so a KeyboardInterrupt (Ctrl-C) reaches the main
+    thread at once; the walk's thread is abandoned (it holds no lock or file) and ends with
+    the process."""
+    if steps <= THREADED_STEPS:
+        return fn(*args)
+    import threading
+    out: list = []
+    failed: list = []
+
+    def target():
+        try:
+            out.append(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            failed.append(exc)
+    t = threading.Thread(target=target, name="tile-walk", daemon=True)
+    t.start()
+    while t.is_alive():
+        t.join(0.1)
+    if failed:
+        raise failed[0]
+    return out[0]
+
+
+def _steps(m: int, n: int, k: int, plan: TilePlan) -> int:
+    """Return the number of tile steps the walk of ``plan`` takes (Python integers)."""
+    return one_tile.cdiv(m, plan.tile_m) * one_tile.cdiv(n, plan.tile_n) * \
+        one_tile.cdiv(k, plan.tile_k)
+
+
 def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan,
          conv: ConvGeometry | None = None) -> MemoryResult:
     from . import _memory
     arr = chip.array
     geom = _feeder(chip, m, k, conv)
     # the im2col traffic bounds a feeder-lowered conv's (a tile touches at most its elements)
-    steps = one_tile.cdiv(m, plan.tile_m) * one_tile.cdiv(n, plan.tile_n) * \
-        one_tile.cdiv(k, plan.tile_k)
+    steps = _steps(m, n, k, plan)
+    if steps > MAX_TILE_STEPS:
+        raise WorkloadError(f"gemm {m}x{n}x{k}", "tile steps", f"walking it takes {steps:,} tile "
+                            f"steps ({plan.tile_m}x{plan.tile_n}x{plan.tile_k} tiles), over the "
+                            f"limit of 2^27 = {MAX_TILE_STEPS:,} (a few seconds); split the GEMM or "
+                            "give the chip larger buffers")
     check_dram_cycles(chip, sum(dram_traffic_closed_form(chip, m, n, k, plan)), 4 * steps,
                       f"gemm {m}x{n}x{k}")
-    c = _memory._run_steps(
-        _DATAFLOW_CODE[arr.dataflow], m, n, k, plan.tile_m, plan.tile_n, plan.tile_k,
+    c = _interruptible(
+        steps, _memory._run_steps, _DATAFLOW_CODE[arr.dataflow], m, n, k, plan.tile_m, plan.tile_n, plan.tile_k,
         ORDERS.index(plan.loop_order), arr.rows, arr.cols, arr.fill_drain == "full",
         arr.overlap_code, arr.count, _SPLIT_CODE[plan.split], arr.split_tile_m,
         arr.split_tile_n, chip.input_bytes, ACC_BYTES,
@@ -443,10 +488,19 @@ def run_gemm_memory(chip: Chip, m: int, n: int, k: int,
             bound = max(est, _transfer_bound(chip, traffic))
             cands.append((bound, plan))
     cands.sort(key=lambda c: c[0])
+    walkable = [c for c in cands if _steps(m, n, k, c[1]) <= MAX_TILE_STEPS]
+    if not walkable:  # _run refuses the candidate with the fewest steps, in one line
+        walkable = [min(cands, key=lambda c: _steps(m, n, k, c[1]))]
+    cands = walkable
     best = None
+    walked = 0  # tile steps walked for this GEMM, all candidates together
     for bound, plan in cands:
         if best is not None and bound > (best.compute_cycles if by_compute else best.total_cycles):
             break
+        steps = _steps(m, n, k, plan)
+        if best is not None and walked + steps > MAX_TILE_STEPS:
+            break  # the walk budget is spent: keep the best tiling walked (docs/errors.md)
+        walked += steps
         res = _run(chip, m, n, k, plan, conv)
         if best is None or rank(res) < rank(best):
             best = res

@@ -49,8 +49,9 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray] | np.ndarray:
     if suffix not in (".npz", ".npy"):
         raise WorkloadError(where, "inputs", "must be a .npz (one array per input name) or a "
                             ".npy (the one input of a single-input model)")
+    from ..io_limits import load_array
     try:
-        loaded = np.load(path, allow_pickle=False)
+        loaded = load_array(path, WorkloadError, "inputs", line=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             return _numeric(path, "array", loaded)
         with loaded:

@@ -35,6 +35,8 @@ Program's after every node.
 from __future__ import annotations
 
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -53,6 +55,7 @@ __all__ = ["HANDLERS", "ImportedModel", "import_onnx", "parse_input_shape"]
 _MAX_FOLD_ELEMENTS = 1 << 26
 # Largest data input (elements) a --input shape may give, as the PyTorch importer's.
 MAX_INPUT_ELEMENTS = 1 << 31
+MAX_ATTRIBUTE_BYTES = 256 << 20  # external data of one tensor attribute (Constant value)
 
 
 def _onnx():
@@ -69,9 +72,11 @@ def _onnx():
 class Const:
     """A tensor known at import: its shape, numpy dtype and (lazily computed) value."""
 
-    __slots__ = ("shape", "dtype", "_value", "_thunk")
+    __slots__ = ("shape", "dtype", "_value", "_thunk", "name")
 
-    def __init__(self, value=None, shape=None, dtype=None, thunk: Callable | None = None):
+    def __init__(self, value=None, shape=None, dtype=None, thunk: Callable | None = None,
+                 name: str | None = None):
+        self.name = name
         if value is not None:
             value = np.asarray(value)
             self.shape, self.dtype = tuple(value.shape), value.dtype
@@ -91,6 +96,14 @@ class Const:
     def size(self) -> int:
         """Return the number of elements."""
         return math.prod(self.shape)
+
+    def __repr__(self) -> str:
+        """Name the tensor in messages (never ``<Const object at 0x...>``)."""
+        dims = "x".join(map(str, self.shape)) or "scalar"
+        return (f"tensor {self.name} ({dims} {self.dtype})" if self.name
+                else f"a constant ({dims} {self.dtype})")
+
+    __str__ = __repr__
 
 
 def parse_input_shape(text: str, path: str = "--onnx") -> tuple[str, tuple[int, ...]]:
@@ -1278,14 +1291,14 @@ def _static_shape(onnx, vtype) -> tuple | None:
 
 
 def _load(path: str):
-    """Return the ModelProto of ``path`` without its external data (read lazily)."""
+    """Return the ModelProto of ``path`` without its external data (read lazily), after the
+    input boundary's checks (a regular file within the ONNX size cap) and the confinement of
+    every external data file to the model's folder."""
+    from ..io_limits import check_regular
     onnx = _onnx()
     p = Path(path)
     where = f"{path}:1"
-    if not p.exists():
-        raise WorkloadError(where, "", "no such file")
-    if p.is_dir():
-        raise WorkloadError(where, "", "is a directory, not an ONNX model")
+    check_regular(path, "onnx", WorkloadError)
     try:
         model = onnx.load(str(p), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError, truncated file
@@ -1297,38 +1310,76 @@ def _load(path: str):
     return model
 
 
+def _attribute_tensors(graph, prefix: str = ""):
+    """Yield (label, TensorProto) of every tensor held by a node attribute (Constant /
+    ConstantOfShape ``value``, sparse values, tensors in subgraphs), recursively."""
+    for node in graph.node:
+        label = f"{prefix}node {node.name or node.op_type}"
+        for a in node.attribute:
+            if a.HasField("t"):
+                yield f"{label} attribute {a.name}", a.t
+            for t in a.tensors:
+                yield f"{label} attribute {a.name}", t
+            if a.HasField("sparse_tensor"):
+                yield f"{label} attribute {a.name}", a.sparse_tensor.values
+            if a.HasField("g"):
+                yield from _attribute_tensors(a.g, f"{label}/")
+            for g in a.graphs:
+                yield from _attribute_tensors(g, f"{label}/")
+
+
 def _check_external_data(model, path: Path) -> None:
-    """Raise WorkloadError when an initializer's external data file is missing, outside the
-    model's folder or shorter than the tensor it should hold."""
-    base = path.parent.resolve()
+    """Raise WorkloadError when the external data file of an initializer or of a tensor
+    attribute is not a regular file inside the model's folder (an absolute path, ``..``, a
+    symlink out, a NUL byte, a location over the length limit), is over the size cap, or is
+    shorter than the tensor it should hold. Attribute tensors' data is read now (bounded) into
+    the model, so nothing later resolves their location against the current directory."""
+    from ..io_limits import check_regular, confine, open_regular
+    base = path.parent
     sizes: dict[str, int] = {}
-    for t in model.graph.initializer:
+    where = f"{path}:1"
+    tensors = [(f"initializer {t.name}", t, False) for t in model.graph.initializer]
+    tensors += [(label, t, True) for label, t in _attribute_tensors(model.graph)]
+    for f in model.functions:
+        tensors += [(f"function {f.name}: {label}", t, True)
+                    for label, t in _attribute_tensors(f)]
+    for label, t, inline in tensors:
         if t.data_location != 1:  # TensorProto.EXTERNAL
             continue
         info = {e.key: e.value for e in t.external_data}
         loc = info.get("location", "")
-        f = (base / loc).resolve()
-        where = f"{path}:1"
-        if not loc or base not in f.parents:
-            raise WorkloadError(where, f"initializer {t.name}", f"external data location "
-                                f"{loc!r} is not a file beside the model")
+        f = confine(base, loc, WorkloadError, where, label)
         if loc not in sizes:
-            if not f.is_file():
-                raise WorkloadError(where, f"initializer {t.name}", f"external data file {loc} "
-                                    "is missing")
-            sizes[loc] = f.stat().st_size
+            if not f.exists():
+                raise WorkloadError(where, label, f"external data file {loc} is missing")
+            sizes[loc] = check_regular(f, "onnx_data", WorkloadError, label, line=False)
         try:
             offset, length = int(info.get("offset", 0) or 0), int(info.get("length", 0) or 0)
         except ValueError:
             offset = length = -1
         if offset < 0 or length < 0:
-            raise WorkloadError(where, f"initializer {t.name}", f"bad external_data offset/length "
+            raise WorkloadError(where, label, f"bad external_data offset/length "
                                 f"{info.get('offset')!r}/{info.get('length')!r} (need integers "
                                 ">= 0)")
         end = offset + length
         if end > sizes[loc]:
-            raise WorkloadError(where, f"initializer {t.name}", f"external data file {loc} is "
+            raise WorkloadError(where, label, f"external data file {loc} is "
                                 f"truncated ({sizes[loc]:,} bytes, the tensor ends at {end:,})")
+        if inline:
+            if "length" not in info:
+                end = sizes[loc]
+            if end - offset > MAX_ATTRIBUTE_BYTES:
+                raise WorkloadError(where, label, f"external data of {end - offset:,} bytes is "
+                                    f"over the limit of {MAX_ATTRIBUTE_BYTES:,} for a tensor "
+                                    "attribute")
+            fd, _ = open_regular(f, "onnx_data", WorkloadError, label, line=False)
+            try:
+                raw = os.pread(fd, end - offset, offset)
+            finally:
+                os.close(fd)
+            del t.external_data[:]
+            t.data_location = 0  # TensorProto.DEFAULT
+            t.raw_data = raw
 
 
 def _shape_model(model):
@@ -1403,13 +1454,7 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
             d.Clear()
             d.dim_value = int(g)
         data[inp.name] = (dims, np.dtype(dtype))
-    try:
-        inferred = onnx.shape_inference.infer_shapes(_shape_model(model), strict_mode=True,
-                                                     data_prop=True)
-    except Exception as exc:
-        msg = " ".join(str(exc).split())
-        raise WorkloadError(f"{path}:1", "shape inference", f"ONNX shape inference failed: "
-                            f"{msg[:300]}") from None
+    inferred = _infer_shapes(onnx, _shape_model(model), path)
     known, elem_types = {}, {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + \
             list(inferred.graph.input):
@@ -1434,7 +1479,7 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
                                 f"element type {t.data_type} is "
                                 "not supported")
         ctx.env[t.name] = Const(thunk=lambda t=t: _initializer(t, path),
-                                shape=tuple(t.dims), dtype=dtype)
+                                shape=tuple(t.dims), dtype=dtype, name=t.name)
         ctx._names.add(t.name)
     for node in graph.node:
         for i in node.input:
@@ -1463,6 +1508,24 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
     bounds = {k: v for k, v in ctx.id_bounds.items() if k in data}
     return ImportedModel(program.name, program, ctx.params, data, outputs,
                          [o.name for o in graph.output], bounds)
+
+
+def _infer_shapes(onnx, light, path: str):
+    """Return ``light`` with inferred shapes: strict inference with data propagation (which
+    resolves shapes computed by Shape / Gather / Concat chains), or, where data propagation
+    fails on a model that strict inference alone accepts (as for some ``torch.onnx.export``
+    graphs, BLOOM and Funnel among them), strict inference without it. Raise WorkloadError
+    when strict inference fails as well."""
+    try:
+        return onnx.shape_inference.infer_shapes(light, strict_mode=True, data_prop=True)
+    except Exception as exc:  # noqa: BLE001 - onnx raises InferenceError, RuntimeError, ...
+        first = exc
+    try:
+        return onnx.shape_inference.infer_shapes(light, strict_mode=True, data_prop=False)
+    except Exception:  # noqa: BLE001
+        msg = " ".join(str(first).split())
+        raise WorkloadError(f"{path}:1", "shape inference", f"ONNX shape inference failed: "
+                            f"{msg[:300]}") from None
 
 
 def _declared_dims(tt) -> list:
@@ -1525,6 +1588,23 @@ def _op_label(node, k: int) -> str:
     return ".".join(bits + [leaf]) if bits else leaf
 
 
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def _name_objects(ctx, node, message: str) -> str:
+    """Return ``message`` with any Python object repr (``<...Const object at 0x...>``) that
+    reached it replaced by the name of the node input it is, else by ``a value``: messages name
+    tensors, never Python objects."""
+    if "object at 0x" not in message:
+        return message
+    by_id = {f"{id(ctx.env[i]):x}": i for i in node.input if i in ctx.env}
+
+    def name(m) -> str:
+        addr = m.group(0).rsplit("0x", 1)[1].rstrip(">").lower().lstrip("0")
+        return f"tensor {by_id[addr]}" if addr in by_id else "a value"
+    return _OBJECT_REPR.sub(name, message)
+
+
 def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
     op = node.op_type
     label = node.name or f"{op}_{k}"
@@ -1547,12 +1627,13 @@ def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
                     ctx.env[i] = ctx.env[i].emit(ctx)
         outs = handler(ctx)
     except _Unsupported as exc:
-        raise WorkloadError(where, where_field, str(exc)) from None
+        raise WorkloadError(where, where_field, _name_objects(ctx, node, str(exc))) from None
     except SimulatorInputError as exc:
-        raise WorkloadError(where, where_field, exc.message) from None
+        raise WorkloadError(where, where_field, _name_objects(ctx, node, exc.message)) from None
     except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, AttributeError,
             OverflowError, RuntimeError) as exc:  # malformed attributes or inputs
-        raise WorkloadError(where, where_field, f"{type(exc).__name__}: {exc}") from None
+        raise WorkloadError(where, where_field, _name_objects(
+            ctx, node, f"{type(exc).__name__}: {exc}")) from None
     except MemoryError:  # a fold the size checks missed: the last resort
         raise WorkloadError(where, where_field, "folding it at import needs more memory than "
                             "this machine has") from None
@@ -1563,6 +1644,8 @@ def _lower(ctx: _Ctx, node, k: int, known: dict) -> None:
         if not o:
             continue
         ctx.env[o] = v
+        if isinstance(v, Const) and v.name is None:
+            v.name = o
         if isinstance(v, (_Sequence, _Scaled, _View)):
             continue
         if not isinstance(v, Const):

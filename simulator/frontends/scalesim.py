@@ -128,8 +128,8 @@ def import_scalesim_config(cfg_path: str | Path) -> str:
     cp = configparser.ConfigParser()
     cp.optionxform = str  # keep key case
     try:
-        with open(cfg_path, encoding="utf-8") as fh:
-            cp.read_file(fh)
+        from ..io_limits import read_text
+        cp.read_string(read_text(cfg_path, "config", WorkloadError), source=str(cfg_path))
     except FileNotFoundError:
         raise WorkloadError(f"{where}:1", "", "no such file") from None
     except configparser.Error as exc:

@@ -79,9 +79,14 @@ def load_topology(path: str | Path) -> list[Layer]:
 
     Raises WorkloadError with ``FILE:LINE: field: message`` on any malformed row.
     """
-    text = read_user_file(path, WorkloadError, "a CSV file")
-    rows = [(i + 1, r) for i, r in enumerate(csv.reader(text.splitlines()))
-            if r and any(f.strip() for f in r) and not r[0].lstrip().startswith("#")]
+    text = read_user_file(path, WorkloadError, "a CSV file", "topology")
+    rows, reader = [], csv.reader(text.splitlines())
+    try:
+        for i, r in enumerate(reader):
+            if r and any(f.strip() for f in r) and not r[0].lstrip().startswith("#"):
+                rows.append((i + 1, r))
+    except csv.Error as exc:  # a field over csv's limit (131,072 characters), a NUL byte
+        raise WorkloadError(f"{path}:{reader.line_num}", "", f"not a CSV row ({exc})") from None
     if not rows:
         raise WorkloadError(f"{path}:1", "", "empty topology: expected a header and layers")
     header_line, header = rows[0]

@@ -1302,8 +1302,8 @@ def load_factory(spec: str):
     if not sep or not path or not fn_name:
         raise WorkloadError(f"--torch {spec}", "torch", "must be FILE.py:factory")
     file = Path(path)
-    if not file.is_file():
-        raise WorkloadError(f"{path}:1", "torch", "no such file")
+    from ..io_limits import check_regular
+    check_regular(file, "torch", WorkloadError, "torch")
     mod_name = f"_systolic_torch_{abs(hash(str(file.resolve())))}"
     try:
         loader = importlib.util.spec_from_file_location(mod_name, file)

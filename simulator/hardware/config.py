@@ -652,7 +652,7 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
     goes through :func:`parse_override` first. Raises ConfigError.
     """
     location = str(path)
-    text = read_user_file(path, ConfigError, "a YAML file")
+    text = read_user_file(path, ConfigError, "a YAML file", "config")
     data, lines = _parse_yaml(text, location)
     sources = sources or {}
     marked = {k: (v, sources.get(k, f"override {k}")) for k, v in (overrides or {}).items()}

@@ -134,6 +134,8 @@ def stored_bytes(sp: Sparsity, k: int, width: int, kept: int, nnz: int, in_bytes
 
 def _check_operand(x: object, name: str) -> np.ndarray:
     arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":  # complex: ranking by real part would be silently wrong
+        raise WorkloadError("prune", name, f"must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim != 2 or arr.size == 0:
         raise WorkloadError("prune", name, f"must be a non-empty 2-D matrix, got shape {arr.shape}")
     return arr

@@ -166,6 +166,6 @@ def model_from_dict(data: object, lines: Mapping[str, int], location: str) -> Mo
 def load_model(path: str | Path) -> ModelSpec:
     """Read a model YAML file; return its ModelSpec. Raises ConfigError (FILE:LINE: key: ...)."""
     location = str(path)
-    text = read_user_file(path, ConfigError, "a model YAML file")
+    text = read_user_file(path, ConfigError, "a model YAML file", "model")
     data, lines = _parse_yaml(text, location)
     return model_from_dict(data, lines, location)

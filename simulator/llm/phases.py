@@ -123,6 +123,14 @@ def pipeline_seconds(micro: list[list[float]], hop_s: float, decode: bool) -> fl
     return through + paced - max(first)
 
 
+def pipeline_seconds_uniform(stage: list[float], m: int, hop_s: float) -> float:
+    """Return :func:`pipeline_seconds` of ``m`` identical micro-batches (forward pass) in
+    closed form, ``sum + (p-1) hop + (m-1) max``: time and memory do not grow with ``m``
+    (``llm --train --global-batch 600000000`` costs as fast as 1024)."""
+    through = sum(stage) + (len(stage) - 1) * hop_s
+    return through + (m - 1) * max(stage)
+
+
 def layer_weight_bytes(model: ModelSpec, tp: int, elem_bytes: int) -> int:
     """Return one decoder layer's parameter bytes on one chip of a tp group (matmul weights
     split or, for MoE, whole experts per chip; norms, router and replicated KV heads whole)."""

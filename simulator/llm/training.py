@@ -22,7 +22,7 @@ from ..core.vector import vector_cycles
 from .cost import CATEGORIES, Coster
 from .model import ModelSpec
 from .ops import backward_ops, decoder_layer_ops, embed_ops, head_ops, layer_split
-from .phases import Tally, check_parallel, pipeline_seconds, positive, stage_weight_bytes
+from .phases import Tally, check_parallel, pipeline_seconds_uniform, positive, stage_weight_bytes
 from .system import system_of
 
 __all__ = ["TrainResult", "simulate_training"]
@@ -91,7 +91,7 @@ def simulate_training(chip: Chip, model: ModelSpec, global_batch: int, seq: int,
     stage_s = [f.total + bk.total for f, bk in zip(fwd, bwd)]
     hop_bytes = t * model.d_model * b / tp
     hop = coster.system.p2p(hop_bytes) if pp > 1 else 0.0
-    pipe = pipeline_seconds([stage_s] * m, 2 * hop, decode=False)
+    pipe = pipeline_seconds_uniform(stage_s, m, 2 * hop)
     weights = stage_weight_bytes(model, tp, pp, b)
     params_chip = [w // b for w in weights]
     dp_s = [coster.system.all_reduce(w, dp, inner=tp * pp) for w in weights]

@@ -265,9 +265,8 @@ def load_measurements(path: str | Path) -> dict[str, Any]:
     """Read a calibration JSON; raise WorkloadError if it is not one."""
     where = str(path)
     try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise WorkloadError(where, "", "no such file") from None
+        from ..io_limits import read_text
+        data = json.loads(read_text(path, "json", WorkloadError, line=False))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise WorkloadError(where, "", f"not JSON ({exc})") from None
     if not isinstance(data, dict) or "points" not in data or not data["points"]:

@@ -312,7 +312,15 @@ def _train_inputs(args: argparse.Namespace, spec):
     if args.data:
         x, y, params = load_data(args.data, spec)
     else:
-        x, y = synthetic_data(spec, max(16 * args.batch, 1024), args.seed)
+        from ..io_limits import check_planned_bytes
+        samples = max(16 * args.batch, 1024)
+        # the dataset (X, Y float32, the noise float64) and a step's float64 activations,
+        # gradients and their copies (4 per width), before anything is allocated
+        planned = samples * (4 * spec.in_features + 12 * spec.out_features) \
+            + 4 * 8 * args.batch * sum(spec.dims)
+        check_planned_bytes(planned, WorkloadError, f"--batch {args.batch}", "batch",
+                            f"{spec.kind} {'x'.join(map(str, spec.dims))} at this batch")
+        x, y = synthetic_data(spec, samples, args.seed)
         params = {}
     return x, y, params or init_params(spec, args.seed)
 
@@ -477,8 +485,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from .sweep import read_results
     where = f"plot {args.kind} {args.input}"
     src = Path(args.input)
-    if not src.is_file():
-        raise WorkloadError(where, "input", "no such file")
+    from ..io_limits import check_regular
+    check_regular(args.input, "results" if args.kind in ("utilisation", "heatmap") else "json",
+                  WorkloadError, "input", line=False)
     try:
         if args.kind in ("utilisation", "heatmap"):
             rows = read_results(src)
@@ -494,7 +503,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
                 if args.kind == "utilisation" else \
                 plots.heatmap(rows, args.x, args.y, args.metric, args.workload)
         else:
-            data = json.loads(src.read_text())
+            from ..io_limits import read_text
+            data = json.loads(read_text(src, "json", WorkloadError, "report"))
             report = data.get("step_report", data)
             if not isinstance(report, dict) or "ops" not in report:
                 raise ValueError("not a report JSON (systolic-sim run --json or train --json)")
@@ -673,12 +683,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_prune(args: argparse.Namespace) -> int:
     from ..hardware.sparsity import prune_nm, prune_unstructured
-    try:
-        x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise WorkloadError(f"{args.input}:1", "input", f"not a .npy matrix ({exc})") from None
+    from ..io_limits import load_array
+    x = load_array(args.input, WorkloadError, "input", npz=False)
+    if x.dtype.kind not in "biuf":
+        what = {"c": "complex numbers (magnitude ranking would need a rule: give the real part "
+                "or abs() yourself)", "U": "strings", "S": "bytes", "M": "dates",
+                "m": "time deltas", "V": "records"}.get(x.dtype.kind, str(x.dtype))
+        raise WorkloadError(f"{args.input}:1", "input", f"holds {what}, not real numbers "
+                            f"(dtype {x.dtype})")
+    if x.ndim != 2 or 0 in x.shape:
+        raise WorkloadError(f"{args.input}:1", "input", f"must be a non-empty matrix (2-D), got "
+                            f"shape {'x'.join(map(str, x.shape)) or 'scalar'}")
     axis = 0 if args.operand == "b" else 1
-    if args.nm:
+    if args.nm is not None:
         try:
             n, m = (int(v) for v in args.nm.split(":"))
         except ValueError:

@@ -178,7 +178,7 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
 def load_sweep(path: str | Path) -> Sweep:
     """Read and check a sweep file; return the Sweep. Raises ConfigError (FILE:LINE: ...)."""
     path = Path(path)
-    text = read_user_file(path, ConfigError, "a sweep YAML file")
+    text = read_user_file(path, ConfigError, "a sweep YAML file", "sweep")
     data, lines = _parse_yaml(text, str(path))
 
     def where(key: str) -> str:
@@ -333,7 +333,8 @@ def _valid_row(sweep: Sweep, row: list[str], names: set[str]) -> bool:
 
 def read_results(path: str | Path) -> list[dict[str, str]]:
     """Return the complete rows of a results CSV as dicts (a torn last line is ignored)."""
-    text = Path(path).read_text(encoding="utf-8")
+    from ..io_limits import read_text
+    text = read_text(path, "results", WorkloadError, "results", line=False)
     if not text.endswith("\n"):
         text = text[:text.rfind("\n") + 1]
     return list(csv.DictReader(io.StringIO(text)))
@@ -343,13 +344,12 @@ def _prepare_output(sweep: Sweep, out: Path) -> set[tuple[int, str]]:
     """Create the output, or repair it: drop every malformed row (a torn last line, a torn or
     garbled row anywhere, a duplicate), rewriting the file whole (temporary file and rename) if
     any was dropped. Return the (point, workload) pairs done. Raises WorkloadError when the file
-    holds another sweep's header or rows, OutputError when it cannot be read or written."""
-    from .outputs import OutputError, os_error_text, write_output
+    holds another sweep's header or rows or cannot be read (over the results cap, unreadable),
+    OutputError when it cannot be written."""
+    from .outputs import write_output
     header = ",".join(sweep.columns) + "\n"
-    try:
-        raw = out.read_bytes() if out.exists() else b""
-    except OSError as exc:
-        raise OutputError(str(out), "out", f"cannot be read: {os_error_text(exc)}") from None
+    from ..io_limits import read_bytes  # a results file to resume: capped like any input
+    raw = read_bytes(out, "results", WorkloadError, "--out", line=False) if out.exists() else b""
     if not raw:
         write_output(out, "--out", header)
         return set()
