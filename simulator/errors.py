@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 
 class SimulatorInputError(ValueError):
@@ -48,13 +47,3 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, done: str):
         self.done = _one_line(done)
         super().__init__(self.done)
-
-
-def read_user_file(path: str | Path, error: type[SimulatorInputError], what: str,
-                   kind: str = "config") -> str:
-    """Return the UTF-8 text of a user-given file through the input boundary
-    (:mod:`simulator.io_limits`: a regular file within the size cap of ``kind``), or raise
-    ``error`` located at ``FILE:1`` (no such file, a directory or device, too big, not UTF-8,
-    unreadable); ``what`` names the kind expected."""
-    from .io_limits import read_text
-    return read_text(path, kind, error)

@@ -322,3 +322,12 @@ def check_planned_bytes(nbytes: int, error: type[SimulatorInputError], location:
         raise error(location, field, f"{what} needs about {nbytes:,} bytes of arrays, over the "
                     f"limit of {budget:,} (half this machine's memory; set "
                     f"{ENV_PREFIX}MEMORY to change it)")
+
+
+def read_user_file(path: str | Path, error: type[SimulatorInputError], what: str,
+                   kind: str = "config") -> str:
+    """Return the UTF-8 text of a user-given file through the input boundary
+    (:mod:`simulator.io_limits`: a regular file within the size cap of ``kind``), or raise
+    ``error`` located at ``FILE:1`` (no such file, a directory or device, too big, not UTF-8,
+    unreadable); ``what`` names the kind expected."""
+    return read_text(path, kind, error)

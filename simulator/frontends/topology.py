@@ -20,7 +20,8 @@ from pathlib import Path
 
 from simulator.kernels.conv import ConvLayer
 
-from ..errors import WorkloadError, read_user_file
+from ..errors import WorkloadError
+from ..io_limits import read_user_file
 
 __all__ = ["Layer", "load_topology"]
 

@@ -15,7 +15,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..errors import ConfigError, read_user_file
+from ..errors import ConfigError
+from ..io_limits import read_user_file
 
 __all__ = ["FORMATS", "Field", "SCHEMA", "flatten", "load_config", "parse_override", "schema_markdown", "validate_config"]
 

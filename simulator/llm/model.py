@@ -15,7 +15,8 @@ from typing import Mapping
 
 from ..hardware.config import Field, _check_value, _parse_yaml
 from ..hardware.dataflow import MAX_GEMM_DIM
-from ..errors import ConfigError, read_user_file
+from ..errors import ConfigError
+from ..io_limits import read_user_file
 
 __all__ = ["MODEL_SCHEMA", "ModelSpec", "load_model", "model_from_dict"]
 

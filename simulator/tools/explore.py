@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from ..errors import ConfigError, Interrupted, WorkloadError, read_user_file
+from ..errors import ConfigError, Interrupted, WorkloadError
+from ..io_limits import read_user_file
 from ..hardware.config import _nest, _parse_yaml, flatten, load_config, validate_config
 from .sweep import EXECUTORS, _axis_values, _parse_workload
 

@@ -46,7 +46,8 @@ from typing import Any, Callable, Iterable, Iterator
 from ..hardware.chip import chip_from_config
 from ..hardware.config import _parse_yaml, flatten, load_config, validate_config
 from ..hardware.dataflow import parse_gemm
-from ..errors import ConfigError, Interrupted, SimulatorInputError, WorkloadError, read_user_file
+from ..errors import ConfigError, Interrupted, SimulatorInputError, WorkloadError
+from ..io_limits import read_user_file
 from .interrupt import deferred, ignored, start_workers
 from .progress import progress_bar
 from .locking import exclusive
