@@ -862,7 +862,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--topology", metavar="FILE.csv",
                       help="SCALE-Sim topology CSV (conv or GEMM format), one row per layer")
     what.add_argument("--model", metavar="zoo:NAME",
-                      help="a whole network from the zoo: zoo:resnet18, zoo:bert-base, "
+                      help="a whole network from the zoo: zoo:resnet18, zoo:resnet50, "
+                           "zoo:mobilenet-v2, zoo:efficientnet-b0, zoo:bert-base, "
                            "zoo:gpt2-small, zoo:vit-b16, zoo:lstm, zoo:tiny-transformer, "
                            "zoo:small-cnn")
     what.add_argument("--torch", metavar="FILE.py:factory",
