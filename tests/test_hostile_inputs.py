@@ -73,7 +73,9 @@ def test_read_bytes_returns_the_file_or_refuses_over_the_cap(tmp_path, monkeypat
     if size <= cap:
         assert io_limits.read_bytes(p, "json", WorkloadError) == data
     else:
-        with pytest.raises(WorkloadError, match=f"{size:,} bytes is over the limit"):
+        # whole KiB are named as such ("1 KiB"), other sizes in bytes ("1,025 bytes")
+        said = f"{size // 1024} KiB" if size % 1024 == 0 else f"{size:,} bytes"
+        with pytest.raises(WorkloadError, match=f"{said} is over the limit"):
             io_limits.read_bytes(p, "json", WorkloadError)
 
 

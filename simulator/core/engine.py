@@ -25,7 +25,7 @@ from .placement import PlacedGemms, add_results, place_gemms
 from ..hardware.numerics import INT_RANGE, adder_for, output_dtype, prepare_operand, requantise, value_dtype
 from .program import Conv2d, Elementwise, Layout, MatMul, Op, Program, Reduce, VectorOp
 from .report import OpReport, Report
-from .residency import free_layout_ops, plan_residency
+from .residency import free_layout_ops, plan_residency, vector_narrowed
 from .sparse_gemm import plan_sparse_gemm
 from .vector import (VECTOR_OPS, elementwise_values, im2col_nchw, passes_cycles, reduce_values,
                      requant_passes, vector_op_values)
@@ -620,12 +620,19 @@ def _vector_cost(chip: Chip, program: Program, op: Op) -> tuple[str, tuple, list
 
 def _vector_op(chip: Chip, program: Program, op: Op, start: int,
                res: _Residency | None = None, index: int = 0,
-               narrowed: set[str] | frozenset = frozenset()) -> tuple[OpReport, int]:
+               narrowed: set[str] | frozenset = frozenset(),
+               by_vector: set[str] | frozenset = frozenset()) -> tuple[OpReport, int]:
     """Return (report, lane-ops) of a vector-unit op; it reads 4 bytes per input element, or
-    output.dtype's bytes for a tensor an array op wrote narrowed (``narrowed``)."""
+    output.dtype's bytes for a tensor an array op wrote narrowed (``narrowed``), or
+    vector.output_dtype's for one the vector unit stored narrowed (``by_vector``), and writes
+    its output in vector.output_dtype when ``by_vector`` holds it (4 bytes otherwise)."""
     unit = chip.vector
-    in_bytes = sum(math.prod(program.shapes[t]) * (chip.output_bytes if t in narrowed else 4)
-                   for t in op.inputs)
+
+    def width(t: str) -> int:
+        if t in narrowed:
+            return chip.output_bytes
+        return chip.vector_output_bytes if t in by_vector else ACC_BYTES
+    in_bytes = sum(math.prod(program.shapes[t]) * width(t) for t in op.inputs)
     if isinstance(op, VectorOp) and op.kind == "gather":  # only the gathered rows are read
         in_bytes = 4 * (math.prod(program.shapes[op.output])
                         + math.prod(program.shapes[op.inputs[1]]))
@@ -634,8 +641,9 @@ def _vector_op(chip: Chip, program: Program, op: Op, start: int,
     cycles, n = passes_cycles(unit, passes)
     dram_rd, dram_wr = res.vector_traffic(index) if res is not None else (0, 0)
     stall = max(0, dram_xfer_cycles(chip, dram_rd + dram_wr) - cycles)
+    out_bytes = width(op.output) * out_elems
     events = {"macs": 0, "pe_hop_bytes": 0, "buffer_read_bytes": in_bytes,
-              "buffer_write_bytes": 4 * out_elems, "dram_bytes": dram_rd + dram_wr,
+              "buffer_write_bytes": out_bytes, "dram_bytes": dram_rd + dram_wr,
               "vector_lane_ops": n}
     energy = energy_breakdown(chip, events,
                               (cycles + stall + chip.launch_cycles) / chip.clock_hz)
@@ -644,7 +652,7 @@ def _vector_op(chip: Chip, program: Program, op: Op, start: int,
     if res is not None and res.plan is not None:
         traffic = {"dram": {"a_read": dram_rd, "b_read": 0, "o_read": 0, "o_write": dram_wr,
                             "total": dram_rd + dram_wr},
-                   "buffer": {"read": in_bytes, "write": 4 * out_elems},
+                   "buffer": {"read": in_bytes, "write": out_bytes},
                    # a vector op reads activations and writes its output (docs/conv-traffic.md)
                    "classes": {"feature_map": dram_rd, "halo": 0, "weights": 0,
                                "partial_sums": 0, "outputs": dram_wr}}
@@ -741,6 +749,7 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
     last_output = None
     gemm_cache: dict[tuple, MemoryResult] = {}  # place_gemms' memory results
     narrowed: set[str] = set()  # tensors array ops wrote in output.dtype (narrower than 4 B)
+    by_vector = vector_narrowed(chip, program, free)  # stored in vector.output_dtype
     single = len(program.ops) == 1
     for i, op in enumerate(program.ops):
         if isinstance(op, Layout) and op.name in free:
@@ -850,7 +859,7 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                 if last_output is not None and ref_cycles is not None:
                     last_output += wait
         else:
-            rep, _lane_ops = _vector_op(chip, program, op, start, res, i, narrowed)
+            rep, _lane_ops = _vector_op(chip, program, op, start, res, i, narrowed, by_vector)
             if on_vector:
                 rep = dataclasses.replace(rep, grouped={"mapping": "vector",
                                                         "groups": op.groups})
@@ -872,6 +881,9 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                     except IndexError as exc:
                         raise WorkloadError(f"program {program.name}", op.name,
                                             str(exc)) from None
+                if op.output in by_vector:  # stored in vector.output_dtype
+                    env[op.output] = requantise(np.asarray(env[op.output], np.float32),
+                                                chip.vector_store_dtype, 0.0)
         ops.append(rep)
         unit_free[unit] = rep.end_cycle
         if rep.requant_busy_cycles:  # the array op's requantisation holds the vector unit

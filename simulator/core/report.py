@@ -329,7 +329,10 @@ class Report:
             f"{self.chip.dtype}{_precision_text(self.chip)}, {self.chip.clock_hz / 1e6:g} MHz, "
             f"fill_drain={arr.fill_drain}, "
             f"preload_overlap={str(arr.preload_overlap).lower()}"
-            + (", fold_pipelining=true" if arr.fold_pipelining else ""),
+            + (", fold_pipelining=true" if arr.fold_pipelining else "")
+            + (f", vector results stored {self.chip.vector_store_dtype}"
+               if self.chip.vector_output_bytes < 4 and any(
+                   o.unit == "vector" for o in self.ops) else ""),
             f"engine      {self.engine} ({self.mode})",
             f"cycles      {t['total_cycles']:,} total = {t['compute_cycles']:,} compute + "
             f"{t['stall_cycles']:,} stall"

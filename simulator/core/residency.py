@@ -21,7 +21,9 @@ DRAM transfers (per op, each named with its reason):
 
 Bytes per element: the chip's input type for tensors only array ops read (they are stored in
 the array's operand format), 4 (fp32 / int32) for the rest; an array op's result on a chip that
-narrows its outputs (output.dtype) at most output.dtype's bytes.
+narrows its outputs (output.dtype) at most output.dtype's bytes, and a vector op's result on a
+chip that stores them narrower (vector.output_dtype) at most that format's bytes, unless it is
+index-valued (``index_tensors``).
 """
 
 from __future__ import annotations
@@ -32,9 +34,55 @@ import numpy as np
 
 from ..hardware.chip import ACC_BYTES, Chip
 from .grouped import runs_on_vector
-from .program import Layout, MatMul, Conv2d, Program
+from .program import Conv2d, Elementwise, Layout, MatMul, Program
 
-__all__ = ["ResidencyPlan", "free_layout_ops", "plan_residency"]
+__all__ = ["ResidencyPlan", "free_layout_ops", "index_tensors", "plan_residency",
+           "vector_narrowed"]
+
+# the input position of the integer ids of the vector ops that take them
+_ID_INPUT = {"gather": 1, "scatter_add": 0}
+
+
+def index_tensors(program: Program) -> set[str]:
+    """Return the tensors that carry integers: the ids of gathers and scatters and, back
+    through their producers, everything that computes them; integer divisions (div_trunc)
+    and, forward, elementwise or layout ops of their results."""
+    producer = {op.output: op for op in program.ops}
+    out: set[str] = set()
+    todo = [op.inputs[_ID_INPUT[op.kind]] for op in program.ops
+            if getattr(op, "kind", "") in _ID_INPUT]
+    while todo:
+        t = todo.pop()
+        if t in out:
+            continue
+        out.add(t)
+        op = producer.get(t)
+        if op is not None and not isinstance(op, (MatMul, Conv2d)):
+            todo.extend(op.inputs)
+    for op in program.ops:  # program order: producers come first
+        if getattr(op, "kind", "") == "div_trunc" or (
+                isinstance(op, (Elementwise, Layout)) and any(t in out for t in op.inputs)
+                and getattr(op, "op_class", "move") in ("add", "compare", "divide", "move")):
+            out.add(op.output)
+    return out
+
+
+def vector_narrowed(chip: Chip, program: Program, free: set[str]) -> set[str]:
+    """Return the tensors the vector unit stores in vector.output_dtype (narrower than 4
+    bytes): the outputs of ops it runs, free layout aliases of them, less index-valued ones.
+    Empty when the chip stores vector results in fp32."""
+    if chip.vector_output_bytes >= ACC_BYTES:
+        return set()
+    ids = index_tensors(program)
+    out: set[str] = set()
+    for op in program.ops:
+        if op.name in free:
+            if op.inputs[0] in out:
+                out.add(op.output)
+        elif (not isinstance(op, (MatMul, Conv2d)) or runs_on_vector(chip, program, op)) \
+                and op.output not in ids:
+            out.add(op.output)
+    return out
 
 
 def free_layout_ops(program: Program) -> set[str]:
@@ -118,10 +166,13 @@ def plan_residency(chip: Chip, program: Program, free: set[str] | None = None) -
     # when the chip requantises them)
     narrowed = {op.output for op in ops if chip.narrows_output and isinstance(op, (MatMul, Conv2d))
                 and not runs_on_vector(chip, program, op)}
+    by_vector = vector_narrowed(chip, program, free)
     for r in order:
         per = chip.input_bytes if array_only.get(r, False) else ACC_BYTES
         if r in narrowed:
             per = min(per, chip.output_bytes)
+        if r in by_vector:
+            per = min(per, chip.vector_output_bytes)
         nbytes[r] = program.numel(r) * per
     cap = chip.buffers.residency_bytes
     n = len(ops)

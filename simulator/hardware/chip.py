@@ -76,6 +76,7 @@ class VectorUnit:
     lanes: int
     latency_cycles: int
     interval: Mapping[str, int]  # "add" | "compare" | "transcendental" | "reduction"
+    output_dtype: str = "fp32"  # vector.output_dtype: the format its results are stored in
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,24 @@ class Chip:
         return OUTPUT_BYTES[self.output_dtype]
 
     @property
+    def vector_store_dtype(self) -> str:
+        """Return the format the vector unit stores its results in: vector.output_dtype, with
+        ``activations`` resolved to the activations' format where that is bf16, fp16 or fp32
+        and to fp16 for 8- and 4-bit activations (their integer or fp8 forms need a
+        quantisation scale the model does not carry)."""
+        fmt = self.vector.output_dtype
+        if fmt != "activations":
+            return fmt
+        act = self.activations_dtype
+        return act if act in ("bf16", "fp16", "fp32") else "fp16"
+
+    @property
+    def vector_output_bytes(self) -> int:
+        """Return bytes per element of a vector-unit result as it is stored (4 for fp32, 2 for
+        bf16 or fp16; see vector_store_dtype)."""
+        return OUTPUT_BYTES[self.vector_store_dtype]
+
+    @property
     def narrows_output(self) -> bool:
         """Return True when results are requantised to fewer bytes than the accumulator's
         before they leave the array (a vector-unit pass after each array op)."""
@@ -365,7 +384,8 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
         launch_s=float(cfg["overhead"]["launch_s"]),
         vector=VectorUnit(lanes=cfg["vector"]["lanes"],
                           latency_cycles=cfg["vector"]["latency_cycles"],
-                          interval=dict(cfg["vector"]["interval"])),
+                          interval=dict(cfg["vector"]["interval"]),
+                          output_dtype=cfg["vector"]["output_dtype"]),
         buffers=Buffers(unified=buf["unified"], double_buffered=buf["double_buffered"],
                         a=buffer("a"), b=buffer("b"), o=buffer("o"),
                         unified_buffer=buffer("unified_buffer"),

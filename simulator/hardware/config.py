@@ -165,6 +165,16 @@ SCHEMA: tuple[Field, ...] = (
     Field("vector.latency_cycles", "int", 4, "cycles",
           "Pipeline latency of the vector unit; an op over n elements costs "
           "ceil(n / lanes) * interval + latency - 1 cycles.", positive=True, maximum=1 << 20),
+    Field("vector.output_dtype", "choice", "fp32", "-",
+          "Format the vector unit stores its results in (the buffer and DRAM bytes of every "
+          "tensor a vector op writes, and the bytes the next op reads): fp32 keeps the lanes' "
+          "float32; bf16 or fp16 round each result to nearest even as it is stored (values "
+          "change accordingly; the conversion is part of the store, no extra lane-ops); "
+          "activations follows precision.activations where that is bf16, fp16 or fp32 and "
+          "stores fp16 for 8- and 4-bit activations (their integer or fp8 forms would need a "
+          "quantisation scale the model does not carry). Index-valued tensors (gather and "
+          "scatter ids and what computes them, integer divisions) stay 4 bytes.",
+          choices=("fp32", "bf16", "fp16", "activations")),
     Field("vector.interval.add", "int", 1, "cycles",
           "Issue interval of add/sub/mul/fma lane-ops.", positive=True, maximum=1 << 20),
     Field("vector.interval.compare", "int", 1, "cycles",

@@ -349,6 +349,10 @@ def _train_zoo(args: argparse.Namespace, chip: Chip) -> int:
     try:
         res = train_zoo(chip, model, args.steps, opt, loss, args.seed,
                         functional=not args.timing, progress=_bar_callback(bar))
+    except WorkloadError as exc:  # the training program (autodiff) names no file: say train
+        if exc.location.startswith("program "):
+            raise WorkloadError(f"train: {exc.location}", exc.field, exc.message) from None
+        raise
     finally:
         if bar is not None:
             bar.close()
