@@ -25,6 +25,7 @@ from .placement import PlacedGemms, add_results, place_gemms
 from ..hardware.numerics import INT_RANGE, adder_for, output_dtype, prepare_operand, requantise, value_dtype
 from .program import Conv2d, Elementwise, Layout, MatMul, Op, Program, Reduce, VectorOp
 from .report import OpReport, Report
+from .fusion import epilogue_fusion
 from .residency import free_layout_ops, plan_residency, vector_narrowed
 from .sparse_gemm import plan_sparse_gemm
 from .vector import (VECTOR_OPS, elementwise_values, im2col_nchw, passes_cycles, reduce_values,
@@ -618,10 +619,24 @@ def _vector_cost(chip: Chip, program: Program, op: Op) -> tuple[str, tuple, list
     return f"vector.{op.kind}", out_shape, spec.passes(shapes, out_shape, dict(op.attrs))
 
 
+def _epilogue_report(chip: Chip, program: Program, op: Op, rep: OpReport, into: str,
+                     producer_end: int) -> OpReport:
+    """Return the report of ``op`` fused into array op ``into`` as its epilogue: it ends no
+    sooner than one lane group after the producer's last results (``producer_end``), so it
+    starts later when its own passes would end before that."""
+    _kind, _shape, passes = _vector_cost(chip, program, op)
+    group = min(chip.vector.lanes, math.prod(program.shapes[op.output]))
+    tail, _ = passes_cycles(chip.vector, [(c, min(n, group), g and min(g, group))
+                                          for c, n, g in passes])
+    start = max(rep.start_cycle, producer_end + tail - rep.total_cycles)
+    return dataclasses.replace(rep, start_cycle=start, fused_into=into)
+
+
 def _vector_op(chip: Chip, program: Program, op: Op, start: int,
                res: _Residency | None = None, index: int = 0,
                narrowed: set[str] | frozenset = frozenset(),
-               by_vector: set[str] | frozenset = frozenset()) -> tuple[OpReport, int]:
+               by_vector: set[str] | frozenset = frozenset(),
+               launch: bool = True) -> tuple[OpReport, int]:
     """Return (report, lane-ops) of a vector-unit op; it reads 4 bytes per input element, or
     output.dtype's bytes for a tensor an array op wrote narrowed (``narrowed``), or
     vector.output_dtype's for one the vector unit stored narrowed (``by_vector``), and writes
@@ -645,8 +660,8 @@ def _vector_op(chip: Chip, program: Program, op: Op, start: int,
     events = {"macs": 0, "pe_hop_bytes": 0, "buffer_read_bytes": in_bytes,
               "buffer_write_bytes": out_bytes, "dram_bytes": dram_rd + dram_wr,
               "vector_lane_ops": n}
-    energy = energy_breakdown(chip, events,
-                              (cycles + stall + chip.launch_cycles) / chip.clock_hz)
+    overhead = chip.launch_cycles if launch else 0
+    energy = energy_breakdown(chip, events, (cycles + stall + overhead) / chip.clock_hz)
     traffic = {}
     info = {}
     if res is not None and res.plan is not None:
@@ -659,7 +674,7 @@ def _vector_op(chip: Chip, program: Program, op: Op, start: int,
         info = res.info(index)
     return OpReport(name=op.name, kind=kind, unit="vector", shape=tuple(shape), dataflow="-",
                     pes=chip.pes, compute_cycles=cycles, stall_cycles=stall, macs=0, folds=0,
-                    busy_pe_cycles=0, start_cycle=start, overhead_cycles=chip.launch_cycles,
+                    busy_pe_cycles=0, start_cycle=start, overhead_cycles=overhead,
                     events=events, energy_pj=energy, traffic_bytes=traffic,
                     residency=info), n
 
@@ -750,6 +765,8 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
     gemm_cache: dict[tuple, MemoryResult] = {}  # place_gemms' memory results
     narrowed: set[str] = set()  # tensors array ops wrote in output.dtype (narrower than 4 B)
     by_vector = vector_narrowed(chip, program, free)  # stored in vector.output_dtype
+    fusion = epilogue_fusion(chip, program, free)
+    epi: dict[str, tuple[int, int]] = {}  # a fused chain's tensor -> (producer start, end)
     single = len(program.ops) == 1
     for i, op in enumerate(program.ops):
         if isinstance(op, Layout) and op.name in free:
@@ -764,7 +781,9 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
             continue
         on_vector = runs_on_vector(chip, program, op)
         unit = "vector" if isinstance(op, Layout) or on_vector else op.unit
-        start = max([ready[t] for t in op.inputs] + [unit_free[unit]])
+        # a fused epilogue starts with its array op: it reads the results as they leave
+        start = max([epi[t][0] if t in epi else ready[t] for t in op.inputs]
+                    + [unit_free[unit]])
         if isinstance(op, (MatMul, Conv2d)) and not on_vector:
             m, n, k = program.gemm_shape(op)
             ref_cycles = None
@@ -859,7 +878,12 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                 if last_output is not None and ref_cycles is not None:
                     last_output += wait
         else:
-            rep, _lane_ops = _vector_op(chip, program, op, start, res, i, narrowed, by_vector)
+            fused_into = fusion.into.get(op.name)
+            rep, _lane_ops = _vector_op(chip, program, op, start, res, i, narrowed, by_vector,
+                                        launch=fused_into is None)
+            if fused_into is not None:
+                rep = _epilogue_report(chip, program, op, rep, fused_into,
+                                       max(epi[t][1] for t in op.inputs if t in epi))
             if on_vector:
                 rep = dataclasses.replace(rep, grouped={"mapping": "vector",
                                                         "groups": op.groups})
@@ -885,6 +909,8 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                     env[op.output] = requantise(np.asarray(env[op.output], np.float32),
                                                 chip.vector_store_dtype, 0.0)
         ops.append(rep)
+        if op.output in fusion.virtual:
+            epi[op.output] = (rep.start_cycle, rep.end_cycle)
         unit_free[unit] = rep.end_cycle
         if rep.requant_busy_cycles:  # the array op's requantisation holds the vector unit
             unit_free["vector"] = max(unit_free["vector"], rep.end_cycle)

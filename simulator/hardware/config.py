@@ -175,6 +175,14 @@ SCHEMA: tuple[Field, ...] = (
           "quantisation scale the model does not carry). Index-valued tensors (gather and "
           "scatter ids and what computes them, integer divisions) stay 4 bytes.",
           choices=("fp32", "bf16", "fp16", "activations")),
+    Field("vector.fuse_epilogues", "bool", False, "-",
+          "Elementwise ops that finish an array op's results (bias, activation, residual add, "
+          "inference batch norm, a scale) run as its epilogue, as GEMM libraries and ML "
+          "compilers fuse them: the intermediate results are never stored (no buffer space, "
+          "no DRAM bytes), the vector unit works beside the array and the fused ops pay no "
+          "launch overhead. An op fuses when it alone reads the array op's result, keeps its "
+          "shape and its other inputs exist before the array op starts (docs/memory.md). "
+          "Values are unchanged."),
     Field("vector.interval.add", "int", 1, "cycles",
           "Issue interval of add/sub/mul/fma lane-ops.", positive=True, maximum=1 << 20),
     Field("vector.interval.compare", "int", 1, "cycles",
