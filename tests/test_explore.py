@@ -305,6 +305,8 @@ def test_a_workload_failing_on_some_chips_is_recorded(tmp_path, capsys):
 
 def test_the_shipped_example_loads():
     spec = ex.load_explore(ROOT / "examples" / "explore-edge.yaml")
-    assert [m for m, _ in spec.objectives] == ["latency_s", "energy_j"]
-    assert [w["weight"] for w in spec.workloads] == [1.0, 1.0]
+    assert [m for m, _ in spec.objectives] == ["latency_s", "energy_j", "area_mm2"]
+    assert [c for c, _ in spec.constraints] == ["power_w <= 2", "area_mm2 <= 25"]
+    assert [(w["name"], w["weight"]) for w in spec.workloads] == [
+        ("zoo:mobilenet-v2 batch 1, image 224", 1.0), ("kws-lstm", 1.0)]
     assert spec.size >= 1000
