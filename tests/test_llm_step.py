@@ -131,3 +131,16 @@ def test_a_sweep_takes_an_llm_step(tmp_path):
         chip = load_chip(EDGE).with_overrides({"array.rows": int(r["array.rows"])})
         assert float(r["time_s"]) == step_totals(chip, model, "prefill", 1, 64)["time_s"]
         assert json.loads(r["dram_bytes"]) > 0
+
+
+def test_chips_whose_dram_cannot_hold_the_model_are_recorded_as_failed(tmp_path, capsys):
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(LLM_SPEC.replace("  array.cols: [16, 64]\n",
+                                          "  dram.capacity_bytes: [67108864, 1073741824]\n"))
+    assert main(["explore", str(spec_path), "--out", str(tmp_path / "r.jsonl"), "--algorithm",
+                 "grid", "--executor", "serial"]) == 0
+    out = capsys.readouterr().out
+    assert "3 ok, 3 failed" in out and "weights and KV cache need" in out
+    rows = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()[1:]]
+    assert {r["status"] for r in rows if r["point"][1] == 67108864} == {"error"}
+    assert {r["status"] for r in rows if r["point"][1] == 1073741824} == {"ok"}

@@ -13,6 +13,10 @@ An explore file (YAML)::
     workloads:                                # as in a sweep, each with a weight (default 1)
       - model: mobilenet-v2
         weight: 1
+      - llm: ../configs/models/llama-2-7b.yaml  # one decode (or prefill) step of an LLM
+        phase: decode
+        context: 2048
+        weight: 256
     objectives: {latency_s: min, energy_j: min}
     constraints: [power_w <= 2]               # or area_mm2 <= 25, utilisation >= 0.3, power_w <= tdp
     search: {algorithm: nsga2, budget: 200, seed: 0}   # defaults for the command's flags
