@@ -456,6 +456,8 @@ def _cmd_explore(args: argparse.Namespace) -> int:
     spec = load_explore(args.spec)
     if args.plot:
         check_output_path(args.plot, "--plot")
+    if args.html:
+        check_output_path(args.html, "--html")
     res = run_explore(spec, args.out, args.algorithm, args.budget, args.seed, args.time,
                       args.executor, args.workers, args.scheduler,
                       progress=sys.stderr.isatty(), on_wait=_say)
@@ -481,6 +483,10 @@ def _cmd_explore(args: argparse.Namespace) -> int:
         print(f"plot: {args.plot}")
     for name, imp in res.importance.items():
         print(f"importance for {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in imp.items()))
+    if args.html:
+        from .html_report import write_explore_html
+        write_explore_html(res, args.html)
+        print(f"html: {args.html}")
     return 0
 
 
@@ -967,6 +973,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--seed", type=int, help="sampler seed (default: the spec's, else 0)")
     ex.add_argument("--front", metavar="DIR", help="write each Pareto-optimal chip as a YAML here")
     ex.add_argument("--plot", metavar="FILE.png", help="draw the Pareto plot")
+    ex.add_argument("--html", metavar="FILE.html", help="write one self-contained page: the "
+                    "summary, the Pareto plot, the front table and the knobs' importance")
     ex.add_argument("--executor", choices=("serial", "process", "dask"), default="process")
     ex.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     ex.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler (default: local)")

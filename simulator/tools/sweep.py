@@ -16,6 +16,10 @@ A sweep file (YAML)::
         batch: 64
       - onnx: model.onnx                   # a forward pass of an ONNX model (extra [onnx])
         inputs: {x: 1x3x224x224}           # shapes of symbolic inputs (optional)
+      - llm: ../configs/models/llama-2-7b.yaml   # one step of a language model (simulator.llm)
+        phase: decode                      # or prefill; default decode
+        batch: 1                           # sequences; default 1
+        context: 2048                      # keys attended (decode) or prompt tokens (prefill)
 
 Every point is a pure function of (base config, overrides, workload), evaluated timing-only.
 Rows are appended to the output as points finish, one line per (point, workload), written in one
@@ -106,16 +110,18 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
     field = f"workloads[{index}]"
     if not isinstance(item, dict) or not item:
         raise ConfigError(where, field, "must be a mapping like {gemm: 512x512x512}")
-    kinds = [k for k in ("gemm", "topology", "train", "model", "torch", "onnx") if k in item]
+    kinds = [k for k in ("gemm", "topology", "train", "model", "torch", "onnx", "llm")
+             if k in item]
     allowed = {"train": {"batch"}, "model": {"batch", "seq", "image"}, "torch": {"input"},
-               "onnx": {"inputs"}}  # plus name for any
+               "onnx": {"inputs"}, "llm": {"phase", "batch", "context"}}  # plus name for any
     extra = set(item) - set(kinds) - {"name"} - (allowed.get(kinds[0], set()) if len(kinds) == 1
                                                  else set())
     if len(kinds) != 1 or extra:
         unknown = f"; not allowed here: {', '.join(sorted(map(str, extra)))}" if extra else ""
-        raise ConfigError(where, field, "needs exactly one of gemm, topology, train, model, torch "
-                          "or onnx (plus batch for train; batch, seq, image for model; input for "
-                          f"torch; inputs for onnx; name for any){unknown}")
+        raise ConfigError(where, field, "needs exactly one of gemm, topology, train, model, torch, "
+                          "onnx or llm (plus batch for train; batch, seq, image for model; input "
+                          "for torch; inputs for onnx; phase, batch, context for llm; name for "
+                          f"any){unknown}")
     kind = kinds[0]
     value = item[kind]
     try:
@@ -164,6 +170,8 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
             label = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
             return {"name": item.get("name", f"torch:{value} {label}"), "kind": "torch",
                     "torch": spec, "inputs": shapes}
+        if kind == "llm":  # one prefill or decode step of a language model (simulator.llm)
+            return _parse_llm(item, where, field, base_dir)
         spec = parse_model(str(value))
         batch = item.get("batch", 64)
         if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
@@ -174,6 +182,36 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
         raise
     except SimulatorInputError as exc:
         raise ConfigError(where, f"{field}.{kind}", str(exc)) from None
+
+
+def _parse_llm(item: dict[str, Any], where: str, field: str, base_dir: Path) -> dict[str, Any]:
+    """Check an ``llm`` workload (a model YAML, phase decode or prefill, batch, context);
+    return its sweep workload."""
+    from ..llm.model import load_model
+    from ..llm.step import PHASES
+    path = (base_dir / str(item["llm"])).resolve()
+    model = load_model(path)
+    phase = item.get("phase", "decode")
+    if phase not in PHASES:
+        raise ConfigError(where, f"{field}.phase", f"must be one of {', '.join(PHASES)}, got "
+                          f"{phase!r}")
+    sizes = {"batch": item.get("batch", 1), "context": item.get("context", 2048)}
+    for k, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(where, f"{field}.{k}", f"must be a positive integer, got {v!r}")
+    if sizes["context"] > model.max_context:
+        raise ConfigError(where, f"{field}.context", f"{sizes['context']} tokens exceed the "
+                          f"model's context of {model.max_context}")
+    name = f"llm {model.name} {phase} batch {sizes['batch']} context {sizes['context']}"
+    return {"name": item.get("name", name), "kind": "llm", "llm": str(path), "phase": phase,
+            **sizes}
+
+
+@functools.lru_cache(maxsize=8)
+def _llm_model(path: str):
+    """Return the ModelSpec of an llm workload (read once per worker process)."""
+    from ..llm.model import load_model
+    return load_model(path)
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -268,14 +306,20 @@ def _evaluate(base_flat: dict[str, Any], axes: tuple[str, ...], values: tuple[An
             from simulator.kernels.train import parse_model
             spec = parse_model(workload["model"])
             rep = run(chip, spec.build_step(workload["batch"], 0.01))
+        elif workload["kind"] == "llm":
+            from ..llm.step import step_totals
+            rep = None
+            t = step_totals(chip, _llm_model(workload["llm"]), workload["phase"],
+                            workload["batch"], workload["context"])
         else:
             rep = simulate_gemms(chip, workload["shapes"])
     except SimulatorInputError as exc:
         return {"status": "error", "error": str(exc)}
-    t = rep.totals()
+    t = rep.totals() if rep is not None else t
     out = {k: t[k] for k in METRICS if k in t}
     out["energy_pj"] = t["energy_pj"]["total"]
-    out["dram_bytes"] = t["traffic_bytes"].get("dram", {}).get("total", 0)
+    out["dram_bytes"] = t["traffic_bytes"].get("dram", {}).get("total", 0) \
+        if "traffic_bytes" in t else t["dram_bytes"]
     out["status"] = "ok"
     out["error"] = ""
     return out
