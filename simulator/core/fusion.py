@@ -15,6 +15,9 @@ epilogue reads it, as unfused).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from ..hardware.chip import Chip
 from .grouped import runs_on_vector
 from .program import Conv2d, Elementwise, MatMul, Program, VectorOp
@@ -25,13 +28,13 @@ __all__ = ["EpilogueFusion", "epilogue_fusion"]
 _ELEMENTWISE_VECTOR_KINDS = ("batchnorm",)
 
 
+@dataclass(frozen=True)
 class EpilogueFusion:
     """Which ops are fused into which array op: ``into`` maps a fused op's name to the array
     op's name; ``virtual`` holds the tensors a fused chain never stores."""
 
-    def __init__(self, into: dict[str, str], virtual: set[str]):
-        self.into = into
-        self.virtual = virtual
+    into: Mapping[str, str]
+    virtual: frozenset[str]
 
     def __bool__(self) -> bool:
         return bool(self.into)
@@ -47,7 +50,7 @@ def epilogue_fusion(chip: Chip, program: Program, free: set[str]) -> EpilogueFus
     """Return the epilogue fusion of ``program`` on ``chip`` (empty unless
     vector.fuse_epilogues is true); ``free`` are the free layout ops (never fused)."""
     if not chip.vector.fuse_epilogues:
-        return EpilogueFusion({}, set())
+        return EpilogueFusion({}, frozenset())
     position = {op.output: i for i, op in enumerate(program.ops)}
     consumers = program.consumers()
     outputs = set(program.program_outputs())
@@ -69,4 +72,4 @@ def epilogue_fusion(chip: Chip, program: Program, free: set[str]) -> EpilogueFus
             into[e.name] = op.name
             virtual.add(t)
             t = e.output
-    return EpilogueFusion(into, virtual)
+    return EpilogueFusion(into, frozenset(virtual))
