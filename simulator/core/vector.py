@@ -62,11 +62,16 @@ ELEMENTWISE = {
     # clip(round_half_away(x / scale) + zero point, qmin, qmax); params (scale, zero point):
     # (q - zero point) * scale in float32
     "quantize": ("add", 1), "dequantize": ("add", 1),
+    # integers: params (bias, multiplier, shift, zero point, qmin, qmax, divisor): TFLite's
+    # fixed-point requantisation of x + bias (numerics.requantise_fixed), then a division by
+    # ``divisor`` rounded half away from zero (an int8 mean's count), + zero point, clamped
+    "requantize": ("add", 1),
 }
 
 # composite ops that only move or compare values: integer inputs (an int8 model's values)
 # give the same integers back
 INTEGER_EXACT = frozenset({"maxpool2d", "pad", "concat", "broadcast"})
+INTEGER_RESULTS = frozenset({"quantize", "requantize"})  # elementwise kinds giving int8 values
 
 _F = np.float32
 _SQRT_2_OVER_PI = _F(math.sqrt(2.0 / math.pi))
@@ -162,6 +167,15 @@ def elementwise_values(kind: str, inputs: list[np.ndarray], const: float,
             q = np.asarray(inputs[0], np.float64) / np.float64(np.float32(scale))
         q = np.sign(q) * np.floor(np.abs(q) + 0.5)  # halves away from zero (std::round)
         return np.clip(np.nan_to_num(q) + zp, lo, hi).astype(np.int64)
+    if kind == "requantize":
+        from ..hardware.numerics import requantise_fixed, rounding_divide
+        bias, mult, shift, zp, lo, hi, div = (int(v) for v in params)
+        x = np.asarray(inputs[0], np.float64)
+        shape = x.shape
+        x = np.rint(x).astype(np.int64).reshape(-1)  # sums of integers: exact in float32
+        rq = _Rq((bias,), (mult,), (shift,), 0, -(1 << 31), (1 << 31) - 1)
+        y = rounding_divide(requantise_fixed(x, rq, 0), div)
+        return np.clip(y + zp, lo, hi).astype(np.int64).reshape(shape)
     if kind == "dequantize":
         return ((np.asarray(inputs[0], np.float32) - np.float32(params[1]))
                 * np.float32(params[0])).astype(np.float32)
@@ -862,10 +876,20 @@ def vector_op_values(kind: str, inputs: list[np.ndarray], attrs: dict[str, Any],
     return out
 
 
+@dataclass(frozen=True)
+class _Rq:  # the fields of program.Requant that numerics.requantise_fixed reads
+    bias: tuple
+    multiplier: tuple
+    shift: tuple
+    zero_point: int
+    qmin: int
+    qmax: int
+
+
 def keeps_integers(op, value) -> bool:
     """Return True when ``op``'s result ``value`` holds an int8 model's integers (a
     ``quantize``, or an INTEGER_EXACT op of integers): stored as they are, never rounded to a
     float format."""
     if not np.issubdtype(np.asarray(value).dtype, np.integer):
         return False
-    return getattr(op, "kind", None) == "quantize" or getattr(op, "kind", None) in INTEGER_EXACT
+    return getattr(op, "kind", None) in INTEGER_RESULTS | INTEGER_EXACT

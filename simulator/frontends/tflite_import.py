@@ -195,6 +195,7 @@ class _Ctx:
         self.opts = None  # its builtin options table, typed
         self.op_name = ""
         self.opcode = ""  # the operator's builtin code name (CONV_2D, ...)
+        self.dequantised: dict[int, int] = {}  # DEQUANTIZE output -> its int8 input
         self.inputs: list[int] = []
         self.outputs: list[int] = []
 
@@ -706,6 +707,9 @@ def _reduce(ctx: _Ctx) -> None:
     o = _options(ctx, "ReducerOptions")
     keep = bool(o.KeepDims()) if o is not None else False
     quant = ctx.quantised()
+    if quant and kind == "mean":
+        _int8_mean(ctx, x, axes, keep)
+        return
     if quant:
         xs, nchw = ctx.dequant(0)
     else:
@@ -718,6 +722,27 @@ def _reduce(ctx: _Ctx) -> None:
                  out=ctx.out_name("f32") if quant else ctx.out_name())
     if quant:
         y = ctx.quant(y, ctx.tout())
+    ctx.set(y, nchw=nchw and keep)
+
+
+def _int8_mean(ctx: _Ctx, x: _V, axes: list[int], keep: bool) -> None:
+    """An int8 MEAN as TFLite's integer kernel computes it: the sum of the raw int8 values, the
+    input zero point's share subtracted, times s_in / (s_out * count) (one Q31 multiplier and
+    shift: the division by the count folded in), plus the output zero point."""
+    qi, qo = ctx.qp(ctx.tin(0)), ctx.qp(ctx.tout())
+    xs, nchw = x.name, x.nchw
+    if nchw and not keep and not (3 in axes or {1, 2} <= set(axes)):
+        xs, nchw = ctx.plain(x), False
+    ax = tuple(sorted(_TO_NCHW_AXIS[a] for a in axes)) if nchw else tuple(axes)
+    shape = ctx.tin(0).shape
+    count = math.prod(shape[a] for a in axes)
+    mult, shift = quantize_multiplier(float(np.float64(np.float32(qi.s))
+                                            / np.float64(np.float32(qo.s)) / count))
+    p = ctx.p
+    y = p.reduce(ctx.sub("sum"), "sum", xs, axis=ax, keepdims=keep, out=ctx.out_name("sum"))
+    y = p.elementwise(ctx.sub("requant"), "requantize", y,
+                      params=(-qi.z * count, mult, shift, qo.z, -128, 127, 1),
+                      out=ctx.out_name())
     ctx.set(y, nchw=nchw and keep)
 
 
@@ -850,6 +875,7 @@ def _dequantize(ctx: _Ctx) -> None:
     q = ctx.qp(ctx.tin(0))
     y = ctx.p.elementwise(ctx.sub(), "dequantize", x.name, params=(q.s, q.z),
                           out=ctx.out_name())
+    ctx.dequantised[ctx.outputs[0]] = ctx.inputs[0]
     ctx.set(y, nchw=x.nchw)
 
 
@@ -859,10 +885,15 @@ def _dequantize(ctx: _Ctx) -> None:
 class TFLiteModel(ImportedModel):
     """An imported TFLite model: ImportedModel's fields (``onnx_outputs`` holds the file's
     output tensor names), ``quantised`` (True when any operator computes on int8 values) and
-    the data inputs' quantisation (name -> (scale, zero point); int8 inputs only)."""
+    the data inputs' quantisation (name -> (scale, zero point); int8 inputs only) and
+    ``tensors``: every activation of the file (its tensor name) -> (the program tensor holding
+    it, True when held NCHW), to compare any layer with the interpreter's; ``output_steps``:
+    per output name, the value of one LSB of the int8 tensor it holds or dequantises."""
 
     quantised: bool = False
     input_qparams: dict[str, tuple[float, int]] = field(default_factory=dict)
+    tensors: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    output_steps: dict[str, float] = field(default_factory=dict)
 
     def make_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
         """Return seeded values of the data inputs: float32 N(0, 1), or for an int8 input the
@@ -992,5 +1023,14 @@ def import_tflite(path: str | Path, name: str | None = None) -> TFLiteModel:
     if not program.ops:
         raise WorkloadError(where, "graph", "no operator computes anything on the chip")
     program.outputs = list(outputs)
+    held = {tensors[i].name: (v.name, v.nchw) for i, v in ctx.env.items() if isinstance(v, _V)}
+    steps = {}
+    for i in g_outputs:
+        t = tensors[i]
+        src = ctx.dequantised.get(i)
+        q = t.q if t.dtype == np.int8 else (tensors[src].q if src is not None else None)
+        if q is not None and q.per_tensor:
+            steps[t.name] = 1.0 if t.dtype == np.int8 else q.s
     return TFLiteModel(program.name, program, ctx.params, data, outputs,
-                       [tensors[i].name for i in g_outputs], {}, quantised, input_q)
+                       [tensors[i].name for i in g_outputs], {}, quantised, input_q, held,
+                       steps)
