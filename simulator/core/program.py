@@ -67,6 +67,7 @@ class Requant:
     zero_point: int = 0
     qmin: int = -128
     qmax: int = 127
+    rounding: str = "double"  # MultiplyByQuantizedMultiplier: "double" (gemmlowp) or "single"
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,9 @@ class Program:
         lens = {len(rq.bias), len(rq.multiplier), len(rq.shift)} - {1}
         if lens and lens != {channels}:
             raise self._fail(name, f"requant has {sorted(lens)} channels, the op {channels}")
+        if rq.rounding not in ("double", "single"):
+            raise self._fail(name, f"requant rounding must be double or single, got "
+                             f"{rq.rounding!r}")
         if not rq.qmin <= rq.qmax or any(not 0 <= m < 2 ** 31 for m in rq.multiplier) or \
                 any(not -62 <= s <= 31 for s in rq.shift):
             raise self._fail(name, "requant multipliers must lie in [0, 2**31), shifts in "

@@ -48,6 +48,10 @@ __all__ = ["LOWERINGS", "TFLiteModel", "import_tflite"]
 
 MAX_FILE_BYTES = 2 << 30  # flatbuffers address 2 GiB; larger models keep buffers outside
 EDGETPU_OP = "edgetpu-custom-op"
+# How LiteRT's reference kernels round MultiplyByQuantizedMultiplier (measured against
+# OpResolverType.BUILTIN_REF, ai-edge-litert 2.3.0): convolutions and MEAN round twice
+# (gemmlowp), FULLY_CONNECTED once (tests/test_tflite_import.py holds every layer to it)
+CONV_ROUNDING, FC_ROUNDING = "double", "single"
 
 # TensorType -> numpy dtype (the types a model's tensors may carry here)
 _TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8,
@@ -413,7 +417,7 @@ def _multipliers(s_in: float, w_scales: np.ndarray, s_out: float, per_channel: b
 
 
 def _requant(ctx: _Ctx, w_nchw_or_kn: np.ndarray, out_axis: int, bias_idx: int, act: str,
-             x_t: _Tensor, w_t: _Tensor, per_channel_double: bool) -> Requant:
+             x_t: _Tensor, w_t: _Tensor, conv: bool) -> Requant:
     """Return the Requant of an int8 array op: bias - z_in * sum(w) per output channel, the
     multipliers of s_in * s_w / s_out, the output zero point and the activation's clamp."""
     qx, qw, qo = ctx.qp(x_t), ctx.qp(w_t), ctx.qp(ctx.tout())
@@ -431,11 +435,12 @@ def _requant(ctx: _Ctx, w_nchw_or_kn: np.ndarray, out_axis: int, bias_idx: int, 
             raise _Unsupported(f"bias has {b.size} values for {n} outputs")
         bias = b
     folded = bias - qx.z * wsum
-    per_channel = not qw.per_tensor or per_channel_double
+    per_channel = not qw.per_tensor or conv
     scales = qw.scale if not qw.per_tensor else np.repeat(qw.scale, n if per_channel else 1)
     mults, shifts = _multipliers(qx.s, scales, qo.s, per_channel)
     lo, hi = _act_range(act, qo)
-    return Requant(tuple(int(v) for v in folded), mults, shifts, qo.z, lo, hi)
+    return Requant(tuple(int(v) for v in folded), mults, shifts, qo.z, lo, hi,
+                   CONV_ROUNDING if conv else FC_ROUNDING)
 
 
 def _check_int8_weights(ctx: _Ctx, i: int) -> None:
@@ -726,9 +731,9 @@ def _reduce(ctx: _Ctx) -> None:
 
 
 def _int8_mean(ctx: _Ctx, x: _V, axes: list[int], keep: bool) -> None:
-    """An int8 MEAN as TFLite's integer kernel computes it: the sum of the raw int8 values, the
-    input zero point's share subtracted, times s_in / (s_out * count) (one Q31 multiplier and
-    shift: the division by the count folded in), plus the output zero point."""
+    """An int8 MEAN as TFLite's reference kernel (QuantizedMeanOrSum) computes it: the sum of
+    the raw int8 values less the input zero point's share, times the Q31 multiplier of
+    s_in / s_out with the division by the count folded into it, plus the output zero point."""
     qi, qo = ctx.qp(ctx.tin(0)), ctx.qp(ctx.tout())
     xs, nchw = x.name, x.nchw
     if nchw and not keep and not (3 in axes or {1, 2} <= set(axes)):
@@ -737,11 +742,16 @@ def _int8_mean(ctx: _Ctx, x: _V, axes: list[int], keep: bool) -> None:
     shape = ctx.tin(0).shape
     count = math.prod(shape[a] for a in axes)
     mult, shift = quantize_multiplier(float(np.float64(np.float32(qi.s))
-                                            / np.float64(np.float32(qo.s)) / count))
+                                            / np.float64(np.float32(qo.s))))
+    # TFLite folds 1/count into the multiplier: (m << k) // count, shift - k, with
+    # k = floor(log2 count) clamped to 32 and to 31 + shift
+    k = min(count.bit_length() - 1, 32, 31 + shift)
+    mult, shift = (mult << k) // count, shift - k
+    bias, zo = -qi.z * count, qo.z
     p = ctx.p
     y = p.reduce(ctx.sub("sum"), "sum", xs, axis=ax, keepdims=keep, out=ctx.out_name("sum"))
     y = p.elementwise(ctx.sub("requant"), "requantize", y,
-                      params=(-qi.z * count, mult, shift, qo.z, -128, 127, 1),
+                      params=(bias, mult, shift, zo, -128, 127, 1),
                       out=ctx.out_name())
     ctx.set(y, nchw=nchw and keep)
 

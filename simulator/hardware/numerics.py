@@ -135,9 +135,11 @@ def _rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
 def requantise_fixed(acc: np.ndarray, rq, axis: int) -> np.ndarray:
     """Return the int8 values (as int64) of int32 accumulators ``acc`` after the fixed-point
     output step ``rq`` (a program.Requant; per channel along ``axis``): TFLite's reference
-    requantisation, bit for bit: ``acc + bias``, MultiplyByQuantizedMultiplier (a left shift
-    for a positive shift, SaturatingRoundingDoublingHighMul by the Q31 significand, then
-    RoundingDivideByPOT for a negative shift), ``+ zero_point``, clamped to [qmin, qmax]."""
+    requantisation, bit for bit: ``acc + bias``, MultiplyByQuantizedMultiplier, ``+
+    zero_point``, clamped to [qmin, qmax]. ``rq.rounding`` "double" is gemmlowp's (a left
+    shift for a positive shift, SaturatingRoundingDoublingHighMul by the Q31 significand, then
+    RoundingDivideByPOT for a negative shift); "single" is TFLITE_SINGLE_ROUNDING's
+    ``(x * m + 2**(30 - shift)) >> (31 - shift)``."""
     acc = np.asarray(acc, np.int64)
     axis = axis % acc.ndim
     bshape = [1] * acc.ndim
@@ -148,6 +150,11 @@ def requantise_fixed(acc: np.ndarray, rq, axis: int) -> np.ndarray:
     x = acc + per_channel(rq.bias)
     x = np.clip(x, -(1 << 31), (1 << 31) - 1)  # the int32 sum (TFLite's is int32 throughout)
     shift = per_channel(rq.shift)
+    if getattr(rq, "rounding", "double") == "single":
+        # TFLITE_SINGLE_ROUNDING: (x * m + 2**(30 - shift)) >> (31 - shift); |x * m| < 2**62
+        total = np.int64(31) - shift
+        x = (x * per_channel(rq.multiplier) + (np.int64(1) << (total - 1))) >> total
+        return np.clip(x + rq.zero_point, rq.qmin, rq.qmax).astype(np.int64)
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
     x = np.clip(x << left, -(1 << 31), (1 << 31) - 1)
