@@ -455,3 +455,30 @@ def test_a_converted_model_without_a_batch_size_is_refused(tmp_path):
 
 def test_missing_file_is_one_line(tmp_path):
     _one_line_exit_2(tmp_path / "nosuch.tflite", "cannot read")
+
+
+def test_fp16_weights_fold_and_match_litert(tmp_path, models):
+    """float16 weights (DEQUANTIZE of constants) unpack at import: the chip computes what
+    LiteRT does."""
+    keras_model = models["cnn"][0]
+    conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.target_spec.supported_types = [tf.float16]
+    path = tmp_path / "f16.tflite"
+    path.write_bytes(conv.convert())
+    m = import_tflite(path)
+    assert not any(getattr(o, "kind", "") == "dequantize" for o in m.program.ops)
+    values = m.inputs(0)
+    rep = run(chip_fp32(), m.program, values)
+    _it, want = litert_run(str(path), m, values)
+    (name, ref), = want.items()
+    got = np.asarray(rep.values[m.outputs[0]])
+    assert np.max(np.abs(got - ref)) / np.max(np.abs(ref)) <= 1e-4
+
+
+def test_dynamic_range_quantised_model_is_refused(tmp_path, models):
+    conv = tf.lite.TFLiteConverter.from_keras_model(models["mlp_int8"][0])
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: int8 weights only
+    path = tmp_path / "hybrid.tflite"
+    path.write_bytes(conv.convert())
+    _one_line_exit_2(path, "FULLY_CONNECTED", "dynamic-range")

@@ -451,6 +451,7 @@ def _check_int8_weights(ctx: _Ctx, i: int) -> None:
 
 
 LOWERINGS: dict[str, Callable[[_Ctx], None]] = {}
+_WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 def _lowers(*codes: str):
@@ -1009,6 +1010,15 @@ def import_tflite(path: str | Path, name: str | None = None) -> TFLiteModel:
         ctx.op_name = f"{opname.lower()}{k}"
         if len(outs) != 1:
             raise WorkloadError(loc, label, f"{len(outs)} outputs are not supported")
+        out_t = tensors[outs[0]]
+        if out_t.dtype not in (np.float32, np.int8):
+            raise WorkloadError(loc, label, f"output {out_t.name} is {out_t.dtype}: only float32 "
+                                "and full-integer int8 models are supported")
+        if opname in _WEIGHTED and out_t.dtype == np.float32 and len(ins) > 1 and \
+                ins[1] >= 0 and tensors[ins[1]].dtype not in (np.float32, np.float16):
+            raise WorkloadError(loc, label, f"{tensors[ins[1]].dtype} weights with float "
+                                "activations (dynamic-range quantisation) are not supported: "
+                                "convert float, or full-integer int8")
         try:
             fn(ctx)
         except _Unsupported as exc:
