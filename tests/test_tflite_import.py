@@ -482,3 +482,31 @@ def test_dynamic_range_quantised_model_is_refused(tmp_path, models):
     path = tmp_path / "hybrid.tflite"
     path.write_bytes(conv.convert())
     _one_line_exit_2(path, "FULLY_CONNECTED", "dynamic-range")
+
+
+@pytest.mark.parametrize("base", ["cnn", "block"])
+def test_int8_and_float_files_put_the_same_gemms_on_the_array(models, base):
+    """The int8 file of a network and its float file give the array the same GEMMs (shape,
+    count, folds) with the same compute cycles on the same chip: quantisation changes values
+    and the output step, not the mapping."""
+    chip = load_chip(EDGE)
+    rows = []
+    for key in (base, base + "_int8"):
+        m = import_tflite(models[key][1])
+        rep = run(chip, m.program)
+        array = {o.name for o in m.program.ops if isinstance(o, (Conv2d, MatMul))}
+        rows.append([(r.shape, r.gemms, r.folds, r.macs, r.compute_cycles)
+                     for r in rep.ops if r.name in array])
+    assert rows[0] and rows[0] == rows[1]
+
+
+def test_missing_packages_are_one_line(monkeypatch, models):
+    import sys
+    path = models["cnn"][1]
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    code, out, err = cli("validate", EDGE, "--set", "dtype=fp32", "--tflite", path)
+    assert code == 2 and err.count("\n") == 1 and "pip install ai-edge-litert" in err
+    monkeypatch.setitem(sys.modules, "tflite", None)
+    code, out, err = cli("run", EDGE, "--tflite", path)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "pip install 'systolic-sim[tflite]'" in err
