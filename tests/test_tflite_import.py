@@ -298,7 +298,7 @@ def cli(*argv):
     return code, out.getvalue(), err.getvalue()
 
 
-def test_cli_run_and_validate(models):
+def test_cli_run_and_validate(models, tmp_path):
     _k, fpath = models["block"]
     code, out, err = cli("run", EDGE, "--set", "dtype=fp32", "--tflite", fpath, "--functional")
     assert code == 0 and "tflite:block.tflite (float" in out, err
@@ -309,6 +309,17 @@ def test_cli_run_and_validate(models):
     assert code == 0 and out.strip().endswith("OK") and "100.00% exact" in out, out + err
     code, out, err = cli("validate", EDGE, "--set", "dtype=fp32", "--tflite", fpath)
     assert code == 0 and out.strip().endswith("OK"), out + err
+    _k, cpath = models["cnn_int8"]  # int8 in and out: the saved outputs are int8 too
+    saved = tmp_path / "out.npz"
+    code, out, err = cli("run", EDGE, "--tflite", cpath, "--functional", "--save-outputs",
+                         str(saved))
+    assert code == 0, err
+    m = import_tflite(cpath)
+    _it, want = litert_run(cpath, m, m.inputs(0))
+    with np.load(saved) as got:
+        assert set(got) == set(want)
+        for name, ref in want.items():
+            assert got[name].dtype == np.int8 and np.array_equal(got[name], ref)
 
 
 def test_int8_model_values_need_an_int8_chip(models):

@@ -899,12 +899,14 @@ class TFLiteModel(ImportedModel):
     the data inputs' quantisation (name -> (scale, zero point); int8 inputs only) and
     ``tensors``: every activation of the file (its tensor name) -> (the program tensor holding
     it, True when held NCHW), to compare any layer with the interpreter's; ``output_steps``:
-    per output name, the value of one LSB of the int8 tensor it holds or dequantises."""
+    per output name, the value of one LSB of the int8 tensor it holds or dequantises;
+    ``output_dtypes``: per output name, its type in the file (float32 or int8)."""
 
     quantised: bool = False
     input_qparams: dict[str, tuple[float, int]] = field(default_factory=dict)
     tensors: dict[str, tuple[str, bool]] = field(default_factory=dict)
     output_steps: dict[str, float] = field(default_factory=dict)
+    output_dtypes: dict[str, np.dtype] = field(default_factory=dict)
 
     def make_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
         """Return seeded values of the data inputs: float32 N(0, 1), or for an int8 input the
@@ -1053,4 +1055,4 @@ def import_tflite(path: str | Path, name: str | None = None) -> TFLiteModel:
             steps[t.name] = 1.0 if t.dtype == np.int8 else q.s
     return TFLiteModel(program.name, program, ctx.params, data, outputs,
                        [tensors[i].name for i in g_outputs], {}, quantised, input_q, held,
-                       steps)
+                       steps, {tensors[i].name: tensors[i].dtype for i in g_outputs})

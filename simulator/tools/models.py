@@ -181,8 +181,15 @@ def load_zoo(model, seed: int, inputs_path: str | None) -> ModelRun:
 
 
 def output_arrays(run, values: dict) -> dict[str, np.ndarray]:
-    """Return the chip's value of each model output, by graph output name."""
-    return {name: np.asarray(values[t]) for name, t in run.outputs.items()}
+    """Return the chip's value of each model output, by graph output name (an int8 model's
+    int8 outputs as int8; the chip carries them as int64)."""
+    dtypes = getattr(run.model, "output_dtypes", {})
+    out = {}
+    for name, t in run.outputs.items():
+        v = np.asarray(values[t])
+        out[name] = v.astype(np.int8) if dtypes.get(name) == np.int8 and \
+            np.issubdtype(v.dtype, np.integer) else v
+    return out
 
 
 def framework_outputs(run, path_or_none: str | None) -> list[np.ndarray]:
