@@ -58,13 +58,12 @@ ELEMENTWISE = {
     "gelu_tanh": ("transcendental", 1), "gelu_grad": ("transcendental", 2),
     "gelu_tanh_grad": ("transcendental", 2), "tanh_grad": ("add", 2),
     "sigmoid_grad": ("add", 2),
-    # quantised (int8) models: params (scale, zero point, qmin, qmax): integers
-    # clip(round_half_away(x / scale) + zero point, qmin, qmax); params (scale, zero point):
-    # (q - zero point) * scale in float32
+    # quantised (int8) models. quantize, params (scale, zero point, qmin, qmax): the integers
+    # clip(round(x / scale) + zero point, qmin, qmax), halves away from zero; dequantize,
+    # params (scale, zero point): (q - zero point) * scale in float32
     "quantize": ("add", 1), "dequantize": ("add", 1),
-    # integers: params (bias, multiplier, shift, zero point, qmin, qmax, divisor): TFLite's
-    # fixed-point requantisation of x + bias (numerics.requantise_fixed), then a division by
-    # ``divisor`` rounded half away from zero (an int8 mean's count), + zero point, clamped
+    # integers: params (bias, multiplier, shift, zero point, qmin, qmax): TFLite's fixed-point
+    # requantisation of x + bias (numerics.requantise_fixed) + zero point, clamped
     "requantize": ("add", 1),
 }
 
@@ -168,14 +167,13 @@ def elementwise_values(kind: str, inputs: list[np.ndarray], const: float,
         q = np.sign(q) * np.floor(np.abs(q) + 0.5)  # halves away from zero (std::round)
         return np.clip(np.nan_to_num(q) + zp, lo, hi).astype(np.int64)
     if kind == "requantize":
-        from ..hardware.numerics import requantise_fixed, rounding_divide
-        bias, mult, shift, zp, lo, hi, div = (int(v) for v in params)
+        from ..hardware.numerics import requantise_fixed
+        bias, mult, shift, zp, lo, hi = (int(v) for v in params)
         x = np.asarray(inputs[0], np.float64)
         shape = x.shape
         x = np.rint(x).astype(np.int64).reshape(-1)  # sums of integers: exact in float32
-        rq = _Rq((bias,), (mult,), (shift,), 0, -(1 << 31), (1 << 31) - 1)
-        y = rounding_divide(requantise_fixed(x, rq, 0), div)
-        return np.clip(y + zp, lo, hi).astype(np.int64).reshape(shape)
+        rq = _Rq((bias,), (mult,), (shift,), zp, lo, hi)
+        return requantise_fixed(x, rq, 0).reshape(shape)
     if kind == "dequantize":
         return ((np.asarray(inputs[0], np.float32) - np.float32(params[1]))
                 * np.float32(params[0])).astype(np.float32)

@@ -752,7 +752,7 @@ def _int8_mean(ctx: _Ctx, x: _V, axes: list[int], keep: bool) -> None:
     p = ctx.p
     y = p.reduce(ctx.sub("sum"), "sum", xs, axis=ax, keepdims=keep, out=ctx.out_name("sum"))
     y = p.elementwise(ctx.sub("requant"), "requantize", y,
-                      params=(bias, mult, shift, zo, -128, 127, 1),
+                      params=(bias, mult, shift, zo, -128, 127),
                       out=ctx.out_name())
     ctx.set(y, nchw=nchw and keep)
 

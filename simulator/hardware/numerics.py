@@ -20,7 +20,7 @@ from .chip import INTEGER_FORMATS, Chip
 from ..errors import WorkloadError
 
 __all__ = ["INPUT_TYPES", "input_type", "adder_for", "output_dtype", "prepare_operand", "random_operands",
-           "quantize_multiplier", "requantise", "requantise_fixed", "round_half_away", "rounding_divide",
+           "quantize_multiplier", "requantise", "requantise_fixed",
            "round_to_input", "value_dtype", "float_error_bound"]
 
 # the input formats numpy has itself (int4 values are held in int8); bf16 and fp8 come from
@@ -160,24 +160,6 @@ def requantise_fixed(acc: np.ndarray, rq, axis: int) -> np.ndarray:
     x = np.clip(x << left, -(1 << 31), (1 << 31) - 1)
     x = _rounding_divide_by_pot(_srdhm(x, per_channel(rq.multiplier)), right)
     return np.clip(x + rq.zero_point, rq.qmin, rq.qmax).astype(np.int64)
-
-
-def rounding_divide(x: np.ndarray, d: int) -> np.ndarray:
-    """Return integers ``x`` divided by the positive integer ``d``, halves rounded away from
-    zero with C's truncating division: ``(x + d/2) / d`` above zero, ``(x - d/2) / d`` else
-    (TFLite's integer mean and average pool)."""
-    x = np.asarray(x, np.int64)
-    half = np.int64(d // 2)
-    num = np.where(x > 0, x + half, x - half)
-    q = np.abs(num) // np.int64(d)
-    return np.where(num < 0, -q, q)
-
-
-def round_half_away(x: np.ndarray) -> np.ndarray:
-    """Return ``x`` rounded to the nearest integer, halves away from zero (C's std::round,
-    TFLite's TfLiteRound), as float64."""
-    x = np.asarray(x, np.float64)
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
 def round_to_input(x: np.ndarray, dtype: str) -> np.ndarray:
