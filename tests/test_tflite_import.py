@@ -546,3 +546,28 @@ def test_mobilenet_v2_int8_equals_litert_in_every_layer(tmp_path):
     array = {o.name for o in m.program.ops if isinstance(o, (Conv2d, MatMul))}
     got = sorted(r.macs for r in rep.ops if r.name in array)
     assert got == sorted(_closed_form_macs(base))
+
+
+def test_quantize_pad_and_requantize_values():
+    """The vector kinds the int8 road uses: quantize rounds halves away from zero (TFLite's
+    std::round) and clamps; dequantize inverts it; pad and max pool keep integers as integers;
+    requantize is requantise_fixed on integer sums."""
+    from simulator.core.vector import elementwise_values, vector_op_values
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 1000.0], np.float32)
+    q = elementwise_values("quantize", [x], 0.0, (1.0, 3.0, -128.0, 127.0))
+    assert q.dtype == np.int64 and q.tolist() == [0, 1, 2, 4, 5, 6, 127]
+    back = elementwise_values("dequantize", [q], 0.0, (0.5, 3.0))
+    assert back.dtype == np.float32 and back.tolist() == [-1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 62.0]
+    ints = np.arange(12, dtype=np.int64).reshape(1, 1, 3, 4) - 6
+    padded = vector_op_values("pad", [ints], {"pads": ((0, 0), (0, 0), (0, 1), (1, 0)),
+                                              "value": -7.0}, 8)
+    assert padded.dtype == np.int64 and padded.shape == (1, 1, 4, 5)
+    assert padded[0, 0, 3].tolist() == [-7] * 5 and padded[0, 0, 0, 1:].tolist() == [-6, -5, -4, -3]
+    pooled = vector_op_values("maxpool2d", [ints], {"kernel": (1, 2), "stride": (1, 2),
+                                                    "padding": (0, 0)}, 8)
+    assert pooled.dtype == np.int64 and pooled[0, 0, 0].tolist() == [-5, -3]
+    m, s = quantize_multiplier(0.3)
+    sums = np.array([[100, -100, 7]], np.float32)
+    got = elementwise_values("requantize", [sums], 0.0, (5, m, s, -3, -128, 127))
+    want = requantise_fixed(np.array([105, -95, 12]), Requant((0,), (m,), (s,), -3), 0)
+    assert got.dtype == np.int64 and got.reshape(-1).tolist() == want.tolist()
