@@ -22,14 +22,15 @@ from .memory import MemoryResult, TilePlan, numerics_chunk, run_gemm_memory, str
 from .grouped import (depthwise_vector_values, grouped_mapping, pack_pairs, packed_geometry,
                       runs_on_vector, unpack_outputs)
 from .placement import PlacedGemms, add_results, place_gemms
-from ..hardware.numerics import INT_RANGE, adder_for, output_dtype, prepare_operand, requantise, value_dtype
+from ..hardware.numerics import (INT_RANGE, adder_for, output_dtype, prepare_operand, requantise,
+                                 requantise_fixed, value_dtype)
 from .program import Conv2d, Elementwise, Layout, MatMul, Op, Program, Reduce, VectorOp
 from .report import OpReport, Report
 from .fusion import epilogue_fusion
 from .residency import free_layout_ops, plan_residency, vector_narrowed
 from .sparse_gemm import plan_sparse_gemm
-from .vector import (VECTOR_OPS, elementwise_values, im2col_nchw, passes_cycles, reduce_values,
-                     requant_passes, vector_op_values)
+from .vector import (VECTOR_OPS, elementwise_values, im2col_nchw, keeps_integers, passes_cycles,
+                     reduce_values, requant_passes, vector_op_values)
 
 __all__ = ["ENGINES", "dram_xfer_cycles", "gemm_op", "reference_pe_cycles", "run", "simulate_gemm", "simulate_gemms"]
 
@@ -704,7 +705,8 @@ def _layout_values(op: Layout, x: np.ndarray) -> np.ndarray:
 def _narrow(chip: Chip, op: MatMul | Conv2d, env: dict) -> np.ndarray:
     """Return an array op's output value as it leaves the array in output.dtype (see
     numerics.requantise): int8 outputs of integer operands are requantised with the op's
-    out_scale (or output.scale); a float tensor the engine quantised per tensor on its way
+    fixed-point ``requant`` (zero points, per-channel multipliers: numerics.requantise_fixed),
+    else its out_scale (or output.scale); a float tensor the engine quantised per tensor on its way
     into an int8 array keeps its dequantised float32 result (its int8 form is the next array
     op's per-tensor quantisation); bf16/fp16 outputs are rounded."""
     value = env[op.output]
@@ -713,6 +715,8 @@ def _narrow(chip: Chip, op: MatMul | Conv2d, env: dict) -> np.ndarray:
     if chip.output_dtype == "int8":
         if not all(np.issubdtype(np.asarray(env[t]).dtype, np.integer) for t in op.inputs):
             return value
+        if op.requant is not None:  # TFLite's fixed-point output step, per output channel
+            return requantise_fixed(value, op.requant, 1 if isinstance(op, Conv2d) else -1)
         scale = op.out_scale if op.out_scale is not None else chip.output_scale
         return requantise(value, "int8", scale)
     return requantise(value, chip.output_dtype, 0.0)
@@ -905,7 +909,8 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                     except IndexError as exc:
                         raise WorkloadError(f"program {program.name}", op.name,
                                             str(exc)) from None
-                if op.output in by_vector:  # stored in vector.output_dtype
+                if op.output in by_vector and not keeps_integers(op, env[op.output]):
+                    # stored in vector.output_dtype (int8 values of a quantised model stay)
                     env[op.output] = requantise(np.asarray(env[op.output], np.float32),
                                                 chip.vector_store_dtype, 0.0)
         ops.append(rep)

@@ -39,7 +39,7 @@ from ..hardware.chip import VectorUnit
 
 __all__ = ["ELEMENTWISE", "VECTOR_OPS", "VectorSpec", "elementwise_values", "im2col_nchw",
            "col2im_nchw", "reduce_sum_values", "reduce_values", "vector_cycles",
-           "reduction_cycles", "passes_cycles", "trunc_divide"]
+           "reduction_cycles", "passes_cycles", "trunc_divide", "keeps_integers"]
 
 # kind -> (op class, number of tensor inputs)
 ELEMENTWISE = {
@@ -58,7 +58,19 @@ ELEMENTWISE = {
     "gelu_tanh": ("transcendental", 1), "gelu_grad": ("transcendental", 2),
     "gelu_tanh_grad": ("transcendental", 2), "tanh_grad": ("add", 2),
     "sigmoid_grad": ("add", 2),
+    # quantised (int8) models. quantize, params (scale, zero point, qmin, qmax): the integers
+    # clip(round(x / scale) + zero point, qmin, qmax), halves away from zero; dequantize,
+    # params (scale, zero point): (q - zero point) * scale in float32
+    "quantize": ("add", 1), "dequantize": ("add", 1),
+    # integers: params (bias, multiplier, shift, zero point, qmin, qmax): TFLite's fixed-point
+    # requantisation of x + bias (numerics.requantise_fixed) + zero point, clamped
+    "requantize": ("add", 1),
 }
+
+# composite ops that only move or compare values: integer inputs (an int8 model's values)
+# give the same integers back
+INTEGER_EXACT = frozenset({"maxpool2d", "pad", "concat", "broadcast"})
+INTEGER_RESULTS = frozenset({"quantize", "requantize"})  # elementwise kinds giving int8 values
 
 _F = np.float32
 _SQRT_2_OVER_PI = _F(math.sqrt(2.0 / math.pi))
@@ -148,6 +160,23 @@ def elementwise_values(kind: str, inputs: list[np.ndarray], const: float,
     """Return the float32 result of an elementwise op (operands broadcast as in numpy); relu
     and max of integer tensors (an int8 network's activations) and the truncating division
     ``div_trunc`` of integer tensors stay integers, exactly."""
+    if kind == "quantize":  # the int8 values, held as int64
+        scale, zp, lo, hi = (float(v) for v in params)
+        with np.errstate(over="ignore", invalid="ignore"):
+            q = np.asarray(inputs[0], np.float64) / np.float64(np.float32(scale))
+        q = np.sign(q) * np.floor(np.abs(q) + 0.5)  # halves away from zero (std::round)
+        return np.clip(np.nan_to_num(q) + zp, lo, hi).astype(np.int64)
+    if kind == "requantize":
+        from ..hardware.numerics import requantise_fixed
+        bias, mult, shift, zp, lo, hi = (int(v) for v in params)
+        x = np.asarray(inputs[0], np.float64)
+        shape = x.shape
+        x = np.rint(x).astype(np.int64).reshape(-1)  # sums of integers: exact in float32
+        rq = _Rq((bias,), (mult,), (shift,), zp, lo, hi)
+        return requantise_fixed(x, rq, 0).reshape(shape)
+    if kind == "dequantize":
+        return ((np.asarray(inputs[0], np.float32) - np.float32(params[1]))
+                * np.float32(params[0])).astype(np.float32)
     if kind in ("relu", "max", "div_trunc") and \
             all(np.issubdtype(np.asarray(x).dtype, np.integer) for x in inputs):
         xs = [np.asarray(x) for x in inputs]
@@ -775,7 +804,27 @@ def _pad_slice_values(xs, attrs, lanes):
     return out
 
 
+def _pad_shape(shapes, attrs):  # x -> x padded by attrs["pads"] ((before, after) per axis)
+    _check_inputs(shapes, 1, "")
+    x = shapes[0]
+    pads = tuple((int(a), int(b)) for a, b in attrs.get("pads", ()))
+    if len(pads) != len(x) or any(a < 0 or b < 0 for a, b in pads):
+        raise ValueError(f"pads {pads} must give (before, after) >= 0 for each of the "
+                         f"{len(x)} axes")
+    value = float(attrs.get("value", 0.0))
+    if np.isnan(value):
+        raise ValueError("the pad value must not be NaN")
+    attrs.update(pads=pads, value=value)
+    return tuple(s + a + b for s, (a, b) in zip(x, pads)), attrs
+
+
+def _pad_values(xs, attrs, lanes):
+    """Constant padding (``value``; -inf allowed, as a max pool's padding)."""
+    return np.pad(xs[0], attrs["pads"], constant_values=np.float32(attrs["value"]))
+
+
 VECTOR_OPS: dict[str, VectorSpec] = {
+    "pad": VectorSpec(_pad_shape, _move, _pad_values, 1),
     "pad_slice": VectorSpec(_pad_slice_shape, _move, _pad_slice_values, 1),
     "broadcast": VectorSpec(_broadcast_shape, _move,
                             lambda xs, a, lanes: np.broadcast_to(xs[0], a["shape"]).copy(), 1),
@@ -812,9 +861,33 @@ VECTOR_OPS: dict[str, VectorSpec] = {
 
 def vector_op_values(kind: str, inputs: list[np.ndarray], attrs: dict[str, Any],
                      lanes: int) -> np.ndarray:
-    """Return the float32 value of composite op ``kind`` (ids of gather stay integers)."""
+    """Return the float32 value of composite op ``kind`` (ids of gather stay integers; the
+    ops of INTEGER_EXACT on integer inputs, an int8 model's values, return int64)."""
     xs = [np.asarray(x) if kind in ("gather", "scatter_add") and i == (1 if kind == "gather" else 0)
           else np.asarray(x, np.float32) for i, x in enumerate(inputs)]
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
         out = VECTOR_OPS[kind].values(xs, attrs, lanes)
-    return np.asarray(out, np.float32)
+    out = np.asarray(out, np.float32)
+    if kind in INTEGER_EXACT and inputs and all(np.issubdtype(np.asarray(x).dtype, np.integer)
+                                                for x in inputs) and np.all(np.isfinite(out)):
+        return out.astype(np.int64)  # small integers: exact in float32
+    return out
+
+
+@dataclass(frozen=True)
+class _Rq:  # the fields of program.Requant that numerics.requantise_fixed reads
+    bias: tuple
+    multiplier: tuple
+    shift: tuple
+    zero_point: int
+    qmin: int
+    qmax: int
+
+
+def keeps_integers(op, value) -> bool:
+    """Return True when ``op``'s result ``value`` holds an int8 model's integers (a
+    ``quantize``, or an INTEGER_EXACT op of integers): stored as they are, never rounded to a
+    float format."""
+    if not np.issubdtype(np.asarray(value).dtype, np.integer):
+        return False
+    return getattr(op, "kind", None) in INTEGER_RESULTS | INTEGER_EXACT
