@@ -56,6 +56,10 @@ ELEMENTWISE = {
     "masked_fill": ("compare", 2),
     "log": ("transcendental", 1), "tanh": ("transcendental", 1), "erf": ("transcendental", 1),
     "sin": ("transcendental", 1), "cos": ("transcendental", 1),
+    # comparisons and logic (ONNX Equal, Less, And, ...): 1.0 where true, 0.0 where false
+    "equal": ("compare", 2), "less": ("compare", 2), "less_equal": ("compare", 2),
+    "greater": ("compare", 2), "greater_equal": ("compare", 2), "logical_and": ("compare", 2),
+    "logical_or": ("compare", 2), "logical_xor": ("compare", 2), "logical_not": ("compare", 1),
     "sigmoid": ("transcendental", 1), "gelu": ("transcendental", 1),
     "gelu_tanh": ("transcendental", 1), "gelu_grad": ("transcendental", 2),
     "gelu_tanh_grad": ("transcendental", 2), "tanh_grad": ("add", 2),
@@ -63,6 +67,15 @@ ELEMENTWISE = {
 }
 
 _F = np.float32
+# the comparison and logic kinds: numpy's, on values where any nonzero is true
+_LOGIC: dict[str, Callable[..., np.ndarray]] = {
+    "equal": np.equal, "less": np.less, "less_equal": np.less_equal, "greater": np.greater,
+    "greater_equal": np.greater_equal,
+    "logical_and": lambda a, b: np.logical_and(a != 0, b != 0),
+    "logical_or": lambda a, b: np.logical_or(a != 0, b != 0),
+    "logical_xor": lambda a, b: np.logical_xor(a != 0, b != 0),
+    "logical_not": lambda a: a == 0,
+}
 _SQRT_2_OVER_PI = _F(math.sqrt(2.0 / math.pi))
 _GELU_C = _F(0.044715)
 
@@ -221,6 +234,8 @@ def _elementwise(kind: str, xs: list[np.ndarray], c: np.float32, p: list) -> np.
         return np.tanh(xs[0])
     if kind == "erf":
         return _erf(xs[0])
+    if kind in _LOGIC:
+        return _LOGIC[kind](*xs).astype(np.float32)
     if kind == "sin":
         return np.sin(xs[0]).astype(np.float32)
     if kind == "cos":

@@ -486,7 +486,6 @@ for _op, _fn in {
     "Ceil": lambda c, a: np.ceil(a),
     # fmod=1: the remainder takes the dividend's sign (C's fmod); else the divisor's (Python's)
     "Mod": lambda c, a, b: np.fmod(a, b) if c.attr("fmod", 0) else np.mod(a, b),
-    "GatherND": lambda c, a, i: _gather_nd(c, a, i),
     "ReduceProd": lambda c, a, axes=None: np.prod(
         a, axis=None if axes is None or not len(axes) else tuple(int(x) for x in axes),
         keepdims=bool(c.attr("keepdims", 1))),
@@ -517,6 +516,65 @@ def _tile_op(ctx):
     y = ctx.p.vector(ctx.sub(), "broadcast", y, shape=wide, out=ctx.out(suffix="wide"))
     return [ctx.p.reshape(ctx.sub("merge"), y, tuple(d * r for d, r in zip(shape, reps)),
                           out=ctx.out())]
+
+
+@_handles("GatherND")
+def _gather_nd_op(ctx):
+    """GatherND (batch_dims 0): folded on constants; on data with constant indices, the
+    indexed leading q axes of data are flattened to rows and the rows picked by a ``gather``
+    (a copy on the vector unit), then shaped as indices.shape[:-1] + data.shape[q:]."""
+    data, idx = ctx.get(0), ctx.get(1)
+    if isinstance(data, Const) and isinstance(idx, Const):
+        return [_fold([data.value, idx.value], lambda d, i: _gather_nd(ctx, d, i))]
+    if ctx.attr("batch_dims", 0):
+        raise _Unsupported("GatherND with batch_dims is not supported")
+    if not isinstance(idx, Const):
+        raise _Unsupported("GatherND with indices computed from data is not supported")
+    shape = tuple(ctx.shape(data))
+    ids = np.asarray(idx.value, np.int64)
+    q = ids.shape[-1] if ids.ndim else 0
+    if ids.ndim == 0 or not 1 <= q <= len(shape):
+        raise _Unsupported(f"GatherND indices of shape {ids.shape} for data of shape {shape}")
+    lead = np.array(shape[:q], np.int64)
+    if ids.size and (np.any(ids < -lead) or np.any(ids >= lead)):
+        raise _Unsupported(f"GatherND index out of range for data of shape {shape}")
+    ids = ids % lead  # a negative index counts from the end
+    rows = np.ravel_multi_index(tuple(ids[..., j] for j in range(q)), shape[:q]) \
+        if ids.size else np.zeros(ids.shape[:-1], np.int64)
+    width = math.prod(shape[q:])
+    table = _reshape_to(ctx, data, (math.prod(shape[:q]), width))
+    picked = ctx.p.vector(ctx.sub(), "gather", table,
+                          ctx.tensor(Const(rows.reshape(-1).astype(np.int64)),
+                                     f"{ctx.input_name(1)}.rows"), out=ctx.out(suffix="rows"))
+    return [_reshape_to(ctx, picked, tuple(ids.shape[:-1]) + shape[q:] or (1,))]
+
+
+# comparisons and logic on data: elementwise kinds giving 1.0 / 0.0 (folded on constants)
+_LOGIC = {"Equal": "equal", "Less": "less", "LessOrEqual": "less_equal", "Greater": "greater",
+          "GreaterOrEqual": "greater_equal", "And": "logical_and", "Or": "logical_or",
+          "Xor": "logical_xor", "Not": "logical_not"}
+_FOLD_LOGIC = {op: HANDLERS[op] for op in _LOGIC if op in HANDLERS}
+
+
+@_handles(*_LOGIC)
+def _logic(ctx):
+    op = ctx.node.op_type
+    if _all_const(ctx):
+        if op == "Xor":
+            return [_fold(_cvals(ctx), np.logical_xor)]
+        return _FOLD_LOGIC[op](ctx)
+    args = []
+    for i in range(len([n for n in ctx.node.input if n])):
+        v = ctx.get(i)
+        if isinstance(v, Const):  # a constant operand: a program input of 0/1 or numbers
+            v = ctx.tensor(Const(thunk=lambda v=v: v.value.astype(np.float32), shape=v.shape,
+                                 dtype=np.float32), ctx.input_name(i))
+        args.append(v)
+    return [ctx.p.elementwise(ctx.sub(), _LOGIC[op], *args, out=ctx.out())]
+
+
+for _op in _LOGIC:
+    FOLD_ONLY.discard(_op)
 
 
 def _trilu_mask(shape, k: int, upper: bool) -> np.ndarray:
