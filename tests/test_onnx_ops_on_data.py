@@ -2,8 +2,8 @@
 FunnelModel, both exporters) need, on small generated graphs, against onnxruntime: CumSum (the
 ALiBi positions), Sin and Cos (sinusoidal position embeddings), GatherElements and Pad
 (Funnel's relative shift), Einsum (Funnel's attention), Tile, comparisons and logic (the
-attention mask), GatherND with constant indices, and pooling with ceil_mode where the windows
-tile the input. Each runs on data (program ops) and folded (every input constant); the graphs
+attention mask), GatherND and ScatterND with constant indices, and pooling with ceil_mode where
+the windows tile the input. Each runs on data (program ops) and folded (every input constant); the graphs
 are built here with onnx.helper, so no model file and no transformers are needed."""
 
 from __future__ import annotations
@@ -158,3 +158,38 @@ def test_average_pool_with_ceil_mode_where_the_windows_tile(tmp_path):
     onnx.save(model([node], [("x", F32, (1, 1, 7, 4))], [("y", F32, None)]), str(odd))
     with pytest.raises(WorkloadError, match="partial last window"):
         import_onnx(odd)
+
+
+def test_scatter_nd_with_constant_indices_on_data(tmp_path):
+    # rows 2 and 0 of axis 0 (q = 1) replaced by data-derived updates (Funnel, dynamo exporter)
+    idx = np.array([[1], [0]], np.int64)
+    nodes = [H.make_node("Slice", ["x", "s0", "s1", "ax"], ["u"]),
+             H.make_node("ScatterND", ["x", "i", "u"], ["y"])]
+    inits = [("i", idx), ("s0", np.array([0], np.int64)), ("s1", np.array([2], np.int64)),
+             ("ax", np.array([0], np.int64))]
+    ref = on_data_and_folded(nodes, X[::-1].copy(), tmp_path, inits)
+    assert np.array_equal(ref[0], X[::-1][1]) and np.array_equal(ref[1], X[::-1][0])
+
+
+def test_scatter_nd_of_single_elements(tmp_path):
+    idx = np.array([[0, 1, 2], [1, 2, 3]], np.int64)  # q = 3: two elements
+    nodes = [H.make_node("ScatterND", ["x", "i", "u"], ["y"])]
+    on_data_and_folded(nodes, X, tmp_path, [("i", idx), ("u", np.array([7.0, -7.0],
+                                                                       np.float32))])
+
+
+@pytest.mark.parametrize("reduction", ["add", "mul", "max", "min"])
+def test_scatter_nd_with_a_reduction_folds_and_is_refused_on_data(reduction, tmp_path):
+    idx = np.array([[1], [1]], np.int64)  # the same row twice: the reduction applies twice
+    u = RNG.standard_normal((2, 3, 4)).astype(np.float32)
+    node = H.make_node("ScatterND", ["c", "i", "u"], ["s"], reduction=reduction)
+    m = model([node, H.make_node("Add", ["s", "x"], ["y"])], [("x", F32, X.shape)],
+              [("y", F32, None)], [("c", X), ("i", idx), ("u", u)])
+    got, ref = chip_and_ort(m, tmp_path, {"x": np.zeros_like(X)})
+    assert np.allclose(got, ref, rtol=1e-6)
+    path = tmp_path / "data.onnx"
+    onnx.save(model([H.make_node("ScatterND", ["x", "i", "u"], ["y"], reduction=reduction)],
+                    [("x", F32, X.shape)], [("y", F32, None)], [("i", idx), ("u", u)]),
+              str(path))
+    with pytest.raises(WorkloadError, match=f"reduction '{reduction}' on data"):
+        import_onnx(path)

@@ -38,7 +38,7 @@ import numpy as np
 from ..hardware.chip import VectorUnit
 
 __all__ = ["ELEMENTWISE", "VECTOR_OPS", "VectorSpec", "cumsum_values", "elementwise_values",
-           "gather_elements_values", "im2col_nchw", "pad_values",
+           "gather_elements_values", "im2col_nchw", "pad_values", "scatter_rows_values",
            "col2im_nchw", "reduce_sum_values", "reduce_values", "vector_cycles",
            "reduction_cycles", "passes_cycles", "trunc_divide"]
 
@@ -815,6 +815,27 @@ def pad_values(x: np.ndarray, pads, mode: str = "constant", value: float = 0.0) 
     return np.pad(x, pads, mode=mode)
 
 
+def _scatter_rows_shape(shapes, attrs):  # (table (R, W), ids (n,), rows (n, W)) -> table
+    _check_inputs(shapes, 3, "")
+    table, ids, rows = shapes
+    if len(table) != 2 or len(ids) != 1 or tuple(rows) != (ids[0], table[1]):
+        raise ValueError(f"needs table (R, W), ids (n,) and rows (n, W), got {table}, {ids}, "
+                         f"{rows}")
+    return tuple(table), attrs
+
+
+def scatter_rows_values(table: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Return a copy of ``table`` (R, W) whose rows ``ids`` are replaced by ``rows`` in order
+    (a later write of the same row wins): ONNX ScatterND without reduction, flattened.
+    Raises IndexError for an id outside [0, R)."""
+    out = np.array(table, copy=True)
+    idx = np.asarray(ids).astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= out.shape[0]):
+        raise IndexError(f"ids must lie in [0, {out.shape[0]}), got [{idx.min()}, {idx.max()}]")
+    out[idx] = rows
+    return out
+
+
 def _cumsum_shape(shapes, attrs):  # x -> x: running sums along ``axis``
     _check_inputs(shapes, 1, "")
     _axis_attr(shapes, attrs)
@@ -897,6 +918,9 @@ VECTOR_OPS: dict[str, VectorSpec] = {
                                                                               a["axis"]), 2),
     "pad": VectorSpec(_pad_shape, _move,
                       lambda xs, a, lanes: pad_values(xs[0], a["pads"], a["mode"], a["value"]), 1),
+    # a copy of the table with some rows replaced: data movement of the table
+    "scatter_rows": VectorSpec(_scatter_rows_shape, _move,
+                               lambda xs, a, lanes: scatter_rows_values(*xs), 3),
     # a scan: one add per element, the lanes across the other axes (ONNX CumSum, torch cumsum)
     "cumsum": VectorSpec(_cumsum_shape, lambda s, o, a: [("add", _n(s[0]), 0)],
                          lambda xs, a, lanes: cumsum_values(xs[0], a["axis"], a["exclusive"],

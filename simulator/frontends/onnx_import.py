@@ -549,6 +549,60 @@ def _gather_nd_op(ctx):
     return [_reshape_to(ctx, picked, tuple(ids.shape[:-1]) + shape[q:] or (1,))]
 
 
+def _scatter_nd_fold(data, idx, updates, reduction: str) -> np.ndarray:
+    out = np.array(data, copy=True)
+    idx = np.asarray(idx, np.int64)
+    q = idx.shape[-1]
+    lead = np.array(out.shape[:q], np.int64)
+    if idx.size and (np.any(idx < -lead) or np.any(idx >= lead)):
+        raise _Unsupported(f"ScatterND index out of range for data of shape {out.shape}")
+    idx = idx % lead
+    ufunc = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+    for pos in np.ndindex(*idx.shape[:-1]):
+        at = tuple(idx[pos])
+        out[at] = updates[pos] if reduction == "none" else ufunc[reduction](out[at], updates[pos])
+    return out
+
+
+@_handles("ScatterND")
+def _scatter_nd(ctx):
+    """ScatterND: folded on constants; on data with constant indices and no reduction, the
+    indexed leading q axes are flattened to rows and ``scatter_rows`` copies the data with
+    those rows replaced by the updates (data movement), shaped back as the data."""
+    data, idx, updates = ctx.get(0), ctx.get(1), ctx.get(2)
+    reduction = ctx.attr("reduction", b"none")
+    reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
+    if reduction not in ("none", "add", "mul", "max", "min"):
+        raise _Unsupported(f"ScatterND reduction {reduction!r}")
+    if all(isinstance(v, Const) for v in (data, idx, updates)):
+        return [_fold([data.value, idx.value, updates.value],
+                      lambda d, i, u: _scatter_nd_fold(d, i, u, reduction))]
+    if not isinstance(idx, Const):
+        raise _Unsupported("ScatterND with indices computed from data is not supported")
+    if reduction != "none":
+        raise _Unsupported(f"ScatterND with reduction {reduction!r} on data is not supported")
+    shape = tuple(data.shape if isinstance(data, Const) else ctx.shape(data))
+    ids = np.asarray(idx.value, np.int64)
+    q = ids.shape[-1] if ids.ndim else 0
+    if ids.ndim == 0 or not 1 <= q <= len(shape):
+        raise _Unsupported(f"ScatterND indices of shape {ids.shape} for data of shape {shape}")
+    lead = np.array(shape[:q], np.int64)
+    if ids.size and (np.any(ids < -lead) or np.any(ids >= lead)):
+        raise _Unsupported(f"ScatterND index out of range for data of shape {shape}")
+    ids = ids % lead
+    rows = np.ravel_multi_index(tuple(ids[..., j] for j in range(q)), shape[:q]).reshape(-1) \
+        if ids.size else np.zeros(0, np.int64)
+    if rows.size == 0:
+        return [data]
+    width = math.prod(shape[q:])
+    table = _reshape_to(ctx, data, (math.prod(shape[:q]), width))
+    new = _reshape_to(ctx, updates, (rows.size, width))
+    out = ctx.p.vector(ctx.sub(), "scatter_rows", ctx.tensor(table, ctx.input_name(0)),
+                       ctx.tensor(Const(rows.astype(np.int64)), f"{ctx.input_name(1)}.rows"),
+                       ctx.tensor(new, ctx.input_name(2)), out=ctx.out(suffix="rows"))
+    return [_reshape_to(ctx, out, shape)]
+
+
 # comparisons and logic on data: elementwise kinds giving 1.0 / 0.0 (folded on constants)
 _LOGIC = {"Equal": "equal", "Less": "less", "LessOrEqual": "less_equal", "Greater": "greater",
           "GreaterOrEqual": "greater_equal", "And": "logical_and", "Or": "logical_or",
