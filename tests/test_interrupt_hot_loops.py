@@ -138,3 +138,15 @@ def test_threaded_hot_loops_keep_values_and_cycles_bit_identical(monkeypatch):
     assert len(results) == len(cases)
     for key, runs in results.items():
         assert len(runs) == 4 and all(run == runs[0] for run in runs), key
+
+
+def test_a_threaded_call_waits_for_a_loop_an_earlier_ctrl_c_left_running(monkeypatch):
+    import threading
+    from simulator.core import interruptible
+    monkeypatch.setattr(interruptible, "_running", {"left-behind"})
+    assert interruptible.abandoned()
+    threading.Timer(0.3, lambda: interruptible._running.discard("left-behind")).start()
+    t0 = time.monotonic()
+    assert interruptible.call(interruptible.THREADED_WORK + 1, abs, -3) == 3
+    assert time.monotonic() - t0 >= 0.3 and not interruptible.abandoned()
+    assert interruptible.call(1, abs, -4) == 4  # an inline call never waits

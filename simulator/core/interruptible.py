@@ -18,6 +18,7 @@ where starting a thread would cost more than the loop.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 __all__ = ["THREADED_WORK", "WAIT_S", "abandoned", "call"]
@@ -44,9 +45,13 @@ def call(work: int, fn: Callable[..., Any], *args: Any, name: str = "hot-loop") 
     ``THREADED_WORK``, run it in a daemon thread named ``name`` and wait in ``WAIT_S`` second
     slices, so that a KeyboardInterrupt (Ctrl-C) is raised in the caller within ``WAIT_S``
     seconds. An exception raised by ``fn`` is re-raised in the caller's thread. ``fn`` must
-    release the GIL (numba ``nogil=True``), or the main thread cannot run in the meantime."""
+    release the GIL (numba ``nogil=True``), or the main thread cannot run in the meantime.
+    While a loop left running by an earlier Ctrl-C is still at work (in a process that lives
+    on, a notebook), a threaded call waits for it first."""
     if work <= THREADED_WORK:
         return fn(*args)
+    while _running:  # a loop an earlier Ctrl-C left running (a notebook): one loop at a time,
+        time.sleep(WAIT_S)  # as numba's parallel layers are not all safe to enter twice
     out: list = []
     failed: list = []
     _serial[0] += 1
