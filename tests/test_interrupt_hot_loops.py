@@ -145,8 +145,8 @@ def test_a_threaded_call_waits_for_a_loop_an_earlier_ctrl_c_left_running(monkeyp
     from simulator.core import interruptible
     monkeypatch.setattr(interruptible, "_running", {"left-behind"})
     assert interruptible.abandoned()
+    assert interruptible.call(1, abs, -4) == 4  # an inline call (no thread) does not wait
     threading.Timer(0.3, lambda: interruptible._running.discard("left-behind")).start()
     t0 = time.monotonic()
     assert interruptible.call(interruptible.THREADED_WORK + 1, abs, -3) == 3
     assert time.monotonic() - t0 >= 0.3 and not interruptible.abandoned()
-    assert interruptible.call(1, abs, -4) == 4  # an inline call never waits
