@@ -123,7 +123,11 @@ def test_threaded_hot_loops_keep_values_and_cycles_bit_identical(monkeypatch):
         rng.integers(-128, 128, (45, 33)).astype(np.int8)
     floats = rng.standard_normal((70, 45)).astype(np.float32), \
         rng.standard_normal((45, 33)).astype(np.float32)
+    # 256 x 128 x 256 is 2^23 MACs: the fast engine's parallel kernel (PARALLEL_MIN_MACS)
+    big = rng.standard_normal((256, 128)).astype(np.float32), \
+        rng.standard_normal((128, 256)).astype(np.float32)
     cases = [("gemmini.yaml", {"dtype": "int8", "array.dataflow": "os"}, ints),
+             ("gemmini.yaml", {"dtype": "fp32", "array.dataflow": "ws"}, big),
              ("gemmini.yaml", {"dtype": "int8", "array.dataflow": "is"}, ints),
              ("tpu-v4-mxu.yaml", {"dtype": "fp32", "array.rows": 16, "array.cols": 8}, floats)]
     results: dict = {}
