@@ -37,7 +37,7 @@ import numpy as np
 
 from ..hardware.chip import VectorUnit
 
-__all__ = ["ELEMENTWISE", "VECTOR_OPS", "VectorSpec", "cumsum_values", "elementwise_values",
+__all__ = ["ELEMENTWISE", "ID_INPUT", "VECTOR_OPS", "VectorSpec", "cumsum_values", "elementwise_values",
            "gather_elements_values", "im2col_nchw", "pad_values", "scatter_rows_values",
            "col2im_nchw", "reduce_sum_values", "reduce_values", "vector_cycles",
            "reduction_cycles", "passes_cycles", "trunc_divide"]
@@ -940,11 +940,15 @@ VECTOR_OPS: dict[str, VectorSpec] = {
 }
 
 
+# the input position of the integer ids (indices) of the vector ops that take them
+ID_INPUT = {"gather": 1, "scatter_add": 0, "gather_elements": 1, "scatter_rows": 1}
+
+
 def vector_op_values(kind: str, inputs: list[np.ndarray], attrs: dict[str, Any],
                      lanes: int) -> np.ndarray:
-    """Return the float32 value of composite op ``kind`` (ids of gather stay integers)."""
-    xs = [np.asarray(x) if kind in ("gather", "scatter_add") and i == (1 if kind == "gather" else 0)
-          else np.asarray(x, np.float32) for i, x in enumerate(inputs)]
+    """Return the float32 value of composite op ``kind`` (ids, ``ID_INPUT``, stay integers)."""
+    xs = [np.asarray(x) if ID_INPUT.get(kind) == i else np.asarray(x, np.float32)
+          for i, x in enumerate(inputs)]
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
         out = VECTOR_OPS[kind].values(xs, attrs, lanes)
     return np.asarray(out, np.float32)
