@@ -139,7 +139,9 @@ def test_matmul_of_1d_operands_equals_onnxruntime(case, const_a, const_b, seed,
 
 
 def test_fold_only_operators_on_data_do_not_claim_support(tmp_path):
-    assert {"Abs", "Neg", "Floor", "Ceil", "Equal", "Mod", "Tile"} <= FOLD_ONLY
+    assert {"Abs", "Neg", "Floor", "Ceil", "Mod"} <= FOLD_ONLY
+    # these run on data since BLOOM and Funnel needed them (tests/test_onnx_ops_on_data.py)
+    assert not {"Equal", "And", "Not", "Tile", "GatherND", "CumSum"} & FOLD_ONLY
     path = tmp_path / "abs.onnx"
     onnx.save(model([H.make_node("Abs", ["x"], ["y"], name="the_abs")], [("x", F32, (2, 3))],
                     [("y", F32, None)]), str(path))

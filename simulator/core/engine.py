@@ -18,6 +18,7 @@ from .conv_geometry import ConvGeometry, conv_geometry_of
 from ..hardware.dataflow import check_gemm_shape, map_gemm
 from ..hardware.energy import energy_breakdown
 from ..errors import Interrupted, WorkloadError
+from . import interruptible
 from .memory import MemoryResult, TilePlan, numerics_chunk, run_gemm_memory, streams
 from .grouped import (depthwise_vector_values, grouped_mapping, pack_pairs, packed_geometry,
                       runs_on_vector, unpack_outputs)
@@ -51,32 +52,40 @@ def _functional_fast(chip: Chip, a: np.ndarray, b: np.ndarray,
     mode, lo, hi, span = adder_for(chip)
     out = np.zeros((a.shape[0], b.shape[1]), value_dtype(chip.compute_dtype))
     chunk = numerics_chunk(chip, a.shape[0], b.shape[1], a.shape[1], plan)
-    kernel = _numerics._gemm_ordered if a.shape[0] * a.shape[1] * b.shape[1] >= \
-        PARALLEL_MIN_MACS else _numerics._gemm_ordered_serial
-    overflows = kernel(a, b, out, chunk, mode, lo, hi, span)
+    macs = a.shape[0] * a.shape[1] * b.shape[1]
+    kernel = _numerics._gemm_ordered if macs >= PARALLEL_MIN_MACS else \
+        _numerics._gemm_ordered_serial
+    # a long GEMM runs off the main thread, so Ctrl-C stops it within 0.1 s
+    overflows = interruptible.call(macs, kernel, a, b, out, chunk, mode, lo, hi, span,
+                                   name="functional-gemm")
     return out, int(overflows)
 
 
 def _reference_block(chip: Chip, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> tuple[int, int, int]:
     """Run one array's sub-GEMM PE by PE, adding into ``out`` (a view); return
-    (cycles, last_output_cycle, overflows)."""
+    (cycles, last_output_cycle, overflows). A long one runs off the main thread
+    (``interruptible``), so Ctrl-C stops it within 0.1 s."""
     from . import _pe_array  # numba: imported where it runs, not on a timing-only start
     arr = chip.array
     mode, lo, hi, span = adder_for(chip)
     full = arr.fill_drain == "full"
+    work = a.shape[0] * a.shape[1] * b.shape[1]  # MACs: a lower bound of the PE-cycles
     if arr.dataflow == "os":
         kernel = _pe_array._os_pipelined if arr.fold_pipelining else _pe_array._os_reference
-        return kernel(a, b, arr.rows, arr.cols, full, mode, lo, hi, span, out)
+        return interruptible.call(work, kernel, a, b, arr.rows, arr.cols, full, mode, lo, hi,
+                                  span, out, name="pe-reference")
     if arr.fold_pipelining:
         ws_kernel, overlap = _pe_array._ws_pipelined, arr.overlap_code
     else:
         ws_kernel, overlap = _pe_array._ws_reference, arr.preload_overlap
     if arr.dataflow == "ws":
-        return ws_kernel(a, b, arr.rows, arr.cols, full, overlap, mode, lo, hi, span, out)
+        return interruptible.call(work, ws_kernel, a, b, arr.rows, arr.cols, full, overlap, mode,
+                                  lo, hi, span, out, name="pe-reference")
     # is: A is stationary; the same array computes O^T = B^T A^T with B^T streamed
     out_t = np.ascontiguousarray(out.T)
-    res = ws_kernel(np.ascontiguousarray(b.T), np.ascontiguousarray(a.T), arr.rows, arr.cols,
-                    full, overlap, mode, lo, hi, span, out_t)
+    res = interruptible.call(work, ws_kernel, np.ascontiguousarray(b.T),
+                             np.ascontiguousarray(a.T), arr.rows, arr.cols, full, overlap, mode,
+                             lo, hi, span, out_t, name="pe-reference")
     out[...] = out_t.T
     return res
 

@@ -37,12 +37,12 @@ from ..hardware.chip import ACC_BYTES, Chip
 from .fusion import epilogue_fusion
 from .grouped import runs_on_vector
 from .program import Conv2d, Elementwise, Layout, MatMul, Program
+from .vector import ID_INPUT
 
 __all__ = ["ResidencyPlan", "free_layout_ops", "index_tensors", "plan_residency",
            "vector_narrowed"]
 
-# the input position of the integer ids of the vector ops that take them
-_ID_INPUT = {"gather": 1, "scatter_add": 0}
+_ID_INPUT = ID_INPUT  # the input position of the integer ids of the vector ops that take them
 
 
 def index_tensors(program: Program) -> set[str]:

@@ -37,7 +37,8 @@ import numpy as np
 
 from ..hardware.chip import VectorUnit
 
-__all__ = ["ELEMENTWISE", "VECTOR_OPS", "VectorSpec", "elementwise_values", "im2col_nchw",
+__all__ = ["ELEMENTWISE", "ID_INPUT", "VECTOR_OPS", "VectorSpec", "cumsum_values", "elementwise_values",
+           "gather_elements_values", "im2col_nchw", "pad_values", "scatter_rows_values",
            "col2im_nchw", "reduce_sum_values", "reduce_values", "vector_cycles",
            "reduction_cycles", "passes_cycles", "trunc_divide", "keeps_integers"]
 
@@ -54,6 +55,11 @@ ELEMENTWISE = {
     "clip": ("compare", 1),  # params (lo, hi): min(max(x, lo), hi); ReLU6 is clip(0, 6)
     "masked_fill": ("compare", 2),
     "log": ("transcendental", 1), "tanh": ("transcendental", 1), "erf": ("transcendental", 1),
+    "sin": ("transcendental", 1), "cos": ("transcendental", 1),
+    # comparisons and logic (ONNX Equal, Less, And, ...): 1.0 where true, 0.0 where false
+    "equal": ("compare", 2), "less": ("compare", 2), "less_equal": ("compare", 2),
+    "greater": ("compare", 2), "greater_equal": ("compare", 2), "logical_and": ("compare", 2),
+    "logical_or": ("compare", 2), "logical_xor": ("compare", 2), "logical_not": ("compare", 1),
     "sigmoid": ("transcendental", 1), "gelu": ("transcendental", 1),
     "gelu_tanh": ("transcendental", 1), "gelu_grad": ("transcendental", 2),
     "gelu_tanh_grad": ("transcendental", 2), "tanh_grad": ("add", 2),
@@ -73,6 +79,15 @@ INTEGER_EXACT = frozenset({"maxpool2d", "pad", "concat", "broadcast"})
 INTEGER_RESULTS = frozenset({"quantize", "requantize"})  # elementwise kinds giving int8 values
 
 _F = np.float32
+# the comparison and logic kinds: numpy's, on values where any nonzero is true
+_LOGIC: dict[str, Callable[..., np.ndarray]] = {
+    "equal": np.equal, "less": np.less, "less_equal": np.less_equal, "greater": np.greater,
+    "greater_equal": np.greater_equal,
+    "logical_and": lambda a, b: np.logical_and(a != 0, b != 0),
+    "logical_or": lambda a, b: np.logical_or(a != 0, b != 0),
+    "logical_xor": lambda a, b: np.logical_xor(a != 0, b != 0),
+    "logical_not": lambda a: a == 0,
+}
 _SQRT_2_OVER_PI = _F(math.sqrt(2.0 / math.pi))
 _GELU_C = _F(0.044715)
 
@@ -248,6 +263,12 @@ def _elementwise(kind: str, xs: list[np.ndarray], c: np.float32, p: list) -> np.
         return np.tanh(xs[0])
     if kind == "erf":
         return _erf(xs[0])
+    if kind in _LOGIC:
+        return _LOGIC[kind](*xs).astype(np.float32)
+    if kind == "sin":
+        return np.sin(xs[0]).astype(np.float32)
+    if kind == "cos":
+        return np.cos(xs[0]).astype(np.float32)
     if kind == "sigmoid":
         return _sigmoid(xs[0])
     if kind == "gelu":
@@ -771,6 +792,103 @@ def _move(shapes, out, attrs):
     return [("move", _n(out), 0)]
 
 
+def _gather_elements_shape(shapes, attrs):  # (data, indices of the same rank) -> indices
+    _check_inputs(shapes, 2, "")
+    if len(shapes[0]) != len(shapes[1]):
+        raise ValueError(f"data {shapes[0]} and indices {shapes[1]} must have the same rank")
+    ax = _axis_attr(shapes, attrs, default=0)
+    if any(i > d for a, (d, i) in enumerate(zip(*shapes)) if a != ax):
+        raise ValueError(f"indices {shapes[1]} exceed data {shapes[0]} off axis {ax}")
+    return tuple(shapes[1]), attrs
+
+
+def gather_elements_values(data: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray:
+    """Return ONNX GatherElements: ``out[..., j, ...] = data[..., idx[..., j, ...], ...]`` along
+    ``axis`` (numpy's take_along_axis on the leading block of ``data`` that ``idx`` spans);
+    a negative index counts from the end. Raises IndexError for an index out of range."""
+    data = np.asarray(data)
+    idx = np.asarray(idx).astype(np.int64)
+    size = data.shape[axis]
+    if idx.size and (idx.min() < -size or idx.max() >= size):
+        raise IndexError(f"indices must lie in [-{size}, {size}), got [{idx.min()}, {idx.max()}]")
+    block = data[tuple(slice(None) if a == axis else slice(0, n)
+                       for a, n in enumerate(idx.shape))]
+    return np.take_along_axis(block, idx % size if size else idx, axis)
+
+
+PAD_MODES = ("constant", "reflect", "edge", "wrap")
+
+
+def _pad_shape(shapes, attrs):  # x -> x padded by attrs["pads"] ((before, after) per axis)
+    _check_inputs(shapes, 1, "")
+    pads = tuple((int(b), int(a)) for b, a in attrs.get("pads", ()))
+    mode = attrs.get("mode", "constant")
+    if len(pads) != len(shapes[0]) or any(b < 0 or a < 0 for b, a in pads):
+        raise ValueError(f"pads {pads} must give (before, after) >= 0 for each of the "
+                         f"{len(shapes[0])} axes")
+    if mode not in PAD_MODES:
+        raise ValueError(f"mode {mode!r} (known: {', '.join(PAD_MODES)})")
+    if mode != "constant" and any((b or a) and n == 0 for (b, a), n in zip(pads, shapes[0])):
+        raise ValueError(f"mode {mode} cannot pad an empty axis")
+    attrs.update(pads=pads, mode=mode, value=float(attrs.get("value", 0.0)))
+    return tuple(n + b + a for n, (b, a) in zip(shapes[0], pads)), attrs
+
+
+def pad_values(x: np.ndarray, pads, mode: str = "constant", value: float = 0.0) -> np.ndarray:
+    """Return ``x`` padded by ``pads`` ((before, after) per axis) as ONNX Pad does: with
+    ``value`` (mode constant), the mirror image without the edge (reflect), the edge repeated
+    (edge) or the other end (wrap)."""
+    x = np.asarray(x)
+    if mode == "constant":
+        return np.pad(x, pads, mode="constant", constant_values=np.asarray(value, x.dtype))
+    return np.pad(x, pads, mode=mode)
+
+
+def _scatter_rows_shape(shapes, attrs):  # (table (R, W), ids (n,), rows (n, W)) -> table
+    _check_inputs(shapes, 3, "")
+    table, ids, rows = shapes
+    if len(table) != 2 or len(ids) != 1 or tuple(rows) != (ids[0], table[1]):
+        raise ValueError(f"needs table (R, W), ids (n,) and rows (n, W), got {table}, {ids}, "
+                         f"{rows}")
+    return tuple(table), attrs
+
+
+def scatter_rows_values(table: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Return a copy of ``table`` (R, W) whose rows ``ids`` are replaced by ``rows`` in order
+    (a later write of the same row wins): ONNX ScatterND without reduction, flattened.
+    Raises IndexError for an id outside [0, R)."""
+    out = np.array(table, copy=True)
+    idx = np.asarray(ids).astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= out.shape[0]):
+        raise IndexError(f"ids must lie in [0, {out.shape[0]}), got [{idx.min()}, {idx.max()}]")
+    out[idx] = rows
+    return out
+
+
+def _cumsum_shape(shapes, attrs):  # x -> x: running sums along ``axis``
+    _check_inputs(shapes, 1, "")
+    _axis_attr(shapes, attrs)
+    attrs["exclusive"] = bool(attrs.get("exclusive", False))
+    attrs["reverse"] = bool(attrs.get("reverse", False))
+    return shapes[0], attrs
+
+
+def cumsum_values(x: np.ndarray, axis: int, exclusive: bool = False,
+                  reverse: bool = False) -> np.ndarray:
+    """Return the running sums of ``x`` along ``axis`` (ONNX CumSum), added one element after
+    another in float32 (the first element of the scan's direction first; ``exclusive``: each sum
+    leaves its own element out, the first is 0; ``reverse``: from the last element back).
+    Integers stay integers."""
+    x = np.asarray(x)
+    dtype = x.dtype if np.issubdtype(x.dtype, np.integer) else np.float32
+    y = np.flip(x, axis) if reverse else x
+    out = np.cumsum(y, axis=axis, dtype=dtype)
+    if exclusive:
+        out = np.concatenate([np.zeros_like(np.take(out, [0], axis=axis)),
+                              np.take(out, range(out.shape[axis] - 1), axis=axis)], axis=axis)
+    return np.ascontiguousarray(np.flip(out, axis) if reverse else out)
+
+
 def _broadcast_shape(shapes, attrs):  # x -> attrs["shape"] (numpy broadcasting)
     _check_inputs(shapes, 1, "")
     target = tuple(int(v) for v in attrs.get("shape", ()))
@@ -844,6 +962,18 @@ VECTOR_OPS: dict[str, VectorSpec] = {
     "maxpool2d_grad": VectorSpec(_pool_grad_shape, _pool_grad_passes, _maxpool_grad_values, 2),
     "avgpool2d_grad": VectorSpec(_pool_grad_shape, _pool_grad_passes, _avgpool_grad_values, 2),
     "gather": VectorSpec(_gather_shape, _move, _gather_values, 2),
+    "gather_elements": VectorSpec(_gather_elements_shape, _move,
+                                  lambda xs, a, lanes: gather_elements_values(xs[0], xs[1],
+                                                                              a["axis"]), 2),
+    "pad": VectorSpec(_pad_shape, _move,
+                      lambda xs, a, lanes: pad_values(xs[0], a["pads"], a["mode"], a["value"]), 1),
+    # a copy of the table with some rows replaced: data movement of the table
+    "scatter_rows": VectorSpec(_scatter_rows_shape, _move,
+                               lambda xs, a, lanes: scatter_rows_values(*xs), 3),
+    # a scan: one add per element, the lanes across the other axes (ONNX CumSum, torch cumsum)
+    "cumsum": VectorSpec(_cumsum_shape, lambda s, o, a: [("add", _n(s[0]), 0)],
+                         lambda xs, a, lanes: cumsum_values(xs[0], a["axis"], a["exclusive"],
+                                                            a["reverse"]), 1),
     "scatter_add": VectorSpec(_scatter_add_shape, lambda s, o, a: [("add", _n(s[1]), 0)],
                               _scatter_add_values, 2),
     "concat": VectorSpec(_concat_shape, _move,
@@ -859,12 +989,16 @@ VECTOR_OPS: dict[str, VectorSpec] = {
 }
 
 
+# the input position of the integer ids (indices) of the vector ops that take them
+ID_INPUT = {"gather": 1, "scatter_add": 0, "gather_elements": 1, "scatter_rows": 1}
+
+
 def vector_op_values(kind: str, inputs: list[np.ndarray], attrs: dict[str, Any],
                      lanes: int) -> np.ndarray:
-    """Return the float32 value of composite op ``kind`` (ids of gather stay integers; the
+    """Return the float32 value of composite op ``kind`` (ids, ``ID_INPUT``, stay integers; the
     ops of INTEGER_EXACT on integer inputs, an int8 model's values, return int64)."""
-    xs = [np.asarray(x) if kind in ("gather", "scatter_add") and i == (1 if kind == "gather" else 0)
-          else np.asarray(x, np.float32) for i, x in enumerate(inputs)]
+    xs = [np.asarray(x) if ID_INPUT.get(kind) == i else np.asarray(x, np.float32)
+          for i, x in enumerate(inputs)]
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
         out = VECTOR_OPS[kind].values(xs, attrs, lanes)
     out = np.asarray(out, np.float32)

@@ -45,7 +45,8 @@ import numpy as np
 
 from simulator.errors import SimulatorInputError, WorkloadError
 from simulator.core.program import Layout, Program, Reduce
-from simulator.core.vector import trunc_divide
+from simulator.core.vector import (cumsum_values, gather_elements_values, pad_values,
+                                   trunc_divide)
 from simulator.frontends.feeds import Feed
 
 __all__ = ["HANDLERS", "ImportedModel", "import_onnx", "parse_input_shape"]
@@ -485,14 +486,149 @@ for _op, _fn in {
     "Ceil": lambda c, a: np.ceil(a),
     # fmod=1: the remainder takes the dividend's sign (C's fmod); else the divisor's (Python's)
     "Mod": lambda c, a, b: np.fmod(a, b) if c.attr("fmod", 0) else np.mod(a, b),
-    "Tile": lambda c, a, r: _tile(a, tuple(int(x) for x in np.asarray(r).reshape(-1))),
-    "GatherND": lambda c, a, i: _gather_nd(c, a, i),
     "ReduceProd": lambda c, a, axes=None: np.prod(
         a, axis=None if axes is None or not len(axes) else tuple(int(x) for x in axes),
         keepdims=bool(c.attr("keepdims", 1))),
 }.items():
     HANDLERS[_op] = _numpy_fold(_fn)
     FOLD_ONLY.add(_op)
+
+
+@_handles("Tile")
+def _tile_op(ctx):
+    """Tile: folded on constants; on data, x (d0, d1, ...) is reshaped to (1, d0, 1, d1, ...),
+    broadcast to (r0, d0, r1, d1, ...) (a copy on the vector unit) and reshaped to
+    (r0 d0, r1 d1, ...), which is np.tile's order."""
+    x = ctx.get(0)
+    reps = tuple(int(r) for r in ctx.const(1, "repeats").reshape(-1))
+    if isinstance(x, Const):
+        return [_fold([x.value], lambda a: _tile(a, reps))]
+    shape = tuple(ctx.shape(x))
+    if len(reps) != len(shape) or any(r < 0 for r in reps):
+        raise _Unsupported(f"Tile repeats {list(reps)} for a tensor of shape {shape}")
+    if 0 in reps:
+        raise _Unsupported("Tile with a repeat of 0 (an empty tensor) is not supported")
+    if all(r == 1 for r in reps):
+        return [x]
+    split = tuple(v for d in shape for v in (1, d))
+    wide = tuple(v for d, r in zip(shape, reps) for v in (r, d))
+    y = ctx.p.reshape(ctx.sub("split"), x, split, out=ctx.out(suffix="split"))
+    y = ctx.p.vector(ctx.sub(), "broadcast", y, shape=wide, out=ctx.out(suffix="wide"))
+    return [ctx.p.reshape(ctx.sub("merge"), y, tuple(d * r for d, r in zip(shape, reps)),
+                          out=ctx.out())]
+
+
+@_handles("GatherND")
+def _gather_nd_op(ctx):
+    """GatherND (batch_dims 0): folded on constants; on data with constant indices, the
+    indexed leading q axes of data are flattened to rows and the rows picked by a ``gather``
+    (a copy on the vector unit), then shaped as indices.shape[:-1] + data.shape[q:]."""
+    data, idx = ctx.get(0), ctx.get(1)
+    if isinstance(data, Const) and isinstance(idx, Const):
+        return [_fold([data.value, idx.value], lambda d, i: _gather_nd(ctx, d, i))]
+    if ctx.attr("batch_dims", 0):
+        raise _Unsupported("GatherND with batch_dims is not supported")
+    if not isinstance(idx, Const):
+        raise _Unsupported("GatherND with indices computed from data is not supported")
+    shape = tuple(ctx.shape(data))
+    ids = np.asarray(idx.value, np.int64)
+    q = ids.shape[-1] if ids.ndim else 0
+    if ids.ndim == 0 or not 1 <= q <= len(shape):
+        raise _Unsupported(f"GatherND indices of shape {ids.shape} for data of shape {shape}")
+    lead = np.array(shape[:q], np.int64)
+    if ids.size and (np.any(ids < -lead) or np.any(ids >= lead)):
+        raise _Unsupported(f"GatherND index out of range for data of shape {shape}")
+    ids = ids % lead  # a negative index counts from the end
+    rows = np.ravel_multi_index(tuple(ids[..., j] for j in range(q)), shape[:q]) \
+        if ids.size else np.zeros(ids.shape[:-1], np.int64)
+    width = math.prod(shape[q:])
+    table = _reshape_to(ctx, data, (math.prod(shape[:q]), width))
+    picked = ctx.p.vector(ctx.sub(), "gather", table,
+                          ctx.tensor(Const(rows.reshape(-1).astype(np.int64)),
+                                     f"{ctx.input_name(1)}.rows"), out=ctx.out(suffix="rows"))
+    return [_reshape_to(ctx, picked, tuple(ids.shape[:-1]) + shape[q:] or (1,))]
+
+
+def _scatter_nd_fold(data, idx, updates, reduction: str) -> np.ndarray:
+    out = np.array(data, copy=True)
+    idx = np.asarray(idx, np.int64)
+    q = idx.shape[-1]
+    lead = np.array(out.shape[:q], np.int64)
+    if idx.size and (np.any(idx < -lead) or np.any(idx >= lead)):
+        raise _Unsupported(f"ScatterND index out of range for data of shape {out.shape}")
+    idx = idx % lead
+    ufunc = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+    for pos in np.ndindex(*idx.shape[:-1]):
+        at = tuple(idx[pos])
+        out[at] = updates[pos] if reduction == "none" else ufunc[reduction](out[at], updates[pos])
+    return out
+
+
+@_handles("ScatterND")
+def _scatter_nd(ctx):
+    """ScatterND: folded on constants; on data with constant indices and no reduction, the
+    indexed leading q axes are flattened to rows and ``scatter_rows`` copies the data with
+    those rows replaced by the updates (data movement), shaped back as the data."""
+    data, idx, updates = ctx.get(0), ctx.get(1), ctx.get(2)
+    reduction = ctx.attr("reduction", b"none")
+    reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
+    if reduction not in ("none", "add", "mul", "max", "min"):
+        raise _Unsupported(f"ScatterND reduction {reduction!r}")
+    if all(isinstance(v, Const) for v in (data, idx, updates)):
+        return [_fold([data.value, idx.value, updates.value],
+                      lambda d, i, u: _scatter_nd_fold(d, i, u, reduction))]
+    if not isinstance(idx, Const):
+        raise _Unsupported("ScatterND with indices computed from data is not supported")
+    if reduction != "none":
+        raise _Unsupported(f"ScatterND with reduction {reduction!r} on data is not supported")
+    shape = tuple(data.shape if isinstance(data, Const) else ctx.shape(data))
+    ids = np.asarray(idx.value, np.int64)
+    q = ids.shape[-1] if ids.ndim else 0
+    if ids.ndim == 0 or not 1 <= q <= len(shape):
+        raise _Unsupported(f"ScatterND indices of shape {ids.shape} for data of shape {shape}")
+    lead = np.array(shape[:q], np.int64)
+    if ids.size and (np.any(ids < -lead) or np.any(ids >= lead)):
+        raise _Unsupported(f"ScatterND index out of range for data of shape {shape}")
+    ids = ids % lead
+    rows = np.ravel_multi_index(tuple(ids[..., j] for j in range(q)), shape[:q]).reshape(-1) \
+        if ids.size else np.zeros(0, np.int64)
+    if rows.size == 0:
+        return [data]
+    width = math.prod(shape[q:])
+    table = _reshape_to(ctx, data, (math.prod(shape[:q]), width))
+    new = _reshape_to(ctx, updates, (rows.size, width))
+    out = ctx.p.vector(ctx.sub(), "scatter_rows", ctx.tensor(table, ctx.input_name(0)),
+                       ctx.tensor(Const(rows.astype(np.int64)), f"{ctx.input_name(1)}.rows"),
+                       ctx.tensor(new, ctx.input_name(2)), out=ctx.out(suffix="rows"))
+    return [_reshape_to(ctx, out, shape)]
+
+
+# comparisons and logic on data: elementwise kinds giving 1.0 / 0.0 (folded on constants)
+_LOGIC = {"Equal": "equal", "Less": "less", "LessOrEqual": "less_equal", "Greater": "greater",
+          "GreaterOrEqual": "greater_equal", "And": "logical_and", "Or": "logical_or",
+          "Xor": "logical_xor", "Not": "logical_not"}
+_FOLD_LOGIC = {op: HANDLERS[op] for op in _LOGIC if op in HANDLERS}
+
+
+@_handles(*_LOGIC)
+def _logic(ctx):
+    op = ctx.node.op_type
+    if _all_const(ctx):
+        if op == "Xor":
+            return [_fold(_cvals(ctx), np.logical_xor)]
+        return _FOLD_LOGIC[op](ctx)
+    args = []
+    for i in range(len([n for n in ctx.node.input if n])):
+        v = ctx.get(i)
+        if isinstance(v, Const):  # a constant operand: a program input of 0/1 or numbers
+            v = ctx.tensor(Const(thunk=lambda v=v: v.value.astype(np.float32), shape=v.shape,
+                                 dtype=np.float32), ctx.input_name(i))
+        args.append(v)
+    return [ctx.p.elementwise(ctx.sub(), _LOGIC[op], *args, out=ctx.out())]
+
+
+for _op in _LOGIC:
+    FOLD_ONLY.discard(_op)
 
 
 def _trilu_mask(shape, k: int, upper: bool) -> np.ndarray:
@@ -518,9 +654,10 @@ def _trilu(ctx):
 # -- elementwise --------------------------------------------------------------------------
 
 _UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log",
-          "Sqrt": "sqrt", "Erf": "erf"}
+          "Sqrt": "sqrt", "Erf": "erf", "Sin": "sin", "Cos": "cos"}
 _NUMPY_UNARY = {"Relu": lambda a: np.maximum(a, 0), "Sigmoid": lambda a: 1 / (1 + np.exp(-a)),
                 "Tanh": np.tanh, "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt,
+                "Sin": np.sin, "Cos": np.cos,
                 "Erf": lambda a: __import__("scipy.special", fromlist=["erf"]).erf(a)}
 
 
@@ -711,6 +848,88 @@ def _matmul(ctx):
         y = ctx.p.elementwise(ctx.sub("scale"), "scale", y, const=factor,
                               out=ctx.out(suffix="scaled") if reshaped else ctx.out())
     return [_reshape_to(ctx, y, tuple(want) or (1,))] if reshaped else [y]
+
+
+def _einsum_terms(equation: str, n_inputs: int) -> tuple[list[str], str]:
+    """Return (the input terms, the output term) of an Einsum equation (spaces dropped; an
+    implicit output is the letters used once, in alphabetical order, as numpy reads it)."""
+    eq = equation.replace(" ", "")
+    if "..." in eq:
+        raise _Unsupported(f"Einsum {equation!r}: ellipsis (...) is not supported")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != n_inputs or not all(t.isalpha() for t in terms) or \
+            (arrow and not (out.isalpha() or out == "")):
+        raise _Unsupported(f"Einsum {equation!r} does not match its {n_inputs} inputs")
+    if not arrow:
+        letters = "".join(terms)
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    for t in terms + [out]:
+        if len(set(t)) != len(t):
+            raise _Unsupported(f"Einsum {equation!r}: a letter repeated in one term (a diagonal)"
+                               " is not supported")
+    return terms, out
+
+
+@_handles("Einsum")
+def _einsum(ctx):
+    """Einsum of two operands as one batched MatMul: each operand is permuted to (batch,
+    free, contracted) / (batch, contracted, free) order and reshaped to 3-D, and the product
+    is reshaped and permuted to the output's order; layout ops are free where the address
+    generators absorb them (DESIGN section 8)."""
+    raw = ctx.attr("equation", b"")
+    equation = raw.decode() if isinstance(raw, bytes) else str(raw)
+    n = len([i for i in ctx.node.input if i])
+    terms, out = _einsum_terms(equation, n)
+    xs = [ctx.get(i) for i in range(n)]
+    if all(isinstance(x, Const) for x in xs):
+        return [_fold([x.value for x in xs], lambda *v: np.einsum(f"{','.join(terms)}->{out}",
+                                                                  *v))]
+    if n != 2:
+        raise _Unsupported(f"Einsum {equation!r} of {n} operands on data (two are supported)")
+    (ta, tb), (a, b) = terms, xs
+    sa = a.shape if isinstance(a, Const) else ctx.shape(a)
+    sb = b.shape if isinstance(b, Const) else ctx.shape(b)
+    if len(sa) != len(ta) or len(sb) != len(tb):
+        raise _Unsupported(f"Einsum {equation!r}: operands of rank {len(sa)} and {len(sb)}")
+    size = dict(zip(ta, sa))
+    for c, d in zip(tb, sb):
+        if size.setdefault(c, d) != d:
+            raise _Unsupported(f"Einsum {equation!r}: {c} is {size[c]} in one operand and {d} "
+                               "in the other")
+    if set(out) - set(ta) - set(tb):
+        raise _Unsupported(f"Einsum {equation!r}: an output letter no operand has")
+    lone = [c for c in ta + tb if c not in out and (c in ta) != (c in tb)]
+    if lone:
+        raise _Unsupported(f"Einsum {equation!r}: summing {lone[0]} over one operand alone is "
+                           "not supported")
+    batch = [c for c in out if c in ta and c in tb]
+    left = [c for c in out if c in ta and c not in tb]
+    right = [c for c in out if c in tb and c not in ta]
+    contracted = [c for c in ta if c in tb and c not in out]
+
+    def arrange(x, term, order, shape3, tag):
+        perm = tuple(term.index(c) for c in order)
+        if isinstance(x, Const):
+            return ctx.tensor(_fold([x.value], lambda v: np.ascontiguousarray(
+                np.transpose(v, perm)).reshape(shape3)), f"{ctx.input_name(terms.index(term))}")
+        if perm != tuple(range(len(perm))):
+            x = ctx.p.permute(ctx.sub(f"{tag}.permute"), x, perm, out=ctx.out(suffix=tag))
+        if tuple(ctx.shape(x)) != shape3:
+            x = ctx.p.reshape(ctx.sub(f"{tag}.reshape"), x, shape3, out=ctx.out(suffix=f"{tag}3"))
+        return x
+    nb, nm, nn, nk = (math.prod(size[c] for c in cs) for cs in (batch, left, right, contracted))
+    a3 = arrange(a, ta, batch + left + contracted, (nb, nm, nk), "a")
+    b3 = arrange(b, tb, batch + contracted + right, (nb, nk, nn), "b")
+    order = batch + left + right
+    y = ctx.p.matmul(ctx.sub(), a3, b3, out=ctx.out(suffix="mm"))
+    full = tuple(size[c] for c in order) or (1,)
+    if tuple(ctx.shape(y)) != full:
+        y = ctx.p.reshape(ctx.sub("reshape"), y, full, out=ctx.out(suffix="full"))
+    perm = tuple(order.index(c) for c in out)
+    if perm != tuple(range(len(perm))):
+        y = ctx.p.permute(ctx.sub("permute"), y, perm, out=ctx.out())
+    return [y]
 
 
 @_handles("Gemm")
@@ -958,8 +1177,6 @@ def _softmax(ctx):
 
 
 def _pool_attrs(ctx):
-    if ctx.attr("ceil_mode", 0):
-        raise _Unsupported("ceil_mode=1 is not supported")
     if any(d != 1 for d in ctx.attr("dilations", [1, 1])):
         raise _Unsupported("dilated pooling is not supported")
     if len([o for o in ctx.node.output if o]) > 1:
@@ -967,7 +1184,18 @@ def _pool_attrs(ctx):
     ks = tuple(ctx.attr("kernel_shape"))
     if len(ks) != 2:
         raise _Unsupported(f"only 2-D pooling is supported, kernel_shape {list(ks)}")
-    return ks, tuple(ctx.attr("strides", [1, 1])), _conv_pads(ctx)
+    strides, pads = tuple(ctx.attr("strides", [1, 1])), _conv_pads(ctx)
+    if ctx.attr("ceil_mode", 0):
+        # ceil_mode rounds the output size up: it adds a last, partial window only where the
+        # windows do not tile the padded input exactly; where they do, it is the same op
+        x = ctx.get(0)
+        shape = x.shape if isinstance(x, Const) else ctx.shape(x)
+        for size, k, s, p in zip(tuple(shape)[-2:], ks, strides, pads):
+            if (size + 2 * p - k) % s:
+                raise _Unsupported(f"ceil_mode=1 where the windows (kernel {k}, stride {s}) do "
+                                   f"not tile an axis of {size} + 2 x {p} padding exactly (a "
+                                   "partial last window) is not supported")
+    return ks, strides, pads
 
 
 @_handles("MaxPool")
@@ -1014,6 +1242,21 @@ def _reduce(ctx):
     kind = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "max"}[ctx.node.op_type]
     return [ctx.p.reduce(ctx.sub(), kind, x, axis=tuple(int(a) for a in axes), keepdims=keep,
                          out=ctx.out())]
+
+
+@_handles("CumSum")
+def _cumsum(ctx):
+    x = ctx.get(0)
+    axis = int(ctx.const(1, "axis").reshape(-1)[0])
+    exclusive, reverse = bool(ctx.attr("exclusive", 0)), bool(ctx.attr("reverse", 0))
+    if isinstance(x, Const):
+        nd = max(len(x.shape), 1)
+        if not -nd <= axis < nd:
+            raise _Unsupported(f"CumSum axis {axis} is out of range for rank {nd}")
+        return [_fold([x.value], lambda a: cumsum_values(a, axis % nd, exclusive, reverse)
+                      .astype(x.dtype))]
+    return [ctx.p.vector(ctx.sub(), "cumsum", x, axis=axis, exclusive=exclusive,
+                         reverse=reverse, out=ctx.out())]
 
 
 # -- layout ops ---------------------------------------------------------------------------
@@ -1257,6 +1500,63 @@ def _gather(ctx):
     ctx.id_bounds.setdefault(idx, data.shape[0])
     ctx.id_bounds[idx] = min(ctx.id_bounds[idx], data.shape[0])
     return [ctx.p.vector(ctx.sub(), "gather", ctx.tensor(data, ctx.input_name(0)), idx,
+                         out=ctx.out())]
+
+
+@_handles("Pad")
+def _pad(ctx):
+    x = ctx.get(0)
+    nd = len(x.shape) if isinstance(x, Const) else len(ctx.shape(x))
+    mode = ctx.attr("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if ctx.has(1):
+        raw = ctx.const(1, "pads").reshape(-1).astype(np.int64).tolist()
+    else:  # opset < 11: an attribute
+        raw = list(ctx.attr("pads", []))
+    value = 0.0
+    if ctx.has(2):
+        v = ctx.const(2, "constant_value").reshape(-1)
+        value = float(v[0]) if v.size else 0.0
+    elif ctx.attr("value", None) is not None:
+        value = float(ctx.attr("value"))
+    axes = list(range(nd))
+    if ctx.has(3):
+        axes = [int(a) % nd for a in ctx.const(3, "axes").reshape(-1)]
+    if len(raw) != 2 * len(axes):
+        raise _Unsupported(f"Pad: {len(raw)} pads for {len(axes)} axes")
+    pads = [(0, 0)] * nd
+    for i, a in enumerate(axes):
+        pads[a] = (int(raw[i]), int(raw[i + len(axes)]))
+    if any(b < 0 or e < 0 for b, e in pads):
+        raise _Unsupported(f"Pad with negative pads (cropping) {raw} is not supported")
+    if isinstance(x, Const):
+        if mode not in ("constant", "reflect", "edge", "wrap"):
+            raise _Unsupported(f"Pad mode {mode!r}")
+        return [_fold([x.value], lambda a: pad_values(a, pads, mode, value))]
+    if all(p == (0, 0) for p in pads):
+        return [x]
+    return [ctx.p.vector(ctx.sub(), "pad", x, pads=tuple(pads), mode=mode, value=value,
+                         out=ctx.out())]
+
+
+@_handles("GatherElements")
+def _gather_elements(ctx):
+    data, idx = ctx.get(0), ctx.get(1)
+    nd = len(ctx.shape(data)) if not isinstance(data, Const) else len(data.shape)
+    axis = int(ctx.attr("axis", 0))
+    if not -nd <= axis < nd:
+        raise _Unsupported(f"GatherElements axis {axis} is out of range for rank {nd}")
+    if isinstance(data, Const) and isinstance(idx, Const):
+        try:
+            return [_fold([data.value, idx.value],
+                          lambda d, i: gather_elements_values(d, i, axis % nd))]
+        except (IndexError, ValueError) as exc:
+            raise _Unsupported(f"GatherElements: {exc}") from None
+    if isinstance(idx, Const):
+        idx = ctx.tensor(idx, ctx.input_name(1))
+    if isinstance(data, Const):
+        data = ctx.tensor(data, ctx.input_name(0))
+    return [ctx.p.vector(ctx.sub(), "gather_elements", data, idx, axis=axis % nd,
                          out=ctx.out())]
 
 
