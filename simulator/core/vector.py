@@ -830,7 +830,10 @@ def _pad_shape(shapes, attrs):  # x -> x padded by attrs["pads"] ((before, after
         raise ValueError(f"mode {mode!r} (known: {', '.join(PAD_MODES)})")
     if mode != "constant" and any((b or a) and n == 0 for (b, a), n in zip(pads, shapes[0])):
         raise ValueError(f"mode {mode} cannot pad an empty axis")
-    attrs.update(pads=pads, mode=mode, value=float(attrs.get("value", 0.0)))
+    value = float(attrs.get("value", 0.0))  # -inf allowed (a max pool's padding)
+    if np.isnan(value):
+        raise ValueError("the pad value must not be NaN")
+    attrs.update(pads=pads, mode=mode, value=value)
     return tuple(n + b + a for n, (b, a) in zip(shapes[0], pads)), attrs
 
 
@@ -922,27 +925,7 @@ def _pad_slice_values(xs, attrs, lanes):
     return out
 
 
-def _pad_shape(shapes, attrs):  # x -> x padded by attrs["pads"] ((before, after) per axis)
-    _check_inputs(shapes, 1, "")
-    x = shapes[0]
-    pads = tuple((int(a), int(b)) for a, b in attrs.get("pads", ()))
-    if len(pads) != len(x) or any(a < 0 or b < 0 for a, b in pads):
-        raise ValueError(f"pads {pads} must give (before, after) >= 0 for each of the "
-                         f"{len(x)} axes")
-    value = float(attrs.get("value", 0.0))
-    if np.isnan(value):
-        raise ValueError("the pad value must not be NaN")
-    attrs.update(pads=pads, value=value)
-    return tuple(s + a + b for s, (a, b) in zip(x, pads)), attrs
-
-
-def _pad_values(xs, attrs, lanes):
-    """Constant padding (``value``; -inf allowed, as a max pool's padding)."""
-    return np.pad(xs[0], attrs["pads"], constant_values=np.float32(attrs["value"]))
-
-
 VECTOR_OPS: dict[str, VectorSpec] = {
-    "pad": VectorSpec(_pad_shape, _move, _pad_values, 1),
     "pad_slice": VectorSpec(_pad_slice_shape, _move, _pad_slice_values, 1),
     "broadcast": VectorSpec(_broadcast_shape, _move,
                             lambda xs, a, lanes: np.broadcast_to(xs[0], a["shape"]).copy(), 1),
@@ -966,7 +949,8 @@ VECTOR_OPS: dict[str, VectorSpec] = {
                                   lambda xs, a, lanes: gather_elements_values(xs[0], xs[1],
                                                                               a["axis"]), 2),
     "pad": VectorSpec(_pad_shape, _move,
-                      lambda xs, a, lanes: pad_values(xs[0], a["pads"], a["mode"], a["value"]), 1),
+                      lambda xs, a, lanes: pad_values(xs[0], a["pads"], a.get("mode", "constant"),
+                                                     a.get("value", 0.0)), 1),
     # a copy of the table with some rows replaced: data movement of the table
     "scatter_rows": VectorSpec(_scatter_rows_shape, _move,
                                lambda xs, a, lanes: scatter_rows_values(*xs), 3),
