@@ -81,6 +81,15 @@ FACTORIES = textwrap.dedent('''
         return randomise(keras.Model(x, L.GlobalAveragePooling2D()(y)))
 
 
+    def twelve():
+        xs = [keras.Input((2,)) for _ in range(12)]
+        return randomise(keras.Model(xs, L.Dense(3)(L.Concatenate()(xs))))
+
+
+    def unbuilt():
+        return keras.Sequential([L.Dense(4)])
+
+
     def fails():
         raise ValueError("no model today")
 
@@ -154,6 +163,9 @@ def test_validate_keras_two_inputs_two_outputs_and_given_inputs(factories, tmp_p
     assert code == 0, err
     saved = np.load(tmp_path / "out.npz")
     assert sorted(saved.files) == ["a_out", "z_out"] and saved["a_out"].shape == (1, 5)
+    code, out, err = cli("validate", MXU, "--set", "dtype=fp32", "--keras",
+                         f"{factories}:twelve")  # inputs 1 and 10, 11 not confused
+    assert code == 0, out + err
 
 
 def test_sizes_from_the_model_or_input(factories):
@@ -172,6 +184,7 @@ def test_sizes_from_the_model_or_input(factories):
     (":fails", "fails() failed: ValueError: no model today"),
     (":not_a_model", "must return a keras.Model, got int"),
     (":nope", "has no function nope"),
+    (":unbuilt", "the model has no known inputs"),
     ("", "must be FILE.py:factory"),
 ])
 def test_bad_factories_are_one_line(factories, spec, words):

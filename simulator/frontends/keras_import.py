@@ -141,7 +141,13 @@ def _input_shapes(model, shapes: list[str] | None, where: str) -> list[tuple[int
     """Return each model input's static shape: ``shapes`` (--input AxBxC, one per input) or
     the model's own, an unknown batch size taken as 1."""
     from .torch_import import parse_input_shape
-    declared = [tuple(t.shape) for t in model.inputs]
+    try:
+        declared = [tuple(t.shape) for t in model.inputs]
+    except (AttributeError, ValueError, TypeError):
+        declared = None
+    if not declared:
+        raise WorkloadError(where, "input", "the model has no known inputs: build it on "
+                            "keras.Input(...) (a Sequential model: with an Input layer first)")
     if shapes:
         given = [parse_input_shape(s) for s in shapes]
         if len(given) != len(declared):
@@ -200,8 +206,14 @@ def import_keras(spec: str, shapes: list[str] | None = None, folder: str | None 
     if len(imported.data) != len(order):
         raise WorkloadError(where, "inputs", f"the converted file has {len(imported.data)} "
                             f"inputs, the model {len(order)}")
-    ranked = sorted(imported.data, key=lambda n: next(
-        (i for i, o in enumerate(order) if o in n), len(order)))
+    def rank(n: str) -> int:  # the converter names input i "serving_default_input_i:0"
+        hits = [i for i, o in enumerate(order) if n in (o, f"{o}:0") or n.endswith(f"_{o}:0")]
+        if len(hits) != 1:
+            raise WorkloadError(where, "inputs", f"cannot tell which model input the "
+                                f"converted file's input {n} is")
+        return hits[0]
+
+    ranked = sorted(imported.data, key=rank)
     imported.data = {n: imported.data[n] for n in ranked}
     # the converter names output k of the Keras model "...:k" and may list them in any order
     index = [n.rpartition(":")[2] for n in imported.onnx_outputs]
