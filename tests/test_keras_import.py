@@ -5,7 +5,8 @@ importer.
 - Keras' MobileNetV2 through --keras costs the same MACs as the same architecture through
   --tflite (a float file written by the converter), and the same cycles;
 - validate --keras: the chip's values equal Keras' (fp32) within 1e-4 relative on MobileNetV2
-  (random weights, BN statistics included) and on a two-input, two-output model (outputs in
+  (1.0, 224x224, random batch norm statistics and biases; 0.35, 96x96, every weight random)
+  and on a two-input, two-output model (outputs in
   the Keras model's order, by its output names); --inputs by the Keras input names;
 - sizes: the model's own (an unknown batch is 1), --input for unknown sizes;
 - the lighter road measured (docs/import-keras.md): Keras on its torch backend through --torch
@@ -58,8 +59,30 @@ FACTORIES = textwrap.dedent('''
         return model
 
 
+    def statistics(model, seed=0):
+        """Keras' own initial weights; batch norm's gamma, beta, mean and variance and the
+        biases made non-trivial (a well-conditioned network: see docs/import-keras.md)."""
+        rng = np.random.default_rng(seed)
+        for layer in model.layers:
+            ws = layer.get_weights()
+            if isinstance(layer, L.BatchNormalization):
+                g, b, mu, var = ws
+                layer.set_weights([rng.uniform(0.5, 1.5, g.shape).astype("float32"),
+                                   rng.normal(0, 0.1, b.shape).astype("float32"),
+                                   rng.normal(0, 0.1, mu.shape).astype("float32"),
+                                   rng.uniform(0.5, 1.5, var.shape).astype("float32")])
+            elif len(ws) == 2:
+                layer.set_weights([ws[0], rng.normal(0, 0.1, ws[1].shape).astype("float32")])
+        return model
+
+
     def mobilenet_v2():
         return keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3))
+
+
+    def mobilenet_v2_logits():
+        return statistics(keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3),
+                                                         classifier_activation=None))
 
 
     def mobilenet_v2_small():
@@ -135,9 +158,12 @@ def test_mobilenet_v2_keras_costs_what_its_tflite_file_costs(factories, tmp_path
         assert via_keras["total_cycles"] == via_tflite["total_cycles"]
 
 
-def test_validate_keras_mobilenet_v2(factories):
+@pytest.mark.parametrize("factory", ["mobilenet_v2_logits", "mobilenet_v2_small"])
+def test_validate_keras_mobilenet_v2(factories, factory):
+    """MobileNetV2 (1.0, 224x224; logits) with Keras' initial weights and random batch norm
+    statistics, and a small one (0.35, 96x96) with every weight random."""
     code, out, err = cli("validate", MXU, "--set", "dtype=fp32", "--keras",
-                         f"{factories}:mobilenet_v2_small")
+                         f"{factories}:{factory}")
     assert code == 0, out + err
     assert "against Keras" in out and out.rstrip().endswith("OK")
     line = next(s for s in out.splitlines() if "PASS" in s)
