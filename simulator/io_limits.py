@@ -40,6 +40,7 @@ LIMITS: dict[str, tuple[int, str]] = {
     "onnx_data": (64 * GIB, "an ONNX external data file"),
     "npy": (1 * GIB, "a .npy / .npz array file"),
     "torch": (1 * MIB, "a PyTorch factory file"),
+    "keras": (1 * MIB, "a Keras factory file"),
     "json": (64 * MIB, "a JSON file"),
 }
 ENV_PREFIX = "SYSTOLIC_SIM_MAX_BYTES_"

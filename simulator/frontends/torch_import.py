@@ -659,6 +659,41 @@ def _to_copy(L, n):
     return v
 
 
+def _clip(lo: float | None = None, hi: float | None = None):
+    """relu6 (0, 6) or hardtanh(x, min_val, max_val): an elementwise ``clip``."""
+    def lower(L, n):
+        a, b = lo, hi
+        if a is None:
+            a = n.args[1] if len(n.args) > 1 else n.kwargs.get("min_val", -1.0)
+            b = n.args[2] if len(n.args) > 2 else n.kwargs.get("max_val", 1.0)
+        x = L.tensor(L.arg(n.args[0]))
+        name = L.opname("clip")
+        return L.p.elementwise(name, "clip", x, params=(float(a), float(b)), out=L.out(name))
+    return lower
+
+
+def _pad(L, n):
+    """F.pad / constant_pad_nd in constant mode: a ``pad`` op (pairs from the last axis)."""
+    x = L.tensor(L.arg(n.args[0]))
+    pairs = [int(v) for v in n.args[1]]
+    if n.target is L.torch.ops.aten.constant_pad_nd.default:  # (input, pad, value=0)
+        value = n.args[2] if len(n.args) > 2 else n.kwargs.get("value", 0.0)
+    else:  # aten.pad(input, pad, mode="constant", value=None)
+        mode = n.args[2] if len(n.args) > 2 else n.kwargs.get("mode", "constant")
+        if mode != "constant":
+            raise L.fail(f"padding mode {mode!r} is not supported (constant only)")
+        value = n.args[3] if len(n.args) > 3 else n.kwargs.get("value")
+    rank = len(L.shape(x))
+    if len(pairs) % 2 or len(pairs) // 2 > rank or any(v < 0 for v in pairs):
+        raise L.fail(f"pads {pairs} are not supported (non-negative pairs, at most one per axis)")
+    pads = [(0, 0)] * rank
+    for i in range(len(pairs) // 2):
+        pads[rank - 1 - i] = (pairs[2 * i], pairs[2 * i + 1])
+    if not any(a or b for a, b in pads):
+        return x
+    return L.vec("pad", "pad", x, pads=tuple(pads), value=float(value or 0.0))
+
+
 def _split(L, n):
     x = L.tensor(L.arg(n.args[0]))
     dim = _ax(L, x, n.args[2] if len(n.args) > 2 else n.kwargs.get("dim", 0))
@@ -949,6 +984,10 @@ def _build_table(torch) -> dict[Any, Callable]:
         A.contiguous.default: _alias, A.clone.default: _alias, A.alias.default: _alias,
         A.detach.default: _alias, A.lift_fresh_copy.default: _alias,
         A.dropout.default: _dropout, A._to_copy.default: _to_copy, A.to.dtype: _to_copy,
+        A.to.dtype_layout: _to_copy,
+        A.subtract.Tensor: _binary("sub"),
+        A.relu6.default: _clip(0.0, 6.0), A.hardtanh.default: _clip(),
+        A.pad.default: _pad, A.constant_pad_nd.default: _pad,
         A.split.Tensor: _split, A.split_with_sizes.default: _split, A.chunk.default: _chunk,
         A.slice.Tensor: _slice, A.select.int: _select,
         A.cat.default: _cat, A.expand.default: _expand,

@@ -96,9 +96,9 @@ def _check_feed_flags(args: argparse.Namespace) -> None:
             continue
         name = f"--{flag.replace('_', '-')} {text}"
         if not (args.model or args.torch or getattr(args, "onnx", None)
-                or getattr(args, "tflite", None)):
+                or getattr(args, "tflite", None) or getattr(args, "keras", None)):
             raise WorkloadError(name, flag.replace("_", "-"), "applies to whole models "
-                                "(--model zoo:NAME, --torch, --onnx, --tflite) only")
+                                "(--model zoo:NAME, --torch, --onnx, --tflite, --keras) only")
         if not args.functional:
             raise WorkloadError(name, flag.replace("_", "-"), "needs --functional (values "
                                 "are computed only in functional runs)")
@@ -114,6 +114,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _run_onnx(args, chip)
     if getattr(args, "tflite", None):
         return _run_tflite(args, chip)
+    if getattr(args, "keras", None):
+        return _run_keras(args, chip)
     if args.input:
         raise WorkloadError("--input", "input", "applies to --torch FILE.py:factory and --onnx "
                             "FILE.onnx only")
@@ -317,6 +319,30 @@ def _run_tflite(args: argparse.Namespace, chip: Chip) -> int:
                           f"tflite:{Path(args.tflite).name} ({kind}; {sizes})",
                           {"name": model.name, "tflite": str(args.tflite), "sizes": model.sizes,
                            "quantised": model.quantised, "output": model.output})
+
+
+def _run_keras(args: argparse.Namespace, chip: Chip) -> int:
+    """``run --keras FILE.py:factory``: a Keras model (converted to a float TFLite file by
+    TensorFlow's converter, then the TFLite lowering), reported as a zoo model is."""
+    from .models import load_keras
+    for flag in ("batch", "seq", "image"):
+        if getattr(args, flag) is not None:
+            raise WorkloadError(f"--{flag}", flag, "--keras models take their sizes from the "
+                                "model or --input AxBxC")
+    if args.engine != "fast":
+        raise WorkloadError(f"--keras {args.keras}", "engine", "whole models run on the fast "
+                            "engine; validate single GEMMs against the PE reference")
+    what = f"--keras {args.keras}"
+    mrun = load_keras(args.keras, args.input, args.seed, args.inputs)
+    model = mrun.model
+    values = None
+    if args.functional:
+        _check_functional_inputs(model.program, what, args.force)
+        values = mrun.values
+    sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
+    return _print_network(args, chip, mrun, values, f"keras:{args.keras} ({sizes})",
+                          {"name": model.name, "keras": str(args.keras), "sizes": model.sizes,
+                           "output": model.output})
 
 
 def _cmd_import_scalesim(args: argparse.Namespace) -> int:
@@ -865,10 +891,47 @@ def _validate_tflite(args: argparse.Namespace, chip: Chip) -> int:
     return 0 if ok else 1
 
 
+def _validate_keras(args: argparse.Namespace, chip: Chip) -> int:
+    """``validate --keras F.py:fn``: the model on the chip (functional) and in Keras itself
+    (fp32, inference mode) on the same inputs; print max abs and max rel error per output;
+    return 0 within models.model_tolerance(chip), else 1."""
+    from ..core.engine import run as run_program
+    from ..frontends.keras_import import keras_outputs
+    from .models import compare_outputs, load_keras, model_tolerance, output_arrays
+    what = f"keras:{args.keras}"
+    if chip.dtype == "int8":
+        raise WorkloadError(what, "dtype", "a Keras model is float: validate it on a float "
+                            "chip (e.g. --set dtype=fp32)")
+    tol = model_tolerance(chip)
+    mrun = load_keras(args.keras, args.input, args.seed, args.inputs)
+    _check_functional_inputs(mrun.model.program, what, args.force)
+    got = output_arrays(mrun, run_program(chip, mrun.model.program, mrun.values).values)
+    want = keras_outputs(mrun.keras_model, [mrun.values[n] for n in mrun.model.data])
+    if len(want) != len(got):
+        raise WorkloadError(what, "outputs", f"Keras gives {len(want)} outputs, the chip "
+                            f"{len(got)}")
+    src = f"--inputs {args.inputs}" if args.inputs else f"seed {args.seed}"
+    print(f"validate {what} on {chip.name} ({chip.dtype}) against Keras, inputs from {src}; "
+          f"tolerance max |diff| / max |ref| <= {tol:.3g} per output")
+    ok = True
+    for (name, g), w in zip(got.items(), want):
+        g = np.asarray(g)
+        g = g.reshape(w.shape) if g.size == w.size else g
+        max_abs, max_rel = compare_outputs(g, w)
+        passed = max_rel <= tol
+        ok &= passed
+        print(f"  {'PASS' if passed else 'FAIL'}  {name} {tuple(w.shape)}: max abs "
+              f"{max_abs:.3g}, max rel {max_rel:.3g}")
+    print("OK" if ok else "MISMATCH")
+    return 0 if ok else 1
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     chip = load_chip_args(args)
     if getattr(args, "tflite", None):
         return _validate_tflite(args, chip)
+    if getattr(args, "keras", None):
+        return _validate_keras(args, chip)
     if args.torch or args.onnx:
         return _validate_framework(args, chip)
     for flag in ("input", "inputs"):
@@ -962,9 +1025,13 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--tflite", metavar="FILE.tflite",
                       help="a network from a TFLite file, float or int8 (extra [tflite]; "
                            "docs/import-tflite.md)")
+    what.add_argument("--keras", metavar="FILE.py:factory",
+                      help="a Keras 3 keras.Model from factory() in FILE.py, through "
+                           "TensorFlow's TFLite converter (extra [keras]; docs/import-keras.md)")
     run.add_argument("--input", action="append", metavar="SHAPE",
-                     help="--torch: AxBxC, the shape of one model input (repeat for several, in "
-                          "order; float32 unless the factory gives example inputs); --onnx: "
+                     help="--torch, --keras: AxBxC, the shape of one model input (repeat for "
+                          "several, in order; float32 unless the factory gives example "
+                          "inputs; --keras: default the model's, batch 1); --onnx: "
                           "NAME=D1xD2x..., the shape of graph input NAME (symbolic dimensions)")
     run.add_argument("--batch", type=int, help="--model: batch size (default: the model's)")
     run.add_argument("--seq", type=int, help="--model: sequence length (transformers, LSTM)")
@@ -1142,10 +1209,13 @@ def build_parser() -> argparse.ArgumentParser:
     vwhat.add_argument("--tflite", metavar="FILE.tflite", help="a TFLite model: the chip "
                        "against the LiteRT interpreter on the same inputs (int8 models: in "
                        "LSBs, on an int8 chip)")
+    vwhat.add_argument("--keras", metavar="FILE.py:factory", help="a Keras 3 model: the chip "
+                       "against Keras (fp32) on the same inputs")
     val.add_argument("--input", action="append", metavar="SHAPE",
-                     help="--torch: AxBxC per model input; --onnx: NAME=D1xD2x... (repeatable)")
+                     help="--torch, --keras: AxBxC per model input; --onnx: NAME=D1xD2x... "
+                          "(repeatable)")
     val.add_argument("--inputs", metavar="FILE.npz|FILE.npy",
-                     help="--torch/--onnx: the data inputs' values (by graph input name)")
+                     help="--torch/--onnx/--keras: the data inputs' values (by input name)")
     val.add_argument("--batch", type=int, default=64)
     val.add_argument("--lr", type=float, default=0.01)
     val.add_argument("--data", metavar="FILE.npz")

@@ -13,7 +13,8 @@ import numpy as np
 from ..errors import WorkloadError
 from ..frontends.feeds import Feed, load_arrays, match_feeds
 
-__all__ = ["ModelRun", "model_tolerance", "load_onnx", "load_tflite", "load_torch", "load_zoo",
+__all__ = ["ModelRun", "model_tolerance", "load_keras", "load_onnx", "load_tflite", "load_torch",
+           "load_zoo",
            "output_arrays", "framework_outputs", "compare_outputs", "check_quantised_chip",
            "tflite_outputs"]
 
@@ -103,6 +104,27 @@ def load_tflite(path: str, seed: int, inputs_path: str | None) -> ModelRun:
                                      in model.data.items()], inputs_path)
     return ModelRun(model, lambda: model.inputs(seed, given),
                     dict(zip(model.onnx_outputs, model.outputs)))
+
+
+def load_keras(spec: str, shapes: list[str] | None, seed: int,
+               inputs_path: str | None) -> ModelRun:
+    """Import the Keras model of ``FILE.py:factory`` (converted to a float TFLite file, see
+    frontends.keras_import) on --input ``shapes`` or its own, and return it with its inputs:
+    the arrays read from ``inputs_path`` (by the Keras model's input names, or one array) or
+    seeded ones. The returned run's ``keras_model`` is the Keras model, for validate."""
+    from ..frontends.keras_import import import_keras
+    model, keras_model = import_keras(spec, shapes)
+    given = None
+    if inputs_path is not None:
+        arrays = load_arrays(inputs_path)
+        names = [t.name for t in keras_model.inputs]
+        by_keras = match_feeds(arrays, [Feed(k, shape, dtype) for k, (shape, dtype)
+                                        in zip(names, model.data.values())], inputs_path)
+        given = {n: by_keras[k] for k, n in zip(names, model.data)}
+    run = ModelRun(model, lambda: model.inputs(seed, given),
+                   dict(zip(model.onnx_outputs, model.outputs)))
+    run.keras_model = keras_model
+    return run
 
 
 def check_quantised_chip(model, chip, what: str) -> None:
