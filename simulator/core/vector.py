@@ -24,7 +24,15 @@ Elementwise kinds and their class: add, sub, mul, scale (x * c), add_const (x + 
 sgd (w - fl(c * g): two roundings), axpy (x + fl(c * y)), momentum (fl(c * b) + g), adam_m,
 adam_v -> "add"; relu, relu_grad, max, min, where, masked_fill -> "compare"; div, sqrt, rsqrt,
 adam_w -> "divide"; exp, log, tanh, erf, sigmoid, gelu (erf), gelu_tanh and their gradients ->
-"transcendental".
+"transcendental". ONNX's elementwise vocabulary (abs, neg, sign, floor, ceil, round, the
+trigonometric and hyperbolic functions, softplus, softsign, elu, selu, celu, mish, swish,
+leaky_relu, thresholded_relu, hard_sigmoid, hard_swish, shrink, isnan, isinf, prelu, pow, mod,
+the comparisons equal / less / less_equal / greater / greater_equal and the logic not / and /
+or / xor, which give 1 or 0) has its class in ``ELEMENTWISE``: selections and comparisons
+"compare", negation "add", reciprocal, softsign and mod "divide", the rest "transcendental".
+
+Reductions (``Reduce``): sum and mean (lane-then-tree order), max, min and prod (a product in
+numpy's pairwise order; exact ordering is not modelled for it), each one "reduction" pass.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import numpy as np
 
 from ..hardware.chip import VectorUnit
 
-__all__ = ["ELEMENTWISE", "VECTOR_OPS", "VectorSpec", "elementwise_values", "im2col_nchw",
+__all__ = ["ELEMENTWISE", "INTEGER_KINDS", "VECTOR_OPS", "VectorSpec", "elementwise_values", "im2col_nchw",
            "col2im_nchw", "reduce_sum_values", "reduce_values", "vector_cycles",
            "reduction_cycles", "passes_cycles", "trunc_divide"]
 
@@ -58,7 +66,45 @@ ELEMENTWISE = {
     "gelu_tanh": ("transcendental", 1), "gelu_grad": ("transcendental", 2),
     "gelu_tanh_grad": ("transcendental", 2), "tanh_grad": ("add", 2),
     "sigmoid_grad": ("add", 2),
+    # ONNX's elementwise vocabulary (issue 25); params as each kind's comment says
+    "abs": ("compare", 1), "neg": ("add", 1), "sign": ("compare", 1),
+    "floor": ("compare", 1), "ceil": ("compare", 1), "round": ("compare", 1),  # half to even
+    "reciprocal": ("divide", 1),
+    "sin": ("transcendental", 1), "cos": ("transcendental", 1), "tan": ("transcendental", 1),
+    "asin": ("transcendental", 1), "acos": ("transcendental", 1),
+    "atan": ("transcendental", 1), "sinh": ("transcendental", 1),
+    "cosh": ("transcendental", 1), "asinh": ("transcendental", 1),
+    "acosh": ("transcendental", 1), "atanh": ("transcendental", 1),
+    "softplus": ("transcendental", 1),  # log(1 + exp(x))
+    "softsign": ("divide", 1),  # x / (1 + |x|)
+    "elu": ("transcendental", 1),  # params (alpha,)
+    "selu": ("transcendental", 1),  # params (alpha, gamma)
+    "celu": ("transcendental", 1),  # params (alpha,)
+    "mish": ("transcendental", 1),  # x tanh(softplus(x))
+    "swish": ("transcendental", 1),  # params (alpha,): x sigmoid(alpha x)
+    "leaky_relu": ("compare", 1),  # params (alpha,)
+    "thresholded_relu": ("compare", 1),  # params (alpha,): x where x > alpha, else 0
+    "hard_sigmoid": ("compare", 1),  # params (alpha, beta): clip(alpha x + beta, 0, 1)
+    "hard_swish": ("compare", 1),  # x hard_sigmoid(x; 1/6, 1/2)
+    "shrink": ("compare", 1),  # params (lambd, bias)
+    "isnan": ("compare", 1), "isinf": ("compare", 1),  # params (detect +inf, detect -inf)
+    "prelu": ("compare", 2),  # x where x >= 0, else slope * x
+    "pow": ("transcendental", 2),  # x ** y (C's pow; integers exactly)
+    "mod": ("divide", 2),  # params (fmod,): fmod 1: the dividend's sign, 0: the divisor's
+    "equal": ("compare", 2), "less": ("compare", 2), "less_equal": ("compare", 2),
+    "greater": ("compare", 2), "greater_equal": ("compare", 2),  # results 1 or 0
+    "not": ("compare", 1), "and": ("compare", 2), "or": ("compare", 2),
+    "xor": ("compare", 2),  # logical, on nonzero = true; results 1 or 0
 }
+
+# kinds whose values stay exact integers when every operand is an integer tensor (ONNX's
+# integer semantics: Div truncates, Mod follows fmod, Pow is exact, comparisons give 0/1).
+# add, sub, mul, clip and where of integer tensors keep their float32 results (an int8
+# network's residual adds and ReLU6 feed the array as floats it quantises): exact while the
+# values stay below 2**24 in magnitude.
+INTEGER_KINDS = {"relu", "max", "min", "div_trunc", "abs", "neg", "sign", "mod", "pow",
+                 "equal", "less", "less_equal", "greater", "greater_equal", "not", "and", "or",
+                 "xor", "prelu", "floor", "ceil", "round"}
 
 _F = np.float32
 _SQRT_2_OVER_PI = _F(math.sqrt(2.0 / math.pi))
@@ -143,17 +189,50 @@ def trunc_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(negative, -q, q).astype(dt)
 
 
+def _integer_elementwise(kind: str, xs: list[np.ndarray], c, p: list) -> np.ndarray:
+    """Return the exact integer result of ``kind`` (in INTEGER_KINDS) on integer arrays, in
+    their common integer type (comparisons and logic: 0 or 1)."""
+    dt = np.result_type(*xs)
+    if kind == "div_trunc":
+        return trunc_divide(xs[0], xs[1])
+    if kind == "mod":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if p and p[0]:  # C's fmod: the remainder takes the dividend's sign
+                r = np.abs(xs[0]) % np.where(xs[1] == 0, 1, np.abs(xs[1]))
+                return np.where(xs[0] < 0, -r, r).astype(dt)
+            return np.mod(xs[0], xs[1]).astype(dt)
+    if kind == "pow":
+        if np.any(xs[1] < 0):  # C's pow rounded toward zero: 2 ** -1 = 0
+            return np.trunc(np.power(xs[0].astype(np.float64),
+                                     xs[1].astype(np.float64))).astype(dt)
+        return np.power(xs[0], xs[1]).astype(dt)
+    if kind == "relu":
+        return np.maximum(xs[0], 0).astype(dt)
+    ops = {"max": np.maximum, "min": np.minimum, "equal": np.equal, "less": np.less,
+           "less_equal": np.less_equal, "greater": np.greater,
+           "greater_equal": np.greater_equal, "and": np.logical_and,
+           "or": np.logical_or, "xor": np.logical_xor}
+    if kind in ops:
+        out = ops[kind](xs[0], xs[1])
+        return out.astype(np.int64) if out.dtype == np.bool_ else out.astype(dt)
+    if kind == "prelu":
+        return np.where(xs[0] >= 0, xs[0], xs[0] * xs[1]).astype(dt)
+    unary = {"abs": np.abs, "neg": np.negative, "sign": np.sign,
+             "floor": lambda a: a, "ceil": lambda a: a, "round": lambda a: a,
+             "not": lambda a: (a == 0).astype(np.int64)}
+    return unary[kind](xs[0]).astype(np.int64 if kind == "not" else dt)
+
+
 def elementwise_values(kind: str, inputs: list[np.ndarray], const: float,
                        params: tuple[float, ...] = ()) -> np.ndarray:
-    """Return the float32 result of an elementwise op (operands broadcast as in numpy); relu
-    and max of integer tensors (an int8 network's activations) and the truncating division
-    ``div_trunc`` of integer tensors stay integers, exactly."""
-    if kind in ("relu", "max", "div_trunc") and \
+    """Return the float32 result of an elementwise op (operands broadcast as in numpy). The
+    kinds of INTEGER_KINDS on integer tensors (an int8 network's activations, ONNX's integer
+    ops) stay integers, exactly: ``div_trunc`` truncates toward zero, comparisons give 0/1."""
+    if kind in INTEGER_KINDS and \
             all(np.issubdtype(np.asarray(x).dtype, np.integer) for x in inputs):
         xs = [np.asarray(x) for x in inputs]
-        if kind == "div_trunc":
-            return trunc_divide(xs[0], xs[1])
-        return np.maximum(xs[0], 0 if kind == "relu" else xs[1]).astype(xs[0].dtype)
+        with np.errstate(over="ignore"):
+            return _integer_elementwise(kind, xs, const, list(params))
     xs = [np.asarray(x, np.float32) for x in inputs]
     c = np.float32(const)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
@@ -233,6 +312,62 @@ def _elementwise(kind: str, xs: list[np.ndarray], c: np.float32, p: list) -> np.
         return xs[0] * (np.float32(1) - xs[1] * xs[1])
     if kind == "sigmoid_grad":  # g y (1 - y), y = sigmoid(x)
         return xs[0] * (xs[1] * (np.float32(1) - xs[1]))
+    return _onnx_elementwise(kind, xs, p)
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    """Return log(1 + exp(x)) in float32, without overflow for large x."""
+    return (np.maximum(x, _F(0)) + np.log1p(np.exp(-np.abs(x)))).astype(_F)
+
+
+def _onnx_elementwise(kind: str, xs: list[np.ndarray], p: list) -> np.ndarray:
+    x = xs[0]
+    one, zero = _F(1), _F(0)
+    simple = {"abs": np.abs, "neg": np.negative, "sign": np.sign, "floor": np.floor,
+              "ceil": np.ceil, "round": np.round, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+              "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh,
+              "cosh": np.cosh, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
+              "reciprocal": lambda a: one / a, "softplus": _softplus,
+              "softsign": lambda a: a / (one + np.abs(a)),
+              "mish": lambda a: a * np.tanh(_softplus(a)),
+              "hard_swish": lambda a: a * np.clip(a * _F(1 / 6) + _F(0.5), zero, one)}
+    if kind in simple:
+        return simple[kind](x)
+    if kind == "elu":
+        return np.where(x > 0, x, p[0] * (np.exp(x) - one))
+    if kind == "selu":
+        return np.where(x > 0, p[1] * x, p[1] * (p[0] * np.exp(x) - p[0]))
+    if kind == "celu":
+        return np.maximum(x, zero) + np.minimum(zero, p[0] * (np.exp(x / p[0]) - one))
+    if kind == "swish":
+        return x * _sigmoid(p[0] * x)
+    if kind == "leaky_relu":
+        return np.where(x >= 0, x, p[0] * x)
+    if kind == "thresholded_relu":
+        return np.where(x > p[0], x, zero)
+    if kind == "hard_sigmoid":
+        return np.clip(p[0] * x + p[1], zero, one)
+    if kind == "shrink":
+        return np.where(x < -p[0], x + p[1], np.where(x > p[0], x - p[1], zero))
+    if kind == "isnan":
+        return np.isnan(x).astype(_F)
+    if kind == "isinf":
+        return ((np.isposinf(x) & bool(p[0])) | (np.isneginf(x) & bool(p[1]))).astype(_F)
+    if kind == "prelu":
+        return np.where(x >= 0, x, xs[1] * x)
+    if kind == "pow":
+        return np.power(x, xs[1])
+    if kind == "mod":
+        return np.fmod(x, xs[1]) if p and p[0] else np.mod(x, xs[1])
+    cmp = {"equal": np.equal, "less": np.less, "less_equal": np.less_equal,
+           "greater": np.greater, "greater_equal": np.greater_equal}
+    if kind in cmp:
+        return cmp[kind](x, xs[1]).astype(_F)
+    if kind == "not":
+        return (x == 0).astype(_F)
+    logic = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}
+    if kind in logic:
+        return logic[kind](x != 0, xs[1] != 0).astype(_F)
     raise ValueError(f"unknown elementwise kind {kind!r}")  # pragma: no cover - Program checks
 
 
@@ -284,10 +419,10 @@ def _norm_axes(axis, ndim: int) -> tuple[int, ...]:
 
 
 def reduce_values(kind: str, x: np.ndarray, axis, keepdims: bool, lanes: int) -> np.ndarray:
-    """Return the float32 reduction ``kind`` (sum, mean, max) of ``x`` over ``axis``.
+    """Return the float32 reduction ``kind`` (sum, mean, max, min, prod) of ``x`` over ``axis``.
 
     Sums follow the lane-then-tree order; a mean is that sum divided by the count (one fp32
-    division); max is exact in any order. The result has the shape Program.reduce gives.
+    division); max and min are exact in any order; prod multiplies in float32 in numpy's order. The result has the shape Program.reduce gives.
     """
     x = np.asarray(x, np.float32)
     if x.ndim == 2 and kind == "sum" and keepdims and axis in (None, 0, 1):
@@ -300,6 +435,10 @@ def reduce_values(kind: str, x: np.ndarray, axis, keepdims: bool, lanes: int) ->
     flat = np.ascontiguousarray(moved).reshape(-1, group)
     if kind == "max":
         res = flat.max(axis=1)
+    elif kind == "min":
+        res = flat.min(axis=1)
+    elif kind == "prod":
+        res = np.prod(flat, axis=1, dtype=np.float32)
     else:
         res = _lane_tree_sum(flat, lanes)
         if kind == "mean":
@@ -775,7 +914,76 @@ def _pad_slice_values(xs, attrs, lanes):
     return out
 
 
+def _argmax_shape(shapes, attrs):  # x -> indices along attrs["axis"] (keepdims: size 1)
+    _check_inputs(shapes, 1, "")
+    ax = _axis_attr(shapes, attrs)
+    keep = bool(attrs.get("keepdims", True))
+    attrs.update(keepdims=keep, select_last=bool(attrs.get("select_last", False)))
+    x = shapes[0]
+    out = tuple(1 if i == ax else s for i, s in enumerate(x)) if keep else \
+        (tuple(s for i, s in enumerate(x) if i != ax) or (1,))
+    return out, attrs
+
+
+def _arg_values(pick):
+    def values(xs, attrs, lanes):
+        """The index of the first (select_last: last) largest (argmin: smallest) element along
+        the axis; NaN counts as largest, as numpy's argmax has it."""
+        x, ax = xs[0], attrs["axis"]
+        if attrs["select_last"]:
+            flipped = np.flip(x, axis=ax)
+            idx = x.shape[ax] - 1 - pick(flipped, axis=ax)
+        else:
+            idx = pick(x, axis=ax)
+        idx = np.expand_dims(idx, ax) if attrs["keepdims"] else idx
+        return idx.astype(np.int64).reshape(_argmax_shape([x.shape], dict(attrs))[0])
+    return values
+
+
+def _arg_passes(shapes, out, attrs):
+    n = _n(shapes[0])
+    return [("reduction", n, shapes[0][attrs["axis"]])]
+
+
+def _hardmax_values(xs, attrs, lanes):
+    """1 at the first largest element along the axis, 0 elsewhere."""
+    x, ax = xs[0], attrs["axis"]
+    idx = np.expand_dims(np.argmax(x, axis=ax), ax)
+    out = np.zeros_like(x, dtype=np.float32)
+    np.put_along_axis(out, idx, np.float32(1), axis=ax)
+    return out
+
+
+def _pad_shape(shapes, attrs):  # x -> x padded by attrs["pads"] (begin..., end...)
+    _check_inputs(shapes, 1, "")
+    x = shapes[0]
+    pads = tuple(int(v) for v in attrs.get("pads", ()))
+    mode = attrs.get("mode", "constant")
+    if len(pads) != 2 * len(x) or any(v < 0 for v in pads):
+        raise ValueError(f"pads {pads} must be 2 x rank {len(x)} sizes >= 0")
+    if mode not in ("constant", "edge", "reflect", "wrap"):
+        raise ValueError(f"mode {mode!r} (known: constant, edge, reflect, wrap)")
+    out = tuple(s + pads[i] + pads[i + len(x)] for i, s in enumerate(x))
+    if mode == "reflect" and any(pads[i] >= s or pads[i + len(x)] >= s
+                                 for i, s in enumerate(x) if pads[i] or pads[i + len(x)]):
+        raise ValueError(f"reflect pads {pads} must be smaller than the sizes {x}")
+    attrs.update(pads=pads, mode=mode, value=float(attrs.get("value", 0.0)))
+    return out, attrs
+
+
+def _pad_values(xs, attrs, lanes):
+    x, pads, nd = xs[0], attrs["pads"], xs[0].ndim
+    width = [(pads[i], pads[i + nd]) for i in range(nd)]
+    if attrs["mode"] == "constant":
+        return np.pad(x, width, constant_values=np.float32(attrs["value"]))
+    return np.pad(x, width, mode=attrs["mode"])
+
+
 VECTOR_OPS: dict[str, VectorSpec] = {
+    "argmax": VectorSpec(_argmax_shape, _arg_passes, _arg_values(np.argmax), 1),
+    "argmin": VectorSpec(_argmax_shape, _arg_passes, _arg_values(np.argmin), 1),
+    "hardmax": VectorSpec(_rowwise, _arg_passes, _hardmax_values, 1),
+    "pad": VectorSpec(_pad_shape, _move, _pad_values, 1),
     "pad_slice": VectorSpec(_pad_slice_shape, _move, _pad_slice_values, 1),
     "broadcast": VectorSpec(_broadcast_shape, _move,
                             lambda xs, a, lanes: np.broadcast_to(xs[0], a["shape"]).copy(), 1),

@@ -172,8 +172,9 @@ class ImportedModel:
         seeded ones), as the chip holds them (float32; ids as integers)."""
         vals = self.param_values()
         given = self.make_inputs(seed) if data is None else data
-        for n in self.data:
-            vals[n] = _as_chip(np.asarray(given[n]))
+        for n, (shape, _dtype) in self.data.items():
+            v = np.asarray(given[n])
+            vals[n] = _as_chip(v.reshape(shape) if v.ndim == 0 and shape == (1,) else v)
         return vals
 
 
@@ -1405,17 +1406,37 @@ def _shape_model(model):
 
 
 def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = None,
-                name: str | None = None) -> ImportedModel:
+                name: str | None = None,
+                constants: dict[str, np.ndarray] | None = None) -> ImportedModel:
     """Return the ImportedModel of the ONNX file ``path``. ``shapes`` gives (or overrides)
-    graph inputs' shapes, e.g. {"x": (8, 3, 224, 224)}, for symbolic dimensions. Raises
-    WorkloadError (one line naming the file and, for a node, its name and operator)."""
+    graph inputs' shapes, e.g. {"x": (8, 3, 224, 224)}, for symbolic dimensions.
+    ``constants`` gives graph inputs known at import (the axes, target shape, pads or repeats
+    a model takes as inputs), by name: they fold as initializers do and are not data inputs.
+    A scalar graph input is a program tensor of shape (1,). Raises WorkloadError (one line
+    naming the file and, for a node, its name and operator)."""
     onnx = _onnx()
     path = str(path)
     model = _load(path)
     graph = model.graph
     shapes = dict(shapes or {})
+    constants = dict(constants or {})
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
     inits = {t.name: t for t in graph.initializer}
+    unknown = set(constants) - {i.name for i in graph.input if i.name not in inits}
+    if unknown:
+        raise WorkloadError(f"{path}:1", f"constant {sorted(unknown)[0]}", "the model has no "
+                            f"input {sorted(unknown)[0]!r}")
+    folded = {}
+    for inp in graph.input:
+        if inp.name in constants:
+            tt = inp.type.tensor_type
+            dtype = _DTYPES.get(tt.elem_type)
+            if dtype is None:
+                raise WorkloadError(f"{path}:1", f"input {inp.name}", f"element type "
+                                    f"{tt.elem_type} is not supported")
+            value = np.asarray(constants[inp.name]).astype(dtype)
+            folded[inp.name] = value
+            inits[inp.name] = onnx.numpy_helper.from_array(value, inp.name)
     graph_inputs = [i for i in graph.input if i.name not in inits]
     unknown = set(shapes) - {i.name for i in graph_inputs}
     if unknown:
@@ -1446,6 +1467,9 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
             dims = tuple(given)
         elif all(isinstance(d, int) and d > 0 for d in declared) and declared:
             dims = tuple(declared)
+        elif tt.HasField("shape") and not declared:  # a scalar: one element
+            data[inp.name] = ((1,), np.dtype(dtype))
+            continue
         else:
             raise WorkloadError(f"{path}:1", f"input {inp.name}", f"has symbolic or unknown "
                                 f"dimensions {'x'.join(map(str, declared)) or '(none)'}; give "
@@ -1454,6 +1478,11 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
             d.Clear()
             d.dim_value = int(g)
         data[inp.name] = (dims, np.dtype(dtype))
+    if folded:
+        keep = [i for i in graph.input if i.name not in folded]
+        del graph.input[:]
+        graph.input.extend(keep)
+        graph.initializer.extend(inits[n] for n in folded)
     inferred = _infer_shapes(onnx, _shape_model(model), path)
     known, elem_types = {}, {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + \
