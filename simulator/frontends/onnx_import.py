@@ -45,7 +45,7 @@ import numpy as np
 
 from simulator.errors import SimulatorInputError, WorkloadError
 from simulator.core.program import Layout, Program, Reduce
-from simulator.core.vector import trunc_divide
+from simulator.core.vector import elementwise_values, trunc_divide
 from simulator.frontends.feeds import Feed
 
 __all__ = ["HANDLERS", "ImportedModel", "import_onnx", "parse_input_shape"]
@@ -476,21 +476,7 @@ def _const_of_shape(ctx, shape):
 
 for _op, _fn in {
     "Range": _range, "ConstantOfShape": _const_of_shape,
-    "Equal": lambda c, a, b: np.equal(a, b), "Less": lambda c, a, b: np.less(a, b),
-    "LessOrEqual": lambda c, a, b: np.less_equal(a, b),
-    "Greater": lambda c, a, b: np.greater(a, b),
-    "GreaterOrEqual": lambda c, a, b: np.greater_equal(a, b),
-    "Not": lambda c, a: np.logical_not(a), "And": lambda c, a, b: np.logical_and(a, b),
-    "Or": lambda c, a, b: np.logical_or(a, b), "Neg": lambda c, a: np.negative(a),
-    "Abs": lambda c, a: np.abs(a), "Floor": lambda c, a: np.floor(a),
-    "Ceil": lambda c, a: np.ceil(a),
-    # fmod=1: the remainder takes the dividend's sign (C's fmod); else the divisor's (Python's)
-    "Mod": lambda c, a, b: np.fmod(a, b) if c.attr("fmod", 0) else np.mod(a, b),
-    "Tile": lambda c, a, r: _tile(a, tuple(int(x) for x in np.asarray(r).reshape(-1))),
     "GatherND": lambda c, a, i: _gather_nd(c, a, i),
-    "ReduceProd": lambda c, a, axes=None: np.prod(
-        a, axis=None if axes is None or not len(axes) else tuple(int(x) for x in axes),
-        keepdims=bool(c.attr("keepdims", 1))),
 }.items():
     HANDLERS[_op] = _numpy_fold(_fn)
     FOLD_ONLY.add(_op)
@@ -518,29 +504,136 @@ def _trilu(ctx):
 
 # -- elementwise --------------------------------------------------------------------------
 
-_UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log",
-          "Sqrt": "sqrt", "Erf": "erf"}
-_NUMPY_UNARY = {"Relu": lambda a: np.maximum(a, 0), "Sigmoid": lambda a: 1 / (1 + np.exp(-a)),
-                "Tanh": np.tanh, "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt,
-                "Erf": lambda a: __import__("scipy.special", fromlist=["erf"]).erf(a)}
+# ONNX op -> (elementwise kind, its params from the node's attributes)
+_UNARY: dict[str, tuple[str, Callable]] = {
+    **{op: (kind, lambda ctx: ()) for op, kind in {
+        "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log",
+        "Sqrt": "sqrt", "Erf": "erf", "Abs": "abs", "Neg": "neg", "Sign": "sign",
+        "Floor": "floor", "Ceil": "ceil", "Round": "round", "Reciprocal": "reciprocal",
+        "Sin": "sin", "Cos": "cos", "Tan": "tan", "Asin": "asin", "Acos": "acos",
+        "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh",
+        "Atanh": "atanh", "Softplus": "softplus", "Softsign": "softsign", "Mish": "mish",
+        "HardSwish": "hard_swish", "IsNaN": "isnan", "Not": "not"}.items()},
+    "Elu": ("elu", lambda ctx: (ctx.attr("alpha", 1.0),)),
+    "Celu": ("celu", lambda ctx: (ctx.attr("alpha", 1.0),)),
+    "Selu": ("selu", lambda ctx: (ctx.attr("alpha", 1.67326319217681884765625),
+                                  ctx.attr("gamma", 1.05070102214813232421875))),
+    "LeakyRelu": ("leaky_relu", lambda ctx: (ctx.attr("alpha", 0.01),)),
+    "ThresholdedRelu": ("thresholded_relu", lambda ctx: (ctx.attr("alpha", 1.0),)),
+    "HardSigmoid": ("hard_sigmoid", lambda ctx: (ctx.attr("alpha", 0.2),
+                                                 ctx.attr("beta", 0.5))),
+    "Shrink": ("shrink", lambda ctx: (ctx.attr("lambd", 0.5), ctx.attr("bias", 0.0))),
+    "Swish": ("swish", lambda ctx: (ctx.attr("alpha", 1.0),)),
+    "IsInf": ("isinf", lambda ctx: (ctx.attr("detect_positive", 1),
+                                    ctx.attr("detect_negative", 1))),
+}
+_BOOL_RESULT = {"isnan", "isinf", "not", "equal", "less", "less_equal", "greater",
+                "greater_equal", "and", "or", "xor"}
+
+
+def _fold_elementwise(kind: str, values: list, params: tuple) -> Const:
+    """Fold an elementwise op of constants with the vector unit's own values (integers stay
+    integers where the kind keeps them; comparisons give booleans)."""
+    out = elementwise_values(kind, [np.asarray(v) for v in values], 0.0, params)
+    if kind in _BOOL_RESULT:
+        out = np.asarray(out) != 0
+    return _fold([out], lambda a: a)
+
+
+def _emit_elementwise(ctx, kind: str, args: list, params: tuple = ()) -> str:
+    """Emit elementwise ``kind`` of the node's operands (constants become program inputs);
+    return the output tensor, recording a boolean result's dtype."""
+    ts = [ctx.tensor(a, ctx.input_name(i)) for i, a in enumerate(args)]
+    out = ctx.p.elementwise(ctx.sub(), kind, *ts, params=params, out=ctx.out())
+    if kind in _BOOL_RESULT:
+        ctx.dtypes[out] = np.dtype(np.bool_)
+    return out
 
 
 @_handles(*_UNARY)
 def _unary(ctx):
     x = ctx.get(0)
+    kind, params = _UNARY[ctx.node.op_type]
+    params = tuple(float(v) for v in params(ctx))
+    if isinstance(x, Const):
+        return [_fold_elementwise(kind, [x.value], params)]
+    return [_emit_elementwise(ctx, kind, [x], params)]
+
+
+_COMPARE = {"Equal": "equal", "Less": "less", "LessOrEqual": "less_equal",
+            "Greater": "greater", "GreaterOrEqual": "greater_equal", "And": "and", "Or": "or",
+            "Xor": "xor", "PRelu": "prelu", "Mod": "mod"}
+
+
+@_handles(*_COMPARE)
+def _compare(ctx):
     op = ctx.node.op_type
-    if isinstance(x, Const):
-        return [_fold([x.value], lambda a: _NUMPY_UNARY[op](a).astype(x.dtype))]
-    return [ctx.p.elementwise(ctx.sub(), _UNARY[op], x, out=ctx.out())]
+    kind = _COMPARE[op]
+    a, b = ctx.get(0), ctx.get(1)
+    params = (float(ctx.attr("fmod", 0)),) if op == "Mod" else ()
+    if isinstance(a, Const) and isinstance(b, Const):
+        # fmod=1: the remainder takes the dividend's sign (C's fmod); else the divisor's
+        if op == "Mod":
+            return [_fold([a.value, b.value], lambda x, y: np.fmod(x, y) if params[0]
+                          else np.mod(x, y))]
+        return [_fold_elementwise(kind, [a.value, b.value], params)]
+    return [_emit_elementwise(ctx, kind, [a, b], params)]
 
 
-@_handles("Reciprocal")
-def _reciprocal(ctx):
+@_handles("Sum", "Mean")
+def _variadic(ctx):
+    vals = [ctx.get(i) for i in range(len(ctx.node.input))]
+    if all(isinstance(v, Const) for v in vals):
+        total = np.sum(np.broadcast_arrays(*[v.value for v in vals]), axis=0)
+        return [_fold([total / len(vals) if ctx.node.op_type == "Mean" else total],
+                      lambda a: a.astype(vals[0].dtype))]
+    ts = [ctx.tensor(v, ctx.input_name(i)) for i, v in enumerate(vals)]
+    p = ctx.p
+    mean = ctx.node.op_type == "Mean" and len(ts) > 1
+    acc = ts[0]
+    for i, t in enumerate(ts[1:], 1):
+        last = i == len(ts) - 1 and not mean
+        acc = p.elementwise(ctx.sub() if last else ctx.sub(f"add{i}"), "add", acc, t,
+                            out=ctx.out() if last else ctx.out(suffix=f"add{i}"))
+    if mean:
+        acc = p.elementwise(ctx.sub(), "scale", acc, const=1.0 / len(ts), out=ctx.out())
+    elif len(ts) == 1:
+        return [ts[0]]
+    return [acc]
+
+
+@_handles("Clip")
+def _clip(ctx):
     x = ctx.get(0)
-    if isinstance(x, Const):
-        return [_fold([x.value], lambda a: (1 / a).astype(x.dtype))]
-    one = ctx.tensor(Const(np.ones((1,), np.float32)), f"{ctx.op_name}.one")
-    return [ctx.p.elementwise(ctx.sub(), "div", one, x, out=ctx.out())]
+    if ctx.opset < 11:
+        lo_v = Const(np.array(ctx.attr("min", -np.inf), np.float32))
+        hi_v = Const(np.array(ctx.attr("max", np.inf), np.float32))
+        idx = (None, None)
+    else:
+        lo_v = ctx.get(1) if ctx.has(1) else None
+        hi_v = ctx.get(2) if ctx.has(2) else None
+        idx = (1, 2)
+    if isinstance(x, Const) and all(v is None or isinstance(v, Const) for v in (lo_v, hi_v)):
+        a = x.value
+        if lo_v is not None:
+            a = np.maximum(a, lo_v.value)
+        if hi_v is not None:
+            a = np.minimum(a, hi_v.value)
+        return [_fold([a], lambda v: v.astype(x.dtype))]
+    lo = _scalar(lo_v) if lo_v is not None else -math.inf
+    hi = _scalar(hi_v) if hi_v is not None else math.inf
+    p = ctx.p
+    if lo is not None and hi is not None and lo <= hi and not ctx.is_integer(0):
+        return [p.elementwise(ctx.sub(), "clip", x, params=(lo, hi), out=ctx.out())]
+    y = x
+    steps = [(v, kind, i) for v, kind, i in ((lo_v, "max", idx[0]), (hi_v, "min", idx[1]))
+             if v is not None]
+    for k, (v, kind, i) in enumerate(steps):
+        last = k == len(steps) - 1
+        name = ctx.input_name(i) if i is not None else f"{ctx.op_name}.{kind}"
+        y = p.elementwise(ctx.sub() if last else ctx.sub(kind), kind, y, ctx.tensor(v, name),
+                          out=ctx.out() if last else ctx.out(suffix=kind))
+    return [y]
 
 
 @_handles("Gelu")
@@ -577,6 +670,16 @@ def _binary(ctx):
         if _all_const(ctx):
             fn = np.maximum if op == "Max" else np.minimum
             return [_fold(_cvals(ctx), lambda *a: fn.reduce(np.broadcast_arrays(*a)))]
+    if op in ("Max", "Min") and len(ctx.node.input) > 2:  # variadic on data: a chain
+        kind = "max" if op == "Max" else "min"
+        y = ctx.tensor(ctx.get(0), ctx.input_name(0))
+        n = len(ctx.node.input)
+        for i in range(1, n):
+            last = i == n - 1
+            y = ctx.p.elementwise(ctx.sub() if last else ctx.sub(f"{kind}{i}"), kind, y,
+                                  ctx.tensor(ctx.get(i), ctx.input_name(i)),
+                                  out=ctx.out() if last else ctx.out(suffix=f"{kind}{i}"))
+        return [y]
     if len(ctx.node.input) != 2:
         raise _Unsupported(f"{op} with {len(ctx.node.input)} inputs (supported: 2)")
     a, b = ctx.get(0), ctx.get(1)
@@ -597,8 +700,8 @@ def _binary(ctx):
     x = b if sa is not None else a
     scalar_ok = ctx.shape(x) == out_shape  # the scalar does not widen the result
     if op == "Pow":
-        if sb is None or isinstance(a, Const):
-            raise _Unsupported("Pow is supported with a data base and a scalar constant exponent")
+        if sb is None or isinstance(a, Const) or ctx.is_integer(0):  # x ** y, C's pow
+            return [_emit_elementwise(ctx, "pow", [a, b])]
         if sb == 1.0:
             return [a]
         if sb == 2.0:
@@ -608,8 +711,7 @@ def _binary(ctx):
         if sb == 3.0:
             sq = p.elementwise(ctx.sub("square"), "square", a, out=ctx.out(suffix="sq"))
             return [p.elementwise(name, "mul", sq, a, out=ctx.out())]
-        # exp(c * log x) would be NaN for a negative base: only exact exponents are lowered
-        raise _Unsupported(f"Pow with exponent {sb:g} is not supported (1, 2, 3 and 0.5 are)")
+        return [_emit_elementwise(ctx, "pow", [a, b])]
     if scalar_ok and (sa if sb is None else sb) is not None and op in ("Mul", "Div") and \
             (sb is not None or op == "Mul"):
         uses = ctx.consumers.get(ctx.node.output[0], [])
