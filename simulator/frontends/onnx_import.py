@@ -1028,36 +1028,42 @@ def _batchnorm(ctx):
 
 @_handles("LayerNormalization")
 def _layernorm(ctx):
+    """LayerNormalization over the axes from ``axis`` on: the last axis is the ``layernorm``
+    vector op as it is; an earlier axis flattens x to (outer, inner) around it (free
+    reshapes) with the scale and bias flattened to (inner,)."""
     x = ctx.get(0)
-    nd = len(ctx.shape(x))
-    if int(ctx.attr("axis", -1)) % nd != nd - 1:
-        raise _Unsupported(f"normalising from axis {ctx.attr('axis')} is not supported (only "
-                           "the last axis)")
+    src = tuple(ctx.shape(x))
+    axis = int(ctx.attr("axis", -1)) % len(src)
     if len([o for o in ctx.node.output if o]) > 1:
         raise _Unsupported("mean / inverse-deviation outputs are not supported")
-    d = ctx.shape(x)[-1]
-    scale = ctx.get(1)
-    bias = ctx.get(2) if ctx.has(2) else Const(np.zeros((d,), np.float32))
-
-    def flat(v, i):
-        if isinstance(v, Const) and v.shape != (d,) and v.size == d:
-            v0 = v
-            v = Const(thunk=lambda: v0.value.reshape(d), shape=(d,), dtype=v0.dtype)
-        return ctx.tensor(v, ctx.input_name(i) if ctx.has(i) else f"{ctx.op_name}.bias")
-    return [ctx.p.vector(ctx.sub(), "layernorm", x, flat(scale, 1), flat(bias, 2),
-                         out=ctx.out(), eps=float(ctx.attr("epsilon", 1e-5)))]
+    xf, _ = _flat_2d(ctx, x, axis) if axis != len(src) - 1 else (x, src)
+    norm = src[axis:]
+    g, b = _row_param(ctx, 1, norm, 1.0), _row_param(ctx, 2, norm, 0.0)
+    flat = xf != x
+    y = ctx.p.vector(ctx.sub("layernorm") if flat else ctx.sub(), "layernorm", xf, g, b,
+                     out=ctx.out(suffix="norm") if flat else ctx.out(),
+                     eps=float(ctx.attr("epsilon", 1e-5)))
+    return [_unflat(ctx, y, src)]
 
 
-@_handles("Softmax", "LogSoftmax")
+@_handles("Softmax", "LogSoftmax", "Hardmax")
 def _softmax(ctx):
+    """Softmax, LogSoftmax, Hardmax along ``axis`` (opset 13 on); before opset 13 over the
+    axes from ``axis`` on, x flattened to 2-D around it (free reshapes)."""
     x = ctx.get(0)
+    if isinstance(x, Const):
+        x = ctx.tensor(x, ctx.input_name(0))
     nd = len(ctx.shape(x))
-    default = -1 if ctx.opset >= 13 else 1
-    axis = int(ctx.attr("axis", default))
-    if ctx.opset < 13 and axis % nd != nd - 1:
-        raise _Unsupported("opset < 13 Softmax over several axes is not supported")
-    kind = "softmax" if ctx.node.op_type == "Softmax" else "log_softmax"
-    return [ctx.p.vector(ctx.sub(), kind, x, out=ctx.out(), axis=axis)]
+    kind = {"Softmax": "softmax", "LogSoftmax": "log_softmax",
+            "Hardmax": "hardmax"}[ctx.node.op_type]
+    if ctx.opset >= 13:
+        return [ctx.p.vector(ctx.sub(), kind, x, out=ctx.out(), axis=int(ctx.attr("axis", -1)))]
+    axis = int(ctx.attr("axis", 1)) % nd
+    xf, src = _flat_2d(ctx, x, axis) if axis != nd - 1 else (x, ctx.shape(x))
+    flat = xf != x
+    y = ctx.p.vector(ctx.sub(kind) if flat else ctx.sub(), kind, xf, axis=-1,
+                     out=ctx.out(suffix=kind) if flat else ctx.out())
+    return [_unflat(ctx, y, tuple(src))]
 
 
 def _pool_attrs(ctx):
@@ -1098,25 +1104,185 @@ def _global_pool(ctx):
     return [ctx.p.reduce(ctx.sub(), kind, x, axis=axes, keepdims=True, out=ctx.out())]
 
 
-@_handles("ReduceMean", "ReduceSum", "ReduceMax")
+# ONNX reduction -> (pre elementwise kind, Reduce kind, post elementwise kind)
+_REDUCE = {"ReduceMean": (None, "mean", None), "ReduceSum": (None, "sum", None),
+           "ReduceMax": (None, "max", None), "ReduceMin": (None, "min", None),
+           "ReduceProd": (None, "prod", None), "ReduceL1": ("abs", "sum", None),
+           "ReduceL2": ("square", "sum", "sqrt"), "ReduceSumSquare": ("square", "sum", None),
+           "ReduceLogSum": (None, "sum", "log"), "ReduceLogSumExp": (None, "sum", "log")}
+_REDUCE_NUMPY = {"ReduceMean": lambda a, **k: np.mean(a, **k),
+                 "ReduceSum": lambda a, **k: np.sum(a, **k),
+                 "ReduceMax": lambda a, **k: np.max(a, **k),
+                 "ReduceMin": lambda a, **k: np.min(a, **k),
+                 "ReduceProd": lambda a, **k: np.prod(a, **k),
+                 "ReduceL1": lambda a, **k: np.sum(np.abs(a), **k),
+                 "ReduceL2": lambda a, **k: np.sqrt(np.sum(a * a, **k)),
+                 "ReduceSumSquare": lambda a, **k: np.sum(a * a, **k),
+                 "ReduceLogSum": lambda a, **k: np.log(np.sum(a, **k)),
+                 "ReduceLogSumExp": lambda a, **k: np.log(np.sum(np.exp(a), **k))}
+
+
+@_handles(*_REDUCE)
 def _reduce(ctx):
     x = ctx.get(0)
+    op = ctx.node.op_type
     if ctx.has(1):
         axes = ctx.const(1, "axes").reshape(-1).tolist()
     else:
         axes = ctx.attr("axes", None)
     keep = bool(ctx.attr("keepdims", 1))
     if isinstance(x, Const):
-        fn = {"ReduceMean": np.mean, "ReduceSum": np.sum, "ReduceMax": np.max}[ctx.node.op_type]
-        ax = tuple(axes) if axes else None
-        return [_fold([x.value], lambda a: fn(a, axis=ax, keepdims=keep).astype(x.dtype))]
+        ax = tuple(int(a) for a in axes) if axes else None
+        if not axes and ctx.attr("noop_with_empty_axes", 0):
+            return [x]
+        return [_fold([x.value], lambda a: np.asarray(
+            _REDUCE_NUMPY[op](a, axis=ax, keepdims=keep)).astype(x.dtype))]
     if not axes:
         if ctx.attr("noop_with_empty_axes", 0):
-            return [x]
-        axes = list(range(len(ctx.shape(x))))
-    kind = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "max"}[ctx.node.op_type]
-    return [ctx.p.reduce(ctx.sub(), kind, x, axis=tuple(int(a) for a in axes), keepdims=keep,
-                         out=ctx.out())]
+            pre, _kind, post = _REDUCE[op]
+            if pre is None and post is None:
+                return [x]
+            axes = []  # the elementwise parts still apply
+        else:
+            axes = list(range(len(ctx.shape(x))))
+    pre, kind, post = _REDUCE[op]
+    p = ctx.p
+    nd = len(ctx.shape(x))
+    axes = tuple(sorted({int(a) % nd for a in axes}))
+    if op == "ReduceLogSumExp":  # log(sum(exp(x - m))) + m, m the max (no overflow)
+        m = p.reduce(ctx.sub("max"), "max", x, axis=axes, keepdims=True,
+                     out=ctx.out(suffix="max"))
+        z = p.elementwise(ctx.sub("sub"), "sub", x, m, out=ctx.out(suffix="sub"))
+        e = p.elementwise(ctx.sub("exp"), "exp", z, out=ctx.out(suffix="exp"))
+        s = p.reduce(ctx.sub("sum"), "sum", e, axis=axes, keepdims=True,
+                     out=ctx.out(suffix="sum"))
+        lg = p.elementwise(ctx.sub("log"), "log", s, out=ctx.out(suffix="log"))
+        y = p.elementwise(ctx.sub("add") if not keep else ctx.sub(), "add", lg, m,
+                          out=ctx.out(suffix="keep") if not keep else ctx.out())
+        if keep:
+            return [y]
+        target = tuple(s_ for i, s_ in enumerate(ctx.shape(x)) if i not in axes) or (1,)
+        return [p.reshape(ctx.sub(), y, target, out=ctx.out())]
+    y = x
+    if pre is not None:
+        y = p.elementwise(ctx.sub(pre), pre, y, out=ctx.out(suffix=pre))
+    if axes:
+        y = p.reduce(ctx.sub(kind) if post else ctx.sub(), kind, y, axis=axes, keepdims=keep,
+                     out=ctx.out(suffix=kind) if post else ctx.out())
+    if post is not None:
+        y = p.elementwise(ctx.sub(), post, y, out=ctx.out())
+    return [y]
+
+
+@_handles("ArgMax", "ArgMin")
+def _argmax(ctx):
+    x = ctx.get(0)
+    kind = "argmax" if ctx.node.op_type == "ArgMax" else "argmin"
+    axis, keep = int(ctx.attr("axis", 0)), bool(ctx.attr("keepdims", 1))
+    last = bool(ctx.attr("select_last_index", 0))
+    if isinstance(x, Const):
+        x = ctx.tensor(x, ctx.input_name(0))
+    out = ctx.p.vector(ctx.sub(), kind, x, out=ctx.out(), axis=axis, keepdims=keep,
+                       select_last=last)
+    ctx.dtypes[out] = np.dtype(np.int64)
+    return [out]
+
+
+def _flat_2d(ctx, x, axis: int) -> tuple[str, tuple]:
+    """Return (x as a 2-D tensor (prod(shape[:axis]), prod(shape[axis:])), x's shape)."""
+    src = tuple(ctx.shape(x))
+    axis %= len(src)
+    flat = (math.prod(src[:axis]), math.prod(src[axis:]))
+    if flat == src:
+        return x, src
+    return ctx.p.reshape(ctx.sub("flat"), x, flat, out=ctx.out(suffix="flat")), src
+
+
+def _unflat(ctx, y: str, src: tuple) -> str:
+    if tuple(ctx.p.shapes[y]) == tuple(src):
+        return y
+    return ctx.p.reshape(ctx.sub("unflat"), y, src, out=ctx.out())
+
+
+def _row_param(ctx, i: int, norm_shape: tuple, default: float):
+    """Return input ``i`` (a scale or bias broadcast to the normalised shape) flattened to one
+    row (d,) as a program tensor; ``default`` fills an absent one."""
+    d = math.prod(norm_shape)
+    v = ctx.get(i) if ctx.has(i) else Const(np.full(norm_shape, default, np.float32))
+    name = ctx.input_name(i) if ctx.has(i) else f"{ctx.op_name}.in{i}"
+    if isinstance(v, Const):
+        v0 = v
+        return ctx.tensor(Const(thunk=lambda: np.broadcast_to(v0.value, norm_shape).reshape(d),
+                                shape=(d,), dtype=v0.dtype), name)
+    if tuple(ctx.shape(v)) != tuple(norm_shape):
+        v = ctx.p.vector(ctx.sub(f"in{i}.broadcast"), "broadcast", v, shape=norm_shape,
+                         out=ctx.out(suffix=f"in{i}.b"))
+    return ctx.p.reshape(ctx.sub(f"in{i}.row"), v, (d,), out=ctx.out(suffix=f"in{i}.row"))
+
+
+@_handles("RMSNormalization")
+def _rmsnorm(ctx):
+    x = ctx.get(0)
+    src = tuple(ctx.shape(x))
+    axis = int(ctx.attr("axis", -1)) % len(src)
+    xf, _ = _flat_2d(ctx, x, axis)
+    g = _row_param(ctx, 1, src[axis:], 1.0)
+    y = ctx.p.vector(ctx.sub("rmsnorm") if xf != x else ctx.sub(), "rmsnorm", xf, g,
+                     out=ctx.out(suffix="norm") if xf != x else ctx.out(),
+                     eps=float(ctx.attr("epsilon", 1e-5)))
+    return [_unflat(ctx, y, src)]
+
+
+@_handles("InstanceNormalization", "GroupNormalization")
+def _instance_norm(ctx):
+    """Normalise each (sample, channel group) over the group's channels and the spatial axes
+    (InstanceNormalization: one channel per group), then scale and shift per channel."""
+    x = ctx.get(0)
+    src = tuple(ctx.shape(x))
+    nb, c = src[0], src[1]
+    groups = c if ctx.node.op_type == "InstanceNormalization" else int(ctx.attr("num_groups"))
+    if c % groups:
+        raise _Unsupported(f"{c} channels do not divide into {groups} groups")
+    for i in (1, 2):
+        if ctx.shape(ctx.get(i)) != (c,):
+            raise _Unsupported(f"scale and bias must have one value per channel ({c},), got "
+                               f"{ctx.shape(ctx.get(i))}")
+    p = ctx.p
+    rows = p.reshape(ctx.sub("rows"), x, (nb * groups, math.prod(src) // (nb * groups)),
+                     out=ctx.out(suffix="rows"))
+    xn = p.vector(ctx.sub("normalize"), "normalize", rows, out=ctx.out(suffix="norm"),
+                  eps=float(ctx.attr("epsilon", 1e-5)))
+    xn = p.reshape(ctx.sub("unrows"), xn, src, out=ctx.out(suffix="xn"))
+    per_channel = (c,) + (1,) * (len(src) - 2)
+
+    def param(i):
+        v = ctx.get(i)
+        if isinstance(v, Const):
+            v0 = v
+            return ctx.tensor(Const(thunk=lambda: v0.value.reshape(per_channel),
+                                    shape=per_channel, dtype=v0.dtype), ctx.input_name(i))
+        return p.reshape(ctx.sub(f"in{i}"), v, per_channel, out=ctx.out(suffix=f"in{i}"))
+    y = p.elementwise(ctx.sub("scale"), "mul", xn, param(1), out=ctx.out(suffix="scaled"))
+    return [p.elementwise(ctx.sub(), "add", y, param(2), out=ctx.out())]
+
+
+@_handles("LpNormalization")
+def _lp_norm(ctx):
+    """x / ||x||_p along ``axis`` (p 1 or 2); 0 where the norm is 0."""
+    x = ctx.get(0)
+    order = int(ctx.attr("p", 2))
+    if order not in (1, 2):
+        raise _Unsupported(f"p={order} (known: 1, 2)")
+    axis = int(ctx.attr("axis", -1)) % len(ctx.shape(x))
+    p = ctx.p
+    a = p.elementwise(ctx.sub("abs"), "abs" if order == 1 else "square", x,
+                      out=ctx.out(suffix="pow"))
+    s = p.reduce(ctx.sub("sum"), "sum", a, axis=axis, keepdims=True, out=ctx.out(suffix="sum"))
+    if order == 2:
+        s = p.elementwise(ctx.sub("sqrt"), "sqrt", s, out=ctx.out(suffix="norm"))
+    q = p.elementwise(ctx.sub("div"), "div", x, s, out=ctx.out(suffix="div"))
+    zero = ctx.tensor(Const(np.zeros((1,), np.float32)), f"{ctx.op_name}.zero")
+    return [p.elementwise(ctx.sub(), "where", s, q, zero, out=ctx.out())]  # 0 where the norm is
 
 
 # -- layout ops ---------------------------------------------------------------------------
