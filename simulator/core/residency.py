@@ -35,12 +35,11 @@ import numpy as np
 from ..hardware.chip import ACC_BYTES, Chip
 from .grouped import runs_on_vector
 from .program import Conv2d, Elementwise, Layout, MatMul, Program
+from .vector import ID_INPUT as _ID_INPUT  # the ids' input position of each op reading ids
 
 __all__ = ["ResidencyPlan", "free_layout_ops", "index_tensors", "plan_residency",
            "vector_narrowed"]
 
-# the input position of the integer ids of the vector ops that take them
-_ID_INPUT = {"gather": 1, "scatter_add": 0}
 
 
 def index_tensors(program: Program) -> set[str]:

@@ -24,7 +24,7 @@ Elementwise kinds and their class: add, sub, mul, scale (x * c), add_const (x + 
 sgd (w - fl(c * g): two roundings), axpy (x + fl(c * y)), momentum (fl(c * b) + g), adam_m,
 adam_v -> "add"; relu, relu_grad, max, min, where, masked_fill -> "compare"; div, sqrt, rsqrt,
 adam_w -> "divide"; exp, log, tanh, erf, sigmoid, gelu (erf), gelu_tanh and their gradients ->
-"transcendental". ONNX's elementwise vocabulary (abs, neg, sign, floor, ceil, round, the
+"transcendental". ONNX's elementwise vocabulary (abs, neg, sign, floor, ceil, round, trunc, the
 trigonometric and hyperbolic functions, softplus, softsign, elu, selu, celu, mish, swish,
 leaky_relu, thresholded_relu, hard_sigmoid, hard_swish, shrink, isnan, isinf, prelu, pow, mod,
 the comparisons equal / less / less_equal / greater / greater_equal and the logic not / and /
@@ -69,6 +69,7 @@ ELEMENTWISE = {
     # ONNX's elementwise vocabulary (issue 25); params as each kind's comment says
     "abs": ("compare", 1), "neg": ("add", 1), "sign": ("compare", 1),
     "floor": ("compare", 1), "ceil": ("compare", 1), "round": ("compare", 1),  # half to even
+    "trunc": ("compare", 1),  # toward zero (a Cast of floats to an integer type)
     "reciprocal": ("divide", 1),
     "sin": ("transcendental", 1), "cos": ("transcendental", 1), "tan": ("transcendental", 1),
     "asin": ("transcendental", 1), "acos": ("transcendental", 1),
@@ -104,7 +105,7 @@ ELEMENTWISE = {
 # values stay below 2**24 in magnitude.
 INTEGER_KINDS = {"relu", "max", "min", "div_trunc", "abs", "neg", "sign", "mod", "pow",
                  "equal", "less", "less_equal", "greater", "greater_equal", "not", "and", "or",
-                 "xor", "prelu", "floor", "ceil", "round"}
+                 "xor", "prelu", "floor", "ceil", "round", "trunc"}
 
 _F = np.float32
 _SQRT_2_OVER_PI = _F(math.sqrt(2.0 / math.pi))
@@ -219,6 +220,7 @@ def _integer_elementwise(kind: str, xs: list[np.ndarray], c, p: list) -> np.ndar
         return np.where(xs[0] >= 0, xs[0], xs[0] * xs[1]).astype(dt)
     unary = {"abs": np.abs, "neg": np.negative, "sign": np.sign,
              "floor": lambda a: a, "ceil": lambda a: a, "round": lambda a: a,
+             "trunc": lambda a: a,
              "not": lambda a: (a == 0).astype(np.int64)}
     return unary[kind](xs[0]).astype(np.int64 if kind == "not" else dt)
 
@@ -324,7 +326,7 @@ def _onnx_elementwise(kind: str, xs: list[np.ndarray], p: list) -> np.ndarray:
     x = xs[0]
     one, zero = _F(1), _F(0)
     simple = {"abs": np.abs, "neg": np.negative, "sign": np.sign, "floor": np.floor,
-              "ceil": np.ceil, "round": np.round, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+              "ceil": np.ceil, "round": np.round, "trunc": np.trunc, "sin": np.sin, "cos": np.cos, "tan": np.tan,
               "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh,
               "cosh": np.cosh, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
               "reciprocal": lambda a: one / a, "softplus": _softplus,
@@ -979,7 +981,31 @@ def _pad_values(xs, attrs, lanes):
     return np.pad(x, width, mode=attrs["mode"])
 
 
+def _gather_elements_shape(shapes, attrs):  # (x, ids) -> ids.shape, along attrs["axis"]
+    _check_inputs(shapes, 2, "")
+    x, ids = shapes
+    ax = _axis_attr(shapes, attrs, default=0)
+    if len(ids) != len(x) or any(i > s for k, (i, s) in enumerate(zip(ids, x)) if k != ax):
+        raise ValueError(f"ids {ids} do not fit x {x} off axis {ax}")
+    return tuple(ids), attrs
+
+
+def _gather_elements_values(xs, attrs, lanes):
+    """out[i][j][k] = x[ids[i][j][k]][j][k] (axis 0; likewise along any axis); a negative id
+    counts from the end."""
+    x, ids = xs
+    ax = attrs["axis"]
+    idx = np.asarray(ids).astype(np.int64)
+    n = x.shape[ax]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"ids must lie in [-{n}, {n}), got [{idx.min()}, {idx.max()}]")
+    idx = np.where(idx < 0, idx + n, idx)
+    sl = tuple(slice(0, s) if k != ax else slice(None) for k, s in enumerate(idx.shape))
+    return np.take_along_axis(x[sl], idx, axis=ax)
+
+
 VECTOR_OPS: dict[str, VectorSpec] = {
+    "gather_elements": VectorSpec(_gather_elements_shape, _move, _gather_elements_values, 2),
     "argmax": VectorSpec(_argmax_shape, _arg_passes, _arg_values(np.argmax), 1),
     "argmin": VectorSpec(_argmax_shape, _arg_passes, _arg_values(np.argmin), 1),
     "hardmax": VectorSpec(_rowwise, _arg_passes, _hardmax_values, 1),
@@ -1018,11 +1044,16 @@ VECTOR_OPS: dict[str, VectorSpec] = {
 }
 
 
+# composite ops that read integer ids: kind -> the ids' input position
+ID_INPUT = {"gather": 1, "scatter_add": 0, "gather_elements": 1}
+
+
 def vector_op_values(kind: str, inputs: list[np.ndarray], attrs: dict[str, Any],
                      lanes: int) -> np.ndarray:
-    """Return the float32 value of composite op ``kind`` (ids of gather stay integers)."""
-    xs = [np.asarray(x) if kind in ("gather", "scatter_add") and i == (1 if kind == "gather" else 0)
-          else np.asarray(x, np.float32) for i, x in enumerate(inputs)]
+    """Return the float32 value of composite op ``kind`` (the ids of gathers and scatters
+    stay integers)."""
+    xs = [np.asarray(x) if ID_INPUT.get(kind) == i else np.asarray(x, np.float32)
+          for i, x in enumerate(inputs)]
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
         out = VECTOR_OPS[kind].values(xs, attrs, lanes)
     return np.asarray(out, np.float32)

@@ -410,11 +410,20 @@ def _cast(ctx):
         to = _DTYPES.get(ctx.attr("to"))
     else:
         t = ctx.get(1)
-        to = t.dtype if isinstance(t, Const) else ctx.dtypes.get(t, np.float32)
+        to = t.dtype if isinstance(t, Const) else \
+            ctx.elem_types.get(ctx.node.input[1], ctx.dtypes.get(t, np.float32))
     if to is None:
         raise _Unsupported(f"cast to ONNX type {ctx.attr('to')} is not supported")
     if isinstance(v, Const):
         return [Const(thunk=lambda: v.value.astype(to), shape=v.shape, dtype=to)]
+    src = ctx.elem_types.get(ctx.node.input[0], ctx.dtypes.get(v, np.dtype(np.float32)))
+    to = np.dtype(to)
+    if to == np.bool_ and np.dtype(src) != np.bool_:
+        raise _Unsupported(f"a Cast of {np.dtype(src)} data to bool is not supported")
+    if np.issubdtype(to, np.integer) and np.issubdtype(src, np.floating):
+        out = ctx.p.elementwise(ctx.sub(), "trunc", v, out=ctx.out())  # toward zero
+        ctx.dtypes[out] = to
+        return [out]
     return [v]  # the chip keeps a tensor in its one number format: same tensor
 
 
@@ -1510,9 +1519,8 @@ def _gather(ctx):
             raise _Unsupported(f"Gather index {int(bad[0])} is out of range for axis {ax} of "
                                f"size {src[ax]}")
         flat = flat % src[ax]  # a negative index counts from the end (ONNX), once
-        if flat.size == 0 or np.any(np.diff(flat) != 1):
-            raise _Unsupported("a Gather of non-contiguous constant positions of data is not "
-                               "supported")
+        if flat.size == 0 or np.any(np.diff(flat) != 1):  # not one slice: a gather
+            return [_general_gather(ctx, data, idx, ax)]
         lo, hi = int(flat[0]), int(flat[-1]) + 1
         y = data if (lo, hi) == (0, src[ax]) else ctx.p.slice(ctx.sub(), data, ax, lo, hi,
                                                               out=ctx.out(suffix="slice"))
@@ -1521,12 +1529,106 @@ def _gather(ctx):
             return [y]
         return [ctx.p.reshape(ctx.sub("reshape"), y, tuple(target) or (1,), out=ctx.out())]
     if not isinstance(data, Const) or axis % len(ctx.shape(data)) != 0 or len(data.shape) != 2:
-        raise _Unsupported("only a lookup of rows of a 2-D constant table by data ids (an "
-                           "embedding) is supported")
+        return [_general_gather(ctx, data, idx, axis % len(ctx.shape(data)))]
     ctx.id_bounds.setdefault(idx, data.shape[0])
     ctx.id_bounds[idx] = min(ctx.id_bounds[idx], data.shape[0])
     return [ctx.p.vector(ctx.sub(), "gather", ctx.tensor(data, ctx.input_name(0)), idx,
                          out=ctx.out())]
+
+
+def _general_gather(ctx, data, idx, ax: int) -> str:
+    """Gather along axis ``ax`` of any table (data or constant) by any ids (data, or constant
+    positions): the table's axis moved to the front (a permute, when ax > 0) and flattened to
+    rows (V, rest), the ``gather`` vector op, then the result put in ONNX's order
+    pre + ids.shape + post."""
+    p = ctx.p
+    src = tuple(ctx.shape(data))
+    pre, post = src[:ax], src[ax + 1:]
+    t = ctx.tensor(data, ctx.input_name(0))
+    if ax:
+        t = p.permute(ctx.sub("front"), t, (ax,) + tuple(range(ax)) +
+                      tuple(range(ax + 1, len(src))), out=ctx.out(suffix="front"))
+    rest = math.prod(pre) * math.prod(post)
+    table = p.reshape(ctx.sub("rows"), t, (src[ax], rest), out=ctx.out(suffix="rows"))
+    if isinstance(idx, Const):
+        flat = idx.value.astype(np.int64)
+        if flat.size and (flat.min() < -src[ax] or flat.max() >= src[ax]):
+            raise _Unsupported(f"Gather index out of range for axis {ax} of size {src[ax]}")
+        fixed = np.where(flat < 0, flat + src[ax], flat).reshape(idx.shape or (1,))
+        ids = ctx.tensor(Const(fixed), ctx.input_name(1))
+        ids_shape = tuple(idx.shape)
+    else:
+        ids, ids_shape = idx, tuple(ctx.shape(idx))
+        ctx.id_bounds[idx] = min(ctx.id_bounds.get(idx, src[ax]), src[ax])
+    g = p.vector(ctx.sub("gather"), "gather", table, ids, out=ctx.out(suffix="gather"))
+    final = pre + ids_shape + post
+    if not pre:
+        return p.reshape(ctx.sub(), g, final or (1,), out=ctx.out())
+    g = p.reshape(ctx.sub("unrows"), g, ids_shape + pre + post, out=ctx.out(suffix="unrows"))
+    k, q = len(ids_shape), len(pre)
+    perm = tuple(range(k, k + q)) + tuple(range(k)) + tuple(range(k + q, k + q + len(post)))
+    return p.permute(ctx.sub(), g, perm, out=ctx.out())
+
+
+@_handles("GatherElements")
+def _gather_elements(ctx):
+    data, idx = ctx.get(0), ctx.get(1)
+    axis = int(ctx.attr("axis", 0))
+    if isinstance(data, Const) and isinstance(idx, Const):
+        return [_fold([data.value, idx.value], lambda d, i: np.take_along_axis(
+            d, np.where(i < 0, i + d.shape[axis], i), axis=axis))]
+    return [ctx.p.vector(ctx.sub(), "gather_elements", ctx.tensor(data, ctx.input_name(0)),
+                         ctx.tensor(idx, ctx.input_name(1)), out=ctx.out(), axis=axis)]
+
+
+@_handles("Tile")
+def _tile_op(ctx):
+    """Tile: constants fold; data is a free reshape (a size-1 axis before each axis), the
+    ``broadcast`` copy to the repeats, and a free reshape."""
+    x = ctx.get(0)
+    reps = tuple(int(r) for r in ctx.const(1, "repeats").reshape(-1))
+    if isinstance(x, Const):
+        return [_fold([x.value], lambda a: _tile(a, reps))]
+    src = tuple(ctx.shape(x))
+    if len(reps) != len(src) or any(r < 1 for r in reps):
+        raise _Unsupported(f"repeats {list(reps)} must be one positive count per axis of {src}")
+    if all(r == 1 for r in reps):
+        return [x]
+    p = ctx.p
+    split = tuple(v for s in src for v in (1, s))
+    t = p.reshape(ctx.sub("split"), x, split, out=ctx.out(suffix="split"))
+    t = p.vector(ctx.sub("broadcast"), "broadcast", t,
+                 shape=tuple(v for r, s in zip(reps, src) for v in (r, s)),
+                 out=ctx.out(suffix="tiled"))
+    return [p.reshape(ctx.sub(), t, tuple(r * s for r, s in zip(reps, src)), out=ctx.out())]
+
+
+@_handles("Pad")
+def _pad(ctx):
+    """Pad (constant, edge, reflect, wrap) of data: the ``pad`` vector op (a copy)."""
+    x = ctx.get(0)
+    nd = len(ctx.shape(x))
+    mode = ctx.attr("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if ctx.opset < 11:
+        pads = [int(v) for v in ctx.attr("pads")]
+        value = float(ctx.attr("value", 0.0))
+    else:
+        pads = [int(v) for v in ctx.const(1, "pads").reshape(-1)]
+        value = _scalar(ctx.get(2)) if ctx.has(2) else 0.0
+        if ctx.has(2) and value is None:
+            raise _Unsupported("constant_value must be a scalar constant")
+    axes = _axes_arg(ctx, 3) if ctx.opset >= 18 and ctx.has(3) else list(range(nd))
+    axes = [a % nd for a in axes]
+    full = [0] * (2 * nd)
+    for k, a in enumerate(axes):
+        full[a], full[a + nd] = pads[k], pads[k + len(axes)]
+    if any(v < 0 for v in full):
+        raise _Unsupported(f"negative pads {full} (a crop) are not supported")
+    if isinstance(x, Const):
+        x = ctx.tensor(x, ctx.input_name(0))
+    return [ctx.p.vector(ctx.sub(), "pad", x, out=ctx.out(), pads=tuple(full), mode=mode,
+                         value=value)]
 
 
 @_handles("Expand")
