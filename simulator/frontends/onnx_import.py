@@ -1294,6 +1294,86 @@ def _lp_norm(ctx):
     return [p.elementwise(ctx.sub(), "where", s, q, zero, out=ctx.out())]  # 0 where the norm is
 
 
+def _nll(ctx, logp: str, target, weight, reduction: str, ignore) -> str:
+    """Return the negative log-likelihood loss of log-probabilities ``logp`` (N, C, d...) at
+    ``target`` (N, d...) (ONNX's NegativeLogLikelihoodLoss): -logp[n, target[n, d], d] times the
+    target's weight (0 where target == ignore), then none / sum / mean (the weighted sum over
+    the sum of the weights taken). Emits a GatherElements-style ``gather_elements`` along the
+    class axis, the weights' ``gather`` and elementwise ops and reductions."""
+    p = ctx.p
+    if reduction not in ("none", "sum", "mean"):
+        raise _Unsupported(f"reduction={reduction!r} (known: none, sum, mean)")
+    src = tuple(p.shapes[logp])
+    c = src[1]
+    if isinstance(target, Const):
+        target = ctx.tensor(target, ctx.input_name(1))
+    tshape = tuple(p.shapes[target])
+    if tshape != (src[0],) + src[2:]:
+        raise _Unsupported(f"target {tshape} does not fit the scores {src}")
+    keep = None
+    safe = target
+    if ignore is not None:
+        ig = ctx.tensor(Const(np.array([int(ignore)], np.int64)), f"{ctx.op_name}.ignore")
+        hit = p.elementwise(ctx.sub("ignored"), "equal", target, ig, out=ctx.out(suffix="ign"))
+        keep = p.elementwise(ctx.sub("kept"), "not", hit, out=ctx.out(suffix="kept"))
+        zero = ctx.tensor(Const(np.zeros((1,), np.int64)), f"{ctx.op_name}.zero")
+        safe = p.elementwise(ctx.sub("safe"), "where", hit, zero, target,
+                             out=ctx.out(suffix="safe"))
+    col = p.reshape(ctx.sub("col"), safe, (src[0], 1) + src[2:], out=ctx.out(suffix="col"))
+    picked = p.vector(ctx.sub("pick"), "gather_elements", logp, col, axis=1,
+                      out=ctx.out(suffix="pick"))
+    picked = p.reshape(ctx.sub("picked"), picked, tshape, out=ctx.out(suffix="picked"))
+    w = None
+    if weight is not None:
+        table = weight
+        if isinstance(weight, Const):
+            w0 = weight
+            table = ctx.tensor(Const(thunk=lambda: w0.value.reshape(c, 1), shape=(c, 1),
+                                     dtype=w0.dtype), ctx.input_name(2))
+        else:
+            table = p.reshape(ctx.sub("wcol"), weight, (c, 1), out=ctx.out(suffix="wcol"))
+        w = p.vector(ctx.sub("weight"), "gather", table, safe, out=ctx.out(suffix="wg"))
+        w = p.reshape(ctx.sub("weights"), w, tshape, out=ctx.out(suffix="w"))
+    if keep is not None:
+        w = keep if w is None else p.elementwise(ctx.sub("wkeep"), "mul", w, keep,
+                                                 out=ctx.out(suffix="wk"))
+    neg = p.elementwise(ctx.sub("neg"), "neg", picked, out=ctx.out(suffix="neg"))
+    loss = neg if w is None else p.elementwise(ctx.sub("weighted"), "mul", neg, w,
+                                               out=ctx.out(suffix="wl"))
+    if reduction == "none":
+        return loss
+    if reduction == "sum" or w is None:
+        return p.reduce(ctx.sub("sum"), "sum" if reduction == "sum" else "mean", loss,
+                        keepdims=False, out=ctx.out())
+    total = p.reduce(ctx.sub("sum"), "sum", loss, keepdims=False, out=ctx.out(suffix="sum"))
+    wsum = p.reduce(ctx.sub("wsum"), "sum", w, keepdims=False, out=ctx.out(suffix="wsum"))
+    return p.elementwise(ctx.sub(), "div", total, wsum, out=ctx.out())
+
+
+def _reduction_attr(ctx) -> str:
+    r = ctx.attr("reduction", b"mean")
+    return r.decode() if isinstance(r, bytes) else r
+
+
+@_handles("NegativeLogLikelihoodLoss")
+def _nll_loss(ctx):
+    x = ctx.tensor(ctx.get(0), ctx.input_name(0))
+    weight = ctx.get(2) if ctx.has(2) else None
+    return [_nll(ctx, x, ctx.get(1), weight, _reduction_attr(ctx), ctx.attr("ignore_index"))]
+
+
+@_handles("SoftmaxCrossEntropyLoss")
+def _sce_loss(ctx):
+    """log_softmax over the class axis (1), then the negative log-likelihood loss."""
+    x = ctx.tensor(ctx.get(0), ctx.input_name(0))
+    out1 = len(ctx.node.output) > 1 and ctx.node.output[1]
+    logp = ctx.p.vector(ctx.sub("log_softmax"), "log_softmax", x, axis=1,
+                        out=ctx.out(1) if out1 else ctx.out(suffix="logp"))
+    weight = ctx.get(2) if ctx.has(2) else None
+    loss = _nll(ctx, logp, ctx.get(1), weight, _reduction_attr(ctx), ctx.attr("ignore_index"))
+    return [loss, logp] if out1 else [loss]
+
+
 # -- layout ops ---------------------------------------------------------------------------
 
 def _absorb_into_reduce(ctx, x: str, target: tuple[int, ...]) -> str | None:
