@@ -1043,16 +1043,34 @@ def _layernorm(ctx):
     x = ctx.get(0)
     src = tuple(ctx.shape(x))
     axis = int(ctx.attr("axis", -1)) % len(src)
-    if len([o for o in ctx.node.output if o]) > 1:
-        raise _Unsupported("mean / inverse-deviation outputs are not supported")
     xf, _ = _flat_2d(ctx, x, axis) if axis != len(src) - 1 else (x, src)
     norm = src[axis:]
     g, b = _row_param(ctx, 1, norm, 1.0), _row_param(ctx, 2, norm, 0.0)
     flat = xf != x
+    eps = float(ctx.attr("epsilon", 1e-5))
     y = ctx.p.vector(ctx.sub("layernorm") if flat else ctx.sub(), "layernorm", xf, g, b,
-                     out=ctx.out(suffix="norm") if flat else ctx.out(),
-                     eps=float(ctx.attr("epsilon", 1e-5)))
-    return [_unflat(ctx, y, src)]
+                     out=ctx.out(suffix="norm") if flat else ctx.out(), eps=eps)
+    outs = [_unflat(ctx, y, src)]
+    if len(ctx.node.output) > 1 and any(ctx.node.output[1:]):
+        # the saved statistics: mean and 1 / sqrt(var + eps), computed again as reductions
+        p = ctx.p
+        stat = src[:axis] + (1,) * len(norm)
+        x2 = xf if flat or len(src) == 2 else \
+            p.reshape(ctx.sub("rows"), x, (math.prod(src[:-1]), src[-1]),
+                      out=ctx.out(suffix="rows"))
+        mean = p.reduce(ctx.sub("mean"), "mean", x2, axis=1, keepdims=True,
+                        out=ctx.out(suffix="mean2d"))
+        cen = p.elementwise(ctx.sub("centre"), "sub", x2, mean, out=ctx.out(suffix="centred"))
+        sq = p.elementwise(ctx.sub("square"), "square", cen, out=ctx.out(suffix="sq"))
+        var = p.reduce(ctx.sub("var"), "mean", sq, axis=1, keepdims=True,
+                       out=ctx.out(suffix="var"))
+        ve = p.elementwise(ctx.sub("eps"), "add_const", var, const=eps,
+                           out=ctx.out(suffix="var_eps"))
+        inv = p.elementwise(ctx.sub("rsqrt"), "rsqrt", ve, out=ctx.out(suffix="inv2d"))
+        outs.append(p.reshape(ctx.sub("mean.out"), mean, stat, out=ctx.out(1)))
+        if len(ctx.node.output) > 2:
+            outs.append(p.reshape(ctx.sub("inv.out"), inv, stat, out=ctx.out(2)))
+    return outs
 
 
 @_handles("Softmax", "LogSoftmax", "Hardmax")
