@@ -868,46 +868,57 @@ def _gemm(ctx):
     return [y]
 
 
-def _conv_pads(ctx, nd: int = 2) -> tuple[int, int]:
-    auto = ctx.attr("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
-    if auto not in ("NOTSET", "VALID"):
-        raise _Unsupported(f"auto_pad={auto} is not supported (give explicit pads)")
-    pads = list(ctx.attr("pads", [0] * 2 * nd))
-    if pads[:nd] != pads[nd:]:
-        raise _Unsupported(f"asymmetric pads {pads} are not supported")
-    return tuple(int(v) for v in pads[:nd])
-
-
 @_handles("Conv")
 def _conv(ctx):
+    """Conv, 2-D or 1-D (as 2-D with height 1): ``conv2d`` with symmetric pads; asymmetric
+    pads or auto_pad SAME are a zero ``pad`` op first."""
     x, w = ctx.get(0), ctx.get(1)
     if isinstance(x, Const):
         raise _Unsupported("Conv of a constant input is not supported")
-    if len(ctx.shape(x)) != 4:
-        raise _Unsupported(f"only 2-D convolutions (N, C, H, W) are supported, got input "
-                           f"{ctx.shape(x)}")
     ks = ctx.attr("kernel_shape")
     if ks is not None and tuple(ks) != tuple(ctx.shape(w)[2:]):
         raise _Unsupported(f"kernel_shape {list(ks)} differs from the weight {ctx.shape(w)}")
+    x, src = _as_2d(ctx, x, "convolution")
+    nd = len(src) - 2
+    k = list(ctx.shape(w)[2:])
+    st = [int(v) for v in ctx.attr("strides", [1] * nd)]
+    dil = [int(v) for v in ctx.attr("dilations", [1] * nd)]
+    begin, end, _ = _spatial_pads(ctx, src[2:], k, st, dil)
+    if nd == 1:
+        w0 = w
+        wshape = (w0.shape[0] if isinstance(w0, Const) else ctx.shape(w0)[0],
+                  ctx.shape(w0)[1], 1, ctx.shape(w0)[2])
+        w = Const(thunk=lambda: w0.value.reshape(wshape), shape=wshape, dtype=w0.dtype) \
+            if isinstance(w0, Const) else ctx.p.reshape(ctx.sub("w.2d"), w0, wshape,
+                                                         out=ctx.out(suffix="w2d"))
+        st, dil, begin, end = [1] + st, [1] + dil, [0] + begin, [0] + end
+    if begin != end:
+        x = _pad_2d(ctx, x, begin, end, 0.0)
+        begin = [0, 0]
     bias = ctx.get(2) if ctx.has(2) else None
     if bias is not None and _zero_const(bias):
         bias = None
     p = ctx.p
-    y = p.conv2d(ctx.sub("conv" if bias is not None else ""), x, ctx.tensor(w, ctx.input_name(1)),
-                 stride=tuple(ctx.attr("strides", [1, 1])), padding=_conv_pads(ctx),
-                 dilation=tuple(ctx.attr("dilations", [1, 1])), groups=int(ctx.attr("group", 1)),
-                 out=ctx.out(suffix="conv") if bias is not None else ctx.out())
-    if bias is None:
-        return [y]
-    f = ctx.shape(w)[0]
-    if isinstance(bias, Const):
-        b0 = bias
-        bias = Const(thunk=lambda: b0.value.reshape(f, 1, 1), shape=(f, 1, 1), dtype=b0.dtype)
-        bt = ctx.tensor(bias, ctx.input_name(2))
-    else:
-        bt = p.reshape(ctx.sub("bias.reshape"), bias, (f, 1, 1), out=ctx.out(suffix="b"))
-    return [p.elementwise(ctx.sub("bias"), "add", y, bt, out=ctx.out())]
+    last = bias is None and nd == 2
+    y = p.conv2d(ctx.sub() if last else ctx.sub("conv"), x,
+                 ctx.tensor(w, ctx.input_name(1)), stride=tuple(st), padding=tuple(begin),
+                 dilation=tuple(dil), groups=int(ctx.attr("group", 1)),
+                 out=ctx.out() if last else ctx.out(suffix="conv"))
+    if bias is not None:
+        f = ctx.shape(w)[0]
+        if isinstance(bias, Const):
+            b0 = bias
+            bias = Const(thunk=lambda: b0.value.reshape(f, 1, 1), shape=(f, 1, 1),
+                         dtype=b0.dtype)
+            bt = ctx.tensor(bias, ctx.input_name(2))
+        else:
+            bt = p.reshape(ctx.sub("bias.reshape"), bias, (f, 1, 1), out=ctx.out(suffix="b"))
+        y = p.elementwise(ctx.sub("bias") if nd == 2 else ctx.sub("bias2d"), "add", y, bt,
+                          out=ctx.out() if nd == 2 else ctx.out(suffix="biased"))
+    if nd == 1:
+        y = p.reshape(ctx.sub(), y, src[:1] + p.shapes[y][1:2] + p.shapes[y][3:],
+                      out=ctx.out())
+    return [y]
 
 
 def _batch_first(ctx, x) -> tuple[str, int]:
@@ -1093,34 +1104,119 @@ def _softmax(ctx):
     return [_unflat(ctx, y, tuple(src))]
 
 
-def _pool_attrs(ctx):
-    if ctx.attr("ceil_mode", 0):
-        raise _Unsupported("ceil_mode=1 is not supported")
-    if any(d != 1 for d in ctx.attr("dilations", [1, 1])):
-        raise _Unsupported("dilated pooling is not supported")
+def _spatial_pads(ctx, sizes, k, s, d, ceil: bool = False):
+    """Return (begin pads, end pads, extra end pads of ceil_mode) per spatial axis from
+    ``pads`` or ``auto_pad`` (SAME_UPPER / SAME_LOWER: the output is ceil(size / stride),
+    the odd pad at the end / the start; VALID: none)."""
+    nd = len(sizes)
+    auto = ctx.attr("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        begin, end = [], []
+        for L, ki, si, di in zip(sizes, k, s, d):
+            total = max((-(-L // si) - 1) * si + (ki - 1) * di + 1 - L, 0)
+            small = total // 2
+            begin.append(small if auto == "SAME_UPPER" else total - small)
+            end.append(total - small if auto == "SAME_UPPER" else small)
+    elif auto in ("NOTSET", "VALID"):
+        pads = [0] * 2 * nd if auto == "VALID" else \
+            [int(v) for v in ctx.attr("pads", [0] * 2 * nd)]
+        begin, end = pads[:nd], pads[nd:]
+    else:
+        raise _Unsupported(f"auto_pad={auto} (known: NOTSET, VALID, SAME_UPPER, SAME_LOWER)")
+    extra = []
+    for L, ki, si, di, b, e in zip(sizes, k, s, d, begin, end):
+        span = L + b + e - ((ki - 1) * di + 1)
+        out = (-(-span // si) if ceil else span // si) + 1
+        if ceil and (out - 1) * si >= L + b:  # a window may not start in the end padding
+            out -= 1
+        extra.append(max((out - 1) * si + (ki - 1) * di + 1 - (L + b + e), 0))
+    return list(begin), list(end), extra
+
+
+def _as_2d(ctx, x, what: str):
+    """Return (x with a size-1 height axis when it is 1-D (N, C, L), its original shape)."""
+    src = tuple(ctx.shape(x))
+    if len(src) == 3:
+        return ctx.p.reshape(ctx.sub(f"{what}.2d"), x, (src[0], src[1], 1, src[2]),
+                             out=ctx.out(suffix=f"{what}2d")), src
+    if len(src) != 4:
+        raise _Unsupported(f"only 1-D and 2-D {what} (N, C, L) or (N, C, H, W) is supported, "
+                           f"got input {src}")
+    return x, src
+
+
+def _pad_2d(ctx, x, begin, end, value: float):
+    """Return x (N, C, H, W) padded by ``begin`` / ``end`` on H and W (the ``pad`` op)."""
+    if not any(begin) and not any(end):
+        return x
+    return ctx.p.vector(ctx.sub("pad"), "pad", x, pads=(0, 0, *begin, 0, 0, *end),
+                        mode="constant", value=value, out=ctx.out(suffix="padded"))
+
+
+def _pool(ctx, kind: str):
+    """MaxPool / AveragePool, 1-D (as 2-D with height 1) or 2-D: symmetric pads within half the
+    kernel are the pooling op's own; other pads (asymmetric, auto_pad SAME, ceil_mode's extra
+    end) are a ``pad`` op first (-inf for max, 0 for average). An average whose windows do not
+    all count kernel-size elements (count_include_pad=0 over padding, ceil_mode's extra)
+    is rescaled by a constant factor per output position (kernel size / elements counted)."""
     if len([o for o in ctx.node.output if o]) > 1:
         raise _Unsupported("the Indices output is not supported")
-    ks = tuple(ctx.attr("kernel_shape"))
-    if len(ks) != 2:
-        raise _Unsupported(f"only 2-D pooling is supported, kernel_shape {list(ks)}")
-    return ks, tuple(ctx.attr("strides", [1, 1])), _conv_pads(ctx)
+    x, src = _as_2d(ctx, ctx.get(0), "pooling")
+    ks = [int(v) for v in ctx.attr("kernel_shape")]
+    nd = len(src) - 2
+    if len(ks) != nd:
+        raise _Unsupported(f"kernel_shape {ks} does not fit the input {src}")
+    if any(v != 1 for v in ctx.attr("dilations", [1] * nd)):
+        raise _Unsupported("dilated pooling is not supported")
+    st = [int(v) for v in ctx.attr("strides", [1] * nd)]
+    begin, end, extra = _spatial_pads(ctx, src[2:], ks, st, [1] * nd,
+                                      bool(ctx.attr("ceil_mode", 0)))
+    if nd == 1:
+        ks, st, begin, end, extra = [1] + ks, [1] + st, [0] + begin, [0] + end, [0] + extra
+    include = bool(ctx.attr("count_include_pad", 0))
+    own = begin == end and not any(extra) and all(2 * b <= k for b, k in zip(begin, ks)) \
+        and (kind == "maxpool2d" or include or not any(begin))
+    p = ctx.p
+    last = nd == 2 and (own or kind == "maxpool2d")
+    if own:
+        y = p.vector(ctx.sub() if last else ctx.sub(kind), kind, x, kernel=tuple(ks),
+                     stride=tuple(st), padding=tuple(begin),
+                     out=ctx.out() if last else ctx.out(suffix=kind))
+    else:
+        fill = -math.inf if kind == "maxpool2d" else 0.0
+        xp = _pad_2d(ctx, x, begin, [e + x_ for e, x_ in zip(end, extra)], fill)
+        y = p.vector(ctx.sub() if last else ctx.sub(kind), kind, xp, kernel=tuple(ks),
+                     stride=tuple(st), padding=(0, 0),
+                     out=ctx.out() if last else ctx.out(suffix=kind))
+        if kind == "avgpool2d":
+            oh, ow = p.shapes[y][2:]
+            sizes = (1, src[2]) if nd == 1 else src[2:]
+
+            def counts(n_out, L, k, s_, b, e):
+                lo, hi = (-b, L + e) if include else (0, L)
+                starts = np.arange(n_out) * s_ - b
+                return np.clip(np.minimum(starts + k, hi) - np.maximum(starts, lo), 1, None)
+            cnt = np.outer(counts(oh, sizes[0], ks[0], st[0], begin[0], end[0]),
+                           counts(ow, sizes[1], ks[1], st[1], begin[1], end[1]))
+            factor = (ks[0] * ks[1] / cnt).astype(np.float32)
+            if np.any(factor != 1):
+                f = ctx.tensor(Const(factor.reshape(1, 1, oh, ow)), f"{ctx.op_name}.count")
+                y = p.elementwise(ctx.sub("count") if nd == 1 else ctx.sub(), "mul", y, f,
+                                  out=ctx.out(suffix="counted") if nd == 1 else ctx.out())
+    if nd == 1:
+        y = p.reshape(ctx.sub(), y, src[:2] + (p.shapes[y][3],), out=ctx.out())
+    return [y]
 
 
 @_handles("MaxPool")
 def _maxpool(ctx):
-    k, s, pad = _pool_attrs(ctx)
-    return [ctx.p.vector(ctx.sub(), "maxpool2d", ctx.get(0), out=ctx.out(), kernel=k, stride=s,
-                         padding=pad)]
+    return _pool(ctx, "maxpool2d")
 
 
 @_handles("AveragePool")
 def _avgpool(ctx):
-    k, s, pad = _pool_attrs(ctx)
-    if any(pad) and not ctx.attr("count_include_pad", 0):
-        raise _Unsupported("padded average pooling must count the padding "
-                           "(count_include_pad=1, PyTorch's default)")
-    return [ctx.p.vector(ctx.sub(), "avgpool2d", ctx.get(0), out=ctx.out(), kernel=k, stride=s,
-                         padding=pad)]
+    return _pool(ctx, "avgpool2d")
 
 
 @_handles("GlobalAveragePool", "GlobalMaxPool")
