@@ -1488,6 +1488,151 @@ def _sce_loss(ctx):
     return [loss, logp] if out1 else [loss]
 
 
+@_handles("Attention")
+def _attention(ctx):
+    """ONNX's Attention (opset 23): Q, K, V of (batch, heads, seq, head size), or 3-D
+    (batch, seq, hidden) with q_num_heads / kv_num_heads; past_key / past_value concatenated
+    in front of K and V (the present outputs); grouped-query heads repeated; scores = Q K^T
+    times the scale (default 1/sqrt(head size)), softcap, plus the mask (boolean: -inf where
+    false; float: added; padded with -inf up to the key length) and the causal mask aligned
+    bottom-right, softmax (a row with every key masked gives zeros), times V. The array runs
+    the two batched matmuls; the rest is vector ops, as ``Net.attention``'s."""
+    for a in ("left_window_size", "right_window_size"):
+        if ctx.attr(a, -1) != -1:
+            raise _Unsupported(f"{a} (a sliding window) is not supported")
+    if ctx.has(6):
+        raise _Unsupported("nonpad_kv_seqlen is not supported")
+    p = ctx.p
+    q, k, v = (ctx.tensor(ctx.get(i), ctx.input_name(i)) for i in range(3))
+    rank = len(p.shapes[q])
+    qh, kvh = ctx.attr("q_num_heads"), ctx.attr("kv_num_heads")
+
+    def heads(t, n, tag):
+        b, s, hid = p.shapes[t]
+        t = p.reshape(ctx.sub(f"{tag}.split"), t, (b, s, int(n), hid // int(n)),
+                      out=ctx.out(suffix=f"{tag}4"))
+        return p.permute(ctx.sub(f"{tag}.heads"), t, (0, 2, 1, 3), out=ctx.out(suffix=f"{tag}h"))
+    if rank == 3:
+        if qh is None or kvh is None:
+            raise _Unsupported("3-D inputs need q_num_heads and kv_num_heads")
+        q, k, v = heads(q, qh, "q"), heads(k, kvh, "k"), heads(v, kvh, "v")
+    elif rank != 4:
+        raise _Unsupported(f"Q must be 3-D or 4-D, got {p.shapes[q]}")
+    past = 0
+    if ctx.has(4) != ctx.has(5):
+        raise _Unsupported("past_key and past_value come together")
+    if ctx.has(4):
+        past = ctx.shape(ctx.get(4))[2]
+        k = p.vector(ctx.sub("present_key"), "concat", ctx.tensor(ctx.get(4), ctx.input_name(4)),
+                     k, axis=2, out=ctx.out(1) if len(ctx.node.output) > 1 and
+                     ctx.node.output[1] else ctx.out(suffix="pk"))
+        v = p.vector(ctx.sub("present_value"), "concat",
+                     ctx.tensor(ctx.get(5), ctx.input_name(5)), v, axis=2,
+                     out=ctx.out(2) if len(ctx.node.output) > 2 and ctx.node.output[2]
+                     else ctx.out(suffix="pv"))
+    present = [k, v]
+    nb, hq, sq, dh = p.shapes[q]
+    hk, skv = p.shapes[k][1], p.shapes[k][2]
+    if hq != hk:
+        if hq % hk:
+            raise _Unsupported(f"{hq} query heads do not group over {hk} key heads")
+        r = hq // hk
+
+        def repeat(t, tag):
+            s_ = p.shapes[t]
+            t = p.reshape(ctx.sub(f"{tag}.g"), t, (s_[0], s_[1], 1, s_[2], s_[3]),
+                          out=ctx.out(suffix=f"{tag}g"))
+            t = p.vector(ctx.sub(f"{tag}.repeat"), "broadcast", t,
+                         shape=(s_[0], s_[1], r, s_[2], s_[3]), out=ctx.out(suffix=f"{tag}r"))
+            return p.reshape(ctx.sub(f"{tag}.heads"), t, (s_[0], s_[1] * r, s_[2], s_[3]),
+                             out=ctx.out(suffix=f"{tag}rep"))
+        k, v = repeat(k, "k"), repeat(v, "v")
+    scale = ctx.attr("scale")
+    scale = float(scale) if scale is not None else 1.0 / math.sqrt(dh)
+    s_ = p.matmul(ctx.sub("scores"), q, k, transpose_b=True, out=ctx.out(suffix="qk"))
+    s_ = p.elementwise(ctx.sub("scale"), "scale", s_, const=scale, out=ctx.out(suffix="sc"))
+    qk_out = {0: s_}
+    softcap = float(ctx.attr("softcap", 0.0))
+    if softcap > 0:
+        t = p.elementwise(ctx.sub("cap.div"), "scale", s_, const=1.0 / softcap,
+                          out=ctx.out(suffix="capd"))
+        t = p.elementwise(ctx.sub("cap.tanh"), "tanh", t, out=ctx.out(suffix="capt"))
+        s_ = p.elementwise(ctx.sub("cap"), "scale", t, const=softcap, out=ctx.out(suffix="cap"))
+    qk_out[1] = s_
+    # the additive bias: the mask's (data or constant) and the causal one (constant)
+    bias = None
+    if ctx.has(3):
+        m = ctx.get(3)
+        mshape = tuple(ctx.shape(m))
+        is_bool = (m.dtype if isinstance(m, Const) else
+                   ctx.elem_types.get(ctx.node.input[3], np.float32)) == np.bool_
+        if isinstance(m, Const):
+            mv = m.value
+            if mshape[-1] < skv:
+                pad = [(0, 0)] * (mv.ndim - 1) + [(0, skv - mshape[-1])]
+                mv = np.pad(mv, pad, constant_values=False if is_bool else -np.inf)
+            if is_bool:
+                mv = np.where(mv, np.float32(0), np.float32(-np.inf))
+            bias = Const(mv.astype(np.float32))
+        else:
+            mt = m
+            if mshape[-1] < skv:
+                width = (0,) * len(mshape) + (0,) * (len(mshape) - 1) + (skv - mshape[-1],)
+                mt = p.vector(ctx.sub("mask.pad"), "pad", mt, pads=width, mode="constant",
+                              value=0.0 if is_bool else -math.inf,
+                              out=ctx.out(suffix="maskpad"))
+            if is_bool:
+                zero = ctx.tensor(Const(np.zeros((1,), np.float32)), f"{ctx.op_name}.zero")
+                ninf = ctx.tensor(Const(np.full((1,), -np.inf, np.float32)),
+                                  f"{ctx.op_name}.ninf")
+                mt = p.elementwise(ctx.sub("mask.bias"), "where", mt, zero, ninf,
+                                   out=ctx.out(suffix="maskbias"))
+            bias = mt
+    if ctx.attr("is_causal", 0):
+        allowed = np.arange(skv)[None, :] <= np.arange(sq)[:, None] + past
+        causal = np.where(allowed, np.float32(0), np.float32(-np.inf))
+        if bias is None or isinstance(bias, Const):
+            bias = Const(causal if bias is None else (bias.value + causal).astype(np.float32))
+        else:
+            bias = p.elementwise(ctx.sub("causal"), "add", bias,
+                                 ctx.tensor(Const(causal), f"{ctx.op_name}.causal"),
+                                 out=ctx.out(suffix="bias"))
+    if bias is not None:
+        s_ = p.elementwise(ctx.sub("mask"), "add", s_, ctx.tensor(bias, f"{ctx.op_name}.bias"),
+                           out=ctx.out(suffix="masked"))
+    qk_out[2] = s_
+    probs = p.vector(ctx.sub("softmax"), "softmax", s_, axis=-1, out=ctx.out(suffix="probs"))
+    if bias is not None:  # rows with every key masked: zeros (softmax alone gives NaN)
+        if isinstance(bias, Const):
+            dead = np.isneginf(np.max(np.broadcast_to(bias.value, np.broadcast_shapes(
+                bias.shape, (sq, skv))), axis=-1, keepdims=True))
+            live = None if not dead.any() else \
+                ctx.tensor(Const((~dead).astype(np.float32)), f"{ctx.op_name}.live")
+        else:
+            top = p.reduce(ctx.sub("mask.max"), "max", bias, axis=-1, keepdims=True,
+                           out=ctx.out(suffix="maskmax"))
+            dead_t = p.elementwise(ctx.sub("mask.dead"), "isinf", top, params=(0.0, 1.0),
+                                   out=ctx.out(suffix="dead"))
+            live = p.elementwise(ctx.sub("mask.live"), "not", dead_t,
+                                 out=ctx.out(suffix="live"))
+        if live is not None:
+            zero = ctx.tensor(Const(np.zeros((1,), np.float32)), f"{ctx.op_name}.zero0")
+            probs = p.elementwise(ctx.sub("guard"), "where", live, probs, zero,
+                                  out=ctx.out(suffix="guarded"))
+    qk_out[3] = probs
+    y = p.matmul(ctx.sub("pv"), probs, v, out=ctx.out(suffix="pv") if rank == 3 else ctx.out())
+    if rank == 3:
+        y = p.permute(ctx.sub("merge"), y, (0, 2, 1, 3), out=ctx.out(suffix="merge"))
+        y = p.reshape(ctx.sub(), y, (nb, sq, hq * p.shapes[v][3]), out=ctx.out())
+    outs = [y] + present
+    if len(ctx.node.output) > 3 and ctx.node.output[3]:
+        mode = int(ctx.attr("qk_matmul_output_mode", 0))
+        if mode not in qk_out:
+            raise _Unsupported(f"qk_matmul_output_mode={mode} (known: 0 to 3)")
+        outs.append(qk_out[mode])
+    return outs
+
+
 # -- layout ops ---------------------------------------------------------------------------
 
 def _absorb_into_reduce(ctx, x: str, target: tuple[int, ...]) -> str | None:
