@@ -18,8 +18,8 @@ chip's outputs are compared with the case's expected outputs. Outcome per case:
     .venv/bin/python benchmarks/bench_onnx_node_tests.py [--table FILE.md] [--only SUBSTR]
         [--show wrong|refused|traceback|pass] [--slice]
 
-Integer inputs of rank 0 or 1 (axes, a target shape, pads, repeats: what a compiler for the
-chip specialises on) are given at import (``import_onnx(constants=...)``) when the case is
+Integer inputs of rank 0 or 1 and scalars (axes, a target shape, pads, repeats, a depth: what
+a compiler for the chip specialises on) are given at import (``import_onnx(constants=...)``) when the case is
 refused with every input as data.
 
 ``--slice`` runs only the representative slice the CI test runs (``SLICE``). Prints the counts,
@@ -137,14 +137,21 @@ def _matches(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> str
 
 def _shape_inputs(case) -> list[str]:
     """Return the graph inputs a simulator needs at import: integer inputs of rank 0 or 1
-    (axes, a target shape, pads, repeats, k), which set shapes or attributes."""
+    (axes, a target shape, pads, repeats, k) and scalars (OneHot's depth), which set shapes
+    or attributes."""
     import onnx
 
     inits = {t.name for t in case.model.graph.initializer}
     ints = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
-    return [i.name for i in case.model.graph.input if i.name not in inits
-            and i.type.tensor_type.elem_type in ints
-            and i.type.tensor_type.HasField("shape") and len(i.type.tensor_type.shape.dim) <= 1]
+    out = []
+    for i in case.model.graph.input:
+        tt = i.type.tensor_type
+        if i.name in inits or not tt.HasField("shape"):
+            continue
+        rank = len(tt.shape.dim)
+        if rank == 0 or (rank == 1 and tt.elem_type in ints):
+            out.append(i.name)
+    return out
 
 
 def _attempt(case, chip, path: Path, constant_names: list[str]) -> tuple[str, str]:
@@ -184,7 +191,8 @@ def run_case(case, chip, tmp: Path) -> tuple[str, str]:
     traceback; detail the refusal's line, the mismatch or the traceback's last line.
 
     The case runs with every graph input as data first; when that is refused and the model
-    has integer inputs of rank 0 or 1 (axes, a shape, pads: what a compiler specialises on),
+    has integer inputs of rank 0 or 1 or scalars (axes, a shape, pads: what a compiler
+    specialises on),
     it runs again with those given at import (``import_onnx(constants=...)``)."""
     import onnx
 

@@ -28,7 +28,8 @@ adam_w -> "divide"; exp, log, tanh, erf, sigmoid, gelu (erf), gelu_tanh and thei
 trigonometric and hyperbolic functions, softplus, softsign, elu, selu, celu, mish, swish,
 leaky_relu, thresholded_relu, hard_sigmoid, hard_swish, shrink, isnan, isinf, prelu, pow, mod,
 the comparisons equal / less / less_equal / greater / greater_equal and the logic not / and /
-or / xor, which give 1 or 0) has its class in ``ELEMENTWISE``: selections and comparisons
+or / xor, which give 1 or 0; the bitwise bit_and / bit_or / bit_xor / bit_not / shift_left /
+shift_right of integers) has its class in ``ELEMENTWISE``: selections and comparisons
 "compare", negation "add", reciprocal, softsign and mod "divide", the rest "transcendental".
 
 Reductions (``Reduce``): sum and mean (lane-then-tree order), max, min and prod (a product in
@@ -96,7 +97,13 @@ ELEMENTWISE = {
     "greater": ("compare", 2), "greater_equal": ("compare", 2),  # results 1 or 0
     "not": ("compare", 1), "and": ("compare", 2), "or": ("compare", 2),
     "xor": ("compare", 2),  # logical, on nonzero = true; results 1 or 0
+    # bitwise ops of integers, params (bits, signed) of their element type (whole numbers
+    # carried as float32 are converted exactly)
+    "bit_and": ("compare", 2), "bit_or": ("compare", 2), "bit_xor": ("compare", 2),
+    "bit_not": ("compare", 1), "shift_left": ("compare", 2), "shift_right": ("compare", 2),
 }
+_BITWISE = {"bit_and": np.bitwise_and, "bit_or": np.bitwise_or, "bit_xor": np.bitwise_xor,
+            "bit_not": np.invert, "shift_left": np.left_shift, "shift_right": np.right_shift}
 
 # kinds whose values stay exact integers when every operand is an integer tensor (ONNX's
 # integer semantics: Div truncates, Mod follows fmod, Pow is exact, comparisons give 0/1).
@@ -105,7 +112,7 @@ ELEMENTWISE = {
 # values stay below 2**24 in magnitude.
 INTEGER_KINDS = {"relu", "max", "min", "div_trunc", "abs", "neg", "sign", "mod", "pow",
                  "equal", "less", "less_equal", "greater", "greater_equal", "not", "and", "or",
-                 "xor", "prelu", "floor", "ceil", "round", "trunc"}
+                 "xor", "prelu", "floor", "ceil", "round", "trunc", *_BITWISE}
 
 _F = np.float32
 _SQRT_2_OVER_PI = _F(math.sqrt(2.0 / math.pi))
@@ -209,6 +216,8 @@ def _integer_elementwise(kind: str, xs: list[np.ndarray], c, p: list) -> np.ndar
         return np.power(xs[0], xs[1]).astype(dt)
     if kind == "relu":
         return np.maximum(xs[0], 0).astype(dt)
+    if kind in _BITWISE:
+        return _bitwise(kind, xs, p).astype(dt)
     ops = {"max": np.maximum, "min": np.minimum, "equal": np.equal, "less": np.less,
            "less_equal": np.less_equal, "greater": np.greater,
            "greater_equal": np.greater_equal, "and": np.logical_and,
@@ -223,6 +232,29 @@ def _integer_elementwise(kind: str, xs: list[np.ndarray], c, p: list) -> np.ndar
              "trunc": lambda a: a,
              "not": lambda a: (a == 0).astype(np.int64)}
     return unary[kind](xs[0]).astype(np.int64 if kind == "not" else dt)
+
+
+def _bitwise(kind: str, xs: list[np.ndarray], p: list) -> np.ndarray:
+    """Return bitwise ``kind`` of integer arrays in int64, wrapped to the element type params
+    (bits, signed) give (two's complement; a shift by a negative count or by the width or
+    more gives 0, or -1 for a negative signed value shifted right, as ONNX's BitShift)."""
+    a = [np.asarray(x, np.int64) for x in xs]
+    bits, signed = (int(p[0]), bool(p[1])) if p else (64, True)
+    outside = None
+    if kind in ("shift_left", "shift_right"):
+        a = list(np.broadcast_arrays(*a))
+        outside = (a[1] < 0) | (a[1] >= bits)  # shifted out entirely (ONNX: 0, or -1)
+        a[1] = np.clip(a[1], 0, 63)
+    with np.errstate(over="ignore"):
+        r = _BITWISE[kind](*a)
+    if outside is not None:
+        r = np.where(outside, np.where((a[0] < 0) & (kind == "shift_right"), -1, 0), r)
+    if bits >= 64:
+        return r
+    r = r & ((1 << bits) - 1)
+    if signed:
+        r = np.where(r >= 1 << (bits - 1), r - (1 << bits), r)
+    return r
 
 
 def elementwise_values(kind: str, inputs: list[np.ndarray], const: float,
@@ -370,6 +402,9 @@ def _onnx_elementwise(kind: str, xs: list[np.ndarray], p: list) -> np.ndarray:
     logic = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}
     if kind in logic:
         return logic[kind](x != 0, xs[1] != 0).astype(_F)
+    if kind in _BITWISE:  # integers the unit carried as float32 (exact below 2**24)
+        return _bitwise(kind, [np.asarray(a, np.float64).astype(np.int64) for a in xs],
+                        p).astype(_F)
     raise ValueError(f"unknown elementwise kind {kind!r}")  # pragma: no cover - Program checks
 
 
@@ -1004,7 +1039,37 @@ def _gather_elements_values(xs, attrs, lanes):
     return np.take_along_axis(x[sl], idx, axis=ax)
 
 
+def _scan_shape(shapes, attrs):  # x -> x, a running sum / product along attrs["axis"]
+    _check_inputs(shapes, 1, "")
+    _axis_attr(shapes, attrs, default=0)
+    attrs.update(exclusive=bool(attrs.get("exclusive", False)),
+                 reverse=bool(attrs.get("reverse", False)))
+    return shapes[0], attrs
+
+
+def _scan_values(op, identity):
+    def values(xs, attrs, lanes):
+        """The running sum (product) along the axis in element order, float32 at each step;
+        ``exclusive`` leaves each element out of its own, ``reverse`` runs from the end."""
+        x, ax = xs[0], attrs["axis"]
+        if attrs["reverse"]:
+            x = np.flip(x, axis=ax)
+        out = op.accumulate(x, axis=ax, dtype=np.float32)
+        if attrs["exclusive"]:
+            first = np.full_like(np.take(out, [0], axis=ax), identity)
+            out = np.concatenate([first, np.take(out, range(x.shape[ax] - 1), axis=ax)],
+                                 axis=ax)
+        return np.flip(out, axis=ax) if attrs["reverse"] else out
+    return values
+
+
+def _scan_passes(shapes, out, attrs):
+    return [("add", _n(shapes[0]), 0)]
+
+
 VECTOR_OPS: dict[str, VectorSpec] = {
+    "cumsum": VectorSpec(_scan_shape, _scan_passes, _scan_values(np.add, 0.0), 1),
+    "cumprod": VectorSpec(_scan_shape, _scan_passes, _scan_values(np.multiply, 1.0), 1),
     "gather_elements": VectorSpec(_gather_elements_shape, _move, _gather_elements_values, 2),
     "argmax": VectorSpec(_argmax_shape, _arg_passes, _arg_values(np.argmax), 1),
     "argmin": VectorSpec(_argmax_shape, _arg_passes, _arg_values(np.argmin), 1),

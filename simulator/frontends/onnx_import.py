@@ -1633,6 +1633,77 @@ def _attention(ctx):
     return outs
 
 
+_BIT = {"BitwiseAnd": "bit_and", "BitwiseOr": "bit_or", "BitwiseXor": "bit_xor",
+        "BitwiseNot": "bit_not"}
+
+
+@_handles(*_BIT, "BitShift")
+def _bitwise(ctx):
+    op = ctx.node.op_type
+    if op == "BitShift":
+        d = ctx.attr("direction", b"")
+        d = d.decode() if isinstance(d, bytes) else d
+        if d not in ("LEFT", "RIGHT"):
+            raise _Unsupported(f"direction={d!r} (known: LEFT, RIGHT)")
+        kind = "shift_left" if d == "LEFT" else "shift_right"
+    else:
+        kind = _BIT[op]
+    vals = [ctx.get(i) for i in range(len(ctx.node.input))]
+    if not all(ctx.is_integer(i) for i in range(len(vals))):
+        raise _Unsupported(f"{op} takes integer tensors")
+    dt = np.dtype(vals[0].dtype if isinstance(vals[0], Const) else
+                  ctx.elem_types.get(ctx.node.input[0], np.int64))
+    params = (8 * dt.itemsize, float(np.issubdtype(dt, np.signedinteger)))
+    if all(isinstance(v, Const) for v in vals):
+        return [_fold_elementwise(kind, [v.value for v in vals], params)]
+    out = _emit_elementwise(ctx, kind, vals, params)
+    ctx.dtypes[out] = np.dtype(np.int64)
+    return [out]
+
+
+@_handles("CumSum", "CumProd")
+def _cumsum(ctx):
+    x = ctx.tensor(ctx.get(0), ctx.input_name(0))
+    axis = int(ctx.const(1, "axis").reshape(-1)[0])
+    kind = "cumsum" if ctx.node.op_type == "CumSum" else "cumprod"
+    return [ctx.p.vector(ctx.sub(), kind, x, axis=axis, out=ctx.out(),
+                         exclusive=bool(ctx.attr("exclusive", 0)),
+                         reverse=bool(ctx.attr("reverse", 0)))]
+
+
+@_handles("OneHot")
+def _one_hot(ctx):
+    """OneHot of data indices: an ``equal`` of the indices (an axis added) with 0..depth-1
+    (and with -depth..-1: a negative index counts from the end), then a ``where`` between the
+    on and off values; indices outside [-depth, depth) give the off value."""
+    idx = ctx.get(0)
+    depth = int(ctx.const(1, "depth").reshape(-1)[0])
+    values = ctx.get(2)
+    src = tuple(ctx.shape(idx))
+    axis = int(ctx.attr("axis", -1))
+    axis = axis % (len(src) + 1)
+    p = ctx.p
+    idx = ctx.tensor(idx, ctx.input_name(0))
+    col = p.reshape(ctx.sub("col"), idx, src[:axis] + (1,) + src[axis:],
+                    out=ctx.out(suffix="col"))
+    line = (1,) * axis + (depth,) + (1,) * (len(src) - axis)
+    ar = np.arange(depth, dtype=np.int64).reshape(line)
+    hit = p.elementwise(ctx.sub("pos"), "equal", col,
+                        ctx.tensor(Const(ar), f"{ctx.op_name}.range"), out=ctx.out(suffix="pos"))
+    neg = p.elementwise(ctx.sub("neg"), "equal", col,
+                        ctx.tensor(Const(ar - depth), f"{ctx.op_name}.negrange"),
+                        out=ctx.out(suffix="negpos"))
+    hit = p.elementwise(ctx.sub("hit"), "or", hit, neg, out=ctx.out(suffix="hit"))
+    if isinstance(values, Const):
+        off, on = values.value.reshape(-1)[:2]
+        on_t = ctx.tensor(Const(np.array([on])), f"{ctx.op_name}.on")
+        off_t = ctx.tensor(Const(np.array([off])), f"{ctx.op_name}.off")
+    else:  # data values (off, on): two free slices
+        off_t = p.slice(ctx.sub("off"), values, 0, 0, 1, out=ctx.out(suffix="off"))
+        on_t = p.slice(ctx.sub("on"), values, 0, 1, 2, out=ctx.out(suffix="on"))
+    return [p.elementwise(ctx.sub(), "where", hit, on_t, off_t, out=ctx.out())]
+
+
 # -- layout ops ---------------------------------------------------------------------------
 
 def _absorb_into_reduce(ctx, x: str, target: tuple[int, ...]) -> str | None:
