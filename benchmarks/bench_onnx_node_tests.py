@@ -74,10 +74,22 @@ SLICE = [
     "test_gemm_default_no_bias", "test_conv_with_strides_padding",
     "test_maxpool_2d_default", "test_averagepool_2d_pads_count_include_pad",
     "test_batchnorm_example", "test_layer_normalization_2d_axis1",
-    "test_globalaveragepool", "test_cast_FLOAT_to_DOUBLE", "test_cast_FLOAT_to_STRING",
-    "test_string_concat", "test_identity",
+    "test_globalaveragepool", "test_cast_FLOAT_to_DOUBLE", "test_cast_FLOAT_to_BFLOAT16",
+    "test_string_concat", "test_identity", "test_maxpool_3d_default",
+    "test_attention_4d_gqa", "test_attention_3d_causal", "test_attention_4d_attn_mask_bool",
+    "test_nllloss_NCd1d2_with_weight_reduction_mean", "test_sce_mean_weight_ii",
+    "test_argmin_keepdims_example_select_last_index", "test_cumsum_1d_reverse_exclusive",
+    "test_bitshift_right_int8_negative_shift", "test_bitwise_not_4d",
+    "test_onehot_negative_indices", "test_layer_normalization_3d_axis1_epsilon",
+    "test_rms_normalization_3d_axis1_epsilon", "test_instancenorm_example",
+    "test_group_normalization_example", "test_conv_with_autopad_same", "test_maxpool_2d_ceil",
+    "test_averagepool_2d_pads", "test_averagepool_1d_default", "test_mod_mixed_sign_int32",
+    "test_mod_mixed_sign_float32", "test_reduce_log_sum_exp_keepdims_example",
+    "test_reduce_l2_default_axes_keepdims_example", "test_hardmax_axis_1",
+    "test_gather_elements_negative_indices", "test_constant_pad", "test_edge_pad", "test_tile_precomputed",
+    "test_lpnormalization_default", "test_div_int8", "test_pow_types_int32_int32",
 ]
-SLICE_MIN_PASS = 0  # raised as operators land; the test asserts the slice does not drop below
+SLICE_MIN_PASS = 93  # the slice's passes today; the CI test holds it from dropping below
 
 
 def collect(only: str | None = None, names: list[str] | None = None) -> list:
