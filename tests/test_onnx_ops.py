@@ -1,0 +1,178 @@
+"""ONNX operators lowered onto the vector unit (issue 25) against onnxruntime on generated
+inputs: the elementwise activations and math, integer Mod / Div / BitShift / comparisons
+under ONNX's integer semantics, every reduction, ArgMax / ArgMin, Gather of data, Pad, Tile;
+and a new op kind in a training step is a one-line error, never a traceback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from conftest import CONFIGS  # noqa: E402
+from simulator import load_chip  # noqa: E402
+from simulator.core.autodiff import Optimizer, training_step  # noqa: E402
+from simulator.core.engine import run  # noqa: E402
+from simulator.core.program import Program  # noqa: E402
+from simulator.core.vector import ELEMENTWISE, INTEGER_KINDS, elementwise_values  # noqa: E402
+from simulator.errors import WorkloadError  # noqa: E402
+from simulator.frontends.onnx_import import import_onnx  # noqa: E402
+
+FP32 = load_chip(CONFIGS / "tpu-v4-mxu.yaml", {"dtype": "fp32"})
+H = onnx.helper
+TP = onnx.TensorProto
+NP_TYPE = {np.dtype(np.float32): TP.FLOAT, np.dtype(np.int32): TP.INT32,
+           np.dtype(np.int64): TP.INT64, np.dtype(np.uint8): TP.UINT8,
+           np.dtype(np.int8): TP.INT8, np.dtype(np.bool_): TP.BOOL}
+
+
+def chip_and_ort(tmp, node, feeds: dict, opset: int = 18, inits: dict | None = None):
+    """Return (chip's output, onnxruntime's output) of the one-node model on ``feeds``."""
+    inputs = [H.make_tensor_value_info(n, NP_TYPE[v.dtype], v.shape) for n, v in feeds.items()]
+    g = H.make_graph([node], "g", inputs, [], initializer=[
+        onnx.numpy_helper.from_array(v, n) for n, v in (inits or {}).items()])
+    m = H.make_model(g, opset_imports=[H.make_opsetid("", opset)])
+    typed = onnx.shape_inference.infer_shapes(m, strict_mode=True)  # the output's type
+    m.graph.output.extend(vi for vi in typed.graph.value_info if vi.name == node.output[0])
+    path = tmp / "m.onnx"
+    onnx.save(m, str(path))
+    im = import_onnx(path)
+    got = np.asarray(run(FP32, im.program, im.inputs(0, feeds)).values[im.output])
+    ref = ort.InferenceSession(str(path)).run(None, feeds)[0]
+    return got.reshape(ref.shape), ref
+
+
+floats = st.lists(st.floats(-6, 6, allow_nan=False, width=32), min_size=1, max_size=24)
+
+UNARY = [("Abs", {}), ("Neg", {}), ("Sign", {}), ("Floor", {}), ("Ceil", {}), ("Round", {}),
+         ("Sin", {}), ("Cos", {}), ("Atan", {}), ("Sinh", {}), ("Asinh", {}),
+         ("Softplus", {}), ("Softsign", {}), ("Elu", {"alpha": 0.7}), ("Selu", {}),
+         ("Celu", {"alpha": 1.5}), ("LeakyRelu", {"alpha": 0.2}),
+         ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}), ("HardSwish", {}), ("Mish", {}),
+         ("ThresholdedRelu", {"alpha": 0.5}), ("Shrink", {"lambd": 1.5, "bias": 0.5}),
+         ("Reciprocal", {}), ("Sigmoid", {}), ("Exp", {})]
+
+
+@settings(max_examples=15, deadline=None)
+@given(case=st.sampled_from(UNARY), xs=floats)
+def test_unary_activations_equal_onnxruntime(case, xs, tmp_path_factory):
+    op, attrs = case
+    x = np.array(xs, np.float32)
+    if op == "Reciprocal":
+        x = np.where(np.abs(x) < 0.1, np.float32(0.5), x)
+    got, ref = chip_and_ort(tmp_path_factory.mktemp("u"), H.make_node(op, ["x"], ["y"], **attrs),
+                            {"x": x})
+    assert np.allclose(got, ref, rtol=1e-5, atol=1e-6), (op, x, got, ref)
+
+
+ints = st.lists(st.integers(-100, 100), min_size=1, max_size=16)
+
+
+@settings(max_examples=30, deadline=None)
+@given(a=ints, data=st.data(), fmod=st.integers(0, 1))
+def test_integer_mod_follows_fmod_exactly(a, data, fmod, tmp_path_factory):
+    b = data.draw(st.lists(st.integers(1, 9).flatmap(lambda v: st.sampled_from([v, -v])),
+                           min_size=len(a), max_size=len(a)))
+    feeds = {"a": np.array(a, np.int32), "b": np.array(b, np.int32)}
+    got, ref = chip_and_ort(tmp_path_factory.mktemp("m"),
+                            H.make_node("Mod", ["a", "b"], ["y"], fmod=fmod), feeds)
+    assert np.array_equal(got, ref), (a, b, got, ref)
+
+
+@settings(max_examples=30, deadline=None)
+@given(a=st.lists(st.integers(0, 255), min_size=1, max_size=8), data=st.data(),
+       left=st.booleans())
+def test_bitshift_wraps_to_the_element_type(a, data, left, tmp_path_factory):
+    s = data.draw(st.lists(st.integers(0, 7), min_size=len(a), max_size=len(a)))
+    feeds = {"x": np.array(a, np.uint8), "s": np.array(s, np.uint8)}
+    node = H.make_node("BitShift", ["x", "s"], ["y"], direction="LEFT" if left else "RIGHT")
+    got, ref = chip_and_ort(tmp_path_factory.mktemp("b"), node, feeds)
+    assert np.array_equal(got, ref), (a, s, got, ref)
+
+
+@pytest.mark.parametrize("op", ["Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual"])
+def test_comparisons_of_integers_and_floats(op, tmp_path):
+    a = np.array([3, -2, 7, 7, 0], np.int64)
+    b = np.array([3, 5, -1, 8, 0], np.int64)
+    got, ref = chip_and_ort(tmp_path, H.make_node(op, ["a", "b"], ["y"]), {"a": a, "b": b})
+    assert ref.dtype == np.bool_ and np.array_equal(got != 0, ref)
+    fa, fb = a.astype(np.float32) / 2, b.astype(np.float32) / 2
+    got, ref = chip_and_ort(tmp_path, H.make_node(op, ["a", "b"], ["y"]), {"a": fa, "b": fb})
+    assert np.array_equal(got != 0, ref)
+
+
+REDUCTIONS = ["ReduceMin", "ReduceMax", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceSumSquare",
+              "ReduceLogSumExp", "ReduceMean", "ReduceSum"]
+
+
+@settings(max_examples=20, deadline=None)
+@given(op=st.sampled_from(REDUCTIONS), keep=st.integers(0, 1), seed=st.integers(0, 999),
+       axes=st.sampled_from([[0], [1], [-1], [0, 2], [1, 2]]))
+def test_reductions_equal_onnxruntime(op, keep, seed, axes, tmp_path_factory):
+    x = np.random.default_rng(seed).uniform(0.5, 1.5, (2, 3, 4)).astype(np.float32)
+    node = H.make_node(op, ["x", "axes"], ["y"], keepdims=keep)
+    got, ref = chip_and_ort(tmp_path_factory.mktemp("r"), node, {"x": x},
+                            inits={"axes": np.array(axes, np.int64)})
+    assert np.allclose(got, ref, rtol=1e-5, atol=1e-6), (op, axes, got, ref)
+
+
+@settings(max_examples=20, deadline=None)
+@given(op=st.sampled_from(["ArgMax", "ArgMin"]), axis=st.integers(-2, 1),
+       keep=st.integers(0, 1), last=st.integers(0, 1),
+       xs=st.lists(st.integers(-2, 2), min_size=12, max_size=12))
+def test_argmax_argmin_with_ties_equal_onnxruntime(op, axis, keep, last, xs, tmp_path_factory):
+    x = np.array(xs, np.float32).reshape(3, 4)  # few distinct values: many ties
+    node = H.make_node(op, ["x"], ["y"], axis=axis, keepdims=keep, select_last_index=last)
+    got, ref = chip_and_ort(tmp_path_factory.mktemp("a"), node, {"x": x})
+    assert np.array_equal(got, ref)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_gather_of_data_by_data_ids(axis, tmp_path):
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    ids = np.array([[1, 0], [1, 1]], np.int64)
+    got, ref = chip_and_ort(tmp_path, H.make_node("Gather", ["x", "i"], ["y"], axis=axis),
+                            {"x": x, "i": ids})
+    assert np.array_equal(got, ref)
+
+
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect"])
+def test_pad_and_tile_of_data(mode, tmp_path):
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    inits = {"pads": np.array([1, 0, 2, 1], np.int64)}
+    got, ref = chip_and_ort(tmp_path, H.make_node("Pad", ["x", "pads"], ["y"], mode=mode),
+                            {"x": x}, inits=inits)
+    assert np.array_equal(got, ref)
+    got, ref = chip_and_ort(tmp_path, H.make_node("Tile", ["x", "r"], ["y"]), {"x": x},
+                            inits={"r": np.array([2, 3], np.int64)})
+    assert np.array_equal(got, ref)
+
+
+def test_integer_kinds_stay_integers_and_floats_stay_float32():
+    a, b = np.array([7, -7, 2**40]), np.array([2, 2, 3])
+    assert elementwise_values("mod", [a, b], 0.0, (1.0,)).tolist() == [1, -1, (2**40) % 3]
+    assert elementwise_values("pow", [np.array([3]), np.array([2])], 0.0).dtype.kind == "i"
+    assert elementwise_values("neg", [np.array([2**40])], 0.0).tolist() == [-(2**40)]
+    assert elementwise_values("neg", [np.array([1.5])], 0.0).dtype == np.float32
+    assert INTEGER_KINDS <= set(ELEMENTWISE)
+
+
+def test_a_new_kind_in_a_training_step_is_a_one_line_error():
+    p = Program("f")
+    p.input("x", (2, 3))
+    p.input("w", (3, 3))
+    y = p.matmul("mm", "x", "w")
+    p.elementwise("act", "mish", y, out="y")
+    with pytest.raises(WorkloadError, match="no backward rule for mish") as info:
+        training_step(p, "y", ["w"], "mse", Optimizer())
+    assert "\n" not in str(info.value)
+    q = Program("g")
+    q.input("x", (2, 3))
+    q.input("w", (3, 3))
+    y = q.matmul("mm", "x", "w")
+    q.reduce("r", "min", y, axis=1, out="y")
+    with pytest.raises(WorkloadError, match="no backward rule for a min reduction"):
+        training_step(q, "y", ["w"], "mse", Optimizer())
