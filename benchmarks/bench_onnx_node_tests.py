@@ -16,7 +16,7 @@ chip's outputs are compared with the case's expected outputs. Outcome per case:
 - ``traceback``: any other exception (must be 0).
 
     .venv/bin/python benchmarks/bench_onnx_node_tests.py [--table FILE.md] [--only SUBSTR]
-        [--show wrong|refused|traceback|pass] [--slice]
+        [--show wrong|refused|traceback|pass] [--slice] [--summary FILE.json]
 
 Integer inputs of rank 0 or 1 and scalars (axes, a target shape, pads, repeats, a depth: what
 a compiler for the chip specialises on) are given at import (``import_onnx(constants=...)``) when the case is
@@ -24,7 +24,9 @@ refused with every input as data.
 
 ``--slice`` runs only the representative slice the CI test runs (``SLICE``). Prints the counts,
 then a per-operator table (pass / wrong / refused / traceback); ``--table`` writes the table as
-Markdown. Exit status 1 when any case is wrong or a traceback, else 0.
+Markdown, ``--summary`` the counts as JSON (``benchmarks/onnx_node_tests.json`` is the one
+docs/models-coverage.md shows; regenerate the page after writing it). Exit status 1 when
+any case is wrong or a traceback, else 0.
 """
 
 from __future__ import annotations
@@ -231,11 +233,37 @@ def run_all(cases, chip=None) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def _per_op(rows) -> dict:
+    """Return operator -> Counter of outcomes; a graph of several operators (a function
+    expanded into its body) counts under ``several operators``."""
+    per: dict = collections.OrderedDict()
+    for _name, op, outcome, _d in sorted(rows, key=lambda r: r[1]):
+        key = "several operators (expanded functions)" if "+" in op else op
+        per.setdefault(key, collections.Counter())[outcome] += 1
+    return per
+
+
+def summary(rows) -> dict:
+    """Return the run's summary: onnx's version, the counts per outcome, and how many
+    operators pass in every case, in some, in none (docs/models-coverage.md shows it)."""
+    import onnx
+
+    counts = collections.Counter(r[2] for r in rows)
+    per = _per_op(rows)
+    single = {op: c for op, c in per.items() if not op.startswith("several")}
+    return {"onnx": onnx.__version__, "cases": len(rows),
+            **{k: counts[k] for k in ("pass", "wrong", "refused", "traceback")},
+            "operators": len(single),
+            "operators_all_pass": sum(c["pass"] == sum(c.values()) for c in single.values()),
+            "operators_some_pass": sum(0 < c["pass"] < sum(c.values())
+                                       for c in single.values()),
+            "command": "python benchmarks/bench_onnx_node_tests.py --summary "
+                       "benchmarks/onnx_node_tests.json"}
+
+
 def op_table(rows) -> str:
     """Return the per-operator Markdown table (pass / wrong / refused / traceback counts)."""
-    per = collections.OrderedDict()
-    for _name, op, outcome, _d in sorted(rows, key=lambda r: r[1]):
-        per.setdefault(op, collections.Counter())[outcome] += 1
+    per = _per_op(rows)
     lines = ["| operator | cases | pass | wrong | refused | traceback |",
              "|---|---|---|---|---|---|"]
     for op, c in per.items():
@@ -250,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="only cases whose name contains this")
     ap.add_argument("--slice", action="store_true", help="only the CI slice")
     ap.add_argument("--table", help="write the per-operator table (Markdown) here")
+    ap.add_argument("--summary", help="write the summary (JSON; docs/models-coverage.md "
+                    "shows benchmarks/onnx_node_tests.json) here")
     ap.add_argument("--show", action="append", default=[],
                     choices=["pass", "wrong", "refused", "traceback"],
                     help="list the cases with this outcome")
@@ -262,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
         if outcome in args.show:
             print(f"{outcome:9} {name} ({op}): {detail}")
     table = op_table(rows)
+    if args.summary:
+        import json
+
+        Path(args.summary).write_text(json.dumps(summary(rows), indent=1) + "\n")
     if args.table:
         Path(args.table).write_text(table)
     else:
