@@ -16,13 +16,22 @@ the SAME Program ops the zoo builders emit:
   ``slice``\\ s, Concat -> ``concat``, Expand -> ``broadcast``; the exporter's attention
   (MatMul, Div by a constant, Where with a constant mask, Softmax, MatMul) -> the same matmuls,
   ``scale``, ``masked_fill`` and ``softmax`` as ``Net.attention``.
+- ONNX's wider vocabulary (issue 25) on data: the activations and math functions, comparisons,
+  logic and bitwise ops as ``Elementwise`` kinds (integers exact where the chip carries them);
+  every reduction as a ``reduce`` with elementwise ops around it; ArgMax / ArgMin, Hardmax,
+  CumSum / CumProd, Pad, GatherElements as vector ops; Gather of any table, Tile, OneHot,
+  the norms (Layer from any axis, RMS, Instance, Group, Lp), 1-D and padded convolution and
+  pooling, the two losses (NegativeLogLikelihood, SoftmaxCrossEntropy) and Attention as
+  compositions of the same ops. ``import_onnx(constants=...)`` takes graph inputs that set
+  shapes or attributes as constants.
 - Anything whose inputs are all known at import (initializers, Constant nodes, shapes: Shape,
   Gather / Concat / Cast / Unsqueeze of shapes, Range, ConstantOfShape, a Trilu of ones, a
   Transpose of a weight) is folded into a constant with numpy: it computes nothing on the chip.
   A constant an op reads becomes a program input carrying its value (``ImportedModel.params``).
 - Division by a scalar constant becomes a ``scale`` by its reciprocal, multiplication by one a
   ``scale``, adding one an ``add_const`` (what a compiler for the vector unit does; the zoo's
-  attention scales the same way). ``x ** 2`` is ``square``, ``x ** 0.5`` is ``sqrt``.
+  attention scales the same way). ``x ** 2`` is ``square``, ``x ** 0.5`` is ``sqrt``, other
+  exponents the ``pow`` kind.
 - A Conv or Gemm bias that folds to all zeros is not added (the dynamo exporter gives a
   bias-free Conv one); a Cast or Identity of a data tensor is the same tensor (the chip keeps
   every tensor in its one number format); Dropout is the identity (inference).
