@@ -18,8 +18,8 @@ chip's outputs are compared with the case's expected outputs. Outcome per case:
     .venv/bin/python benchmarks/bench_onnx_node_tests.py [--table FILE.md] [--only SUBSTR]
         [--show wrong|refused|traceback|pass] [--slice] [--summary FILE.json]
 
-Integer inputs of rank 0 or 1 and scalars (axes, a target shape, pads, repeats, a depth: what
-a compiler for the chip specialises on) are given at import (``import_onnx(constants=...)``) when the case is
+Inputs of rank 0 or 1 that nodes read only as secondary inputs (axes, a target shape, pads,
+repeats, scales, a depth: what a compiler for the chip specialises on) are given at import (``import_onnx(constants=...)``) when the case is
 refused with every input as data.
 
 ``--slice`` runs only the representative slice the CI test runs (``SLICE``). Prints the counts,
@@ -150,20 +150,18 @@ def _matches(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> str
 
 
 def _shape_inputs(case) -> list[str]:
-    """Return the graph inputs a simulator needs at import: integer inputs of rank 0 or 1
-    (axes, a target shape, pads, repeats, k) and scalars (OneHot's depth), which set shapes
-    or attributes."""
-    import onnx
-
+    """Return the graph inputs a simulator needs at import: those of rank 0 or 1 that every
+    node reading them reads as a secondary input (position 1 on: axes, a target shape, pads,
+    repeats, Resize's scales, OneHot's depth, Trilu's k), which set shapes or attributes."""
     inits = {t.name for t in case.model.graph.initializer}
-    ints = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
+    primary = {n.input[0] for n in case.model.graph.node if n.input}
+    read = {i for n in case.model.graph.node for i in n.input[1:]}
     out = []
     for i in case.model.graph.input:
         tt = i.type.tensor_type
-        if i.name in inits or not tt.HasField("shape"):
+        if i.name in inits or not tt.HasField("shape") or i.name in primary:
             continue
-        rank = len(tt.shape.dim)
-        if rank == 0 or (rank == 1 and tt.elem_type in ints):
+        if len(tt.shape.dim) <= 1 and i.name in read:
             out.append(i.name)
     return out
 
@@ -205,8 +203,8 @@ def run_case(case, chip, tmp: Path) -> tuple[str, str]:
     traceback; detail the refusal's line, the mismatch or the traceback's last line.
 
     The case runs with every graph input as data first; when that is refused and the model
-    has integer inputs of rank 0 or 1 or scalars (axes, a shape, pads: what a compiler
-    specialises on),
+    has inputs of rank 0 or 1 read only as secondary inputs (axes, a shape, pads, scales:
+    what a compiler specialises on),
     it runs again with those given at import (``import_onnx(constants=...)``)."""
     import onnx
 

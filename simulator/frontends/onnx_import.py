@@ -1713,6 +1713,133 @@ def _one_hot(ctx):
     return [p.elementwise(ctx.sub(), "where", hit, on_t, off_t, out=ctx.out())]
 
 
+def _resize_axis_weights(mode: str, n: int, m: int, scale: float, roi, attrs: dict):
+    """Return (W (n, m), extrapolated (m,) bool or None): output y along one axis is
+    sum_i x[i] W[i, y] (and the extrapolation value where flagged), the weights ONNX's reference
+    Resize uses (onnx.reference's 1-D interpolation applied to the identity)."""
+    try:
+        from onnx.reference.ops import op_resize as R
+        interp = R._interpolate_1d_along_axis
+    except (ImportError, AttributeError):  # pragma: no cover - another onnx
+        raise _Unsupported("this onnx has no reference Resize to take the weights from") \
+            from None
+    a = attrs["cubic_coeff_a"]
+    if mode == "nearest":
+        if attrs["antialias"]:
+            raise _Unsupported("antialias with mode nearest")
+        nm = attrs["nearest_mode"]
+
+        def coeffs(x, s):
+            return R._nearest_coeffs(x, mode=nm)
+    elif mode == "linear":
+        coeffs = R._linear_coeffs_antialias if attrs["antialias"] else R._linear_coeffs
+    elif mode == "cubic":
+        fn = R._cubic_coeffs_antialias if attrs["antialias"] else R._cubic_coeffs
+
+        def coeffs(x, s):
+            return fn(x, s, A=a)
+    else:
+        raise _Unsupported(f"mode={mode!r} (known: nearest, linear, cubic)")
+    ctm = attrs["coordinate_transformation_mode"]
+    w = interp(np.eye(n), 1, scale, m, coeffs, roi=roi, extrapolation_value=0.0,
+               coordinate_transformation_mode=ctm, exclude_outside=attrs["exclude_outside"])
+    flagged = None
+    if attrs["extrapolation_value"] != 0.0 and ctm == "tf_crop_and_resize":
+        probe = interp(np.ones((1, n)), 1, scale, m, coeffs, roi=roi, extrapolation_value=2.0,
+                       coordinate_transformation_mode=ctm,
+                       exclude_outside=attrs["exclude_outside"])[0]
+        ones = interp(np.ones((1, n)), 1, scale, m, coeffs, roi=roi, extrapolation_value=3.0,
+                      coordinate_transformation_mode=ctm,
+                      exclude_outside=attrs["exclude_outside"])[0]
+        flagged = probe != ones
+        if not flagged.any():
+            flagged = None
+    return w, flagged
+
+
+@_handles("Resize")
+def _resize(ctx):
+    """Resize (nearest, linear, cubic; every coordinate transformation, antialias,
+    keep_aspect_ratio_policy, axes): separable, so each resized axis is one matmul on the
+    array with a constant (in, out) weight matrix (the axis moved last by a permute and
+    back); tf_crop_and_resize's extrapolated positions add the extrapolation value."""
+    x = ctx.get(0)
+    if isinstance(x, Const):
+        x = ctx.tensor(x, ctx.input_name(0))
+    if ctx.is_integer(0):
+        raise _Unsupported("Resize of integers (rounded and saturated) is not supported")
+    src = tuple(ctx.shape(x))
+    r = len(src)
+    dec = (lambda v, d: v.decode() if isinstance(v, bytes) else (v if v is not None else d))
+    mode = dec(ctx.attr("mode"), "nearest")
+    attrs = {"antialias": int(ctx.attr("antialias", 0)),
+             "coordinate_transformation_mode": dec(ctx.attr("coordinate_transformation_mode"),
+                                                   "half_pixel"),
+             "cubic_coeff_a": float(ctx.attr("cubic_coeff_a", -0.75)),
+             "exclude_outside": int(ctx.attr("exclude_outside", 0)),
+             "extrapolation_value": float(ctx.attr("extrapolation_value", 0.0)),
+             "nearest_mode": dec(ctx.attr("nearest_mode"), "round_prefer_floor")}
+    policy = dec(ctx.attr("keep_aspect_ratio_policy"), "stretch")
+    axes = [int(a) % r for a in ctx.attr("axes", list(range(r)))]
+    roi = ctx.const(1, "roi").astype(np.float64).reshape(-1) if ctx.has(1) and \
+        math.prod(ctx.shape(ctx.get(1))) else None
+    if roi is not None and len(roi) == 2 * len(axes) and len(axes) != r:
+        full = np.concatenate([np.zeros(r), np.ones(r)])
+        for k, a in enumerate(axes):
+            full[a], full[a + r] = roi[k], roi[k + len(axes)]
+        roi = full
+    scales = ctx.const(2, "scales").astype(np.float64).reshape(-1) if ctx.has(2) and \
+        math.prod(ctx.shape(ctx.get(2))) else None
+    sizes = ctx.const(3, "sizes").astype(np.int64).reshape(-1) if ctx.has(3) and \
+        math.prod(ctx.shape(ctx.get(3))) else None
+    factors, out = [1.0] * r, list(src)
+    if sizes is not None:
+        for k, a in enumerate(axes):
+            out[a] = int(sizes[k])
+        factors = [out[i] / src[i] for i in range(r)]
+        if policy != "stretch":
+            pick = min if policy == "not_larger" else max
+            s = pick(factors[a] for a in axes)
+            factors = [s if i in axes else 1.0 for i in range(r)]
+            out = [int(math.floor(s * src[i] + 0.5)) if i in axes else src[i] for i in range(r)]
+    elif scales is not None:
+        for k, a in enumerate(axes):
+            factors[a] = float(scales[k])
+        out = [int(f * s_) for f, s_ in zip(factors, src)]
+    else:
+        raise _Unsupported("Resize needs scales or sizes")
+    p = ctx.p
+    y = x
+    todo = [a for a in axes if not (math.isclose(factors[a], 1.0) and out[a] == src[a] and
+                                    (roi is None or (math.isclose(roi[a], 0.0) and
+                                                     math.isclose(roi[a + r], 1.0))))]
+    for k, a in enumerate(todo):
+        last = k == len(todo) - 1
+        w, flagged = _resize_axis_weights(mode, src[a], out[a], factors[a],
+                                          None if roi is None else [roi[a], roi[a + r]], attrs)
+        wt = ctx.tensor(Const(w.astype(np.float32)), f"{ctx.op_name}.w{a}")
+        perm = tuple(i for i in range(r) if i != a) + (a,)
+        back = tuple(int(np.argsort(perm)[i]) for i in range(r))
+        t = y if a == r - 1 else p.permute(ctx.sub(f"axis{a}.last"), y, perm,
+                                           out=ctx.out(suffix=f"a{a}last"))
+        done = a == r - 1 and flagged is None and last
+        t = p.matmul(ctx.sub() if done else ctx.sub(f"axis{a}"), t, wt,
+                     out=ctx.out() if done else ctx.out(suffix=f"a{a}"))
+        if flagged is not None:
+            ev = (flagged * attrs["extrapolation_value"]).astype(np.float32)
+            fin = a == r - 1 and last
+            t = p.elementwise(ctx.sub() if fin else ctx.sub(f"axis{a}.extrapolate"), "add", t,
+                              ctx.tensor(Const(ev), f"{ctx.op_name}.e{a}"),
+                              out=ctx.out() if fin else ctx.out(suffix=f"a{a}e"))
+        if a != r - 1:
+            t = p.permute(ctx.sub() if last else ctx.sub(f"axis{a}.back"), t, back,
+                          out=ctx.out() if last else ctx.out(suffix=f"a{a}back"))
+        y = t
+    if y is x:
+        return [p.elementwise(ctx.sub(), "scale", x, const=1.0, out=ctx.out())]
+    return [y]
+
+
 # -- layout ops ---------------------------------------------------------------------------
 
 def _absorb_into_reduce(ctx, x: str, target: tuple[int, ...]) -> str | None:
@@ -2223,7 +2350,14 @@ def import_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = No
             if dtype is None:
                 raise WorkloadError(f"{path}:1", f"input {inp.name}", f"element type "
                                     f"{tt.elem_type} is not supported")
-            value = np.asarray(constants[inp.name]).astype(dtype)
+            try:
+                value = np.asarray(constants[inp.name])
+                if value.dtype.kind not in "biuf":
+                    raise TypeError(f"a {value.dtype} array")
+                value = value.astype(dtype)
+            except (TypeError, ValueError) as exc:
+                raise WorkloadError(f"{path}:1", f"constant {inp.name}", f"is not an array of "
+                                    f"numbers ({str(exc).splitlines()[0][:80]})") from None
             folded[inp.name] = value
             inits[inp.name] = onnx.numpy_helper.from_array(value, inp.name)
     graph_inputs = [i for i in graph.input if i.name not in inits]

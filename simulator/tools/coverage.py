@@ -57,8 +57,8 @@ def _node_tests() -> list[str]:
             "imported and run on values on an fp32 chip (`configs/tpu-v4-mxu.yaml --set "
             "dtype=fp32`) against the case's expected outputs (rtol 1e-3, atol 1e-7; float16 "
             "outputs, rounded at every step by the reference, rtol 2^-9; integers and "
-            "booleans exactly). Integer inputs of rank 0 or 1 and scalars (axes, a shape, "
-            "pads, a depth) are given at import (`import_onnx(constants=...)`) when a case is "
+            "booleans exactly). Inputs of rank 0 or 1 that nodes read only as secondary "
+            "inputs (axes, a shape, pads, scales, a depth) are given at import (`import_onnx(constants=...)`) when a case is "
             "refused with them as data:", "",
             f"**{s['pass']:,} of {s['cases']:,} pass**, {s['wrong']} wrong, "
             f"{s['refused']:,} refused in one line (an operator, attribute or element type "
