@@ -176,3 +176,32 @@ def test_a_new_kind_in_a_training_step_is_a_one_line_error():
     q.reduce("r", "min", y, axis=1, out="y")
     with pytest.raises(WorkloadError, match="no backward rule for a min reduction"):
         training_step(q, "y", ["w"], "mse", Optimizer())
+
+
+@pytest.mark.parametrize("mode,ctm", [("nearest", "asymmetric"), ("linear", "half_pixel"),
+                                      ("linear", "align_corners"), ("cubic", "half_pixel")])
+@pytest.mark.parametrize("scales", [(1, 1, 2, 1.5), (1, 1, 0.5, 0.75)])
+def test_resize_equals_onnxruntime(mode, ctm, scales, tmp_path):
+    x = np.random.default_rng(1).standard_normal((1, 2, 4, 4)).astype(np.float32)
+    node = H.make_node("Resize", ["x", "", "scales"], ["y"], mode=mode,
+                       coordinate_transformation_mode=ctm)
+    got, ref = chip_and_ort(tmp_path, node, {"x": x},
+                            inits={"scales": np.array(scales, np.float32)})
+    assert np.allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_inputs_given_at_import_fold_and_bad_ones_are_one_line(tmp_path):
+    g = H.make_graph([H.make_node("Reshape", ["x", "shape"], ["y"])], "g",
+                     [H.make_tensor_value_info("x", TP.FLOAT, (2, 6)),
+                      H.make_tensor_value_info("shape", TP.INT64, (2,))],
+                     [H.make_tensor_value_info("y", TP.FLOAT, None)])
+    path = tmp_path / "r.onnx"
+    onnx.save(H.make_model(g, opset_imports=[H.make_opsetid("", 18)]), str(path))
+    with pytest.raises(WorkloadError, match="must be a constant known at import"):
+        import_onnx(path)
+    im = import_onnx(path, constants={"shape": np.array([3, 4])})
+    assert im.program.shapes[im.output] == (3, 4) and set(im.data) == {"x"}
+    for bad in ({"nope": np.array([3, 4])}, {"shape": np.array(["a", "b"])}):
+        with pytest.raises(WorkloadError) as info:
+            import_onnx(path, constants=bad)
+        assert "\n" not in str(info.value)
