@@ -205,3 +205,17 @@ def test_inputs_given_at_import_fold_and_bad_ones_are_one_line(tmp_path):
         with pytest.raises(WorkloadError) as info:
             import_onnx(path, constants=bad)
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("attrs", [{}, {"strides": [2, 2]},
+                                   {"strides": [2, 1], "pads": [1, 0, 0, 1]},
+                                   {"strides": [2, 2], "output_padding": [1, 1], "group": 2},
+                                   {"dilations": [2, 1]}])
+def test_conv_transpose_equals_onnxruntime(attrs, tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 4, 3, 3)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
+    b = rng.standard_normal(3 * attrs.get("group", 1)).astype(np.float32)
+    node = H.make_node("ConvTranspose", ["x", "w", "b"], ["y"], **attrs)
+    got, ref = chip_and_ort(tmp_path, node, {"x": x}, inits={"w": w, "b": b})
+    assert np.allclose(got, ref, rtol=1e-4, atol=1e-5)

@@ -930,6 +930,78 @@ def _conv(ctx):
     return [y]
 
 
+@_handles("ConvTranspose")
+def _conv_transpose(ctx):
+    """ConvTranspose, 2-D or 1-D (as 2-D of height 1): the array multiplies the input's pixels
+    (N*H*W rows, C/groups columns) by the weight (C/groups, F/groups*kh*kw) per group, and the
+    ``col2im`` vector op adds each product into the output pixels it lands on (the transposed
+    convolution's scatter, the adjoint of im2col); pads, auto_pad and output_shape crop the
+    full result with a free slice, output_padding extends it."""
+    x, w = ctx.get(0), ctx.get(1)
+    if isinstance(x, Const):
+        x = ctx.tensor(x, ctx.input_name(0))
+    wshape = tuple(ctx.shape(w))
+    x, src = _as_2d(ctx, x, "transposed convolution")
+    nd = len(src) - 2
+    if wshape[0] != src[1] or len(wshape) != nd + 2:
+        raise _Unsupported(f"weight {wshape} does not fit the input {src}")
+    g = int(ctx.attr("group", 1))
+    k = list(wshape[2:])
+    st = [int(v) for v in ctx.attr("strides", [1] * nd)]
+    dil = [int(v) for v in ctx.attr("dilations", [1] * nd)]
+    opad = [int(v) for v in ctx.attr("output_padding", [0] * nd)]
+    full = [s_ * (n - 1) + o + d * (k_ - 1) + 1 for n, s_, o, d, k_ in
+            zip(src[2:], st, opad, dil, k)]
+    auto = ctx.attr("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    want = ctx.attr("output_shape")
+    if want is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
+        want = [int(v) for v in want][-nd:] if want is not None else \
+            [n * s_ for n, s_ in zip(src[2:], st)]
+        total = [f - o for f, o in zip(full, want)]  # < 0: zeros past the full output
+        begin = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in total]
+        end = [t - b for t, b in zip(total, begin)]
+    else:
+        pads = [int(v) for v in ctx.attr("pads", [0] * 2 * nd)]
+        begin, end = pads[:nd], pads[nd:]
+    c, fg = src[1], wshape[1]
+    f = fg * g
+    if nd == 1:
+        k, st, dil, full, begin, end = [1] + k, [1] + st, [1] + dil, [1] + full, [0] + begin, \
+            [0] + end
+    nb, h, wd = src[0], (1 if nd == 1 else src[2]), src[-1]
+    p = ctx.p
+    cg = c // g
+    rows = p.permute(ctx.sub("pixels"), x, (0, 2, 3, 1), out=ctx.out(suffix="nhwc"))
+    rows = p.reshape(ctx.sub("rows"), rows, (nb * h * wd, g, cg), out=ctx.out(suffix="rows"))
+    rows = p.permute(ctx.sub("groups"), rows, (1, 0, 2), out=ctx.out(suffix="grows"))
+    w0, kk = w, fg * k[0] * k[1]
+    wt = ctx.tensor(Const(thunk=lambda: w0.value.reshape(g, cg, kk), shape=(g, cg, kk),
+                          dtype=w0.dtype), ctx.input_name(1)) if isinstance(w, Const) else \
+        p.reshape(ctx.sub("w.groups"), w, (g, cg, kk), out=ctx.out(suffix="wg"))
+    cols = p.matmul(ctx.sub("matmul"), rows, wt, out=ctx.out(suffix="cols"))
+    y = p.vector(ctx.sub("col2im"), "col2im", cols, shape=(nb, f, full[0], full[1]),
+                 kernel=tuple(k), stride=tuple(st), padding=(0, 0), dilation=tuple(dil),
+                 groups=g, out=ctx.out(suffix="full"))
+    if any(v < 0 for v in begin + end):  # an output_shape past the full output: zeros
+        y = _pad_2d(ctx, y, [max(-b, 0) for b in begin], [max(-e, 0) for e in end], 0.0)
+        full = [n + max(-b, 0) + max(-e, 0) for n, b, e in zip(full, begin, end)]
+        begin, end = [max(b, 0) for b in begin], [max(e, 0) for e in end]
+    for ax, (b, e) in enumerate(zip(begin, end)):
+        if b or e:
+            y = p.slice(ctx.sub(f"crop{ax}"), y, 2 + ax, b, full[ax] - e,
+                        out=ctx.out(suffix=f"crop{ax}"))
+    if ctx.has(2):
+        bias = ctx.get(2)
+        b0 = bias
+        bt = ctx.tensor(Const(thunk=lambda: b0.value.reshape(f, 1, 1), shape=(f, 1, 1),
+                              dtype=b0.dtype), ctx.input_name(2)) if isinstance(bias, Const) \
+            else p.reshape(ctx.sub("bias.reshape"), bias, (f, 1, 1), out=ctx.out(suffix="b"))
+        y = p.elementwise(ctx.sub("bias"), "add", y, bt, out=ctx.out(suffix="biased"))
+    target = src[:1] + (f,) + tuple(p.shapes[y][2:] if nd == 2 else p.shapes[y][3:])
+    return [p.reshape(ctx.sub(), y, target, out=ctx.out())]
+
+
 def _batch_first(ctx, x) -> tuple[str, int]:
     """Return (LSTM input, its time axis): the batch-first tensor (batch, seq, d) that the
     exporter transposed into X when X is only that transpose (a view of an earlier LSTM's
