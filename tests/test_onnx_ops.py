@@ -219,3 +219,52 @@ def test_conv_transpose_equals_onnxruntime(attrs, tmp_path):
     node = H.make_node("ConvTranspose", ["x", "w", "b"], ["y"], **attrs)
     got, ref = chip_and_ort(tmp_path, node, {"x": x}, inits={"w": w, "b": b})
     assert np.allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["none", "add", "mul", "max", "min"])
+def test_scatter_elements_and_nd_equal_onnxruntime(reduction, tmp_path):
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((3, 4)).astype(np.float32)
+    ids = np.array([[1, 0, 2, 1], [0, 2, 1, 0]], np.int64)  # distinct per column
+    upd = rng.standard_normal((2, 4)).astype(np.float32)
+    node = H.make_node("ScatterElements", ["d", "i", "u"], ["y"], axis=0, reduction=reduction)
+    got, ref = chip_and_ort(tmp_path, node, {"d": data, "i": ids, "u": upd})
+    assert np.allclose(got, ref, rtol=1e-6)
+    nd_ids = np.array([[2], [0]], np.int64)
+    node = H.make_node("ScatterND", ["d", "i", "u"], ["y"], reduction=reduction)
+    got, ref = chip_and_ort(tmp_path, node, {"d": data, "i": nd_ids, "u": upd})
+    assert np.allclose(got, ref, rtol=1e-6)
+
+
+@settings(max_examples=20, deadline=None)
+@given(xs=st.lists(st.integers(-3, 3), min_size=12, max_size=12), k=st.integers(1, 4),
+       largest=st.integers(0, 1), axis=st.sampled_from([0, 1, -1]))
+def test_topk_values_and_indices_with_ties_equal_onnxruntime(xs, k, largest, axis,
+                                                            tmp_path_factory):
+    x = np.array(xs, np.float32).reshape(3, 4)
+    k = min(k, x.shape[axis])
+    tmp = tmp_path_factory.mktemp("t")
+    node = H.make_node("TopK", ["x", "k"], ["v", "i"], axis=axis, largest=largest)
+    g = H.make_graph([node], "g", [H.make_tensor_value_info("x", TP.FLOAT, (3, 4))],
+                     [H.make_tensor_value_info("v", TP.FLOAT, None),
+                      H.make_tensor_value_info("i", TP.INT64, None)],
+                     initializer=[onnx.numpy_helper.from_array(np.array([k], np.int64), "k")])
+    path = tmp / "m.onnx"
+    onnx.save(H.make_model(g, opset_imports=[H.make_opsetid("", 18)]), str(path))
+    im = import_onnx(path)
+    vals = run(FP32, im.program, im.inputs(0, {"x": x})).values
+    ref = ort.InferenceSession(str(path)).run(None, {"x": x})
+    assert np.array_equal(vals[im.outputs[0]], ref[0])
+    assert np.array_equal(vals[im.outputs[1]], ref[1])
+
+
+@pytest.mark.parametrize("op,attrs", [("DepthToSpace", {"blocksize": 2, "mode": "DCR"}),
+                                      ("DepthToSpace", {"blocksize": 2, "mode": "CRD"}),
+                                      ("SpaceToDepth", {"blocksize": 2}),
+                                      ("LpPool", {"kernel_shape": [2, 2], "p": 2}),
+                                      ("LpPool", {"kernel_shape": [3, 3], "p": 3,
+                                                  "pads": [1, 1, 1, 1]})])
+def test_rearrangements_and_lp_pool_equal_onnxruntime(op, attrs, tmp_path):
+    x = np.random.default_rng(4).standard_normal((1, 4, 4, 6)).astype(np.float32)
+    got, ref = chip_and_ort(tmp_path, H.make_node(op, ["x"], ["y"], **attrs), {"x": x})
+    assert np.allclose(got, ref, rtol=1e-5, atol=1e-6)

@@ -60,7 +60,8 @@ def index_tensors(program: Program) -> set[str]:
         if op is not None and not isinstance(op, (MatMul, Conv2d)):
             todo.extend(op.inputs)
     for op in program.ops:  # program order: producers come first
-        if getattr(op, "kind", "") in ("div_trunc", "argmax", "argmin") or (
+        if getattr(op, "kind", "") in ("div_trunc", "argmax", "argmin",
+                                         "topk_indices") or (
                 isinstance(op, (Elementwise, Layout)) and any(t in out for t in op.inputs)
                 and getattr(op, "op_class", "move") in ("add", "compare", "divide", "move")):
             out.add(op.output)

@@ -1067,7 +1067,91 @@ def _scan_passes(shapes, out, attrs):
     return [("add", _n(shapes[0]), 0)]
 
 
+def _scatter_shape(shapes, attrs):  # (data, ids, updates) -> data's shape
+    _check_inputs(shapes, 3, "")
+    if attrs.get("reduction", "none") not in ("none", "add", "mul", "max", "min"):
+        raise ValueError(f"reduction {attrs.get('reduction')!r} (known: none, add, mul, max, "
+                         "min)")
+    attrs["reduction"] = attrs.get("reduction", "none")
+    if "axis" in attrs:
+        _axis_attr(shapes, attrs, default=0)
+    return shapes[0], attrs
+
+
+_SCATTER_UFUNC = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+
+
+def _scatter_write(out, where: tuple, upd, reduction: str) -> None:
+    if reduction == "none":
+        out[where] = upd
+    else:
+        _SCATTER_UFUNC[reduction].at(out, where, upd)
+
+
+def _scatter_elements_values(xs, attrs, lanes):
+    """data with updates[i][j][k] written at data[ids[i][j][k]][j][k] (axis 0; likewise on
+    any axis), or combined by the reduction in element order; a negative id counts from the
+    end."""
+    data, ids, upd = xs
+    ax, n = attrs["axis"], data.shape[attrs["axis"]]
+    idx = np.asarray(ids).astype(np.int64)
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"ids must lie in [-{n}, {n}), got [{idx.min()}, {idx.max()}]")
+    idx = np.where(idx < 0, idx + n, idx)
+    out = np.array(data, np.float32)
+    grid = list(np.indices(idx.shape, sparse=True))
+    grid[ax] = idx
+    _scatter_write(out, tuple(grid), np.asarray(upd, np.float32), attrs["reduction"])
+    return out
+
+
+def _scatter_nd_values(xs, attrs, lanes):
+    """data with each update slice written at (or combined into) data[ids[..., :]]."""
+    data, ids, upd = xs
+    idx = np.asarray(ids).astype(np.int64)
+    q = idx.shape[-1]
+    dims = np.array(data.shape[:q])
+    if idx.size and (np.any(idx < -dims) or np.any(idx >= dims)):
+        raise IndexError("ScatterND ids out of range")
+    idx = np.where(idx < 0, idx + dims, idx).reshape(-1, q)
+    out = np.array(data, np.float32)
+    u = np.asarray(upd, np.float32).reshape((idx.shape[0],) + data.shape[q:])
+    for row, piece in zip(idx, u):  # in order: a later update of the same place wins
+        _scatter_write(out, tuple(row), piece, attrs["reduction"])
+    return out
+
+
+def _topk_shape(shapes, attrs):  # x -> x with k along attrs["axis"]
+    _check_inputs(shapes, 1, "")
+    ax = _axis_attr(shapes, attrs)
+    k = int(attrs.get("k", 1))
+    if not 0 < k <= shapes[0][ax]:
+        raise ValueError(f"k {k} must lie in [1, {shapes[0][ax]}]")
+    attrs.update(k=k, largest=bool(attrs.get("largest", True)))
+    return tuple(k if i == ax else s for i, s in enumerate(shapes[0])), attrs
+
+
+def _topk_order(x, attrs):
+    key = -x if attrs["largest"] else x
+    order = np.argsort(key, axis=attrs["axis"], kind="stable")  # ties: the lower index first
+    return np.take(order, np.arange(attrs["k"]), axis=attrs["axis"])
+
+
+def _topk_passes(shapes, out, attrs):
+    n, row = _n(shapes[0]), shapes[0][attrs["axis"]]
+    return [("compare", n * max(1, math.ceil(math.log2(row))), 0)]  # a sorting network
+
+
 VECTOR_OPS: dict[str, VectorSpec] = {
+    "scatter_elements": VectorSpec(_scatter_shape, lambda s, o, a: [("move", _n(s[2]), 0)],
+                                   _scatter_elements_values, 3),
+    "scatter_nd": VectorSpec(_scatter_shape, lambda s, o, a: [("move", _n(s[2]), 0)],
+                             _scatter_nd_values, 3),
+    "topk": VectorSpec(_topk_shape, _topk_passes,
+                       lambda xs, a, lanes: np.take_along_axis(xs[0], _topk_order(xs[0], a),
+                                                               axis=a["axis"]), 1),
+    "topk_indices": VectorSpec(_topk_shape, _topk_passes,
+                               lambda xs, a, lanes: _topk_order(xs[0], a), 1),
     "cumsum": VectorSpec(_scan_shape, _scan_passes, _scan_values(np.add, 0.0), 1),
     "cumprod": VectorSpec(_scan_shape, _scan_passes, _scan_values(np.multiply, 1.0), 1),
     "gather_elements": VectorSpec(_gather_elements_shape, _move, _gather_elements_values, 2),
@@ -1110,7 +1194,8 @@ VECTOR_OPS: dict[str, VectorSpec] = {
 
 
 # composite ops that read integer ids: kind -> the ids' input position
-ID_INPUT = {"gather": 1, "scatter_add": 0, "gather_elements": 1}
+ID_INPUT = {"gather": 1, "scatter_add": 0, "gather_elements": 1, "scatter_elements": 1,
+            "scatter_nd": 1}
 
 
 def vector_op_values(kind: str, inputs: list[np.ndarray], attrs: dict[str, Any],

@@ -19,7 +19,8 @@ the SAME Program ops the zoo builders emit:
 - ONNX's wider vocabulary (issue 25) on data: the activations and math functions, comparisons,
   logic and bitwise ops as ``Elementwise`` kinds (integers exact where the chip carries them);
   every reduction as a ``reduce`` with elementwise ops around it; ArgMax / ArgMin, Hardmax,
-  CumSum / CumProd, Pad, GatherElements as vector ops; Gather of any table, Tile, OneHot,
+  CumSum / CumProd, Pad, GatherElements, the Scatter ops and TopK as vector ops; Resize and
+  ConvTranspose on the array; Gather of any table, Tile, OneHot,
   the norms (Layer from any axis, RMS, Instance, Group, Lp), 1-D and padded convolution and
   pooling, the two losses (NegativeLogLikelihood, SoftmaxCrossEntropy) and Attention as
   compositions of the same ops. ``import_onnx(constants=...)`` takes graph inputs that set
@@ -1235,7 +1236,7 @@ def _pad_2d(ctx, x, begin, end, value: float):
                         mode="constant", value=value, out=ctx.out(suffix="padded"))
 
 
-def _pool(ctx, kind: str):
+def _pool(ctx, kind: str, src_tensor=None, count_pads: bool = False):
     """MaxPool / AveragePool, 1-D (as 2-D with height 1) or 2-D: symmetric pads within half the
     kernel are the pooling op's own; other pads (asymmetric, auto_pad SAME, ceil_mode's extra
     end) are a ``pad`` op first (-inf for max, 0 for average). An average whose windows do not
@@ -1243,7 +1244,7 @@ def _pool(ctx, kind: str):
     is rescaled by a constant factor per output position (kernel size / elements counted)."""
     if len([o for o in ctx.node.output if o]) > 1:
         raise _Unsupported("the Indices output is not supported")
-    x, src = _as_2d(ctx, ctx.get(0), "pooling")
+    x, src = _as_2d(ctx, ctx.get(0) if src_tensor is None else src_tensor, "pooling")
     ks = [int(v) for v in ctx.attr("kernel_shape")]
     nd = len(src) - 2
     if len(ks) != nd:
@@ -1255,7 +1256,7 @@ def _pool(ctx, kind: str):
                                       bool(ctx.attr("ceil_mode", 0)))
     if nd == 1:
         ks, st, begin, end, extra = [1] + ks, [1] + st, [0] + begin, [0] + end, [0] + extra
-    include = bool(ctx.attr("count_include_pad", 0))
+    include = bool(ctx.attr("count_include_pad", 0)) or count_pads
     own = begin == end and not any(extra) and all(2 * b <= k for b, k in zip(begin, ks)) \
         and (kind == "maxpool2d" or include or not any(begin))
     p = ctx.p
@@ -1910,6 +1911,89 @@ def _resize(ctx):
     if y is x:
         return [p.elementwise(ctx.sub(), "scale", x, const=1.0, out=ctx.out())]
     return [y]
+
+
+@_handles("DepthToSpace", "SpaceToDepth")
+def _depth_space(ctx):
+    """DepthToSpace and SpaceToDepth (DCR or CRD): a free reshape, a ``permute`` (data
+    movement) and a free reshape."""
+    x = ctx.tensor(ctx.get(0), ctx.input_name(0))
+    n, c, h, w = ctx.shape(x)
+    b = int(ctx.attr("blocksize"))
+    p = ctx.p
+    mode = ctx.attr("mode", b"DCR")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode not in ("DCR", "CRD"):
+        raise _Unsupported(f"mode={mode!r} (known: DCR, CRD)")
+    if ctx.node.op_type == "DepthToSpace":
+        if c % (b * b):
+            raise _Unsupported(f"{c} channels do not divide by blocksize^2 {b * b}")
+        if mode == "DCR":
+            split, perm = (n, b, b, c // (b * b), h, w), (0, 3, 4, 1, 5, 2)
+        else:
+            split, perm = (n, c // (b * b), b, b, h, w), (0, 1, 4, 2, 5, 3)
+        final = (n, c // (b * b), h * b, w * b)
+    else:
+        if h % b or w % b:
+            raise _Unsupported(f"{h}x{w} does not divide by blocksize {b}")
+        split = (n, c, h // b, b, w // b, b)
+        perm = (0, 3, 5, 1, 2, 4) if mode == "DCR" else (0, 1, 3, 5, 2, 4)
+        final = (n, c * b * b, h // b, w // b)
+    t = p.reshape(ctx.sub("split"), x, split, out=ctx.out(suffix="split"))
+    t = p.permute(ctx.sub("move"), t, perm, out=ctx.out(suffix="moved"))
+    return [p.reshape(ctx.sub(), t, final, out=ctx.out())]
+
+
+@_handles("ScatterElements", "ScatterND", "Scatter")
+def _scatter(ctx):
+    """ScatterElements (along ``axis``) and ScatterND: a copy of data with the updates written
+    (reduction none) or combined (add, mul, max, min) at the indices: the ``scatter_elements``
+    / ``scatter_nd`` vector ops."""
+    red = ctx.attr("reduction", b"none")
+    red = red.decode() if isinstance(red, bytes) else red
+    if red not in ("none", "add", "mul", "max", "min"):
+        raise _Unsupported(f"reduction={red!r} (known: none, add, mul, max, min)")
+    data, idx, upd = (ctx.tensor(ctx.get(i), ctx.input_name(i)) for i in range(3))
+    if ctx.node.op_type in ("ScatterElements", "Scatter"):
+        return [ctx.p.vector(ctx.sub(), "scatter_elements", data, idx, upd, out=ctx.out(),
+                             axis=int(ctx.attr("axis", 0)), reduction=red)]
+    return [ctx.p.vector(ctx.sub(), "scatter_nd", data, idx, upd, out=ctx.out(), reduction=red)]
+
+
+@_handles("TopK")
+def _topk(ctx):
+    """TopK: the k largest (or smallest) along ``axis``, sorted, ties to the lower index:
+    ``topk`` (values) and ``topk_indices`` vector ops."""
+    x = ctx.tensor(ctx.get(0), ctx.input_name(0))
+    k = int(ctx.const(1, "k").reshape(-1)[0])
+    attrs = dict(axis=int(ctx.attr("axis", -1)), k=k, largest=bool(ctx.attr("largest", 1)))
+    if not ctx.attr("sorted", 1):
+        raise _Unsupported("sorted=0 (an unspecified order) is not supported")
+    vals = ctx.p.vector(ctx.sub("values"), "topk", x, out=ctx.out(0), **attrs)
+    outs = [vals]
+    if len(ctx.node.output) > 1 and ctx.node.output[1]:
+        idx = ctx.p.vector(ctx.sub("indices"), "topk_indices", x, out=ctx.out(1), **attrs)
+        ctx.dtypes[idx] = np.dtype(np.int64)
+        outs.append(idx)
+    return outs
+
+
+@_handles("LpPool")
+def _lp_pool(ctx):
+    """LpPool: |x|^p (``abs`` and ``pow``), the windows' sums (an average pool, every pad
+    counted, times the window size), then the p-th root."""
+    order = float(ctx.attr("p", 2))
+    x = ctx.tensor(ctx.get(0), ctx.input_name(0))
+    p = ctx.p
+    a = p.elementwise(ctx.sub("abs"), "abs", x, out=ctx.out(suffix="abs"))
+    e = ctx.tensor(Const(np.array([order], np.float32)), f"{ctx.op_name}.p")
+    a = p.elementwise(ctx.sub("pow"), "pow", a, e, out=ctx.out(suffix="pow"))
+    ctx.env[f"{ctx.op_name}#lp"] = a
+    s = _pool(ctx, "avgpool2d", src_tensor=a, count_pads=True)[0]
+    area = math.prod(int(v) for v in ctx.attr("kernel_shape"))
+    s = p.elementwise(ctx.sub("sum"), "scale", s, const=float(area), out=ctx.out(suffix="sum"))
+    r = ctx.tensor(Const(np.array([1.0 / order], np.float32)), f"{ctx.op_name}.root")
+    return [p.elementwise(ctx.sub("root"), "pow", s, r, out=ctx.out(suffix="lp"))]
 
 
 # -- layout ops ---------------------------------------------------------------------------
