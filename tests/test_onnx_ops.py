@@ -268,3 +268,31 @@ def test_rearrangements_and_lp_pool_equal_onnxruntime(op, attrs, tmp_path):
     x = np.random.default_rng(4).standard_normal((1, 4, 4, 6)).astype(np.float32)
     got, ref = chip_and_ort(tmp_path, H.make_node(op, ["x"], ["y"], **attrs), {"x": x})
     assert np.allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("interleaved", [0, 1])
+def test_rotary_embedding_and_strided_slices_equal_the_reference(interleaved, tmp_path):
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 2, 3, 8)).astype(np.float32)  # (batch, heads, seq, head size)
+    cos = rng.standard_normal((6, 2)).astype(np.float32)
+    sin = rng.standard_normal((6, 2)).astype(np.float32)
+    pos = np.array([[4, 0, 2]], np.int64)
+    node = H.make_node("RotaryEmbedding", ["x", "cos", "sin", "pos"], ["y"],
+                       interleaved=interleaved, rotary_embedding_dim=4)
+    g = H.make_graph([node, H.make_node("Slice", ["y", "s", "e", "a", "st"], ["z"])], "g",
+                     [H.make_tensor_value_info("x", TP.FLOAT, x.shape),
+                      H.make_tensor_value_info("pos", TP.INT64, pos.shape)],
+                     [H.make_tensor_value_info("z", TP.FLOAT, None)],
+                     initializer=[onnx.numpy_helper.from_array(v, n) for n, v in
+                                  (("cos", cos), ("sin", sin), ("s", np.array([7], np.int64)),
+                                   ("e", np.array([0], np.int64)), ("a", np.array([3], np.int64)),
+                                   ("st", np.array([-2], np.int64)))])
+    m = H.make_model(g, opset_imports=[H.make_opsetid("", 23)])
+    path = tmp_path / "rope.onnx"
+    onnx.save(m, str(path))
+    im = import_onnx(path)
+    got = run(FP32, im.program, im.inputs(0, {"x": x, "pos": pos})).values[im.output]
+    ref = ReferenceEvaluator(m).run(None, {"x": x, "pos": pos})[0]
+    assert np.allclose(got, ref, rtol=1e-5, atol=1e-6)

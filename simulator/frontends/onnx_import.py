@@ -428,8 +428,11 @@ def _cast(ctx):
         return [Const(thunk=lambda: v.value.astype(to), shape=v.shape, dtype=to)]
     src = ctx.elem_types.get(ctx.node.input[0], ctx.dtypes.get(v, np.dtype(np.float32)))
     to = np.dtype(to)
-    if to == np.bool_ and np.dtype(src) != np.bool_:
-        raise _Unsupported(f"a Cast of {np.dtype(src)} data to bool is not supported")
+    if to == np.bool_ and np.dtype(src) != np.bool_:  # x != 0: two logical nots
+        t = ctx.p.elementwise(ctx.sub("zero"), "not", v, out=ctx.out(suffix="zero"))
+        out = ctx.p.elementwise(ctx.sub(), "not", t, out=ctx.out())
+        ctx.dtypes[out] = to
+        return [out]
     if np.issubdtype(to, np.integer) and np.issubdtype(src, np.floating):
         out = ctx.p.elementwise(ctx.sub(), "trunc", v, out=ctx.out())  # toward zero
         ctx.dtypes[out] = to
@@ -1996,6 +1999,86 @@ def _lp_pool(ctx):
     return [p.elementwise(ctx.sub("root"), "pow", s, r, out=ctx.out(suffix="lp"))]
 
 
+@_handles("RotaryEmbedding")
+def _rotary(ctx):
+    """RotaryEmbedding: x as (batch, seq, heads, head size) (a permute of a 4-D input, a free
+    reshape of a 3-D one), the cos / sin rows gathered by position_ids (``gather``), the rotated
+    part's halves (or even / odd elements: interleaved) mixed by four multiplies, a subtract and
+    an add, put back with ``concat``."""
+    p = ctx.p
+    x = ctx.tensor(ctx.get(0), ctx.input_name(0))
+    src = tuple(p.shapes[x])
+    if len(src) == 4:
+        nb, nh, sq, d = src
+        t = p.permute(ctx.sub("bshd"), x, (0, 2, 1, 3), out=ctx.out(suffix="bshd"))
+    elif len(src) == 3:
+        nb, sq, hid = src
+        nh = int(ctx.attr("num_heads", 0))
+        if not nh or hid % nh:
+            raise _Unsupported("a 3-D input needs num_heads dividing its hidden size")
+        d = hid // nh
+        t = p.reshape(ctx.sub("bshd"), x, (nb, sq, nh, d), out=ctx.out(suffix="bshd"))
+    else:
+        raise _Unsupported(f"input must be 3-D or 4-D, got {src}")
+    rd = int(ctx.attr("rotary_embedding_dim", 0)) or d
+    half = rd // 2
+
+    def table(i, tag):
+        c = ctx.get(i)
+        if ctx.has(3):
+            c = _general_gather_of(ctx, c, ctx.get(3), tag)
+        else:
+            c = ctx.tensor(c, ctx.input_name(i))
+        if tuple(p.shapes[c]) != (nb, sq, half):
+            raise _Unsupported(f"the {tag} cache gives {p.shapes[c]}, not {(nb, sq, half)}")
+        return p.reshape(ctx.sub(f"{tag}.heads"), c, (nb, sq, 1, half), out=ctx.out(suffix=tag))
+    cos, sin = table(1, "cos"), table(2, "sin")
+    rot = t if rd == d else p.slice(ctx.sub("rot"), t, 3, 0, rd, out=ctx.out(suffix="rot"))
+    if ctx.attr("interleaved", 0):
+        pairs = p.reshape(ctx.sub("pairs"), rot, (nb, sq, nh, half, 2), out=ctx.out(suffix="pairs"))
+        x1, x2 = (p.reshape(ctx.sub(f"x{k}"), p.slice(ctx.sub(f"x{k}.pick"), pairs, 4, k, k + 1,
+                                                      out=ctx.out(suffix=f"x{k}p")),
+                            (nb, sq, nh, half), out=ctx.out(suffix=f"x{k}")) for k in (0, 1))
+    else:
+        x1 = p.slice(ctx.sub("x0"), rot, 3, 0, half, out=ctx.out(suffix="x0"))
+        x2 = p.slice(ctx.sub("x1"), rot, 3, half, rd, out=ctx.out(suffix="x1"))
+
+    def ew(tag, kind, a, b):
+        return p.elementwise(ctx.sub(tag), kind, a, b, out=ctx.out(suffix=tag))
+    real = ew("real", "sub", ew("c1", "mul", cos, x1), ew("s2", "mul", sin, x2))
+    imag = ew("imag", "add", ew("s1", "mul", sin, x1), ew("c2", "mul", cos, x2))
+    if ctx.attr("interleaved", 0):
+        real = p.reshape(ctx.sub("real.pair"), real, (nb, sq, nh, half, 1),
+                         out=ctx.out(suffix="rp"))
+        imag = p.reshape(ctx.sub("imag.pair"), imag, (nb, sq, nh, half, 1),
+                         out=ctx.out(suffix="ip"))
+        both = p.vector(ctx.sub("interleave"), "concat", real, imag, axis=4,
+                        out=ctx.out(suffix="inter"))
+        both = p.reshape(ctx.sub("rotated"), both, (nb, sq, nh, rd), out=ctx.out(suffix="rotd"))
+    else:
+        both = p.vector(ctx.sub("rotated"), "concat", real, imag, axis=3,
+                        out=ctx.out(suffix="rotd"))
+    if rd != d:
+        keep = p.slice(ctx.sub("pass"), t, 3, rd, d, out=ctx.out(suffix="pass"))
+        both = p.vector(ctx.sub("join"), "concat", both, keep, axis=3, out=ctx.out(suffix="join"))
+    if len(src) == 4:
+        return [p.permute(ctx.sub(), both, (0, 2, 1, 3), out=ctx.out())]
+    return [p.reshape(ctx.sub(), both, src, out=ctx.out())]
+
+
+def _general_gather_of(ctx, table, ids, tag: str) -> str:
+    """Return rows of a 2-D ``table`` (constant or data) picked by ``ids``: the ``gather``
+    vector op, ids.shape + (row width,)."""
+    p = ctx.p
+    t = ctx.tensor(table, f"{ctx.op_name}.{tag}_cache")
+    if len(p.shapes[t]) != 2:
+        raise _Unsupported(f"the {tag} cache must be 2-D with position_ids")
+    i = ctx.tensor(ids, f"{ctx.op_name}.position_ids")
+    if isinstance(ids, str):
+        ctx.id_bounds[ids] = min(ctx.id_bounds.get(ids, p.shapes[t][0]), p.shapes[t][0])
+    return p.vector(ctx.sub(f"{tag}.gather"), "gather", t, i, out=ctx.out(suffix=f"{tag}g"))
+
+
 # -- layout ops ---------------------------------------------------------------------------
 
 def _absorb_into_reduce(ctx, x: str, target: tuple[int, ...]) -> str | None:
@@ -2143,6 +2226,10 @@ def _split(ctx):
         return [_fold([part], lambda a: a) for part in np.split(x.value, cuts, axis=axis)]
     outs, start = [], 0
     for i, s in enumerate(sizes):
+        if s == 0:  # an empty piece: a constant of no elements (Concat drops it)
+            outs.append(Const(np.zeros(tuple(0 if a == axis else d for a, d in enumerate(src)),
+                                       np.float32)))
+            continue
         outs.append(ctx.p.slice(ctx.sub(str(i)), x, axis, start, start + s, out=ctx.out(i)))
         start += s
     return outs
@@ -2194,8 +2281,13 @@ def _slice(ctx):
     y = x
     for a, s0, e0, st in zip(axes, starts, ends, steps):
         a = a % len(src)
-        if st != 1:
-            raise _Unsupported(f"a strided Slice (step {st}) of data is not supported")
+        if st != 1:  # a strided or reversed slice picks fixed positions: a gather
+            picks = np.arange(*slice(int(s0), int(e0), int(st)).indices(src[a]))
+            if picks.size == 0:
+                raise _Unsupported(f"an empty Slice [{s0}:{e0}:{st}] of axis {a} is not "
+                                   "supported")
+            y = _general_gather(ctx, y, Const(picks), a)
+            continue
         lo, hi, _ = slice(int(s0), int(e0)).indices(src[a])
         if lo == 0 and hi == src[a]:
             continue
