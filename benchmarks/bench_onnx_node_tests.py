@@ -166,16 +166,32 @@ def _shape_inputs(case) -> list[str]:
     return out
 
 
+def _array(v) -> np.ndarray:
+    """Return a data set's value as a numpy array (onnx keeps some as TensorProtos, and
+    sequences as lists)."""
+    import onnx
+
+    if isinstance(v, onnx.TensorProto):
+        return onnx.numpy_helper.to_array(v)
+    try:
+        return np.asarray(v)
+    except ValueError:  # a sequence of tensors of different shapes: kept as objects
+        out = np.empty(len(v), object)
+        out[:] = list(v)
+        return out
+
+
 def _attempt(case, chip, path: Path, constant_names: list[str]) -> tuple[str, str]:
     inits = {t.name for t in case.model.graph.initializer}
     names = [i.name for i in case.model.graph.input if i.name not in inits]
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            first = dict(zip(names, case.data_sets[0][0])) if case.data_sets else {}
+            first = {n: _array(v) for n, v in zip(names, case.data_sets[0][0])} \
+                if case.data_sets else {}
             im = import_onnx(path, constants={n: first[n] for n in constant_names})
             for k, (inputs, outputs) in enumerate(case.data_sets):
-                given = dict(zip(names, inputs))
+                given = {n: _array(v) for n, v in zip(names, inputs)}
                 if any(not np.array_equal(given[n], first[n]) for n in constant_names):
                     return "refused", "data sets differ in an input needed at import"
                 feeds = {n: np.asarray(v) for n, v in given.items() if n not in constant_names}
@@ -183,6 +199,10 @@ def _attempt(case, chip, path: Path, constant_names: list[str]) -> tuple[str, st
                 for j, want in enumerate(outputs):
                     if j >= len(im.outputs):
                         return "wrong", f"output {j} missing"
+                    want = _array(want)
+                    if want.dtype.kind not in "biuf":
+                        return "refused", (f"expected output {im.onnx_outputs[j]} of type "
+                                           f"{want.dtype}, which the engine does not model")
                     why = _matches(rep.values[im.outputs[j]], want, case.rtol, case.atol)
                     if why is not None:
                         return "wrong", f"data set {k} output {im.onnx_outputs[j]}: {why}"

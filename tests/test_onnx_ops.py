@@ -296,3 +296,19 @@ def test_rotary_embedding_and_strided_slices_equal_the_reference(interleaved, tm
     got = run(FP32, im.program, im.inputs(0, {"x": x, "pos": pos})).values[im.output]
     ref = ReferenceEvaluator(m).run(None, {"x": x, "pos": pos})[0]
     assert np.allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("to,axis", [(np.uint8, None), (np.int8, 1)])
+def test_quantize_and_dequantize_equal_onnxruntime(to, axis, tmp_path):
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((2, 3, 4)) * 40).astype(np.float32)  # some saturate
+    scale = np.array([0.5, 0.25, 1.0], np.float32) if axis else np.array(0.5, np.float32)
+    zp = np.array([3, -2, 0] if axis else 7, to)
+    attrs = {"axis": axis} if axis else {}
+    q = H.make_node("QuantizeLinear", ["x", "s", "z"], ["y"], **attrs)
+    got, ref = chip_and_ort(tmp_path, q, {"x": x}, inits={"s": scale, "z": zp})
+    assert ref.dtype == to and np.array_equal(got, ref)
+    xq = ref
+    d = H.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], **attrs)
+    got, ref = chip_and_ort(tmp_path, d, {"q": xq}, inits={"s": scale, "z": zp})
+    assert np.allclose(got, ref, rtol=1e-6)

@@ -2079,6 +2079,124 @@ def _general_gather_of(ctx, table, ids, tag: str) -> str:
     return p.vector(ctx.sub(f"{tag}.gather"), "gather", t, i, out=ctx.out(suffix=f"{tag}g"))
 
 
+_QRANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127),
+           np.dtype(np.int16): (-32768, 32767), np.dtype(np.int32): (-2**31, 2**31 - 1)}
+
+
+def _quant_param(ctx, i: int, shape: tuple, axis: int, block: int):
+    """Return input ``i`` (a scale or zero point: per tensor, per ``axis`` or per block of
+    ``block`` along it) as a program tensor that broadcasts against x of ``shape``."""
+    v = ctx.get(i)
+    vs = tuple(ctx.shape(v))
+    nd = len(shape)
+    axis %= nd
+    if math.prod(vs) == 1:
+        return ctx.tensor(v, ctx.input_name(i))
+    if block and not isinstance(v, Const):  # data: each entry repeated block times
+        if len(vs) != nd:
+            raise _Unsupported("a blocked scale or zero point must have x's rank")
+        p = ctx.p
+        t = p.reshape(ctx.sub(f"in{i}.split"), v, vs[:axis + 1] + (1,) + vs[axis + 1:],
+                      out=ctx.out(suffix=f"in{i}s"))
+        t = p.vector(ctx.sub(f"in{i}.blocks"), "broadcast", t,
+                     shape=vs[:axis + 1] + (block,) + vs[axis + 1:],
+                     out=ctx.out(suffix=f"in{i}b"))
+        t = p.reshape(ctx.sub(f"in{i}.merge"), t,
+                      vs[:axis] + (vs[axis] * block,) + vs[axis + 1:],
+                      out=ctx.out(suffix=f"in{i}m"))
+        if vs[axis] * block != shape[axis]:
+            t = p.slice(ctx.sub(f"in{i}.crop"), t, axis, 0, shape[axis],
+                        out=ctx.out(suffix=f"in{i}c"))
+        return t
+    if block:
+        if len(vs) != nd:
+            raise _Unsupported("a blocked scale or zero point must have x's rank")
+        v0 = v
+        full = Const(thunk=lambda: np.repeat(v0.value, block, axis=axis).take(
+            np.arange(shape[axis]), axis=axis), shape=shape, dtype=v0.dtype)
+        return ctx.tensor(full, f"{ctx.input_name(i)}.blocks")
+    if vs != (shape[axis],):
+        raise _Unsupported(f"a scale or zero point of shape {vs} does not fit axis {axis} of "
+                           f"{shape}")
+    line = tuple(shape[axis] if a == axis else 1 for a in range(nd))
+    if isinstance(v, Const):
+        v0 = v
+        return ctx.tensor(Const(thunk=lambda: v0.value.reshape(line), shape=line,
+                                dtype=v0.dtype), ctx.input_name(i))
+    return ctx.p.reshape(ctx.sub(f"in{i}.axis"), v, line, out=ctx.out(suffix=f"in{i}"))
+
+
+@_handles("DequantizeLinear")
+def _dequantize(ctx):
+    """DequantizeLinear: (x - zero point) * scale, per tensor, axis or block (``sub``,
+    ``mul``)."""
+    x = ctx.tensor(ctx.get(0), ctx.input_name(0))
+    shape = tuple(ctx.p.shapes[x])
+    axis, block = int(ctx.attr("axis", 1)), int(ctx.attr("block_size", 0))
+    p = ctx.p
+    y = x
+    if ctx.has(2):
+        zp = _quant_param(ctx, 2, shape, axis, block)
+        y = p.elementwise(ctx.sub("zero"), "sub", x, zp, out=ctx.out(suffix="centred"))
+    scale = _quant_param(ctx, 1, shape, axis, block)
+    return [p.elementwise(ctx.sub(), "mul", y, scale, out=ctx.out())]
+
+
+@_handles("QuantizeLinear")
+def _quantize(ctx):
+    """QuantizeLinear: x / scale rounded half to even (``div``, ``round``), plus the zero
+    point, saturated to the integer type's range (``clip``); integers carried as float32."""
+    x = ctx.tensor(ctx.get(0), ctx.input_name(0))
+    shape = tuple(ctx.p.shapes[x])
+    axis, block = int(ctx.attr("axis", 1)), int(ctx.attr("block_size", 0))
+    if ctx.has(2):
+        zv = ctx.get(2)
+        to = np.dtype(zv.dtype if isinstance(zv, Const) else
+                      ctx.elem_types.get(ctx.node.input[2], np.uint8))
+    else:
+        to = np.dtype(_DTYPES.get(ctx.attr("output_dtype", 2), np.uint8))
+    if to not in _QRANGE:
+        raise _Unsupported(f"quantizing to {to} is not supported")
+    p = ctx.p
+    scale = _quant_param(ctx, 1, shape, axis, block)
+    q = p.elementwise(ctx.sub("div"), "div", x, scale, out=ctx.out(suffix="scaled"))
+    q = p.elementwise(ctx.sub("round"), "round", q, out=ctx.out(suffix="rounded"))
+    if ctx.has(2):
+        q = p.elementwise(ctx.sub("zero"), "add", q, _quant_param(ctx, 2, shape, axis, block),
+                          out=ctx.out(suffix="shifted"))
+    lo, hi = _QRANGE[to]
+    out = p.elementwise(ctx.sub(), "clip", q, params=(float(lo), float(hi)), out=ctx.out())
+    ctx.dtypes[out] = to
+    return [out]
+
+
+@_handles("DynamicQuantizeLinear")
+def _dynamic_quantize(ctx):
+    """DynamicQuantizeLinear: scale = (max(x, 0) - min(x, 0)) / 255 over the tensor
+    (``reduce`` max and min), zero point = clip(round(-min / scale), 0, 255), y = clip(round(x /
+    scale) + zero point, 0, 255); outputs y, scale, zero point."""
+    x = ctx.tensor(ctx.get(0), ctx.input_name(0))
+    p = ctx.p
+
+    def ew(tag, kind, *args, **kw):
+        return p.elementwise(ctx.sub(tag), kind, *args, out=ctx.out(suffix=tag), **kw)
+    hi = p.reduce(ctx.sub("max"), "max", x, keepdims=False, out=ctx.out(suffix="max"))
+    lo = p.reduce(ctx.sub("min"), "min", x, keepdims=False, out=ctx.out(suffix="min"))
+    hi = ew("hi", "relu", hi)
+    lo = ew("lo", "scale", ew("neglo", "relu", ew("neg", "neg", lo)), const=-1.0)
+    scale = p.elementwise(ctx.sub("scale"), "scale", ew("range", "sub", hi, lo),
+                          const=1.0 / 255.0, out=ctx.out(1))
+    zp = ew("zp.div", "div", ew("zp.neg", "neg", lo), scale)
+    zp = p.elementwise(ctx.sub("zp"), "clip", ew("zp.round", "round", zp),
+                       params=(0.0, 255.0), out=ctx.out(2))
+    q = ew("q.round", "round", ew("q.div", "div", x, scale))
+    y = p.elementwise(ctx.sub(), "clip", ew("q.add", "add", q, zp), params=(0.0, 255.0),
+                      out=ctx.out(0))
+    for t in (y, zp):
+        ctx.dtypes[t] = np.dtype(np.uint8)
+    return [y, scale, zp]
+
+
 # -- layout ops ---------------------------------------------------------------------------
 
 def _absorb_into_reduce(ctx, x: str, target: tuple[int, ...]) -> str | None:
