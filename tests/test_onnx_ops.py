@@ -312,3 +312,19 @@ def test_quantize_and_dequantize_equal_onnxruntime(to, axis, tmp_path):
     d = H.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], **attrs)
     got, ref = chip_and_ort(tmp_path, d, {"q": xq}, inits={"s": scale, "z": zp})
     assert np.allclose(got, ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("eq,shapes", [("ij,jk->ik", [(2, 3), (3, 4)]),
+                                       ("bij,bjk->bik", [(2, 2, 3), (2, 3, 4)]),
+                                       ("i,i", [(5,), (5,)]), ("ij->ji", [(2, 3)]),
+                                       ("ij->i", [(2, 3)]), ("bhqd,bhkd->bhqk",
+                                                             [(1, 2, 3, 4), (1, 2, 5, 4)]),
+                                       ("...ij,...jk", [(2, 2, 3), (2, 3, 2)]),
+                                       ("ij,kj->ikj", [(2, 3), (4, 3)]),
+                                       ("abc,cd->db", [(2, 3, 4), (4, 5)])])
+def test_einsum_equals_onnxruntime(eq, shapes, tmp_path):
+    rng = np.random.default_rng(7)
+    feeds = {f"x{k}": rng.standard_normal(s).astype(np.float32) for k, s in enumerate(shapes)}
+    node = H.make_node("Einsum", list(feeds), ["y"], equation=eq)
+    got, ref = chip_and_ort(tmp_path, node, feeds)
+    assert np.allclose(got, ref, rtol=1e-5, atol=1e-5)

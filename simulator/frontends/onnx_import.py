@@ -2197,6 +2197,102 @@ def _dynamic_quantize(ctx):
     return [y, scale, zp]
 
 
+def _einsum_terms(eq: str, ranks: list[int]) -> tuple[list[str], str]:
+    """Return (each operand's index letters, the output's) of an einsum equation, its
+    ellipses spelt out as capital letters (right-aligned, broadcast dims shared) and the
+    implicit output (the letters used once, in alphabetical order) made explicit."""
+    eq = eq.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ranks):
+        raise _Unsupported(f"equation {eq!r} names {len(terms)} operands, the node has "
+                           f"{len(ranks)}")
+    ell = max((r - len(t.replace("...", "")) for t, r in zip(terms, ranks) if "..." in t),
+              default=0)
+    caps = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:ell]
+    out_terms = []
+    for t, r in zip(terms, ranks):
+        if "..." in t:
+            n = r - len(t.replace("...", ""))
+            t = t.replace("...", caps[ell - n:])
+        if len(t) != r:
+            raise _Unsupported(f"term {t!r} does not fit an operand of rank {r}")
+        out_terms.append(t)
+    if arrow:
+        out = rhs.replace("...", caps)
+    else:
+        counts = {c: "".join(out_terms).count(c) for c in "".join(out_terms)}
+        out = caps + "".join(sorted(c for c, k in counts.items() if k == 1 and c not in caps))
+    return out_terms, out
+
+
+@_handles("Einsum")
+def _einsum(ctx):
+    """Einsum of one or two operands (no index repeated within an operand): indices summed
+    away in one operand only are a ``reduce`` first; two operands are then one batched
+    ``matmul`` on the array (batch indices, the left's free ones x the contracted ones, the
+    contracted x the right's free ones) between free permutes and reshapes."""
+    p = ctx.p
+    n_in = len(ctx.node.input)
+    if n_in not in (1, 2):
+        raise _Unsupported(f"Einsum of {n_in} operands (supported: 1 or 2)")
+    xs = [ctx.tensor(ctx.get(i), ctx.input_name(i)) for i in range(n_in)]
+    eq = ctx.attr("equation")
+    eq = eq.decode() if isinstance(eq, bytes) else eq
+    terms, out = _einsum_terms(eq, [len(p.shapes[x]) for x in xs])
+    if any(len(set(t)) != len(t) for t in terms) or len(set(out)) != len(out):
+        raise _Unsupported(f"a repeated index in {eq!r} (a diagonal) is not supported")
+    size = {}
+    for t, x in zip(terms, xs):
+        for c, s_ in zip(t, p.shapes[x]):
+            if size.setdefault(c, s_) != s_:
+                raise _Unsupported(f"index {c} has sizes {size[c]} and {s_} (broadcast)")
+    other = [set("".join(terms[:k] + terms[k + 1:])) for k in range(n_in)]
+
+    def drop(k, x, t):  # sum away indices no other operand and not the output uses
+        gone = [i for i, c in enumerate(t) if c not in out and c not in other[k]]
+        if not gone:
+            return x, t
+        x = p.reduce(ctx.sub(f"sum{k}"), "sum", x, axis=tuple(gone), keepdims=False,
+                     out=ctx.out(suffix=f"sum{k}"))
+        return x, "".join(c for c in t if c not in [t[i] for i in gone]) or ""
+    xs_terms = [drop(k, x, t) for k, (x, t) in enumerate(zip(xs, terms))]
+
+    def arrange(x, t, order, tag):
+        if t == order or not t:
+            return x
+        return p.permute(ctx.sub(tag), x, tuple(t.index(c) for c in order),
+                         out=ctx.out(suffix=tag))
+    final = tuple(size[c] for c in out) or (1,)
+    if n_in == 1:
+        x, t = xs_terms[0]
+        if not t:
+            return [p.reshape(ctx.sub(), x, final, out=ctx.out())]
+        y = arrange(x, t, out, "order")
+        return [y if y != xs[0] else p.elementwise(ctx.sub(), "scale", y, const=1.0,
+                                                   out=ctx.out())]
+    (a, ta), (b, tb) = xs_terms
+    batch = [c for c in out if c in ta and c in tb]
+    contract = [c for c in ta if c in tb and c not in out]
+    fa = [c for c in ta if c not in batch and c not in contract]
+    fb = [c for c in tb if c not in batch and c not in contract]
+    prod = (lambda cs: math.prod(size[c] for c in cs))
+    a = arrange(a, ta, "".join(batch + fa + contract), "a.order")
+    b = arrange(b, tb, "".join(batch + contract + fb), "b.order")
+    a = p.reshape(ctx.sub("a.3d"), a, (prod(batch), prod(fa), prod(contract)),
+                  out=ctx.out(suffix="a3"))
+    b = p.reshape(ctx.sub("b.3d"), b, (prod(batch), prod(contract), prod(fb)),
+                  out=ctx.out(suffix="b3"))
+    y = p.matmul(ctx.sub("matmul"), a, b, out=ctx.out(suffix="mm"))
+    got = "".join(batch + fa + fb)
+    y = p.reshape(ctx.sub("unflat"), y, tuple(size[c] for c in got) or (1,),
+                  out=ctx.out(suffix="unflat"))
+    if got == out:
+        return [p.reshape(ctx.sub(), y, final, out=ctx.out())] if p.shapes[y] != final \
+            else [y]
+    return [p.permute(ctx.sub(), y, tuple(got.index(c) for c in out), out=ctx.out())]
+
+
 # -- layout ops ---------------------------------------------------------------------------
 
 def _absorb_into_reduce(ctx, x: str, target: tuple[int, ...]) -> str | None:
