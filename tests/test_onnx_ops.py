@@ -328,3 +328,43 @@ def test_einsum_equals_onnxruntime(eq, shapes, tmp_path):
     node = H.make_node("Einsum", list(feeds), ["y"], equation=eq)
     got, ref = chip_and_ort(tmp_path, node, feeds)
     assert np.allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+NEW_VECTOR_OPS = [("argmax", [(3, 5)], {"axis": 1}), ("argmin", [(3, 5)], {"axis": 0}),
+                  ("hardmax", [(3, 5)], {"axis": -1}), ("pad", [(3, 5)], {"pads": (1, 0, 0, 2)}),
+                  ("cumsum", [(3, 5)], {"axis": 1}), ("cumprod", [(3, 5)], {"axis": 0}),
+                  ("topk", [(3, 5)], {"axis": 1, "k": 2}),
+                  ("topk_indices", [(3, 5)], {"axis": 1, "k": 2}),
+                  ("gather_elements", [(3, 5), (2, 5)], {"axis": 0}),
+                  ("scatter_elements", [(3, 5), (2, 5), (2, 5)], {"axis": 0}),
+                  ("scatter_nd", [(3, 5), (2, 1), (2, 5)], {})]
+
+
+@pytest.mark.parametrize("kind,shapes,attrs", NEW_VECTOR_OPS)
+def test_new_vector_ops_are_costed_from_the_config_classes(kind, shapes, attrs):
+    from simulator.core.vector import VECTOR_OPS, passes_cycles
+
+    p = Program("v")
+    names = [p.input(f"x{i}", s) for i, s in enumerate(shapes)]
+    p.vector("op", kind, *names, **attrs)
+    rep = run(FP32, p)
+    op = p.ops[0]
+    passes = VECTOR_OPS[kind].passes([p.shapes[t] for t in names], p.shapes["op"],
+                                     dict(op.attrs))
+    assert passes and all(cls in FP32.vector.interval for cls, _n, _g in passes)
+    assert rep.ops[0].kind == f"vector.{kind}"
+    assert rep.ops[0].compute_cycles >= passes_cycles(FP32.vector, passes)[0] > 0
+    assert set(ELEMENTWISE[k][0] for k in ELEMENTWISE) <= set(FP32.vector.interval)
+
+
+@pytest.mark.parametrize("kind,shapes,attrs", [
+    ("scatter_nd", [(3, 5), (2, 4), (2, 5)], {}),
+    ("scatter_elements", [(3, 5), (2, 5), (2, 4)], {"axis": 0}),
+    ("topk", [(3, 5)], {"axis": 1, "k": 6}), ("pad", [(3, 5)], {"pads": (1, 0)}),
+    ("gather_elements", [(3, 5), (2, 6)], {"axis": 0})])
+def test_new_vector_ops_refuse_bad_shapes_in_one_line(kind, shapes, attrs):
+    p = Program("v")
+    names = [p.input(f"x{i}", s) for i, s in enumerate(shapes)]
+    with pytest.raises(WorkloadError) as info:
+        p.vector("op", kind, *names, **attrs)
+    assert "\n" not in str(info.value) and kind in str(info.value)

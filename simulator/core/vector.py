@@ -1073,9 +1073,15 @@ def _scatter_shape(shapes, attrs):  # (data, ids, updates) -> data's shape
         raise ValueError(f"reduction {attrs.get('reduction')!r} (known: none, add, mul, max, "
                          "min)")
     attrs["reduction"] = attrs.get("reduction", "none")
-    if "axis" in attrs:
-        _axis_attr(shapes, attrs, default=0)
-    return shapes[0], attrs
+    data, ids, upd = (tuple(v) for v in shapes)
+    if "axis" in attrs:  # scatter_elements: ids and updates alike, within data off the axis
+        ax = _axis_attr(shapes, attrs, default=0)
+        if ids != upd or len(ids) != len(data) or \
+                any(i > d for k, (i, d) in enumerate(zip(ids, data)) if k != ax):
+            raise ValueError(f"ids {ids} and updates {upd} do not fit data {data}")
+    elif not ids or not 1 <= ids[-1] <= len(data) or upd != ids[:-1] + data[ids[-1]:]:
+        raise ValueError(f"ids {ids} and updates {upd} do not fit data {data}")  # scatter_nd
+    return data, attrs
 
 
 _SCATTER_UFUNC = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
