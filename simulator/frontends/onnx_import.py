@@ -579,6 +579,8 @@ def _unary(ctx):
     params = tuple(float(v) for v in params(ctx))
     if isinstance(x, Const):
         return [_fold_elementwise(kind, [x.value], params)]
+    if kind == "neg" and not ctx.is_integer(0):  # as the torch importer's neg: a scale by -1
+        return [ctx.p.elementwise(ctx.sub(), "scale", x, const=-1.0, out=ctx.out())]
     return [_emit_elementwise(ctx, kind, [x], params)]
 
 
@@ -730,6 +732,8 @@ def _binary(ctx):
             return [p.elementwise(name, "square", a, out=ctx.out())]
         if sb == 0.5:
             return [p.elementwise(name, "sqrt", a, out=ctx.out())]
+        if sb == -0.5:  # as the torch importer's pow
+            return [p.elementwise(name, "rsqrt", a, out=ctx.out())]
         if sb == 3.0:
             sq = p.elementwise(ctx.sub("square"), "square", a, out=ctx.out(suffix="sq"))
             return [p.elementwise(name, "mul", sq, a, out=ctx.out())]
