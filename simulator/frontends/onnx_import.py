@@ -1121,6 +1121,166 @@ def _lstm(ctx):
     return results
 
 
+@_handles("RNN", "GRU")
+def _rnn_gru(ctx):
+    """An RNN (tanh) or GRU (gates z, r, h; linear_before_reset either way), forward, reverse
+    or bidirectional (one pass per direction, Y's directions joined by ``concat``), unrolled
+    as the LSTM is: the input projection of every step one GEMM on the array, each step's
+    recurrent GEMM (none at the first step from a zero state), the gates on the vector unit;
+    Y stacked with ``concat``. Weights may be constants or data; layout 0 or 1."""
+    op = ctx.node.op_type
+    direction = ctx.attr("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else direction
+    if direction not in ("forward", "reverse", "bidirectional") or \
+            ctx.attr("clip") is not None:
+        raise _Unsupported("recurrences with clip are not supported")
+    acts = ctx.attr("activations")
+    want = ["Tanh"] if op == "RNN" else ["Sigmoid", "Tanh"]
+    if acts is not None and [a.decode() if isinstance(a, bytes) else a for a in acts] != want:
+        raise _Unsupported(f"activations {acts} are not supported ({', '.join(want)} only)")
+    p, n = ctx.p, ctx.op_name
+    x = ctx.tensor(ctx.get(0), ctx.input_name(0))
+    layout = int(ctx.attr("layout", 0))
+    xs = p.shapes[x]
+    seq, batch = (xs[0], xs[1]) if layout == 0 else (xs[1], xs[0])
+    gates = 1 if op == "RNN" else 3
+    hd = int(ctx.attr("hidden_size", ctx.shape(ctx.get(2))[-1]))
+    if ctx.has(4):
+        lens = ctx.const(4, "sequence_lens")
+        if np.any(lens != seq):
+            raise _Unsupported("sequence_lens shorter than the sequence are not supported")
+
+    cur = {"d": 0}  # the direction being lowered
+
+    def mat(i, rows, cols, tag, lo=0):  # input i's [d] block (rows, cols) from row lo
+        v, d = ctx.get(i), cur["d"]
+        if isinstance(v, Const):
+            v0, d0 = v, d
+            return ctx.tensor(Const(thunk=lambda: np.ascontiguousarray(
+                v0.value[d0, lo:lo + rows]), shape=(rows, cols), dtype=v0.dtype), f"{n}.{tag}")
+        vs = tuple(ctx.shape(v))
+        t = v if vs[0] == 1 else p.slice(ctx.fresh(f"{n}.{tag}.dir"), v, 0, d, d + 1,
+                                         out=ctx.fresh(f"{n}.{tag}dir"))
+        t = p.reshape(ctx.fresh(f"{n}.{tag}.2d"), t, vs[1:], out=ctx.fresh(f"{n}.{tag}2d"))
+        if lo or rows != ctx.shape(v)[1]:
+            t = p.slice(ctx.fresh(f"{n}.{tag}"), t, 0, lo, lo + rows, out=ctx.fresh(f"{n}.{tag}s"))
+        return t
+
+    def vec(lo, size, tag):  # a slice of B[d] (2 * gates * hd,) as a row
+        b, d = ctx.get(3), cur["d"]
+        if isinstance(b, Const):
+            b0, d0 = b, d
+            return ctx.tensor(Const(thunk=lambda: b0.value[d0, lo:lo + size].copy(),
+                                    shape=(size,), dtype=b0.dtype), f"{n}.{tag}")
+        t = b if ctx.shape(b)[0] == 1 else p.slice(ctx.fresh(f"{n}.{tag}.dir"), b, 0, d, d + 1,
+                                                   out=ctx.fresh(f"{n}.{tag}dir"))
+        t = p.reshape(ctx.fresh(f"{n}.{tag}.row"), t, (2 * gates * hd,),
+                      out=ctx.fresh(f"{n}.{tag}row"))
+        return p.slice(ctx.fresh(f"{n}.{tag}"), t, 0, lo, lo + size, out=ctx.fresh(f"{n}.{tag}s"))
+
+    def ew(tag, kind, *args, **kw):
+        return p.elementwise(ctx.fresh(f"{n}.{tag}"), kind, *args, out=ctx.fresh(f"{n}.{tag}.o"),
+                             **kw)
+    def one_direction(d: int, reverse: bool):
+        cur["d"] = d
+        w = mat(1, gates * hd, xs[2], "W")
+        xp = p.matmul(ctx.fresh(f"{n}.in"), x, w, transpose_b=True, out=ctx.fresh(f"{n}.xp"))
+        rb_h = None
+        if ctx.has(3):
+            wb = vec(0, gates * hd, "Wb")
+            rb = vec(gates * hd, gates * hd if op == "RNN" else 2 * hd, "Rb")
+            if op == "GRU":  # z and r take both biases; h takes Wb here, Rb where reset says
+                rb = p.vector(ctx.fresh(f"{n}.Rbzr"), "concat", rb, ctx.tensor(
+                    Const(np.zeros((hd,), np.float32)), f"{n}.zero"), axis=0,
+                    out=ctx.fresh(f"{n}.Rbzr.o"))
+                rb_h = vec(gates * hd + 2 * hd, hd, "Rbh")
+            xp = ew("bias", "add", xp, ew("b", "add", wb, rb))
+        h = None
+        if ctx.has(5) and not _zero_const(ctx.get(5)):
+            h0 = ctx.tensor(ctx.get(5), ctx.input_name(5))
+            if ndir > 1:
+                h0 = p.slice(ctx.fresh(f"{n}.h0.dir"), h0, 0 if layout == 0 else 1, d, d + 1,
+                             out=ctx.fresh(f"{n}.h0dir"))
+            h = p.reshape(ctx.fresh(f"{n}.h0"), h0, (batch, hd), out=ctx.fresh(f"{n}.h0.o"))
+        r_all = mat(2, gates * hd, hd, "R")
+        lbr = bool(ctx.attr("linear_before_reset", 0))
+        if op == "GRU":
+            r_zr = p.slice(ctx.fresh(f"{n}.Rzr"), r_all, 0, 0, 2 * hd, out=ctx.fresh(f"{n}.Rzr.o"))
+            r_h = p.slice(ctx.fresh(f"{n}.Rh"), r_all, 0, 2 * hd, 3 * hd, out=ctx.fresh(f"{n}.Rh.o"))
+        outs = {}
+        for t in (range(seq - 1, -1, -1) if reverse else range(seq)):
+            g = p.slice(ctx.fresh(f"{n}.t{t}.x"), xp, taxis, t, t + 1, out=ctx.fresh(f"{n}.t{t}.xs"))
+            g = p.reshape(ctx.fresh(f"{n}.t{t}.x2"), g, (batch, gates * hd),
+                          out=ctx.fresh(f"{n}.t{t}.x2d"))
+            if op == "RNN":
+                if h is not None:
+                    g = ew(f"t{t}.sum", "add", g, p.matmul(ctx.fresh(f"{n}.t{t}.rec"), h, r_all,
+                                                           transpose_b=True,
+                                                           out=ctx.fresh(f"{n}.t{t}.hr")))
+                h = ew(f"t{t}.h", "tanh", g)
+            else:
+                gzr = p.slice(ctx.fresh(f"{n}.t{t}.zr"), g, 1, 0, 2 * hd,
+                              out=ctx.fresh(f"{n}.t{t}.zr.o"))
+                gh = p.slice(ctx.fresh(f"{n}.t{t}.gh"), g, 1, 2 * hd, 3 * hd,
+                             out=ctx.fresh(f"{n}.t{t}.gh.o"))
+                if h is not None:
+                    gzr = ew(f"t{t}.zrsum", "add", gzr, p.matmul(
+                        ctx.fresh(f"{n}.t{t}.reczr"), h, r_zr, transpose_b=True,
+                        out=ctx.fresh(f"{n}.t{t}.hzr")))
+                z = ew(f"t{t}.z", "sigmoid", p.slice(ctx.fresh(f"{n}.t{t}.zs"), gzr, 1, 0, hd,
+                                                     out=ctx.fresh(f"{n}.t{t}.zs.o")))
+                r = ew(f"t{t}.r", "sigmoid", p.slice(ctx.fresh(f"{n}.t{t}.rs"), gzr, 1, hd, 2 * hd,
+                                                     out=ctx.fresh(f"{n}.t{t}.rs.o")))
+                if h is not None:
+                    if lbr:
+                        rh = p.matmul(ctx.fresh(f"{n}.t{t}.rech"), h, r_h, transpose_b=True,
+                                      out=ctx.fresh(f"{n}.t{t}.hh"))
+                        if rb_h is not None:
+                            rh = ew(f"t{t}.rhb", "add", rh, rb_h)
+                        rh = ew(f"t{t}.reset", "mul", r, rh)
+                    else:
+                        rh = p.matmul(ctx.fresh(f"{n}.t{t}.rech"), ew(f"t{t}.reset", "mul", r, h),
+                                      r_h, transpose_b=True, out=ctx.fresh(f"{n}.t{t}.hh"))
+                        if rb_h is not None:
+                            rh = ew(f"t{t}.rhb", "add", rh, rb_h)
+                    gh = ew(f"t{t}.hsum", "add", gh, rh)
+                elif rb_h is not None:  # a zero state still adds the recurrent bias (reset-gated)
+                    gh = ew(f"t{t}.hsum", "add", gh, ew(f"t{t}.reset", "mul", r, rb_h) if lbr
+                            else rb_h)
+                cand = ew(f"t{t}.cand", "tanh", gh)
+                if h is None:
+                    h = ew(f"t{t}.h", "sub", cand, ew(f"t{t}.zc", "mul", z, cand))
+                else:
+                    h = ew(f"t{t}.h", "add", cand, ew(f"t{t}.zd", "mul", z,
+                                                      ew(f"t{t}.d", "sub", h, cand)))
+            shape = (1, 1, batch, hd) if layout == 0 else (batch, 1, 1, hd)
+            outs[t] = p.reshape(ctx.fresh(f"{n}.t{t}.y"), h, shape, out=ctx.fresh(f"{n}.t{t}.yo"))
+        y = outs[0] if seq == 1 else p.vector(ctx.fresh(f"{n}.Y"), "concat",
+                                              *[outs[t] for t in range(seq)], axis=taxis,
+                                              out=ctx.fresh(f"{n}.Yo"))
+        return y, h
+    ndir = 2 if direction == "bidirectional" else 1
+    taxis = 0 if layout == 0 else 1
+    runs = [one_direction(d, direction == "reverse" or d == 1) for d in range(ndir)]
+    ys = [y for y, _h in runs]
+    y = ys[0] if ndir == 1 else p.vector(ctx.fresh(f"{n}.Ydirs"), "concat", *ys,
+                                         axis=1 if layout == 0 else 2,
+                                         out=ctx.fresh(f"{n}.Ydirs.o"))
+    y = p.reshape(ctx.fresh(f"{n}.Yout"), y, tuple(p.shapes[y]),
+                  out=ctx.out(0) if ctx.node.output[0] else ctx.fresh(f"{n}.Yout.o"))
+    results = [y]
+    if len(ctx.node.output) > 1:
+        hs = [p.reshape(ctx.fresh(f"{n}.Y_h{d}"), h, (1, batch, hd) if layout == 0 else
+                        (batch, 1, hd), out=ctx.fresh(f"{n}.Y_h{d}.o"))
+              for d, (_y, h) in enumerate(runs)]
+        yh = hs[0] if ndir == 1 else p.vector(ctx.fresh(f"{n}.Y_h"), "concat", *hs,
+                                              axis=0 if layout == 0 else 1,
+                                              out=ctx.fresh(f"{n}.Y_h.o"))
+        results.append(p.reshape(ctx.fresh(f"{n}.Y_h.out"), yh, tuple(p.shapes[yh]),
+                                 out=ctx.out(1)))
+    return results
+
+
 # -- vector ops ---------------------------------------------------------------------------
 
 @_handles("BatchNormalization")
