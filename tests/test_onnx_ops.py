@@ -368,3 +368,41 @@ def test_new_vector_ops_refuse_bad_shapes_in_one_line(kind, shapes, attrs):
     with pytest.raises(WorkloadError) as info:
         p.vector("op", kind, *names, **attrs)
     assert "\n" not in str(info.value) and kind in str(info.value)
+
+
+@pytest.mark.parametrize("op,attrs", [("RNN", {"direction": "bidirectional"}),
+                                      ("GRU", {"linear_before_reset": 1}),
+                                      ("GRU", {"direction": "reverse", "layout": 1}),
+                                      ("LSTM", {"direction": "bidirectional"}),
+                                      ("LSTM", {"layout": 1})])
+def test_recurrences_equal_onnxruntime(op, attrs, tmp_path):
+    """RNN, GRU and LSTM with initial states, biases, both directions and both layouts."""
+    rng = np.random.default_rng(8)
+    gates = {"RNN": 1, "GRU": 3, "LSTM": 4}[op]
+    ndir = 2 if attrs.get("direction") == "bidirectional" else 1
+    seq, batch, d, hd = 3, 2, 4, 5
+    layout = attrs.get("layout", 0)
+    x = rng.standard_normal((seq, batch, d) if not layout else (batch, seq, d)).astype(np.float32)
+    inits = {"W": rng.standard_normal((ndir, gates * hd, d)).astype(np.float32) * 0.5,
+             "R": rng.standard_normal((ndir, gates * hd, hd)).astype(np.float32) * 0.5,
+             "B": rng.standard_normal((ndir, 2 * gates * hd)).astype(np.float32) * 0.5}
+    h0 = rng.standard_normal((ndir, batch, hd) if not layout else (batch, ndir, hd))
+    feeds = {"x": x, "h0": h0.astype(np.float32)}
+    node = H.make_node(op, ["x", "W", "R", "B", "", "h0"], ["y", "yh"], hidden_size=hd,
+                       **attrs)
+    g = H.make_graph([node], "g", [H.make_tensor_value_info(n, TP.FLOAT, v.shape)
+                                   for n, v in feeds.items()],
+                     [H.make_tensor_value_info("y", TP.FLOAT, None),
+                      H.make_tensor_value_info("yh", TP.FLOAT, None)],
+                     initializer=[onnx.numpy_helper.from_array(v, n) for n, v in inits.items()])
+    path = tmp_path / "rec.onnx"
+    onnx.save(H.make_model(g, opset_imports=[H.make_opsetid("", 22)]), str(path))
+    im = import_onnx(path)
+    vals = run(FP32, im.program, im.inputs(0, feeds)).values
+    if layout:  # onnxruntime has no batch-first recurrences: onnx's reference has
+        from onnx.reference import ReferenceEvaluator
+        ref = ReferenceEvaluator(str(path)).run(None, feeds)
+    else:
+        ref = ort.InferenceSession(str(path)).run(None, feeds)
+    for got, want in zip((vals[im.outputs[0]], vals[im.outputs[1]]), ref):
+        assert got.shape == want.shape and np.allclose(got, want, rtol=1e-4, atol=1e-5)

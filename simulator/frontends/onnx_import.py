@@ -1045,9 +1045,20 @@ def _batch_first(ctx, x) -> tuple[str, int]:
 def _lstm(ctx):
     """One forward LSTM layer as kernels/lstm.py builds it: the input projection of all steps
     is one GEMM, each step after the first one recurrent GEMM, the gates vector ops; h_0 = c_0
-    = 0. ONNX's gate order is i, o, f, c (PyTorch's i, f, g, o); its two biases add into one."""
+    = 0. ONNX's gate order is i, o, f, c (PyTorch's i, f, g, o); its two biases add into one.
+    Any other LSTM (reverse, bidirectional, batch-first, data weights, initial states,
+    peepholes) is the general unrolled recurrence (``_recurrent``)."""
     direction = ctx.attr("direction", b"forward")
     direction = direction.decode() if isinstance(direction, bytes) else direction
+    zoo = direction == "forward" and not ctx.attr("layout", 0) and \
+        not ctx.attr("input_forget", 0) and ctx.attr("clip") is None and \
+        isinstance(ctx.get(1), Const) and isinstance(ctx.get(2), Const) and \
+        not isinstance(ctx.get(0), Const) and not ctx.has(7) and \
+        all(not ctx.has(i) or _zero_const(ctx.get(i)) for i in (5, 6))
+    if not zoo:  # any other LSTM: the general unrolled recurrence
+        if isinstance(ctx.get(0), _View):
+            ctx.env[ctx.node.input[0]] = ctx.get(0).emit(ctx)
+        return _recurrent(ctx)
     if direction != "forward" or ctx.attr("layout", 0) or ctx.attr("input_forget", 0) or \
             ctx.attr("clip") is not None:
         raise _Unsupported("only forward, sequence-first (layout 0) LSTMs without clip or "
@@ -1122,8 +1133,9 @@ def _lstm(ctx):
 
 
 @_handles("RNN", "GRU")
-def _rnn_gru(ctx):
-    """An RNN (tanh) or GRU (gates z, r, h; linear_before_reset either way), forward, reverse
+def _recurrent(ctx):
+    """An RNN (tanh), GRU (gates z, r, h; linear_before_reset either way) or LSTM (gates i, o,
+    f, c; initial cell, peepholes) other than the zoo's (see _lstm), forward, reverse
     or bidirectional (one pass per direction, Y's directions joined by ``concat``), unrolled
     as the LSTM is: the input projection of every step one GEMM on the array, each step's
     recurrent GEMM (none at the first step from a zero state), the gates on the vector unit;
@@ -1135,7 +1147,9 @@ def _rnn_gru(ctx):
             ctx.attr("clip") is not None:
         raise _Unsupported("recurrences with clip are not supported")
     acts = ctx.attr("activations")
-    want = ["Tanh"] if op == "RNN" else ["Sigmoid", "Tanh"]
+    want = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}[op]
+    if ctx.attr("input_forget", 0):
+        raise _Unsupported("coupled input and forget gates (input_forget=1) are not supported")
     if acts is not None and [a.decode() if isinstance(a, bytes) else a for a in acts] != want:
         raise _Unsupported(f"activations {acts} are not supported ({', '.join(want)} only)")
     p, n = ctx.p, ctx.op_name
@@ -1143,7 +1157,7 @@ def _rnn_gru(ctx):
     layout = int(ctx.attr("layout", 0))
     xs = p.shapes[x]
     seq, batch = (xs[0], xs[1]) if layout == 0 else (xs[1], xs[0])
-    gates = 1 if op == "RNN" else 3
+    gates = {"RNN": 1, "GRU": 3, "LSTM": 4}[op]
     hd = int(ctx.attr("hidden_size", ctx.shape(ctx.get(2))[-1]))
     if ctx.has(4):
         lens = ctx.const(4, "sequence_lens")
@@ -1178,6 +1192,17 @@ def _rnn_gru(ctx):
                       out=ctx.fresh(f"{n}.{tag}row"))
         return p.slice(ctx.fresh(f"{n}.{tag}"), t, 0, lo, lo + size, out=ctx.fresh(f"{n}.{tag}s"))
 
+    def mat_row(i, lo, size, tag, d):  # a slice of input i's [d] row (peepholes)
+        v = ctx.get(i)
+        if isinstance(v, Const):
+            v0 = v
+            return ctx.tensor(Const(thunk=lambda: v0.value[d, lo:lo + size].copy(),
+                                    shape=(size,), dtype=v0.dtype), f"{n}.{tag}")
+        t = p.slice(ctx.fresh(f"{n}.{tag}.dir"), v, 0, d, d + 1, out=ctx.fresh(f"{n}.{tag}d"))
+        t = p.reshape(ctx.fresh(f"{n}.{tag}.row"), t, (ctx.shape(v)[1],),
+                      out=ctx.fresh(f"{n}.{tag}r"))
+        return p.slice(ctx.fresh(f"{n}.{tag}"), t, 0, lo, lo + size, out=ctx.fresh(f"{n}.{tag}s"))
+
     def ew(tag, kind, *args, **kw):
         return p.elementwise(ctx.fresh(f"{n}.{tag}"), kind, *args, out=ctx.fresh(f"{n}.{tag}.o"),
                              **kw)
@@ -1188,7 +1213,7 @@ def _rnn_gru(ctx):
         rb_h = None
         if ctx.has(3):
             wb = vec(0, gates * hd, "Wb")
-            rb = vec(gates * hd, gates * hd if op == "RNN" else 2 * hd, "Rb")
+            rb = vec(gates * hd, 2 * hd if op == "GRU" else gates * hd, "Rb")
             if op == "GRU":  # z and r take both biases; h takes Wb here, Rb where reset says
                 rb = p.vector(ctx.fresh(f"{n}.Rbzr"), "concat", rb, ctx.tensor(
                     Const(np.zeros((hd,), np.float32)), f"{n}.zero"), axis=0,
@@ -1202,6 +1227,16 @@ def _rnn_gru(ctx):
                 h0 = p.slice(ctx.fresh(f"{n}.h0.dir"), h0, 0 if layout == 0 else 1, d, d + 1,
                              out=ctx.fresh(f"{n}.h0dir"))
             h = p.reshape(ctx.fresh(f"{n}.h0"), h0, (batch, hd), out=ctx.fresh(f"{n}.h0.o"))
+        c = None
+        if op == "LSTM" and ctx.has(6) and not _zero_const(ctx.get(6)):
+            c0 = ctx.tensor(ctx.get(6), ctx.input_name(6))
+            if ndir > 1:
+                c0 = p.slice(ctx.fresh(f"{n}.c0.dir"), c0, 0 if layout == 0 else 1, d, d + 1,
+                             out=ctx.fresh(f"{n}.c0dir"))
+            c = p.reshape(ctx.fresh(f"{n}.c0"), c0, (batch, hd), out=ctx.fresh(f"{n}.c0.o"))
+        peep = None
+        if op == "LSTM" and ctx.has(7) and not _zero_const(ctx.get(7)):
+            peep = [mat_row(7, k * hd, hd, f"P{k}", d) for k in range(3)]  # i, o, f
         r_all = mat(2, gates * hd, hd, "R")
         lbr = bool(ctx.attr("linear_before_reset", 0))
         if op == "GRU":
@@ -1212,7 +1247,27 @@ def _rnn_gru(ctx):
             g = p.slice(ctx.fresh(f"{n}.t{t}.x"), xp, taxis, t, t + 1, out=ctx.fresh(f"{n}.t{t}.xs"))
             g = p.reshape(ctx.fresh(f"{n}.t{t}.x2"), g, (batch, gates * hd),
                           out=ctx.fresh(f"{n}.t{t}.x2d"))
-            if op == "RNN":
+            if op == "LSTM":
+                if h is not None:
+                    g = ew(f"t{t}.sum", "add", g, p.matmul(ctx.fresh(f"{n}.t{t}.rec"), h, r_all,
+                                                           transpose_b=True,
+                                                           out=ctx.fresh(f"{n}.t{t}.hr")))
+                gi, go, gf, gc = (p.slice(ctx.fresh(f"{n}.t{t}.g{k}"), g, 1, k * hd, (k + 1) * hd,
+                                          out=ctx.fresh(f"{n}.t{t}.g{k}.o")) for k in range(4))
+                if peep is not None and c is not None:
+                    gi = ew(f"t{t}.pi", "add", gi, ew(f"t{t}.pci", "mul", peep[0], c))
+                    gf = ew(f"t{t}.pf", "add", gf, ew(f"t{t}.pcf", "mul", peep[2], c))
+                i_ = ew(f"t{t}.i", "sigmoid", gi)
+                ig = ew(f"t{t}.ixg", "mul", i_, ew(f"t{t}.gg", "tanh", gc))
+                if c is None:
+                    c = ig
+                else:
+                    c = ew(f"t{t}.c", "add", ew(f"t{t}.fxc", "mul", ew(f"t{t}.f", "sigmoid", gf), c),
+                           ig)
+                if peep is not None:
+                    go = ew(f"t{t}.po", "add", go, ew(f"t{t}.pco", "mul", peep[1], c))
+                h = ew(f"t{t}.h", "mul", ew(f"t{t}.o", "sigmoid", go), ew(f"t{t}.tc", "tanh", c))
+            elif op == "RNN":
                 if h is not None:
                     g = ew(f"t{t}.sum", "add", g, p.matmul(ctx.fresh(f"{n}.t{t}.rec"), h, r_all,
                                                            transpose_b=True,
@@ -1258,26 +1313,31 @@ def _rnn_gru(ctx):
         y = outs[0] if seq == 1 else p.vector(ctx.fresh(f"{n}.Y"), "concat",
                                               *[outs[t] for t in range(seq)], axis=taxis,
                                               out=ctx.fresh(f"{n}.Yo"))
-        return y, h
+        return y, h, c
     ndir = 2 if direction == "bidirectional" else 1
     taxis = 0 if layout == 0 else 1
     runs = [one_direction(d, direction == "reverse" or d == 1) for d in range(ndir)]
-    ys = [y for y, _h in runs]
+    ys = [y for y, _h, _c in runs]
     y = ys[0] if ndir == 1 else p.vector(ctx.fresh(f"{n}.Ydirs"), "concat", *ys,
                                          axis=1 if layout == 0 else 2,
                                          out=ctx.fresh(f"{n}.Ydirs.o"))
     y = p.reshape(ctx.fresh(f"{n}.Yout"), y, tuple(p.shapes[y]),
                   out=ctx.out(0) if ctx.node.output[0] else ctx.fresh(f"{n}.Yout.o"))
     results = [y]
-    if len(ctx.node.output) > 1:
-        hs = [p.reshape(ctx.fresh(f"{n}.Y_h{d}"), h, (1, batch, hd) if layout == 0 else
-                        (batch, 1, hd), out=ctx.fresh(f"{n}.Y_h{d}.o"))
-              for d, (_y, h) in enumerate(runs)]
-        yh = hs[0] if ndir == 1 else p.vector(ctx.fresh(f"{n}.Y_h"), "concat", *hs,
+    for k in (1, 2) if op == "LSTM" else (1,):  # Y_h (and Y_c)
+        if len(ctx.node.output) <= k:
+            break
+        if not ctx.node.output[k]:  # an output left out keeps its place
+            results.append(None)
+            continue
+        hs = [p.reshape(ctx.fresh(f"{n}.Y{k}.{d}"), run_[k], (1, batch, hd) if layout == 0
+                        else (batch, 1, hd), out=ctx.fresh(f"{n}.Y{k}.{d}.o"))
+              for d, run_ in enumerate(runs)]
+        yh = hs[0] if ndir == 1 else p.vector(ctx.fresh(f"{n}.Y{k}"), "concat", *hs,
                                               axis=0 if layout == 0 else 1,
-                                              out=ctx.fresh(f"{n}.Y_h.o"))
-        results.append(p.reshape(ctx.fresh(f"{n}.Y_h.out"), yh, tuple(p.shapes[yh]),
-                                 out=ctx.out(1)))
+                                              out=ctx.fresh(f"{n}.Y{k}.o"))
+        results.append(p.reshape(ctx.fresh(f"{n}.Y{k}.out"), yh, tuple(p.shapes[yh]),
+                                 out=ctx.out(k)))
     return results
 
 
