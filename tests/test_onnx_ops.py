@@ -406,3 +406,16 @@ def test_recurrences_equal_onnxruntime(op, attrs, tmp_path):
         ref = ort.InferenceSession(str(path)).run(None, feeds)
     for got, want in zip((vals[im.outputs[0]], vals[im.outputs[1]]), ref):
         assert got.shape == want.shape and np.allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(op=st.sampled_from(["Add", "Sub", "Mul"]), dtype=st.sampled_from([np.int32, np.int64]),
+       a=st.lists(st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=6), data=st.data())
+def test_integer_arithmetic_is_exact_and_wraps_as_onnxruntime(op, dtype, a, data,
+                                                              tmp_path_factory):
+    b = data.draw(st.lists(st.integers(-(2**31), 2**31 - 1), min_size=len(a),
+                           max_size=len(a)))
+    feeds = {"a": np.array(a, dtype), "b": np.array(b, dtype)}  # past 2**24 and overflowing
+    got, ref = chip_and_ort(tmp_path_factory.mktemp("i"), H.make_node(op, ["a", "b"], ["y"]),
+                            feeds)
+    assert np.array_equal(got, ref), (op, a, b, got, ref)

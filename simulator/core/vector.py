@@ -29,7 +29,8 @@ trigonometric and hyperbolic functions, softplus, softsign, elu, selu, celu, mis
 leaky_relu, thresholded_relu, hard_sigmoid, hard_swish, shrink, isnan, isinf, prelu, pow, mod,
 the comparisons equal / less / less_equal / greater / greater_equal and the logic not / and /
 or / xor, which give 1 or 0; the bitwise bit_and / bit_or / bit_xor / bit_not / shift_left /
-shift_right of integers) has its class in ``ELEMENTWISE``: selections and comparisons
+shift_right of integers; int_add / int_sub / int_mul, wrapped to the type's width) has its
+class in ``ELEMENTWISE``: selections and comparisons
 "compare", negation "add", reciprocal, softsign and mod "divide", the rest "transcendental".
 
 Reductions (``Reduce``): sum and mean (lane-then-tree order), max, min and prod (a product in
@@ -101,7 +102,11 @@ ELEMENTWISE = {
     # carried as float32 are converted exactly)
     "bit_and": ("compare", 2), "bit_or": ("compare", 2), "bit_xor": ("compare", 2),
     "bit_not": ("compare", 1), "shift_left": ("compare", 2), "shift_right": ("compare", 2),
+    # integer add, subtract, multiply wrapped to params (bits, signed) (ONNX's integer Add,
+    # Sub, Mul: two's complement)
+    "int_add": ("add", 2), "int_sub": ("add", 2), "int_mul": ("add", 2),
 }
+_WRAPPED = {"int_add": np.add, "int_sub": np.subtract, "int_mul": np.multiply}
 _BITWISE = {"bit_and": np.bitwise_and, "bit_or": np.bitwise_or, "bit_xor": np.bitwise_xor,
             "bit_not": np.invert, "shift_left": np.left_shift, "shift_right": np.right_shift}
 
@@ -109,10 +114,11 @@ _BITWISE = {"bit_and": np.bitwise_and, "bit_or": np.bitwise_or, "bit_xor": np.bi
 # integer semantics: Div truncates, Mod follows fmod, Pow is exact, comparisons give 0/1).
 # add, sub, mul, clip and where of integer tensors keep their float32 results (an int8
 # network's residual adds and ReLU6 feed the array as floats it quantises): exact while the
-# values stay below 2**24 in magnitude.
+# values stay below 2**24 in magnitude; ONNX's integer Add, Sub, Mul are int_add, int_sub,
+# int_mul, exact and wrapped to their type.
 INTEGER_KINDS = {"relu", "max", "min", "div_trunc", "abs", "neg", "sign", "mod", "pow",
                  "equal", "less", "less_equal", "greater", "greater_equal", "not", "and", "or",
-                 "xor", "prelu", "floor", "ceil", "round", "trunc", *_BITWISE}
+                 "xor", "prelu", "floor", "ceil", "round", "trunc", *_BITWISE, *_WRAPPED}
 
 _F = np.float32
 _SQRT_2_OVER_PI = _F(math.sqrt(2.0 / math.pi))
@@ -216,7 +222,7 @@ def _integer_elementwise(kind: str, xs: list[np.ndarray], c, p: list) -> np.ndar
         return np.power(xs[0], xs[1]).astype(dt)
     if kind == "relu":
         return np.maximum(xs[0], 0).astype(dt)
-    if kind in _BITWISE:
+    if kind in _BITWISE or kind in _WRAPPED:
         return _bitwise(kind, xs, p).astype(dt)
     ops = {"max": np.maximum, "min": np.minimum, "equal": np.equal, "less": np.less,
            "less_equal": np.less_equal, "greater": np.greater,
@@ -235,7 +241,8 @@ def _integer_elementwise(kind: str, xs: list[np.ndarray], c, p: list) -> np.ndar
 
 
 def _bitwise(kind: str, xs: list[np.ndarray], p: list) -> np.ndarray:
-    """Return bitwise ``kind`` of integer arrays in int64, wrapped to the element type params
+    """Return bitwise (or wrapped integer arithmetic) ``kind`` of integer arrays in int64,
+    wrapped to the element type params
     (bits, signed) give (two's complement; a shift by a negative count or by the width or
     more gives 0, or -1 for a negative signed value shifted right, as ONNX's BitShift)."""
     a = [np.asarray(x, np.int64) for x in xs]
@@ -246,7 +253,7 @@ def _bitwise(kind: str, xs: list[np.ndarray], p: list) -> np.ndarray:
         outside = (a[1] < 0) | (a[1] >= bits)  # shifted out entirely (ONNX: 0, or -1)
         a[1] = np.clip(a[1], 0, 63)
     with np.errstate(over="ignore"):
-        r = _BITWISE[kind](*a)
+        r = (_BITWISE.get(kind) or _WRAPPED[kind])(*a)
     if outside is not None:
         r = np.where(outside, np.where((a[0] < 0) & (kind == "shift_right"), -1, 0), r)
     if bits >= 64:
@@ -402,7 +409,7 @@ def _onnx_elementwise(kind: str, xs: list[np.ndarray], p: list) -> np.ndarray:
     logic = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}
     if kind in logic:
         return logic[kind](x != 0, xs[1] != 0).astype(_F)
-    if kind in _BITWISE:  # integers the unit carried as float32 (exact below 2**24)
+    if kind in _BITWISE or kind in _WRAPPED:  # integers carried as float32 (exact < 2**24)
         return _bitwise(kind, [np.asarray(a, np.float64).astype(np.int64) for a in xs],
                         p).astype(_F)
     raise ValueError(f"unknown elementwise kind {kind!r}")  # pragma: no cover - Program checks

@@ -714,6 +714,15 @@ def _binary(ctx):
         return [_fold([a.value, b.value], lambda x, y: fn(x, y).astype(dt)
                       if not int_div else trunc_divide(x, y))]
     p, name = ctx.p, ctx.sub()
+    if op in ("Add", "Sub", "Mul") and ctx.is_integer(0) and ctx.is_integer(1):
+        # integers exactly, wrapped to the element type as ONNX's integer arithmetic
+        dt = np.dtype(a.dtype if isinstance(a, Const) else
+                      ctx.elem_types.get(ctx.node.input[0], np.int64))
+        out = _emit_elementwise(ctx, {"Add": "int_add", "Sub": "int_sub", "Mul": "int_mul"}[op],
+                                [a, b], (8 * dt.itemsize,
+                                         float(np.issubdtype(dt, np.signedinteger))))
+        ctx.dtypes[out] = dt
+        return [out]
     if int_div:  # ONNX's integer Div rounds toward zero: not a scale by the reciprocal
         out = p.elementwise(name, "div_trunc", ctx.tensor(a, ctx.input_name(0)),
                             ctx.tensor(b, ctx.input_name(1)), out=ctx.out())
