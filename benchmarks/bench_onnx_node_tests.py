@@ -90,8 +90,15 @@ SLICE = [
     "test_reduce_l2_default_axes_keepdims_example", "test_hardmax_axis_1",
     "test_gather_elements_negative_indices", "test_constant_pad", "test_edge_pad", "test_tile_precomputed",
     "test_lpnormalization_default", "test_div_int8", "test_pow_types_int32_int32",
+    "test_resize_upsample_scales_cubic", "test_resize_downsample_sizes_linear_antialias",
+    "test_convtranspose_group_2", "test_scatter_elements_with_reduction_max",
+    "test_scatternd_multiply", "test_top_k_smallest", "test_gru_seq_length",
+    "test_simple_rnn_bidirectional", "test_lstm_with_peepholes", "test_einsum_batch_matmul",
+    "test_rotary_embedding_interleaved", "test_quantizelinear_axis",
+    "test_dynamicquantizelinear", "test_depthtospace_crd_mode_example", "test_lppool_2d_pads",
+    "test_add_uint8", "test_mul_example", "test_einsum_batch_diagonal",
 ]
-SLICE_MIN_PASS = 93  # the slice's passes today; the CI test holds it from dropping below
+SLICE_MIN_PASS = 110  # the slice's passes today; the CI test holds it from dropping below
 
 
 def collect(only: str | None = None, names: list[str] | None = None) -> list:
