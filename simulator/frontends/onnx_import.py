@@ -1813,13 +1813,14 @@ def _attention(ctx):
     in front of K and V (the present outputs); grouped-query heads repeated; scores = Q K^T
     times the scale (default 1/sqrt(head size)), softcap, plus the mask (boolean: -inf where
     false; float: added; padded with -inf up to the key length) and the causal mask aligned
-    bottom-right, softmax (a row with every key masked gives zeros), times V. The array runs
+    bottom-right and the sliding window (left / right window sizes), softmax (a row with every
+    key masked gives zeros), times V. The array runs
     the two batched matmuls; the rest is vector ops, as ``Net.attention``'s."""
-    for a in ("left_window_size", "right_window_size"):
-        if ctx.attr(a, -1) != -1:
-            raise _Unsupported(f"{a} (a sliding window) is not supported")
-    if ctx.has(6):
-        raise _Unsupported("nonpad_kv_seqlen is not supported")
+    left, right = int(ctx.attr("left_window_size", -1)), int(ctx.attr("right_window_size", -1))
+    nonpad = ctx.const(6, "nonpad_kv_seqlen").astype(np.int64).reshape(-1) if ctx.has(6) \
+        else None
+    if nonpad is not None and ctx.has(4):
+        raise _Unsupported("nonpad_kv_seqlen with a past key / value cache")
     p = ctx.p
     q, k, v = (ctx.tensor(ctx.get(i), ctx.input_name(i)) for i in range(3))
     rank = len(p.shapes[q])
@@ -1906,8 +1907,11 @@ def _attention(ctx):
                 mt = p.elementwise(ctx.sub("mask.bias"), "where", mt, zero, ninf,
                                    out=ctx.out(suffix="maskbias"))
             bias = mt
+    # the queries' offset in the keys: the cache's length, or per batch element the valid
+    # keys past the queries (nonpad_kv_seqlen: an external cache), aligned bottom-right
+    off = past if nonpad is None else (nonpad - sq).reshape(-1, 1, 1, 1)
     if ctx.attr("is_causal", 0):
-        allowed = np.arange(skv)[None, :] <= np.arange(sq)[:, None] + past
+        allowed = np.arange(skv)[None, :] <= np.arange(sq)[:, None] + off
         causal = np.where(allowed, np.float32(0), np.float32(-np.inf))
         if bias is None or isinstance(bias, Const):
             bias = Const(causal if bias is None else (bias.value + causal).astype(np.float32))
@@ -1915,6 +1919,29 @@ def _attention(ctx):
             bias = p.elementwise(ctx.sub("causal"), "add", bias,
                                  ctx.tensor(Const(causal), f"{ctx.op_name}.causal"),
                                  out=ctx.out(suffix="bias"))
+    if left >= 0 or right >= 0:  # a sliding window around each query's position
+        diff = np.arange(sq)[:, None] + off - np.arange(skv)[None, :]
+        allowed = np.ones(diff.shape, bool)
+        if left >= 0:
+            allowed &= diff <= left
+        if right >= 0:
+            allowed &= -diff <= right
+        window = np.where(allowed, np.float32(0), np.float32(-np.inf))
+        if bias is None or isinstance(bias, Const):
+            bias = Const(window if bias is None else (bias.value + window).astype(np.float32))
+        else:
+            bias = p.elementwise(ctx.sub("window"), "add", bias,
+                                 ctx.tensor(Const(window), f"{ctx.op_name}.window"),
+                                 out=ctx.out(suffix="windowed"))
+    if nonpad is not None:  # keys past each batch element's valid length are masked
+        pad = np.where(np.arange(skv)[None, :] < nonpad[:, None], np.float32(0),
+                       np.float32(-np.inf)).reshape(-1, 1, 1, skv)
+        if bias is None or isinstance(bias, Const):
+            bias = Const(pad if bias is None else (bias.value + pad).astype(np.float32))
+        else:
+            bias = p.elementwise(ctx.sub("nonpad"), "add", bias,
+                                 ctx.tensor(Const(pad), f"{ctx.op_name}.nonpad"),
+                                 out=ctx.out(suffix="nonpadded"))
     if bias is not None:
         s_ = p.elementwise(ctx.sub("mask"), "add", s_, ctx.tensor(bias, f"{ctx.op_name}.bias"),
                            out=ctx.out(suffix="masked"))
