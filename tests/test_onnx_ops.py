@@ -419,3 +419,29 @@ def test_integer_arithmetic_is_exact_and_wraps_as_onnxruntime(op, dtype, a, data
     got, ref = chip_and_ort(tmp_path_factory.mktemp("i"), H.make_node(op, ["a", "b"], ["y"]),
                             feeds)
     assert np.array_equal(got, ref), (op, a, b, got, ref)
+
+
+def test_center_crop_pad_and_col2im_equal_the_reference(tmp_path):
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((5, 4, 3)).astype(np.float32)
+    cols = rng.standard_normal((1, 2 * 2 * 2, 9)).astype(np.float32)
+    g = H.make_graph([H.make_node("CenterCropPad", ["x", "shape"], ["y"]),
+                      H.make_node("Col2Im", ["c", "img", "blk"], ["z"])], "g",
+                     [H.make_tensor_value_info("x", TP.FLOAT, x.shape),
+                      H.make_tensor_value_info("c", TP.FLOAT, cols.shape)],
+                     [H.make_tensor_value_info("y", TP.FLOAT, None),
+                      H.make_tensor_value_info("z", TP.FLOAT, None)],
+                     initializer=[onnx.numpy_helper.from_array(v, n) for n, v in
+                                  (("shape", np.array([2, 7, 3], np.int64)),
+                                   ("img", np.array([4, 4], np.int64)),
+                                   ("blk", np.array([2, 2], np.int64)))])
+    m = H.make_model(g, opset_imports=[H.make_opsetid("", 18)])
+    path = tmp_path / "ccp.onnx"
+    onnx.save(m, str(path))
+    im = import_onnx(path)
+    vals = run(FP32, im.program, im.inputs(0, {"x": x, "c": cols})).values
+    ref = ReferenceEvaluator(m).run(None, {"x": x, "c": cols})
+    for got, want in zip((vals[im.outputs[0]], vals[im.outputs[1]]), ref):
+        assert got.shape == want.shape and np.allclose(got, want, rtol=1e-6, atol=1e-6)

@@ -2553,6 +2553,61 @@ def _einsum(ctx):
     return [p.permute(ctx.sub(), y, tuple(got.index(c) for c in out), out=ctx.out())]
 
 
+@_handles("CenterCropPad")
+def _center_crop_pad(ctx):
+    """CenterCropPad: each named axis cropped to its centre (a free slice, the odd element
+    off the end) or padded with zeros around it (the ``pad`` op, the odd element at the
+    end)."""
+    x = ctx.tensor(ctx.get(0), ctx.input_name(0))
+    target = [int(v) for v in ctx.const(1, "shape").reshape(-1)]
+    src = tuple(ctx.p.shapes[x])
+    nd = len(src)
+    axes = [int(a) % nd for a in ctx.attr("axes", list(range(nd)))]
+    if len(axes) != len(target):
+        raise _Unsupported(f"shape {target} does not fit axes {axes}")
+    p = ctx.p
+    y = x
+    pads = [0] * (2 * nd)
+    for a, t in zip(axes, target):
+        n = p.shapes[y][a]
+        if t < n:
+            lo = (n - t) // 2
+            y = p.slice(ctx.sub(f"crop{a}"), y, a, lo, lo + t, out=ctx.out(suffix=f"crop{a}"))
+        elif t > n:
+            pads[a] = (t - n) // 2
+            pads[a + nd] = t - n - pads[a]
+    if any(pads):
+        y = p.vector(ctx.sub("pad"), "pad", y, pads=tuple(pads), mode="constant", value=0.0,
+                     out=ctx.out(suffix="padded"))
+    if y == x:
+        return [p.elementwise(ctx.sub(), "scale", x, const=1.0, out=ctx.out())]
+    return [p.reshape(ctx.sub(), y, tuple(p.shapes[y]), out=ctx.out())]
+
+
+@_handles("Col2Im")
+def _col2im_op(ctx):
+    """Col2Im (2-D blocks): the columns (N, C*kh*kw, L) laid out as the ``col2im`` vector op
+    reads them (a permute and a free reshape), then ``col2im`` adds each block back into the
+    image (N, C, H, W)."""
+    x = ctx.tensor(ctx.get(0), ctx.input_name(0))
+    image = [int(v) for v in ctx.const(1, "image_shape").reshape(-1)]
+    block = [int(v) for v in ctx.const(2, "block_shape").reshape(-1)]
+    if len(image) != 2 or len(block) != 2:
+        raise _Unsupported("only 2-D images are supported")
+    pads = [int(v) for v in ctx.attr("pads", [0, 0, 0, 0])]
+    if pads[:2] != pads[2:]:
+        raise _Unsupported(f"asymmetric pads {pads} are not supported")
+    nb, ckk, L = ctx.p.shapes[x]
+    c = ckk // (block[0] * block[1])
+    p = ctx.p
+    t = p.permute(ctx.sub("rows"), x, (0, 2, 1), out=ctx.out(suffix="rows"))
+    t = p.reshape(ctx.sub("cols"), t, (1, nb * L, ckk), out=ctx.out(suffix="cols"))
+    return [p.vector(ctx.sub(), "col2im", t, shape=(nb, c, image[0], image[1]),
+                     kernel=tuple(block), stride=tuple(ctx.attr("strides", [1, 1])),
+                     padding=tuple(pads[:2]), dilation=tuple(ctx.attr("dilations", [1, 1])),
+                     groups=1, out=ctx.out())]
+
+
 # -- layout ops ---------------------------------------------------------------------------
 
 def _absorb_into_reduce(ctx, x: str, target: tuple[int, ...]) -> str | None:
