@@ -19,8 +19,8 @@ chip's outputs are compared with the case's expected outputs. Outcome per case:
         [--show wrong|refused|traceback|pass] [--slice] [--summary FILE.json]
 
 Inputs of rank 0 or 1 that nodes read only as secondary inputs (axes, a target shape, pads,
-repeats, scales, a depth: what a compiler for the chip specialises on) are given at import (``import_onnx(constants=...)``) when the case is
-refused with every input as data.
+repeats, scales, a depth: what a compiler for the chip specialises on) are given at import
+(``import_onnx(constants=...)``) when the case is refused with every input as data.
 
 ``--slice`` runs only the representative slice the CI test runs (``SLICE``). Prints the counts,
 then a per-operator table (pass / wrong / refused / traceback); ``--table`` writes the table as
@@ -88,7 +88,8 @@ SLICE = [
     "test_averagepool_2d_pads", "test_averagepool_1d_default", "test_mod_mixed_sign_int32",
     "test_mod_mixed_sign_float32", "test_reduce_log_sum_exp_keepdims_example",
     "test_reduce_l2_default_axes_keepdims_example", "test_hardmax_axis_1",
-    "test_gather_elements_negative_indices", "test_constant_pad", "test_edge_pad", "test_tile_precomputed",
+    "test_gather_elements_negative_indices", "test_constant_pad", "test_edge_pad",
+    "test_tile_precomputed",
     "test_lpnormalization_default", "test_div_int8", "test_pow_types_int32_int32",
     "test_resize_upsample_scales_cubic", "test_resize_downsample_sizes_linear_antialias",
     "test_convtranspose_group_2", "test_scatter_elements_with_reduction_max",

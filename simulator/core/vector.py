@@ -47,7 +47,8 @@ import numpy as np
 
 from ..hardware.chip import VectorUnit
 
-__all__ = ["ELEMENTWISE", "INTEGER_KINDS", "VECTOR_OPS", "VectorSpec", "elementwise_values", "im2col_nchw",
+__all__ = ["ELEMENTWISE", "INTEGER_KINDS", "VECTOR_OPS", "VectorSpec", "elementwise_values",
+           "im2col_nchw",
            "col2im_nchw", "reduce_sum_values", "reduce_values", "vector_cycles",
            "reduction_cycles", "passes_cycles", "trunc_divide"]
 
@@ -365,7 +366,8 @@ def _onnx_elementwise(kind: str, xs: list[np.ndarray], p: list) -> np.ndarray:
     x = xs[0]
     one, zero = _F(1), _F(0)
     simple = {"abs": np.abs, "neg": np.negative, "sign": np.sign, "floor": np.floor,
-              "ceil": np.ceil, "round": np.round, "trunc": np.trunc, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+              "ceil": np.ceil, "round": np.round, "trunc": np.trunc, "sin": np.sin,
+              "cos": np.cos, "tan": np.tan,
               "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh,
               "cosh": np.cosh, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
               "reciprocal": lambda a: one / a, "softplus": _softplus,
@@ -466,7 +468,8 @@ def reduce_values(kind: str, x: np.ndarray, axis, keepdims: bool, lanes: int) ->
     """Return the float32 reduction ``kind`` (sum, mean, max, min, prod) of ``x`` over ``axis``.
 
     Sums follow the lane-then-tree order; a mean is that sum divided by the count (one fp32
-    division); max and min are exact in any order; prod multiplies in float32 in numpy's order. The result has the shape Program.reduce gives.
+    division); max and min are exact in any order; prod multiplies in float32 in numpy's
+    order. The result has the shape Program.reduce gives.
     """
     x = np.asarray(x, np.float32)
     if x.ndim == 2 and kind == "sum" and keepdims and axis in (None, 0, 1):

@@ -1250,10 +1250,12 @@ def _recurrent(ctx):
         lbr = bool(ctx.attr("linear_before_reset", 0))
         if op == "GRU":
             r_zr = p.slice(ctx.fresh(f"{n}.Rzr"), r_all, 0, 0, 2 * hd, out=ctx.fresh(f"{n}.Rzr.o"))
-            r_h = p.slice(ctx.fresh(f"{n}.Rh"), r_all, 0, 2 * hd, 3 * hd, out=ctx.fresh(f"{n}.Rh.o"))
+            r_h = p.slice(ctx.fresh(f"{n}.Rh"), r_all, 0, 2 * hd, 3 * hd,
+                          out=ctx.fresh(f"{n}.Rh.o"))
         outs = {}
         for t in (range(seq - 1, -1, -1) if reverse else range(seq)):
-            g = p.slice(ctx.fresh(f"{n}.t{t}.x"), xp, taxis, t, t + 1, out=ctx.fresh(f"{n}.t{t}.xs"))
+            g = p.slice(ctx.fresh(f"{n}.t{t}.x"), xp, taxis, t, t + 1,
+                        out=ctx.fresh(f"{n}.t{t}.xs"))
             g = p.reshape(ctx.fresh(f"{n}.t{t}.x2"), g, (batch, gates * hd),
                           out=ctx.fresh(f"{n}.t{t}.x2d"))
             if op == "LSTM":
@@ -1271,8 +1273,8 @@ def _recurrent(ctx):
                 if c is None:
                     c = ig
                 else:
-                    c = ew(f"t{t}.c", "add", ew(f"t{t}.fxc", "mul", ew(f"t{t}.f", "sigmoid", gf), c),
-                           ig)
+                    f_ = ew(f"t{t}.f", "sigmoid", gf)
+                    c = ew(f"t{t}.c", "add", ew(f"t{t}.fxc", "mul", f_, c), ig)
                 if peep is not None:
                     go = ew(f"t{t}.po", "add", go, ew(f"t{t}.pco", "mul", peep[1], c))
                 h = ew(f"t{t}.h", "mul", ew(f"t{t}.o", "sigmoid", go), ew(f"t{t}.tc", "tanh", c))

@@ -58,7 +58,8 @@ def _node_tests() -> list[str]:
             "dtype=fp32`) against the case's expected outputs (rtol 1e-3, atol 1e-7; float16 "
             "outputs, rounded at every step by the reference, rtol 2^-9; integers and "
             "booleans exactly). Inputs of rank 0 or 1 that nodes read only as secondary "
-            "inputs (axes, a shape, pads, scales, a depth) are given at import (`import_onnx(constants=...)`) when a case is "
+            "inputs (axes, a shape, pads, scales, a depth) are given at import "
+            "(`import_onnx(constants=...)`) when a case is "
             "refused with them as data:", "",
             f"**{s['pass']:,} of {s['cases']:,} pass** ({s['pass'] - s['pass_at_import']:,} "
             f"with every graph input as data, {s['pass_at_import']} with inputs given at "
