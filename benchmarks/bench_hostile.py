@@ -159,6 +159,28 @@ def _onnx_traversal(folder: Path) -> list[tuple[str, list[str], bool]]:
     return cases
 
 
+def _count_files(folder: Path) -> list[tuple[str, str, object]]:
+    """Return (file name, text, argv maker) of input files whose counts scale the work: a
+    sweep of 10^18 rows, a sweep axis of 100,000 listed values, and chip, model and sweep
+    YAML files of 100,000 keys (each refused up front, docs/errors.md "Bounded work")."""
+    base = ROOT / "configs" / "tpu-v1.yaml"
+    keys = "".join(f"k{i}: 1\n" for i in range(100_000))
+    sweep = lambda p: ["sweep", p, "--out", str(folder / "count-out.csv"), "--executor",
+                       "serial"]
+    return [
+        ("rows.yaml", f"base: {base}\ngrid:\n" + "".join(
+            f"  {k}: {{range: [1, 1000000, 1]}}\n" for k in ("array.rows", "array.cols",
+                                                            "buffers.a.bytes")) +
+         "workloads:\n  - gemm: 8x8x8\n", sweep),
+        ("values.yaml", f"base: {base}\ngrid:\n  array.rows: [" +
+         ", ".join(str(v) for v in range(1, 100_001)) + "]\nworkloads:\n  - gemm: 8x8x8\n",
+         sweep),
+        ("keys-config.yaml", keys, lambda p: ["run", p, "--gemm", "8x8x8"]),
+        ("keys-model.yaml", keys, lambda p: ["llm", H100, "--model", p]),
+        ("keys-sweep.yaml", keys, sweep),
+    ]
+
+
 def generate(folder: Path, seed: int = 32) -> list[tuple[str, list[str], str]]:
     """Return the cases: (class, argv after ``python -m simulator``, expectation) where the
     expectation is ``fail`` (must be refused), ``any`` (a result or a refusal) or ``inside``
@@ -227,6 +249,10 @@ def generate(folder: Path, seed: int = 32) -> list[tuple[str, list[str], str]]:
               ["run", GEMMINI, "--gemm", "64x64x64", "--set", "array.rows=1e12"],
               ["run", GEMMINI, "--gemm", "64x64x64", "--trace", "/dev/full"]):
         cases.append(("huge count or bad flag", a, "any"))
+    for name, text, make in _count_files(folder):
+        path = folder / name
+        path.write_text(text)
+        cases.append(("huge count in a file", make(str(path)), "fail"))
     for label, argv, outside in _onnx_traversal(folder):
         cases.append(("onnx external data", argv, "inside" if outside else "any"))
     return cases

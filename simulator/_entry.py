@@ -26,6 +26,8 @@ def main() -> int:
         except SystemExit as exc:  # --help, usage errors: their text is on stdout or stderr
             status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
         sys.stdout.flush()
+        if status == EXIT_INTERRUPTED:
+            _exit_if_abandoned(status)
     except BrokenPipeError:  # the reader closed the pipe: stop writing, say nothing
         from .tools.stdout_guard import silence_stdout
         silence_stdout()
@@ -39,6 +41,19 @@ def main() -> int:
         print(f"<stdout>: stdout: cannot be written: {os_error_text(exc)}", file=sys.stderr)
         return EXIT_INPUT
     return status
+
+
+def _exit_if_abandoned(status: int) -> None:
+    """End the process now with ``status`` (after flushing stderr) when Ctrl-C left a hot loop
+    running in a helper thread (``core.interruptible``): finalizing the interpreter under it
+    would take most of a second. Every ``finally`` and ``with`` of the command has run by now
+    (files written whole or not at all, lock files removed); returns when no loop was left."""
+    loops = sys.modules.get("simulator.core.interruptible")
+    if loops is None or not loops.abandoned():
+        return
+    import os
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _is_stdout_error(exc: OSError) -> bool:

@@ -314,12 +314,12 @@ def memory_budget() -> int:
 
 
 def check_planned_bytes(nbytes: int, error: type[SimulatorInputError], location: str,
-                        field: str, what: str) -> None:
-    """Raise ``error`` (one line) when ``nbytes`` of planned arrays exceed
-    :func:`memory_budget`, before anything is allocated."""
+                        field: str, what: str, of: str = "arrays") -> None:
+    """Raise ``error`` (one line) when ``nbytes`` of planned ``of`` (arrays, rows) exceed
+    :func:`memory_budget`, before anything is allocated; return None otherwise."""
     budget = memory_budget()
     if nbytes > budget:
-        raise error(location, field, f"{what} needs about {nbytes:,} bytes of arrays, over the "
+        raise error(location, field, f"{what} needs about {nbytes:,} bytes of {of}, over the "
                     f"limit of {budget:,} (half this machine's memory; set "
                     f"{ENV_PREFIX}MEMORY to change it)")
 

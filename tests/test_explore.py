@@ -123,6 +123,31 @@ def test_the_same_seed_gives_the_same_search_on_every_executor(tmp_path):
     assert serial == process
 
 
+def test_a_local_dask_cluster_gives_the_serial_search(tmp_path):
+    pytest.importorskip("dask.distributed")
+    # latency and power conflict (a faster chip draws more power): a front of several chips
+    spec = ex.load_explore(_spec(tmp_path, SMALL.replace("energy_j: min", "power_w: min")))
+    serial = ex.explore(spec, tmp_path / "s.jsonl", "nsga2", 30, 6, executor="serial")
+    dask = ex.explore(spec, tmp_path / "d.jsonl", "nsga2", 30, 6, executor="dask", workers=2)
+    assert len(serial["front"]) >= 2 and len(serial["points"]) == 30
+    assert dask["front"] == serial["front"] and dask["points"] == serial["points"]
+
+
+def test_one_dask_cluster_serves_a_whole_search(tmp_path, monkeypatch):
+    pytest.importorskip("dask.distributed")
+    import dask.distributed
+    started = []
+    real = dask.distributed.LocalCluster
+
+    def counting(*a, **k):
+        started.append(1)
+        return real(*a, **k)
+    monkeypatch.setattr(dask.distributed, "LocalCluster", counting)
+    spec = ex.load_explore(_spec(tmp_path, SMALL))
+    got = ex.run_explore(spec, tmp_path / "d.jsonl", "tpe", 24, 1, executor="dask", workers=1)
+    assert len(got.points) == 24 and len(started) == 1  # three batches of 8, one cluster
+
+
 def test_ctrl_c_then_resume_gives_the_same_search(tmp_path, monkeypatch):
     spec = ex.load_explore(_spec(tmp_path, SMALL))
     whole = ex.run_explore(spec, tmp_path / "a.jsonl", "nsga2", 30, 5)
@@ -280,6 +305,8 @@ def test_a_workload_failing_on_some_chips_is_recorded(tmp_path, capsys):
 
 def test_the_shipped_example_loads():
     spec = ex.load_explore(ROOT / "examples" / "explore-edge.yaml")
-    assert [m for m, _ in spec.objectives] == ["latency_s", "energy_j"]
-    assert [w["weight"] for w in spec.workloads] == [1.0, 1.0]
+    assert [m for m, _ in spec.objectives] == ["latency_s", "energy_j", "area_mm2"]
+    assert [c for c, _ in spec.constraints] == ["power_w <= 2", "area_mm2 <= 25"]
+    assert [(w["name"], w["weight"]) for w in spec.workloads] == [
+        ("zoo:mobilenet-v2 batch 1, image 224", 1.0), ("kws-lstm", 1.0)]
     assert spec.size >= 1000

@@ -113,3 +113,67 @@ def test_cli_writes_html_and_refuses_a_bad_path(tmp_path, capsys):
     assert main(["run", MXU, "--gemm", "8x8x8", "--html", str(tmp_path / "no" / "r.html")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("--html ") and "\n" not in err
+
+
+EXPLORE = """\
+space:
+  array.rows: [8, 16, 32, 64]
+  array.cols: [8, 16, 32, 64]
+  array.dataflow: [os, ws]
+  buffers.unified_buffer.bytes: [1048576, 4194304]
+workloads:
+  - gemm: 256x256x256
+  - gemm: 64x512x128
+    weight: 2
+objectives: {latency_s: min, power_w: min, area_mm2: min}
+constraints: [area_mm2 <= 12]
+"""
+
+
+def test_explore_html_has_the_plot_front_and_importance(tmp_path, capsys):
+    from simulator.tools import explore as ex
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(f"base: {CONFIGS / 'edge-tpu.yaml'}\n" + EXPLORE)
+    path, out = tmp_path / "e.html", tmp_path / "r.jsonl"
+    assert main(["explore", str(spec_path), "--out", str(out), "--algorithm", "grid",
+                 "--executor", "serial", "--html", str(path)]) == 0
+    assert f"html: {path}" in capsys.readouterr().out
+    res = ex.run_explore(ex.load_explore(spec_path), out, "grid")  # read back, nothing new
+    assert res.evaluated_now == 0 and len(res.front) >= 2
+    page = Page()
+    page.feed(path.read_text())
+    page.close()
+    imgs = [a for t, a in page.tags if t == "img"]
+    assert len(imgs) == 1 and base64.b64decode(imgs[0]["src"].split(",", 1)[1])[:8] == PNG_MAGIC
+    for tag, attrs in page.tags:  # self-contained
+        assert all(attrs[k].startswith("data:") for k in ("src", "href") if k in attrs)
+        assert not (tag == "script" and "src" in attrs)
+    header = page.header[:page.header.index("objective")]
+    assert header[:5] == ["chip", "array.rows", "array.cols", "array.dataflow",
+                          "buffers.unified_buffer.bytes"]
+    assert header[5:8] == ["latency_s", "power_w", "area_mm2"]
+    front_rows, imp_rows = page.rows[:len(res.front)], page.rows[len(res.front):]
+    assert len(front_rows) == len(res.front)
+    for cells, row in zip(front_rows, res.front):
+        got = dict(zip(header, cells))
+        assert int(got["array.rows"]) == row["array.rows"] and got["array.dataflow"] == \
+            row["array.dataflow"]
+        assert float(got["area_mm2"]) == pytest.approx(row["area_mm2"], rel=1e-3)
+        assert row["area_mm2"] <= 12
+    assert [r[0] for r in imp_rows] == list(res.importance) == ["latency_s", "power_w",
+                                                                  "area_mm2"]
+    for r in imp_rows:
+        assert sum(float(x) for x in r[1:]) == pytest.approx(1.0, abs=0.01)
+    body = "".join(page.text)
+    assert f"{len(res.points)} chips" in body and "area_mm2 <= 12" in body
+    assert "(weight 2)" in body
+
+
+def test_explore_refuses_a_bad_html_path_before_searching(tmp_path, capsys):
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(f"base: {CONFIGS / 'edge-tpu.yaml'}\n" + EXPLORE)
+    out = tmp_path / "r.jsonl"
+    assert main(["explore", str(spec_path), "--out", str(out), "--budget", "4",
+                 "--html", str(tmp_path / "no" / "e.html")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("--html ") and "\n" not in err and not out.exists()

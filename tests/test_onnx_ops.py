@@ -331,7 +331,8 @@ def test_einsum_equals_onnxruntime(eq, shapes, tmp_path):
 
 
 NEW_VECTOR_OPS = [("argmax", [(3, 5)], {"axis": 1}), ("argmin", [(3, 5)], {"axis": 0}),
-                  ("hardmax", [(3, 5)], {"axis": -1}), ("pad", [(3, 5)], {"pads": (1, 0, 0, 2)}),
+                  ("hardmax", [(3, 5)], {"axis": -1}),
+                  ("pad", [(3, 5)], {"pads": ((1, 0), (0, 2))}),
                   ("cumsum", [(3, 5)], {"axis": 1}), ("cumprod", [(3, 5)], {"axis": 0}),
                   ("topk", [(3, 5)], {"axis": 1, "k": 2}),
                   ("topk_indices", [(3, 5)], {"axis": 1, "k": 2}),
@@ -360,7 +361,7 @@ def test_new_vector_ops_are_costed_from_the_config_classes(kind, shapes, attrs):
 @pytest.mark.parametrize("kind,shapes,attrs", [
     ("scatter_nd", [(3, 5), (2, 4), (2, 5)], {}),
     ("scatter_elements", [(3, 5), (2, 5), (2, 4)], {"axis": 0}),
-    ("topk", [(3, 5)], {"axis": 1, "k": 6}), ("pad", [(3, 5)], {"pads": (1, 0)}),
+    ("topk", [(3, 5)], {"axis": 1, "k": 6}), ("pad", [(3, 5)], {"pads": ((1, 0),)}),
     ("gather_elements", [(3, 5), (2, 6)], {"axis": 0})])
 def test_new_vector_ops_refuse_bad_shapes_in_one_line(kind, shapes, attrs):
     p = Program("v")

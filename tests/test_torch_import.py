@@ -490,3 +490,17 @@ def test_a_failed_export_prints_one_line_in_a_real_process(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "export" in lines[0] and f"{model}:3" in lines[0], proc.stderr
+
+
+def test_sin_and_cos_equal_pytorch():
+    """Sinusoidal position features (the elementwise kinds ONNX's Sin and Cos lower to too)."""
+    class Waves(nn.Module):
+        def forward(self, x):
+            return torch.sin(x) * torch.cos(2 * x)
+
+    x = torch.randn(3, 5) * 4
+    im = import_module(Waves(), (x,))
+    kinds = {getattr(op, "kind", None) for op in im.program.ops}
+    assert {"sin", "cos"} <= kinds
+    got = run(FP32, im.program, im.inputs()).values[im.output]
+    assert rel(got, Waves()(x).numpy()) < 1e-6

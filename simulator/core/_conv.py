@@ -144,7 +144,7 @@ def _tile_elems(g, m0, m1, k0, k1):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: a long sum runs off the main thread (Ctrl-C)
 def _tiles_sum(g, m, k, tm, tk):
     """Return the sum over all tm x tk A tiles of the im2col matrix of the input elements each
     touches (each tile fetched once), elements."""

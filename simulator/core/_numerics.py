@@ -107,7 +107,7 @@ def _gemm_tile(a, b, out, chunk, mode, lo, hi, span, tile, tiles_n):
     return ovf
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)  # nogil: runs off the main thread (Ctrl-C)
 def _gemm_ordered(a, b, out, chunk, mode, lo, hi, span):
     """out[:] = A @ B summed in chunks of ``chunk`` along K (see module doc). Return overflows."""
     tiles_m = (a.shape[0] + TILE_M - 1) // TILE_M
@@ -118,7 +118,7 @@ def _gemm_ordered(a, b, out, chunk, mode, lo, hi, span):
     return overflow_per_tile.sum()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gemm_ordered_serial(a, b, out, chunk, mode, lo, hi, span):
     """_gemm_ordered on one thread (same order, same values): small GEMMs, where starting the
     thread pool costs more than the work."""

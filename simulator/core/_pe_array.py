@@ -44,7 +44,7 @@ from numba import njit
 from ..hardware._arith import MODE_FLOAT, _add
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: runs off the main thread (Ctrl-C)
 def _os_reference(a, b, big_r, big_c, full, mode, lo, hi, span, out):
     """Run an OS GEMM PE by PE: out (M, N) += A @ B through the adder (out holds earlier K
     tiles' partial sums, or zeros). Return (cycles, last_output_cycle, overflows).
@@ -168,7 +168,7 @@ def _os_reference(a, b, big_r, big_c, full, mode, lo, hi, span, out):
     return t, last_out, overflows
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: runs off the main thread (Ctrl-C)
 def _ws_reference(x, w, big_r, big_c, full, overlap, mode, lo, hi, span, out):
     """Run a WS GEMM PE by PE: out (T, Nd) += x (T, Kd) @ w (Kd, Nd), w stationary.
 
@@ -313,7 +313,7 @@ def _ws_reference(x, w, big_r, big_c, full, overlap, mode, lo, hi, span, out):
     return t, last_out, overflows
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: runs off the main thread (Ctrl-C)
 def _os_pipelined(a, b, big_r, big_c, full, mode, lo, hi, span, out):
     """Run an OS GEMM PE by PE with fold pipelining: out (M, N) += A @ B. Return (cycles,
     last_output_cycle, overflows).
@@ -475,7 +475,7 @@ def _os_pipelined(a, b, big_r, big_c, full, mode, lo, hi, span, out):
     return t, last_out, overflows
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: runs off the main thread (Ctrl-C)
 def _ws_pipelined(x, w, big_r, big_c, full, overlap, mode, lo, hi, span, out):
     """Run a WS GEMM PE by PE with fold pipelining: out (T, Nd) += x (T, Kd) @ w (Kd, Nd), w
     stationary. Return (cycles, last_output_cycle, overflows); cycles is -1 if a PE ever

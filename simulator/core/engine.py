@@ -18,17 +18,20 @@ from .conv_geometry import ConvGeometry, conv_geometry_of
 from ..hardware.dataflow import check_gemm_shape, map_gemm
 from ..hardware.energy import energy_breakdown
 from ..errors import Interrupted, WorkloadError
+from . import interruptible
 from .memory import MemoryResult, TilePlan, numerics_chunk, run_gemm_memory, streams
 from .grouped import (depthwise_vector_values, grouped_mapping, pack_pairs, packed_geometry,
                       runs_on_vector, unpack_outputs)
 from .placement import PlacedGemms, add_results, place_gemms
-from ..hardware.numerics import INT_RANGE, adder_for, output_dtype, prepare_operand, requantise, value_dtype
+from ..hardware.numerics import (INT_RANGE, adder_for, output_dtype, prepare_operand, requantise,
+                                 requantise_fixed, value_dtype)
 from .program import Conv2d, Elementwise, Layout, MatMul, Op, Program, Reduce, VectorOp
 from .report import OpReport, Report
+from .fusion import epilogue_fusion
 from .residency import free_layout_ops, plan_residency, vector_narrowed
 from .sparse_gemm import plan_sparse_gemm
-from .vector import (VECTOR_OPS, elementwise_values, im2col_nchw, passes_cycles, reduce_values,
-                     requant_passes, vector_op_values)
+from .vector import (VECTOR_OPS, elementwise_values, im2col_nchw, keeps_integers, passes_cycles,
+                     reduce_values, requant_passes, vector_op_values)
 
 __all__ = ["ENGINES", "dram_xfer_cycles", "gemm_op", "reference_pe_cycles", "run", "simulate_gemm", "simulate_gemms"]
 
@@ -49,32 +52,40 @@ def _functional_fast(chip: Chip, a: np.ndarray, b: np.ndarray,
     mode, lo, hi, span = adder_for(chip)
     out = np.zeros((a.shape[0], b.shape[1]), value_dtype(chip.compute_dtype))
     chunk = numerics_chunk(chip, a.shape[0], b.shape[1], a.shape[1], plan)
-    kernel = _numerics._gemm_ordered if a.shape[0] * a.shape[1] * b.shape[1] >= \
-        PARALLEL_MIN_MACS else _numerics._gemm_ordered_serial
-    overflows = kernel(a, b, out, chunk, mode, lo, hi, span)
+    macs = a.shape[0] * a.shape[1] * b.shape[1]
+    kernel = _numerics._gemm_ordered if macs >= PARALLEL_MIN_MACS else \
+        _numerics._gemm_ordered_serial
+    # a long GEMM runs off the main thread, so Ctrl-C stops it within 0.1 s
+    overflows = interruptible.call(macs, kernel, a, b, out, chunk, mode, lo, hi, span,
+                                   name="functional-gemm")
     return out, int(overflows)
 
 
 def _reference_block(chip: Chip, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> tuple[int, int, int]:
     """Run one array's sub-GEMM PE by PE, adding into ``out`` (a view); return
-    (cycles, last_output_cycle, overflows)."""
+    (cycles, last_output_cycle, overflows). A long one runs off the main thread
+    (``interruptible``), so Ctrl-C stops it within 0.1 s."""
     from . import _pe_array  # numba: imported where it runs, not on a timing-only start
     arr = chip.array
     mode, lo, hi, span = adder_for(chip)
     full = arr.fill_drain == "full"
+    work = a.shape[0] * a.shape[1] * b.shape[1]  # MACs: a lower bound of the PE-cycles
     if arr.dataflow == "os":
         kernel = _pe_array._os_pipelined if arr.fold_pipelining else _pe_array._os_reference
-        return kernel(a, b, arr.rows, arr.cols, full, mode, lo, hi, span, out)
+        return interruptible.call(work, kernel, a, b, arr.rows, arr.cols, full, mode, lo, hi,
+                                  span, out, name="pe-reference")
     if arr.fold_pipelining:
         ws_kernel, overlap = _pe_array._ws_pipelined, arr.overlap_code
     else:
         ws_kernel, overlap = _pe_array._ws_reference, arr.preload_overlap
     if arr.dataflow == "ws":
-        return ws_kernel(a, b, arr.rows, arr.cols, full, overlap, mode, lo, hi, span, out)
+        return interruptible.call(work, ws_kernel, a, b, arr.rows, arr.cols, full, overlap, mode,
+                                  lo, hi, span, out, name="pe-reference")
     # is: A is stationary; the same array computes O^T = B^T A^T with B^T streamed
     out_t = np.ascontiguousarray(out.T)
-    res = ws_kernel(np.ascontiguousarray(b.T), np.ascontiguousarray(a.T), arr.rows, arr.cols,
-                    full, overlap, mode, lo, hi, span, out_t)
+    res = interruptible.call(work, ws_kernel, np.ascontiguousarray(b.T),
+                             np.ascontiguousarray(a.T), arr.rows, arr.cols, full, overlap, mode,
+                             lo, hi, span, out_t, name="pe-reference")
     out[...] = out_t.T
     return res
 
@@ -618,10 +629,24 @@ def _vector_cost(chip: Chip, program: Program, op: Op) -> tuple[str, tuple, list
     return f"vector.{op.kind}", out_shape, spec.passes(shapes, out_shape, dict(op.attrs))
 
 
+def _epilogue_report(chip: Chip, program: Program, op: Op, rep: OpReport, into: str,
+                     producer_end: int) -> OpReport:
+    """Return the report of ``op`` fused into array op ``into`` as its epilogue: it ends no
+    sooner than one lane group after the producer's last results (``producer_end``), so it
+    starts later when its own passes would end before that."""
+    _kind, _shape, passes = _vector_cost(chip, program, op)
+    group = min(chip.vector.lanes, math.prod(program.shapes[op.output]))
+    tail, _ = passes_cycles(chip.vector, [(c, min(n, group), g and min(g, group))
+                                          for c, n, g in passes])
+    start = max(rep.start_cycle, producer_end + tail - rep.total_cycles)
+    return dataclasses.replace(rep, start_cycle=start, fused_into=into)
+
+
 def _vector_op(chip: Chip, program: Program, op: Op, start: int,
                res: _Residency | None = None, index: int = 0,
                narrowed: set[str] | frozenset = frozenset(),
-               by_vector: set[str] | frozenset = frozenset()) -> tuple[OpReport, int]:
+               by_vector: set[str] | frozenset = frozenset(),
+               launch: bool = True) -> tuple[OpReport, int]:
     """Return (report, lane-ops) of a vector-unit op; it reads 4 bytes per input element, or
     output.dtype's bytes for a tensor an array op wrote narrowed (``narrowed``), or
     vector.output_dtype's for one the vector unit stored narrowed (``by_vector``), and writes
@@ -645,8 +670,8 @@ def _vector_op(chip: Chip, program: Program, op: Op, start: int,
     events = {"macs": 0, "pe_hop_bytes": 0, "buffer_read_bytes": in_bytes,
               "buffer_write_bytes": out_bytes, "dram_bytes": dram_rd + dram_wr,
               "vector_lane_ops": n}
-    energy = energy_breakdown(chip, events,
-                              (cycles + stall + chip.launch_cycles) / chip.clock_hz)
+    overhead = chip.launch_cycles if launch else 0
+    energy = energy_breakdown(chip, events, (cycles + stall + overhead) / chip.clock_hz)
     traffic = {}
     info = {}
     if res is not None and res.plan is not None:
@@ -659,7 +684,7 @@ def _vector_op(chip: Chip, program: Program, op: Op, start: int,
         info = res.info(index)
     return OpReport(name=op.name, kind=kind, unit="vector", shape=tuple(shape), dataflow="-",
                     pes=chip.pes, compute_cycles=cycles, stall_cycles=stall, macs=0, folds=0,
-                    busy_pe_cycles=0, start_cycle=start, overhead_cycles=chip.launch_cycles,
+                    busy_pe_cycles=0, start_cycle=start, overhead_cycles=overhead,
                     events=events, energy_pj=energy, traffic_bytes=traffic,
                     residency=info), n
 
@@ -689,7 +714,8 @@ def _layout_values(op: Layout, x: np.ndarray) -> np.ndarray:
 def _narrow(chip: Chip, op: MatMul | Conv2d, env: dict) -> np.ndarray:
     """Return an array op's output value as it leaves the array in output.dtype (see
     numerics.requantise): int8 outputs of integer operands are requantised with the op's
-    out_scale (or output.scale); a float tensor the engine quantised per tensor on its way
+    fixed-point ``requant`` (zero points, per-channel multipliers: numerics.requantise_fixed),
+    else its out_scale (or output.scale); a float tensor the engine quantised per tensor on its way
     into an int8 array keeps its dequantised float32 result (its int8 form is the next array
     op's per-tensor quantisation); bf16/fp16 outputs are rounded."""
     value = env[op.output]
@@ -698,6 +724,8 @@ def _narrow(chip: Chip, op: MatMul | Conv2d, env: dict) -> np.ndarray:
     if chip.output_dtype == "int8":
         if not all(np.issubdtype(np.asarray(env[t]).dtype, np.integer) for t in op.inputs):
             return value
+        if op.requant is not None:  # TFLite's fixed-point output step, per output channel
+            return requantise_fixed(value, op.requant, 1 if isinstance(op, Conv2d) else -1)
         scale = op.out_scale if op.out_scale is not None else chip.output_scale
         return requantise(value, "int8", scale)
     return requantise(value, chip.output_dtype, 0.0)
@@ -750,6 +778,8 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
     gemm_cache: dict[tuple, MemoryResult] = {}  # place_gemms' memory results
     narrowed: set[str] = set()  # tensors array ops wrote in output.dtype (narrower than 4 B)
     by_vector = vector_narrowed(chip, program, free)  # stored in vector.output_dtype
+    fusion = epilogue_fusion(chip, program, free)
+    epi: dict[str, tuple[int, int]] = {}  # a fused chain's tensor -> (producer start, end)
     single = len(program.ops) == 1
     for i, op in enumerate(program.ops):
         if isinstance(op, Layout) and op.name in free:
@@ -764,7 +794,9 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
             continue
         on_vector = runs_on_vector(chip, program, op)
         unit = "vector" if isinstance(op, Layout) or on_vector else op.unit
-        start = max([ready[t] for t in op.inputs] + [unit_free[unit]])
+        # a fused epilogue starts with its array op: it reads the results as they leave
+        start = max([epi[t][0] if t in epi else ready[t] for t in op.inputs]
+                    + [unit_free[unit]])
         if isinstance(op, (MatMul, Conv2d)) and not on_vector:
             m, n, k = program.gemm_shape(op)
             ref_cycles = None
@@ -859,7 +891,12 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                 if last_output is not None and ref_cycles is not None:
                     last_output += wait
         else:
-            rep, _lane_ops = _vector_op(chip, program, op, start, res, i, narrowed, by_vector)
+            fused_into = fusion.into.get(op.name)
+            rep, _lane_ops = _vector_op(chip, program, op, start, res, i, narrowed, by_vector,
+                                        launch=fused_into is None)
+            if fused_into is not None:
+                rep = _epilogue_report(chip, program, op, rep, fused_into,
+                                       max(epi[t][1] for t in op.inputs if t in epi))
             if on_vector:
                 rep = dataclasses.replace(rep, grouped={"mapping": "vector",
                                                         "groups": op.groups})
@@ -881,10 +918,13 @@ def run(chip: Chip, program: Program, inputs: dict[str, object] | None = None,
                     except IndexError as exc:
                         raise WorkloadError(f"program {program.name}", op.name,
                                             str(exc)) from None
-                if op.output in by_vector:  # stored in vector.output_dtype
+                if op.output in by_vector and not keeps_integers(op, env[op.output]):
+                    # stored in vector.output_dtype (int8 values of a quantised model stay)
                     env[op.output] = requantise(np.asarray(env[op.output], np.float32),
                                                 chip.vector_store_dtype, 0.0)
         ops.append(rep)
+        if op.output in fusion.virtual:
+            epi[op.output] = (rep.start_cycle, rep.end_cycle)
         unit_free[unit] = rep.end_cycle
         if rep.requant_busy_cycles:  # the array op's requantisation holds the vector unit
             unit_free["vector"] = max(unit_free["vector"], rep.end_cycle)

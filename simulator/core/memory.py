@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import one_tile
+from . import interruptible, one_tile
 from ..hardware.chip import ACC_BYTES, Chip
 from .conv_geometry import ConvGeometry
 from .cycle_limits import check_dram_cycles
@@ -289,43 +289,15 @@ def dram_traffic_closed_form(chip: Chip, m: int, n: int, k: int, plan: TilePlan,
         chip.input_bytes, ACC_BYTES, chip.output_bytes))
     geom = _feeder(chip, m, k, conv)
     if geom.size:
-        a = a // (m * k) * int(_memory._tiles_sum(geom, m, k, plan.tile_m, plan.tile_k))
+        tiles = one_tile.cdiv(m, plan.tile_m) * one_tile.cdiv(k, plan.tile_k)
+        a = a // (m * k) * int(interruptible.call(tiles, _memory._tiles_sum, geom, m, k,
+                                                  plan.tile_m, plan.tile_k, name="conv-tiles"))
     return a, b, o_rd, o_wr
 
 
 # The tile walk (numba) runs about 3e7 tile steps a second; a GEMM needing more than this many
 # is refused up front rather than walked for minutes (docs/errors.md, "Bounded work").
 MAX_TILE_STEPS = 1 << 27
-
-
-# A walk of more tile steps than this (about 30 ms) runs in a helper thread, so the main thread
-# takes Ctrl-C within 0.1 s instead of when the walk ends.
-THREADED_STEPS = 1 << 20
-
-
-def _interruptible(steps: int, fn, *args):
-    """Return ``fn(*args)`` (a nogil numba function); when ``steps`` is large, run it in a
-    daemon thread and wait in 0.1 s slices, so a KeyboardInterrupt (Ctrl-C) reaches the main
-    thread at once; the walk's thread is abandoned (it holds no lock or file) and ends with
-    the process."""
-    if steps <= THREADED_STEPS:
-        return fn(*args)
-    import threading
-    out: list = []
-    failed: list = []
-
-    def target():
-        try:
-            out.append(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            failed.append(exc)
-    t = threading.Thread(target=target, name="tile-walk", daemon=True)
-    t.start()
-    while t.is_alive():
-        t.join(0.1)
-    if failed:
-        raise failed[0]
-    return out[0]
 
 
 def _steps(m: int, n: int, k: int, plan: TilePlan) -> int:
@@ -348,14 +320,14 @@ def _run(chip: Chip, m: int, n: int, k: int, plan: TilePlan,
                             "give the chip larger buffers")
     check_dram_cycles(chip, sum(dram_traffic_closed_form(chip, m, n, k, plan)), 4 * steps,
                       f"gemm {m}x{n}x{k}")
-    c = _interruptible(
+    c = interruptible.call(  # a long walk runs off the main thread, so Ctrl-C stops it
         steps, _memory._run_steps, _DATAFLOW_CODE[arr.dataflow], m, n, k, plan.tile_m, plan.tile_n, plan.tile_k,
         ORDERS.index(plan.loop_order), arr.rows, arr.cols, arr.fill_drain == "full",
         arr.overlap_code, arr.count, _SPLIT_CODE[plan.split], arr.split_tile_m,
         arr.split_tile_n, chip.input_bytes, ACC_BYTES,
         np.array(chip.dram.bytes_per_cycle(chip.clock_hz), np.float64), chip.dram.per_operand,
         chip.dram.latency_cycles, chip.buffers.double_buffered, chip.buffers.unified, _ports(chip),
-        chip.output_bytes, geom)
+        chip.output_bytes, geom, name="tile-walk")
     halo = 0
     if geom.size:  # each pass over A fetches the touched feature map once; the rest is halo
         reps = _memory._dram_traffic(m, n, k, plan.tile_m, plan.tile_n, plan.tile_k,

@@ -39,8 +39,8 @@ import numpy as np
 from ..errors import WorkloadError
 from .vector import ELEMENTWISE, VECTOR_OPS
 
-__all__ = ["Conv2d", "Elementwise", "Layout", "MatMul", "Op", "Program", "Reduce", "VectorOp",
-           "conv_out_size"]
+__all__ = ["Conv2d", "Elementwise", "Layout", "MatMul", "Op", "Program", "Reduce", "Requant",
+           "VectorOp", "conv_out_size"]
 
 REDUCTIONS = ("sum", "mean", "max", "min", "prod")
 
@@ -52,6 +52,24 @@ def conv_out_size(size: int, kernel: int, stride: int, padding: int, dilation: i
     """Return a convolution's output size along one axis, floor((size + 2p - d(k-1) - 1)/s) + 1
     (PyTorch's convention; SCALE-Sim's topologies use a ceiling instead)."""
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+@dataclass(frozen=True)
+class Requant:
+    """The integer output step of an int8 array op (TFLite's, gemmlowp's): per output channel
+    ``c``, ``q = clamp(MBQM(acc + bias[c], multiplier[c], shift[c]) + zero_point, qmin, qmax)``
+    with MBQM TFLite's MultiplyByQuantizedMultiplier (see numerics.requantise_fixed). Tuples of
+    length 1 apply to every channel (per-tensor). ``bias`` holds the layer's int32 bias with the
+    input zero point's correction folded in (``-z_in * sum_k w[k, c]``); ``multiplier`` is a
+    Q31 significand in [2**30, 2**31), ``shift`` a power-of-two exponent."""
+
+    bias: tuple[int, ...]
+    multiplier: tuple[int, ...]
+    shift: tuple[int, ...]
+    zero_point: int = 0
+    qmin: int = -128
+    qmax: int = 127
+    rounding: str = "double"  # MultiplyByQuantizedMultiplier: "double" (gemmlowp) or "single"
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,7 @@ class MatMul(Op):
     transpose_a: bool = False
     transpose_b: bool = False
     out_scale: float | None = None  # int8 outputs: this op's requantisation multiplier
+    requant: Requant | None = None  # int8 outputs: fixed-point requantisation (replaces out_scale)
     unit = "array"
 
 
@@ -84,6 +103,7 @@ class Conv2d(Op):
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
     out_scale: float | None = None  # int8 outputs: this op's requantisation multiplier
+    requant: Requant | None = None  # int8 outputs: fixed-point requantisation (replaces out_scale)
     unit = "array"
 
 
@@ -224,13 +244,15 @@ class Program:
 
     # -- array ops ----------------------------------------------------------------------------
     def matmul(self, name: str, a: str, b: str, out: str | None = None, transpose_a: bool = False,
-               transpose_b: bool = False, out_scale: float | None = None) -> str:
+               transpose_b: bool = False, out_scale: float | None = None,
+               requant: Requant | None = None) -> str:
         """Append ``out = op(a) @ op(b)`` on the array; return the output tensor's name.
 
         2-D operands: one GEMM. ``a (..., M, K) @ b (K, N)``: one GEMM over all leading dims.
         Both with batch dims (broadcast as in numpy): one GEMM per batch element.
         ``out_scale``: on a chip with int8 outputs, the multiplier of the int32 accumulators
-        before rounding (default: the chip's output.scale).
+        before rounding (default: the chip's output.scale). ``requant``: on such a chip, the
+        fixed-point output step per output column instead (Requant; TFLite's int8 models).
         """
         self._check_op_name(name)
         out_scale = self._out_scale(out_scale, name)
@@ -247,10 +269,28 @@ class Program:
         except ValueError:
             raise self._fail(name, f"batch dimensions {sa[:-2]} and {sb[:-2]} do not "
                              "broadcast") from None
+        self._check_requant(requant, n, name)
         out = out or name
         self._define(out, (*batch, m, n), name)
         return self._append(MatMul(name, (a, b), out, bool(transpose_a), bool(transpose_b),
-                                   out_scale))
+                                   out_scale, requant))
+
+    def _check_requant(self, rq: Requant | None, channels: int, name: str) -> None:
+        """Raise WorkloadError unless ``rq`` is None or a Requant for ``channels`` outputs."""
+        if rq is None:
+            return
+        if not isinstance(rq, Requant):
+            raise self._fail(name, f"requant must be a Requant, got {type(rq).__name__}")
+        lens = {len(rq.bias), len(rq.multiplier), len(rq.shift)} - {1}
+        if lens and lens != {channels}:
+            raise self._fail(name, f"requant has {sorted(lens)} channels, the op {channels}")
+        if rq.rounding not in ("double", "single"):
+            raise self._fail(name, f"requant rounding must be double or single, got "
+                             f"{rq.rounding!r}")
+        if not rq.qmin <= rq.qmax or any(not 0 <= m < 2 ** 31 for m in rq.multiplier) or \
+                any(not -62 <= s <= 31 for s in rq.shift):
+            raise self._fail(name, "requant multipliers must lie in [0, 2**31), shifts in "
+                             "[-62, 31] and qmin <= qmax")
 
     def _out_scale(self, scale: float | None, name: str) -> float | None:
         """Return a checked requantisation multiplier (None: the chip's output.scale)."""
@@ -270,10 +310,11 @@ class Program:
         return self.elementwise(f"{name}.bias", "add", y, b, out=out or name)
 
     def conv2d(self, name: str, x: str, w: str, stride=1, padding=0, dilation=1, groups: int = 1,
-               out: str | None = None, out_scale: float | None = None) -> str:
+               out: str | None = None, out_scale: float | None = None,
+               requant: Requant | None = None) -> str:
         """Append a convolution of ``x (N, C, H, W)`` with ``w (F, C/groups, kh, kw)`` on the
-        array; output (N, F, out_h, out_w), floor sizes (see conv_out_size). ``out_scale``: as
-        for matmul."""
+        array; output (N, F, out_h, out_w), floor sizes (see conv_out_size). ``out_scale`` and
+        ``requant`` (per filter): as for matmul."""
         self._check_op_name(name)
         out_scale = self._out_scale(out_scale, name)
         sx, sw = self._shape(x, name), self._shape(w, name)
@@ -298,10 +339,11 @@ class Program:
         if oh <= 0 or ow <= 0:
             raise fail(f"filter {kh}x{kw} (dilation {dilation}) is larger than the padded input "
                        f"{h + 2 * padding[0]}x{wd + 2 * padding[1]}")
+        self._check_requant(requant, f, name)
         out = out or name
         self._define(out, (nb, f, oh, ow), name)
         return self._append(Conv2d(name, (x, w), out, stride, padding, dilation, int(groups),
-                                   out_scale))
+                                   out_scale, requant))
 
     # -- vector ops ---------------------------------------------------------------------------
     def elementwise(self, name: str, kind: str, *args: str, const: float = 0.0,

@@ -66,6 +66,8 @@ class OpReport:
     # a grouped convolution's mapping (array.depthwise): per_channel, packed (with the groups
     # per packed GEMM) or vector; None for other ops
     grouped: Mapping[str, Any] | None = None
+    # vector.fuse_epilogues: the array op this op runs in as its epilogue; None when unfused
+    fused_into: str | None = None
 
     @property
     def total_cycles(self) -> int:
@@ -113,6 +115,8 @@ class OpReport:
             out["grouped"] = _plain(self.grouped)
         if self.residency:
             out["residency"] = _plain(self.residency)
+        if self.fused_into is not None:
+            out["fused_into"] = self.fused_into
         return out
 
 

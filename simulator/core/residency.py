@@ -23,7 +23,8 @@ Bytes per element: the chip's input type for tensors only array ops read (they a
 the array's operand format), 4 (fp32 / int32) for the rest; an array op's result on a chip that
 narrows its outputs (output.dtype) at most output.dtype's bytes, and a vector op's result on a
 chip that stores them narrower (vector.output_dtype) at most that format's bytes, unless it is
-index-valued (``index_tensors``).
+index-valued (``index_tensors``); the intermediate results of a fused epilogue
+(vector.fuse_epilogues) are never stored: 0 bytes.
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..hardware.chip import ACC_BYTES, Chip
+from .fusion import epilogue_fusion
 from .grouped import runs_on_vector
 from .program import Conv2d, Elementwise, Layout, MatMul, Program
-from .vector import ID_INPUT as _ID_INPUT  # the ids' input position of each op reading ids
+from .vector import ID_INPUT
 
 __all__ = ["ResidencyPlan", "free_layout_ops", "index_tensors", "plan_residency",
            "vector_narrowed"]
 
+_ID_INPUT = ID_INPUT  # the input position of the integer ids of the vector ops that take them
 
 
 def index_tensors(program: Program) -> set[str]:
@@ -168,13 +171,14 @@ def plan_residency(chip: Chip, program: Program, free: set[str] | None = None) -
     narrowed = {op.output for op in ops if chip.narrows_output and isinstance(op, (MatMul, Conv2d))
                 and not runs_on_vector(chip, program, op)}
     by_vector = vector_narrowed(chip, program, free)
+    virtual = epilogue_fusion(chip, program, free).virtual  # never stored
     for r in order:
         per = chip.input_bytes if array_only.get(r, False) else ACC_BYTES
         if r in narrowed:
             per = min(per, chip.output_bytes)
         if r in by_vector:
             per = min(per, chip.vector_output_bytes)
-        nbytes[r] = program.numel(r) * per
+        nbytes[r] = 0 if r in virtual else program.numel(r) * per
     cap = chip.buffers.residency_bytes
     n = len(ops)
     resident = {}
@@ -188,7 +192,7 @@ def plan_residency(chip: Chip, program: Program, free: set[str] | None = None) -
         for r in order:  # order is by start, then program order
             s, e, b = start[r], last[r] + 1, nbytes[r]
             seg = load[s:e]
-            ok = b <= cap and int(seg.max()) + b <= cap
+            ok = r in virtual or (b <= cap and int(seg.max()) + b <= cap)
             resident[r] = ok
             seg += b
             if ok:

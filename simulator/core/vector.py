@@ -47,10 +47,11 @@ import numpy as np
 
 from ..hardware.chip import VectorUnit
 
-__all__ = ["ELEMENTWISE", "INTEGER_KINDS", "VECTOR_OPS", "VectorSpec", "elementwise_values",
-           "im2col_nchw",
+__all__ = ["ELEMENTWISE", "ID_INPUT", "INTEGER_KINDS", "VECTOR_OPS", "VectorSpec",
+           "cumsum_values", "elementwise_values", "gather_elements_values", "im2col_nchw",
+           "pad_values",
            "col2im_nchw", "reduce_sum_values", "reduce_values", "vector_cycles",
-           "reduction_cycles", "passes_cycles", "trunc_divide"]
+           "reduction_cycles", "passes_cycles", "trunc_divide", "keeps_integers"]
 
 # kind -> (op class, number of tensor inputs)
 ELEMENTWISE = {
@@ -97,8 +98,9 @@ ELEMENTWISE = {
     "mod": ("divide", 2),  # params (fmod,): fmod 1: the dividend's sign, 0: the divisor's
     "equal": ("compare", 2), "less": ("compare", 2), "less_equal": ("compare", 2),
     "greater": ("compare", 2), "greater_equal": ("compare", 2),  # results 1 or 0
-    "not": ("compare", 1), "and": ("compare", 2), "or": ("compare", 2),
-    "xor": ("compare", 2),  # logical, on nonzero = true; results 1 or 0
+    # logic on nonzero = true; results 1 or 0
+    "logical_and": ("compare", 2), "logical_or": ("compare", 2),
+    "logical_xor": ("compare", 2), "logical_not": ("compare", 1),
     # bitwise ops of integers, params (bits, signed) of their element type (whole numbers
     # carried as float32 are converted exactly)
     "bit_and": ("compare", 2), "bit_or": ("compare", 2), "bit_xor": ("compare", 2),
@@ -106,6 +108,13 @@ ELEMENTWISE = {
     # integer add, subtract, multiply wrapped to params (bits, signed) (ONNX's integer Add,
     # Sub, Mul: two's complement)
     "int_add": ("add", 2), "int_sub": ("add", 2), "int_mul": ("add", 2),
+    # quantised (int8) models. quantize, params (scale, zero point, qmin, qmax): the integers
+    # clip(round(x / scale) + zero point, qmin, qmax), halves away from zero; dequantize,
+    # params (scale, zero point): (q - zero point) * scale in float32
+    "quantize": ("add", 1), "dequantize": ("add", 1),
+    # integers: params (bias, multiplier, shift, zero point, qmin, qmax): TFLite's fixed-point
+    # requantisation of x + bias (numerics.requantise_fixed) + zero point, clamped
+    "requantize": ("add", 1),
 }
 _WRAPPED = {"int_add": np.add, "int_sub": np.subtract, "int_mul": np.multiply}
 _BITWISE = {"bit_and": np.bitwise_and, "bit_or": np.bitwise_or, "bit_xor": np.bitwise_xor,
@@ -118,10 +127,25 @@ _BITWISE = {"bit_and": np.bitwise_and, "bit_or": np.bitwise_or, "bit_xor": np.bi
 # values stay below 2**24 in magnitude; ONNX's integer Add, Sub, Mul are int_add, int_sub,
 # int_mul, exact and wrapped to their type.
 INTEGER_KINDS = {"relu", "max", "min", "div_trunc", "abs", "neg", "sign", "mod", "pow",
-                 "equal", "less", "less_equal", "greater", "greater_equal", "not", "and", "or",
-                 "xor", "prelu", "floor", "ceil", "round", "trunc", *_BITWISE, *_WRAPPED}
+                 "equal", "less", "less_equal", "greater", "greater_equal", "logical_not",
+                 "logical_and", "logical_or", "logical_xor", "prelu", "floor", "ceil", "round",
+                 "trunc", *_BITWISE, *_WRAPPED}
+
+# composite ops that only move or compare values: integer inputs (an int8 model's values)
+# give the same integers back
+INTEGER_EXACT = frozenset({"maxpool2d", "pad", "concat", "broadcast"})
+INTEGER_RESULTS = frozenset({"quantize", "requantize"})  # elementwise kinds giving int8 values
 
 _F = np.float32
+# the comparison and logic kinds: numpy's, on values where any nonzero is true
+_LOGIC: dict[str, Callable[..., np.ndarray]] = {
+    "equal": np.equal, "less": np.less, "less_equal": np.less_equal, "greater": np.greater,
+    "greater_equal": np.greater_equal,
+    "logical_and": lambda a, b: np.logical_and(a != 0, b != 0),
+    "logical_or": lambda a, b: np.logical_or(a != 0, b != 0),
+    "logical_xor": lambda a, b: np.logical_xor(a != 0, b != 0),
+    "logical_not": lambda a: a == 0,
+}
 _SQRT_2_OVER_PI = _F(math.sqrt(2.0 / math.pi))
 _GELU_C = _F(0.044715)
 
@@ -225,20 +249,16 @@ def _integer_elementwise(kind: str, xs: list[np.ndarray], c, p: list) -> np.ndar
         return np.maximum(xs[0], 0).astype(dt)
     if kind in _BITWISE or kind in _WRAPPED:
         return _bitwise(kind, xs, p).astype(dt)
-    ops = {"max": np.maximum, "min": np.minimum, "equal": np.equal, "less": np.less,
-           "less_equal": np.less_equal, "greater": np.greater,
-           "greater_equal": np.greater_equal, "and": np.logical_and,
-           "or": np.logical_or, "xor": np.logical_xor}
-    if kind in ops:
-        out = ops[kind](xs[0], xs[1])
-        return out.astype(np.int64) if out.dtype == np.bool_ else out.astype(dt)
+    if kind in _LOGIC:
+        return _LOGIC[kind](*xs).astype(np.int64)
+    if kind in ("max", "min"):
+        return (np.maximum if kind == "max" else np.minimum)(xs[0], xs[1]).astype(dt)
     if kind == "prelu":
         return np.where(xs[0] >= 0, xs[0], xs[0] * xs[1]).astype(dt)
     unary = {"abs": np.abs, "neg": np.negative, "sign": np.sign,
              "floor": lambda a: a, "ceil": lambda a: a, "round": lambda a: a,
-             "trunc": lambda a: a,
-             "not": lambda a: (a == 0).astype(np.int64)}
-    return unary[kind](xs[0]).astype(np.int64 if kind == "not" else dt)
+             "trunc": lambda a: a}
+    return unary[kind](xs[0]).astype(dt)
 
 
 def _bitwise(kind: str, xs: list[np.ndarray], p: list) -> np.ndarray:
@@ -269,7 +289,25 @@ def elementwise_values(kind: str, inputs: list[np.ndarray], const: float,
                        params: tuple[float, ...] = ()) -> np.ndarray:
     """Return the float32 result of an elementwise op (operands broadcast as in numpy). The
     kinds of INTEGER_KINDS on integer tensors (an int8 network's activations, ONNX's integer
-    ops) stay integers, exactly: ``div_trunc`` truncates toward zero, comparisons give 0/1."""
+    ops) stay integers, exactly: ``div_trunc`` truncates toward zero, comparisons give 0/1;
+    quantize and requantize give int8 values (int64)."""
+    if kind == "quantize":  # the int8 values, held as int64
+        scale, zp, lo, hi = (float(v) for v in params)
+        with np.errstate(over="ignore", invalid="ignore"):
+            q = np.asarray(inputs[0], np.float64) / np.float64(np.float32(scale))
+        q = np.sign(q) * np.floor(np.abs(q) + 0.5)  # halves away from zero (std::round)
+        return np.clip(np.nan_to_num(q) + zp, lo, hi).astype(np.int64)
+    if kind == "requantize":
+        from ..hardware.numerics import requantise_fixed
+        bias, mult, shift, zp, lo, hi = (int(v) for v in params)
+        x = np.asarray(inputs[0], np.float64)
+        shape = x.shape
+        x = np.rint(x).astype(np.int64).reshape(-1)  # sums of integers: exact in float32
+        rq = _Rq((bias,), (mult,), (shift,), zp, lo, hi)
+        return requantise_fixed(x, rq, 0).reshape(shape)
+    if kind == "dequantize":
+        return ((np.asarray(inputs[0], np.float32) - np.float32(params[1]))
+                * np.float32(params[0])).astype(np.float32)
     if kind in INTEGER_KINDS and \
             all(np.issubdtype(np.asarray(x).dtype, np.integer) for x in inputs):
         xs = [np.asarray(x) for x in inputs]
@@ -340,6 +378,8 @@ def _elementwise(kind: str, xs: list[np.ndarray], c: np.float32, p: list) -> np.
         return np.tanh(xs[0])
     if kind == "erf":
         return _erf(xs[0])
+    if kind in _LOGIC:
+        return _LOGIC[kind](*xs).astype(np.float32)
     if kind == "sigmoid":
         return _sigmoid(xs[0])
     if kind == "gelu":
@@ -402,15 +442,6 @@ def _onnx_elementwise(kind: str, xs: list[np.ndarray], p: list) -> np.ndarray:
         return np.power(x, xs[1])
     if kind == "mod":
         return np.fmod(x, xs[1]) if p and p[0] else np.mod(x, xs[1])
-    cmp = {"equal": np.equal, "less": np.less, "less_equal": np.less_equal,
-           "greater": np.greater, "greater_equal": np.greater_equal}
-    if kind in cmp:
-        return cmp[kind](x, xs[1]).astype(_F)
-    if kind == "not":
-        return (x == 0).astype(_F)
-    logic = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}
-    if kind in logic:
-        return logic[kind](x != 0, xs[1] != 0).astype(_F)
     if kind in _BITWISE or kind in _WRAPPED:  # integers carried as float32 (exact < 2**24)
         return _bitwise(kind, [np.asarray(a, np.float64).astype(np.int64) for a in xs],
                         p).astype(_F)
@@ -928,6 +959,61 @@ def _move(shapes, out, attrs):
     return [("move", _n(out), 0)]
 
 
+def _gather_elements_shape(shapes, attrs):  # (data, indices of the same rank) -> indices
+    _check_inputs(shapes, 2, "")
+    if len(shapes[0]) != len(shapes[1]):
+        raise ValueError(f"data {shapes[0]} and indices {shapes[1]} must have the same rank")
+    ax = _axis_attr(shapes, attrs, default=0)
+    if any(i > d for a, (d, i) in enumerate(zip(*shapes)) if a != ax):
+        raise ValueError(f"indices {shapes[1]} exceed data {shapes[0]} off axis {ax}")
+    return tuple(shapes[1]), attrs
+
+
+def gather_elements_values(data: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray:
+    """Return ONNX GatherElements: ``out[..., j, ...] = data[..., idx[..., j, ...], ...]`` along
+    ``axis`` (numpy's take_along_axis on the leading block of ``data`` that ``idx`` spans);
+    a negative index counts from the end. Raises IndexError for an index out of range."""
+    data = np.asarray(data)
+    idx = np.asarray(idx).astype(np.int64)
+    size = data.shape[axis]
+    if idx.size and (idx.min() < -size or idx.max() >= size):
+        raise IndexError(f"indices must lie in [-{size}, {size}), got [{idx.min()}, {idx.max()}]")
+    block = data[tuple(slice(None) if a == axis else slice(0, n)
+                       for a, n in enumerate(idx.shape))]
+    return np.take_along_axis(block, idx % size if size else idx, axis)
+
+
+PAD_MODES = ("constant", "reflect", "edge", "wrap")
+
+
+def _pad_shape(shapes, attrs):  # x -> x padded by attrs["pads"] ((before, after) per axis)
+    _check_inputs(shapes, 1, "")
+    pads = tuple((int(b), int(a)) for b, a in attrs.get("pads", ()))
+    mode = attrs.get("mode", "constant")
+    if len(pads) != len(shapes[0]) or any(b < 0 or a < 0 for b, a in pads):
+        raise ValueError(f"pads {pads} must give (before, after) >= 0 for each of the "
+                         f"{len(shapes[0])} axes")
+    if mode not in PAD_MODES:
+        raise ValueError(f"mode {mode!r} (known: {', '.join(PAD_MODES)})")
+    if mode != "constant" and any((b or a) and n == 0 for (b, a), n in zip(pads, shapes[0])):
+        raise ValueError(f"mode {mode} cannot pad an empty axis")
+    value = float(attrs.get("value", 0.0))  # -inf allowed (a max pool's padding)
+    if np.isnan(value):
+        raise ValueError("the pad value must not be NaN")
+    attrs.update(pads=pads, mode=mode, value=value)
+    return tuple(n + b + a for n, (b, a) in zip(shapes[0], pads)), attrs
+
+
+def pad_values(x: np.ndarray, pads, mode: str = "constant", value: float = 0.0) -> np.ndarray:
+    """Return ``x`` padded by ``pads`` ((before, after) per axis) as ONNX Pad does: with
+    ``value`` (mode constant), the mirror image without the edge (reflect), the edge repeated
+    (edge) or the other end (wrap)."""
+    x = np.asarray(x)
+    if mode == "constant":
+        return np.pad(x, pads, mode="constant", constant_values=np.asarray(value, x.dtype))
+    return np.pad(x, pads, mode=mode)
+
+
 def _broadcast_shape(shapes, attrs):  # x -> attrs["shape"] (numpy broadcasting)
     _check_inputs(shapes, 1, "")
     target = tuple(int(v) for v in attrs.get("shape", ()))
@@ -1001,54 +1087,6 @@ def _hardmax_values(xs, attrs, lanes):
     return out
 
 
-def _pad_shape(shapes, attrs):  # x -> x padded by attrs["pads"] (begin..., end...)
-    _check_inputs(shapes, 1, "")
-    x = shapes[0]
-    pads = tuple(int(v) for v in attrs.get("pads", ()))
-    mode = attrs.get("mode", "constant")
-    if len(pads) != 2 * len(x) or any(v < 0 for v in pads):
-        raise ValueError(f"pads {pads} must be 2 x rank {len(x)} sizes >= 0")
-    if mode not in ("constant", "edge", "reflect", "wrap"):
-        raise ValueError(f"mode {mode!r} (known: constant, edge, reflect, wrap)")
-    out = tuple(s + pads[i] + pads[i + len(x)] for i, s in enumerate(x))
-    if mode == "reflect" and any(pads[i] >= s or pads[i + len(x)] >= s
-                                 for i, s in enumerate(x) if pads[i] or pads[i + len(x)]):
-        raise ValueError(f"reflect pads {pads} must be smaller than the sizes {x}")
-    attrs.update(pads=pads, mode=mode, value=float(attrs.get("value", 0.0)))
-    return out, attrs
-
-
-def _pad_values(xs, attrs, lanes):
-    x, pads, nd = xs[0], attrs["pads"], xs[0].ndim
-    width = [(pads[i], pads[i + nd]) for i in range(nd)]
-    if attrs["mode"] == "constant":
-        return np.pad(x, width, constant_values=np.float32(attrs["value"]))
-    return np.pad(x, width, mode=attrs["mode"])
-
-
-def _gather_elements_shape(shapes, attrs):  # (x, ids) -> ids.shape, along attrs["axis"]
-    _check_inputs(shapes, 2, "")
-    x, ids = shapes
-    ax = _axis_attr(shapes, attrs, default=0)
-    if len(ids) != len(x) or any(i > s for k, (i, s) in enumerate(zip(ids, x)) if k != ax):
-        raise ValueError(f"ids {ids} do not fit x {x} off axis {ax}")
-    return tuple(ids), attrs
-
-
-def _gather_elements_values(xs, attrs, lanes):
-    """out[i][j][k] = x[ids[i][j][k]][j][k] (axis 0; likewise along any axis); a negative id
-    counts from the end."""
-    x, ids = xs
-    ax = attrs["axis"]
-    idx = np.asarray(ids).astype(np.int64)
-    n = x.shape[ax]
-    if idx.size and (idx.min() < -n or idx.max() >= n):
-        raise IndexError(f"ids must lie in [-{n}, {n}), got [{idx.min()}, {idx.max()}]")
-    idx = np.where(idx < 0, idx + n, idx)
-    sl = tuple(slice(0, s) if k != ax else slice(None) for k, s in enumerate(idx.shape))
-    return np.take_along_axis(x[sl], idx, axis=ax)
-
-
 def _scan_shape(shapes, attrs):  # x -> x, a running sum / product along attrs["axis"]
     _check_inputs(shapes, 1, "")
     _axis_attr(shapes, attrs, default=0)
@@ -1057,19 +1095,34 @@ def _scan_shape(shapes, attrs):  # x -> x, a running sum / product along attrs["
     return shapes[0], attrs
 
 
+def _scan(x: np.ndarray, axis: int, exclusive: bool, reverse: bool, op,
+          identity) -> np.ndarray:
+    """Return the running ``op`` (np.add, np.multiply) of ``x`` along ``axis`` in element
+    order, in float32 at each step (integers stay integers); ``exclusive`` leaves each element
+    out of its own (the first is ``identity``), ``reverse`` runs from the end."""
+    x = np.asarray(x)
+    dtype = x.dtype if np.issubdtype(x.dtype, np.integer) else np.float32
+    if reverse:
+        x = np.flip(x, axis=axis)
+    out = op.accumulate(x, axis=axis, dtype=dtype)
+    if exclusive:
+        first = np.full_like(np.take(out, [0], axis=axis), identity)
+        out = np.concatenate([first, np.take(out, range(x.shape[axis] - 1), axis=axis)],
+                             axis=axis)
+    return np.ascontiguousarray(np.flip(out, axis=axis) if reverse else out)
+
+
+def cumsum_values(x: np.ndarray, axis: int, exclusive: bool = False,
+                  reverse: bool = False) -> np.ndarray:
+    """Return the running sums of ``x`` along ``axis`` (ONNX CumSum), added one element after
+    another in float32 (``exclusive``: each sum leaves its own element out, the first is 0;
+    ``reverse``: from the last element back). Integers stay integers."""
+    return _scan(x, axis, exclusive, reverse, np.add, 0)
+
+
 def _scan_values(op, identity):
     def values(xs, attrs, lanes):
-        """The running sum (product) along the axis in element order, float32 at each step;
-        ``exclusive`` leaves each element out of its own, ``reverse`` runs from the end."""
-        x, ax = xs[0], attrs["axis"]
-        if attrs["reverse"]:
-            x = np.flip(x, axis=ax)
-        out = op.accumulate(x, axis=ax, dtype=np.float32)
-        if attrs["exclusive"]:
-            first = np.full_like(np.take(out, [0], axis=ax), identity)
-            out = np.concatenate([first, np.take(out, range(x.shape[ax] - 1), axis=ax)],
-                                 axis=ax)
-        return np.flip(out, axis=ax) if attrs["reverse"] else out
+        return _scan(xs[0], attrs["axis"], attrs["exclusive"], attrs["reverse"], op, identity)
     return values
 
 
@@ -1170,11 +1223,15 @@ VECTOR_OPS: dict[str, VectorSpec] = {
                                lambda xs, a, lanes: _topk_order(xs[0], a), 1),
     "cumsum": VectorSpec(_scan_shape, _scan_passes, _scan_values(np.add, 0.0), 1),
     "cumprod": VectorSpec(_scan_shape, _scan_passes, _scan_values(np.multiply, 1.0), 1),
-    "gather_elements": VectorSpec(_gather_elements_shape, _move, _gather_elements_values, 2),
+    "gather_elements": VectorSpec(_gather_elements_shape, _move,
+                                  lambda xs, a, lanes: gather_elements_values(xs[0], xs[1],
+                                                                              a["axis"]), 2),
     "argmax": VectorSpec(_argmax_shape, _arg_passes, _arg_values(np.argmax), 1),
     "argmin": VectorSpec(_argmax_shape, _arg_passes, _arg_values(np.argmin), 1),
     "hardmax": VectorSpec(_rowwise, _arg_passes, _hardmax_values, 1),
-    "pad": VectorSpec(_pad_shape, _move, _pad_values, 1),
+    "pad": VectorSpec(_pad_shape, _move,
+                      lambda xs, a, lanes: pad_values(xs[0], a["pads"], a.get("mode", "constant"),
+                                                     a.get("value", 0.0)), 1),
     "pad_slice": VectorSpec(_pad_slice_shape, _move, _pad_slice_values, 1),
     "broadcast": VectorSpec(_broadcast_shape, _move,
                             lambda xs, a, lanes: np.broadcast_to(xs[0], a["shape"]).copy(), 1),
@@ -1216,10 +1273,34 @@ ID_INPUT = {"gather": 1, "scatter_add": 0, "gather_elements": 1, "scatter_elemen
 
 def vector_op_values(kind: str, inputs: list[np.ndarray], attrs: dict[str, Any],
                      lanes: int) -> np.ndarray:
-    """Return the float32 value of composite op ``kind`` (the ids of gathers and scatters
-    stay integers)."""
+    """Return the float32 value of composite op ``kind`` (the ids of gathers and scatters,
+    ``ID_INPUT``, stay integers; the
+    ops of INTEGER_EXACT on integer inputs, an int8 model's values, return int64)."""
     xs = [np.asarray(x) if ID_INPUT.get(kind) == i else np.asarray(x, np.float32)
           for i, x in enumerate(inputs)]
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
         out = VECTOR_OPS[kind].values(xs, attrs, lanes)
-    return np.asarray(out, np.float32)
+    out = np.asarray(out, np.float32)
+    if kind in INTEGER_EXACT and inputs and all(np.issubdtype(np.asarray(x).dtype, np.integer)
+                                                for x in inputs) and np.all(np.isfinite(out)):
+        return out.astype(np.int64)  # small integers: exact in float32
+    return out
+
+
+@dataclass(frozen=True)
+class _Rq:  # the fields of program.Requant that numerics.requantise_fixed reads
+    bias: tuple
+    multiplier: tuple
+    shift: tuple
+    zero_point: int
+    qmin: int
+    qmax: int
+
+
+def keeps_integers(op, value) -> bool:
+    """Return True when ``op``'s result ``value`` holds an int8 model's integers (a
+    ``quantize``, or an INTEGER_EXACT op of integers): stored as they are, never rounded to a
+    float format."""
+    if not np.issubdtype(np.asarray(value).dtype, np.integer):
+        return False
+    return getattr(op, "kind", None) in INTEGER_RESULTS | INTEGER_EXACT

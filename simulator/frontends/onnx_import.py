@@ -55,7 +55,8 @@ import numpy as np
 
 from simulator.errors import SimulatorInputError, WorkloadError
 from simulator.core.program import Layout, Program, Reduce
-from simulator.core.vector import elementwise_values, trunc_divide
+from simulator.core.vector import (cumsum_values, elementwise_values, gather_elements_values,
+                                   pad_values, trunc_divide)
 from simulator.frontends.feeds import Feed
 
 __all__ = ["HANDLERS", "ImportedModel", "import_onnx", "parse_input_shape"]
@@ -429,8 +430,8 @@ def _cast(ctx):
     src = ctx.elem_types.get(ctx.node.input[0], ctx.dtypes.get(v, np.dtype(np.float32)))
     to = np.dtype(to)
     if to == np.bool_ and np.dtype(src) != np.bool_:  # x != 0: two logical nots
-        t = ctx.p.elementwise(ctx.sub("zero"), "not", v, out=ctx.out(suffix="zero"))
-        out = ctx.p.elementwise(ctx.sub(), "not", t, out=ctx.out())
+        t = ctx.p.elementwise(ctx.sub("zero"), "logical_not", v, out=ctx.out(suffix="zero"))
+        out = ctx.p.elementwise(ctx.sub(), "logical_not", t, out=ctx.out())
         ctx.dtypes[out] = to
         return [out]
     if np.issubdtype(to, np.integer) and np.issubdtype(src, np.floating):
@@ -498,10 +499,40 @@ def _const_of_shape(ctx, shape):
 
 for _op, _fn in {
     "Range": _range, "ConstantOfShape": _const_of_shape,
-    "GatherND": lambda c, a, i: _gather_nd(c, a, i),
 }.items():
     HANDLERS[_op] = _numpy_fold(_fn)
     FOLD_ONLY.add(_op)
+
+
+@_handles("GatherND")
+def _gather_nd_op(ctx):
+    """GatherND (batch_dims 0): folded on constants; on data with constant indices, the
+    indexed leading q axes of data are flattened to rows and the rows picked by a ``gather``
+    (a copy on the vector unit), then shaped as indices.shape[:-1] + data.shape[q:]."""
+    data, idx = ctx.get(0), ctx.get(1)
+    if isinstance(data, Const) and isinstance(idx, Const):
+        return [_fold([data.value, idx.value], lambda d, i: _gather_nd(ctx, d, i))]
+    if ctx.attr("batch_dims", 0):
+        raise _Unsupported("GatherND with batch_dims is not supported")
+    if not isinstance(idx, Const):
+        raise _Unsupported("GatherND with indices computed from data is not supported")
+    shape = tuple(ctx.shape(data))
+    ids = np.asarray(idx.value, np.int64)
+    q = ids.shape[-1] if ids.ndim else 0
+    if ids.ndim == 0 or not 1 <= q <= len(shape):
+        raise _Unsupported(f"GatherND indices of shape {ids.shape} for data of shape {shape}")
+    lead = np.array(shape[:q], np.int64)
+    if ids.size and (np.any(ids < -lead) or np.any(ids >= lead)):
+        raise _Unsupported(f"GatherND index out of range for data of shape {shape}")
+    ids = ids % lead  # a negative index counts from the end
+    rows = np.ravel_multi_index(tuple(ids[..., j] for j in range(q)), shape[:q]) \
+        if ids.size else np.zeros(ids.shape[:-1], np.int64)
+    width = math.prod(shape[q:])
+    table = _reshape_to(ctx, data, (math.prod(shape[:q]), width))
+    picked = ctx.p.vector(ctx.sub(), "gather", table,
+                          ctx.tensor(Const(rows.reshape(-1).astype(np.int64)),
+                                     f"{ctx.input_name(1)}.rows"), out=ctx.out(suffix="rows"))
+    return [_reshape_to(ctx, picked, tuple(ids.shape[:-1]) + shape[q:] or (1,))]
 
 
 def _trilu_mask(shape, k: int, upper: bool) -> np.ndarray:
@@ -535,7 +566,7 @@ _UNARY: dict[str, tuple[str, Callable]] = {
         "Sin": "sin", "Cos": "cos", "Tan": "tan", "Asin": "asin", "Acos": "acos",
         "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh",
         "Atanh": "atanh", "Softplus": "softplus", "Softsign": "softsign", "Mish": "mish",
-        "HardSwish": "hard_swish", "IsNaN": "isnan", "Not": "not"}.items()},
+        "HardSwish": "hard_swish", "IsNaN": "isnan", "Not": "logical_not"}.items()},
     "Elu": ("elu", lambda ctx: (ctx.attr("alpha", 1.0),)),
     "Celu": ("celu", lambda ctx: (ctx.attr("alpha", 1.0),)),
     "Selu": ("selu", lambda ctx: (ctx.attr("alpha", 1.67326319217681884765625),
@@ -549,8 +580,8 @@ _UNARY: dict[str, tuple[str, Callable]] = {
     "IsInf": ("isinf", lambda ctx: (ctx.attr("detect_positive", 1),
                                     ctx.attr("detect_negative", 1))),
 }
-_BOOL_RESULT = {"isnan", "isinf", "not", "equal", "less", "less_equal", "greater",
-                "greater_equal", "and", "or", "xor"}
+_BOOL_RESULT = {"isnan", "isinf", "logical_not", "equal", "less", "less_equal", "greater",
+                "greater_equal", "logical_and", "logical_or", "logical_xor"}
 
 
 def _fold_elementwise(kind: str, values: list, params: tuple) -> Const:
@@ -585,8 +616,8 @@ def _unary(ctx):
 
 
 _COMPARE = {"Equal": "equal", "Less": "less", "LessOrEqual": "less_equal",
-            "Greater": "greater", "GreaterOrEqual": "greater_equal", "And": "and", "Or": "or",
-            "Xor": "xor", "PRelu": "prelu", "Mod": "mod"}
+            "Greater": "greater", "GreaterOrEqual": "greater_equal", "And": "logical_and",
+            "Or": "logical_or", "Xor": "logical_xor", "PRelu": "prelu", "Mod": "mod"}
 
 
 @_handles(*_COMPARE)
@@ -1229,20 +1260,17 @@ def _recurrent(ctx):
                     out=ctx.fresh(f"{n}.Rbzr.o"))
                 rb_h = vec(gates * hd + 2 * hd, hd, "Rbh")
             xp = ew("bias", "add", xp, ew("b", "add", wb, rb))
-        h = None
-        if ctx.has(5) and not _zero_const(ctx.get(5)):
-            h0 = ctx.tensor(ctx.get(5), ctx.input_name(5))
+        def initial(i, tag):  # this direction's initial state (batch, hd); None when zero
+            if not ctx.has(i) or _zero_const(ctx.get(i)):
+                return None
+            s0 = ctx.tensor(ctx.get(i), ctx.input_name(i))
             if ndir > 1:
-                h0 = p.slice(ctx.fresh(f"{n}.h0.dir"), h0, 0 if layout == 0 else 1, d, d + 1,
-                             out=ctx.fresh(f"{n}.h0dir"))
-            h = p.reshape(ctx.fresh(f"{n}.h0"), h0, (batch, hd), out=ctx.fresh(f"{n}.h0.o"))
-        c = None
-        if op == "LSTM" and ctx.has(6) and not _zero_const(ctx.get(6)):
-            c0 = ctx.tensor(ctx.get(6), ctx.input_name(6))
-            if ndir > 1:
-                c0 = p.slice(ctx.fresh(f"{n}.c0.dir"), c0, 0 if layout == 0 else 1, d, d + 1,
-                             out=ctx.fresh(f"{n}.c0dir"))
-            c = p.reshape(ctx.fresh(f"{n}.c0"), c0, (batch, hd), out=ctx.fresh(f"{n}.c0.o"))
+                s0 = p.slice(ctx.fresh(f"{n}.{tag}.dir"), s0, 0 if layout == 0 else 1, d, d + 1,
+                             out=ctx.fresh(f"{n}.{tag}dir"))
+            return p.reshape(ctx.fresh(f"{n}.{tag}"), s0, (batch, hd),
+                             out=ctx.fresh(f"{n}.{tag}.o"))
+        h = initial(5, "h0")
+        c = initial(6, "c0") if op == "LSTM" else None
         peep = None
         if op == "LSTM" and ctx.has(7) and not _zero_const(ctx.get(7)):
             peep = [mat_row(7, k * hd, hd, f"P{k}", d) for k in range(3)]  # i, o, f
@@ -1470,7 +1498,8 @@ def _pad_2d(ctx, x, begin, end, value: float):
     """Return x (N, C, H, W) padded by ``begin`` / ``end`` on H and W (the ``pad`` op)."""
     if not any(begin) and not any(end):
         return x
-    return ctx.p.vector(ctx.sub("pad"), "pad", x, pads=(0, 0, *begin, 0, 0, *end),
+    return ctx.p.vector(ctx.sub("pad"), "pad", x,
+                        pads=((0, 0), (0, 0), *zip(begin, end)),
                         mode="constant", value=value, out=ctx.out(suffix="padded"))
 
 
@@ -1749,7 +1778,7 @@ def _nll(ctx, logp: str, target, weight, reduction: str, ignore) -> str:
     if ignore is not None:
         ig = ctx.tensor(Const(np.array([int(ignore)], np.int64)), f"{ctx.op_name}.ignore")
         hit = p.elementwise(ctx.sub("ignored"), "equal", target, ig, out=ctx.out(suffix="ign"))
-        keep = p.elementwise(ctx.sub("kept"), "not", hit, out=ctx.out(suffix="kept"))
+        keep = p.elementwise(ctx.sub("kept"), "logical_not", hit, out=ctx.out(suffix="kept"))
         zero = ctx.tensor(Const(np.zeros((1,), np.int64)), f"{ctx.op_name}.zero")
         safe = p.elementwise(ctx.sub("safe"), "where", hit, zero, target,
                              out=ctx.out(suffix="safe"))
@@ -1898,7 +1927,7 @@ def _attention(ctx):
         else:
             mt = m
             if mshape[-1] < skv:
-                width = (0,) * len(mshape) + (0,) * (len(mshape) - 1) + (skv - mshape[-1],)
+                width = ((0, 0),) * (len(mshape) - 1) + ((0, skv - mshape[-1]),)
                 mt = p.vector(ctx.sub("mask.pad"), "pad", mt, pads=width, mode="constant",
                               value=0.0 if is_bool else -math.inf,
                               out=ctx.out(suffix="maskpad"))
@@ -1912,15 +1941,17 @@ def _attention(ctx):
     # the queries' offset in the keys: the cache's length, or per batch element the valid
     # keys past the queries (nonpad_kv_seqlen: an external cache), aligned bottom-right
     off = past if nonpad is None else (nonpad - sq).reshape(-1, 1, 1, 1)
+
+    def add_mask(bias, m, tag: str, suffix: str):  # bias + a constant 0 / -inf mask
+        if bias is None or isinstance(bias, Const):
+            return Const(m if bias is None else (bias.value + m).astype(np.float32))
+        return p.elementwise(ctx.sub(tag), "add", bias,
+                             ctx.tensor(Const(m), f"{ctx.op_name}.{tag}"),
+                             out=ctx.out(suffix=suffix))
     if ctx.attr("is_causal", 0):
         allowed = np.arange(skv)[None, :] <= np.arange(sq)[:, None] + off
-        causal = np.where(allowed, np.float32(0), np.float32(-np.inf))
-        if bias is None or isinstance(bias, Const):
-            bias = Const(causal if bias is None else (bias.value + causal).astype(np.float32))
-        else:
-            bias = p.elementwise(ctx.sub("causal"), "add", bias,
-                                 ctx.tensor(Const(causal), f"{ctx.op_name}.causal"),
-                                 out=ctx.out(suffix="bias"))
+        bias = add_mask(bias, np.where(allowed, np.float32(0), np.float32(-np.inf)),
+                        "causal", "bias")
     if left >= 0 or right >= 0:  # a sliding window around each query's position
         diff = np.arange(sq)[:, None] + off - np.arange(skv)[None, :]
         allowed = np.ones(diff.shape, bool)
@@ -1928,22 +1959,12 @@ def _attention(ctx):
             allowed &= diff <= left
         if right >= 0:
             allowed &= -diff <= right
-        window = np.where(allowed, np.float32(0), np.float32(-np.inf))
-        if bias is None or isinstance(bias, Const):
-            bias = Const(window if bias is None else (bias.value + window).astype(np.float32))
-        else:
-            bias = p.elementwise(ctx.sub("window"), "add", bias,
-                                 ctx.tensor(Const(window), f"{ctx.op_name}.window"),
-                                 out=ctx.out(suffix="windowed"))
+        bias = add_mask(bias, np.where(allowed, np.float32(0), np.float32(-np.inf)),
+                        "window", "windowed")
     if nonpad is not None:  # keys past each batch element's valid length are masked
-        pad = np.where(np.arange(skv)[None, :] < nonpad[:, None], np.float32(0),
-                       np.float32(-np.inf)).reshape(-1, 1, 1, skv)
-        if bias is None or isinstance(bias, Const):
-            bias = Const(pad if bias is None else (bias.value + pad).astype(np.float32))
-        else:
-            bias = p.elementwise(ctx.sub("nonpad"), "add", bias,
-                                 ctx.tensor(Const(pad), f"{ctx.op_name}.nonpad"),
-                                 out=ctx.out(suffix="nonpadded"))
+        bias = add_mask(bias, np.where(np.arange(skv)[None, :] < nonpad[:, None], np.float32(0),
+                                       np.float32(-np.inf)).reshape(-1, 1, 1, skv),
+                        "nonpad", "nonpadded")
     if bias is not None:
         s_ = p.elementwise(ctx.sub("mask"), "add", s_, ctx.tensor(bias, f"{ctx.op_name}.bias"),
                            out=ctx.out(suffix="masked"))
@@ -1960,7 +1981,7 @@ def _attention(ctx):
                            out=ctx.out(suffix="maskmax"))
             dead_t = p.elementwise(ctx.sub("mask.dead"), "isinf", top, params=(0.0, 1.0),
                                    out=ctx.out(suffix="dead"))
-            live = p.elementwise(ctx.sub("mask.live"), "not", dead_t,
+            live = p.elementwise(ctx.sub("mask.live"), "logical_not", dead_t,
                                  out=ctx.out(suffix="live"))
         if live is not None:
             zero = ctx.tensor(Const(np.zeros((1,), np.float32)), f"{ctx.op_name}.zero0")
@@ -2010,12 +2031,19 @@ def _bitwise(ctx):
 
 @_handles("CumSum", "CumProd")
 def _cumsum(ctx):
-    x = ctx.tensor(ctx.get(0), ctx.input_name(0))
+    x = ctx.get(0)
     axis = int(ctx.const(1, "axis").reshape(-1)[0])
+    exclusive, reverse = bool(ctx.attr("exclusive", 0)), bool(ctx.attr("reverse", 0))
     kind = "cumsum" if ctx.node.op_type == "CumSum" else "cumprod"
-    return [ctx.p.vector(ctx.sub(), kind, x, axis=axis, out=ctx.out(),
-                         exclusive=bool(ctx.attr("exclusive", 0)),
-                         reverse=bool(ctx.attr("reverse", 0)))]
+    if isinstance(x, Const) and kind == "cumsum":
+        nd = max(len(x.shape), 1)
+        if not -nd <= axis < nd:
+            raise _Unsupported(f"CumSum axis {axis} is out of range for rank {nd}")
+        return [_fold([x.value], lambda a: cumsum_values(a, axis % nd, exclusive, reverse)
+                      .astype(x.dtype))]
+    x = ctx.tensor(x, ctx.input_name(0))
+    return [ctx.p.vector(ctx.sub(), kind, x, axis=axis, out=ctx.out(), exclusive=exclusive,
+                         reverse=reverse)]
 
 
 @_handles("OneHot")
@@ -2040,7 +2068,7 @@ def _one_hot(ctx):
     neg = p.elementwise(ctx.sub("neg"), "equal", col,
                         ctx.tensor(Const(ar - depth), f"{ctx.op_name}.negrange"),
                         out=ctx.out(suffix="negpos"))
-    hit = p.elementwise(ctx.sub("hit"), "or", hit, neg, out=ctx.out(suffix="hit"))
+    hit = p.elementwise(ctx.sub("hit"), "logical_or", hit, neg, out=ctx.out(suffix="hit"))
     if isinstance(values, Const):
         off, on = values.value.reshape(-1)[:2]
         on_t = ctx.tensor(Const(np.array([on])), f"{ctx.op_name}.on")
@@ -2569,16 +2597,15 @@ def _center_crop_pad(ctx):
         raise _Unsupported(f"shape {target} does not fit axes {axes}")
     p = ctx.p
     y = x
-    pads = [0] * (2 * nd)
+    pads = [(0, 0)] * nd
     for a, t in zip(axes, target):
         n = p.shapes[y][a]
         if t < n:
             lo = (n - t) // 2
             y = p.slice(ctx.sub(f"crop{a}"), y, a, lo, lo + t, out=ctx.out(suffix=f"crop{a}"))
         elif t > n:
-            pads[a] = (t - n) // 2
-            pads[a + nd] = t - n - pads[a]
-    if any(pads):
+            pads[a] = ((t - n) // 2, t - n - (t - n) // 2)
+    if any(b or e for b, e in pads):
         y = p.vector(ctx.sub("pad"), "pad", y, pads=tuple(pads), mode="constant", value=0.0,
                      out=ctx.out(suffix="padded"))
     if y == x:
@@ -2898,12 +2925,22 @@ def _general_gather(ctx, data, idx, ax: int) -> str:
 @_handles("GatherElements")
 def _gather_elements(ctx):
     data, idx = ctx.get(0), ctx.get(1)
+    nd = len(ctx.shape(data)) if not isinstance(data, Const) else len(data.shape)
     axis = int(ctx.attr("axis", 0))
+    if not -nd <= axis < nd:
+        raise _Unsupported(f"GatherElements axis {axis} is out of range for rank {nd}")
     if isinstance(data, Const) and isinstance(idx, Const):
-        return [_fold([data.value, idx.value], lambda d, i: np.take_along_axis(
-            d, np.where(i < 0, i + d.shape[axis], i), axis=axis))]
-    return [ctx.p.vector(ctx.sub(), "gather_elements", ctx.tensor(data, ctx.input_name(0)),
-                         ctx.tensor(idx, ctx.input_name(1)), out=ctx.out(), axis=axis)]
+        try:
+            return [_fold([data.value, idx.value],
+                          lambda d, i: gather_elements_values(d, i, axis % nd))]
+        except (IndexError, ValueError) as exc:
+            raise _Unsupported(f"GatherElements: {exc}") from None
+    if isinstance(idx, Const):
+        idx = ctx.tensor(idx, ctx.input_name(1))
+    if isinstance(data, Const):
+        data = ctx.tensor(data, ctx.input_name(0))
+    return [ctx.p.vector(ctx.sub(), "gather_elements", data, idx, axis=axis % nd,
+                         out=ctx.out())]
 
 
 @_handles("Tile")
@@ -2945,13 +2982,19 @@ def _pad(ctx):
             raise _Unsupported("constant_value must be a scalar constant")
     axes = _axes_arg(ctx, 3) if ctx.opset >= 18 and ctx.has(3) else list(range(nd))
     axes = [a % nd for a in axes]
-    full = [0] * (2 * nd)
+    if len(pads) != 2 * len(axes):
+        raise _Unsupported(f"{len(pads)} pads for {len(axes)} axes")
+    full = [(0, 0)] * nd
     for k, a in enumerate(axes):
-        full[a], full[a + nd] = pads[k], pads[k + len(axes)]
-    if any(v < 0 for v in full):
-        raise _Unsupported(f"negative pads {full} (a crop) are not supported")
+        full[a] = (pads[k], pads[k + len(axes)])
+    if any(b < 0 or e < 0 for b, e in full):
+        raise _Unsupported(f"negative pads {pads} (a crop) are not supported")
+    if mode not in ("constant", "reflect", "edge", "wrap"):
+        raise _Unsupported(f"Pad mode {mode!r}")
     if isinstance(x, Const):
-        x = ctx.tensor(x, ctx.input_name(0))
+        return [_fold([x.value], lambda a: pad_values(a, full, mode, value))]
+    if all(p == (0, 0) for p in full):
+        return [x]
     return [ctx.p.vector(ctx.sub(), "pad", x, out=ctx.out(), pads=tuple(full), mode=mode,
                          value=value)]
 

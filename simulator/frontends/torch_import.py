@@ -961,7 +961,8 @@ def _build_table(torch) -> dict[Any, Callable]:
         A._assert_tensor_metadata.default: _nothing,
     }
     for name, kind in (("relu", "relu"), ("tanh", "tanh"), ("sigmoid", "sigmoid"),
-                       ("exp", "exp"), ("log", "log"), ("sqrt", "sqrt"), ("rsqrt", "rsqrt")):
+                       ("exp", "exp"), ("log", "log"), ("sqrt", "sqrt"), ("rsqrt", "rsqrt"),
+                       ("sin", "sin"), ("cos", "cos")):
         t[getattr(A, name).default] = _unary(kind)
         t[getattr(A, f"{name}_").default] = _unary(kind)
     return {k: v for k, v in t.items() if k is not None and v is not None}

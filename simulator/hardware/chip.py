@@ -77,6 +77,7 @@ class VectorUnit:
     latency_cycles: int
     interval: Mapping[str, int]  # "add" | "compare" | "transcendental" | "reduction"
     output_dtype: str = "fp32"  # vector.output_dtype: the format its results are stored in
+    fuse_epilogues: bool = False  # vector.fuse_epilogues: elementwise ops finish array results
 
 
 @dataclass(frozen=True)
@@ -385,7 +386,8 @@ def chip_from_config(cfg: Mapping[str, Any], locations: Mapping[str, str] | None
         vector=VectorUnit(lanes=cfg["vector"]["lanes"],
                           latency_cycles=cfg["vector"]["latency_cycles"],
                           interval=dict(cfg["vector"]["interval"]),
-                          output_dtype=cfg["vector"]["output_dtype"]),
+                          output_dtype=cfg["vector"]["output_dtype"],
+                          fuse_epilogues=cfg["vector"]["fuse_epilogues"]),
         buffers=Buffers(unified=buf["unified"], double_buffered=buf["double_buffered"],
                         a=buffer("a"), b=buffer("b"), o=buffer("o"),
                         unified_buffer=buffer("unified_buffer"),

@@ -175,6 +175,14 @@ SCHEMA: tuple[Field, ...] = (
           "quantisation scale the model does not carry). Index-valued tensors (gather and "
           "scatter ids and what computes them, integer divisions) stay 4 bytes.",
           choices=("fp32", "bf16", "fp16", "activations")),
+    Field("vector.fuse_epilogues", "bool", False, "-",
+          "Elementwise ops that finish an array op's results (bias, activation, residual add, "
+          "inference batch norm, a scale) run as its epilogue, as GEMM libraries and ML "
+          "compilers fuse them: the intermediate results are never stored (no buffer space, "
+          "no DRAM bytes), the vector unit works beside the array and the fused ops pay no "
+          "launch overhead. An op fuses when it alone reads the array op's result, keeps its "
+          "shape and its other inputs exist before the array op starts (docs/memory.md). "
+          "Values are unchanged."),
     Field("vector.interval.add", "int", 1, "cycles",
           "Issue interval of add/sub/mul/fma lane-ops.", positive=True, maximum=1 << 20),
     Field("vector.interval.compare", "int", 1, "cycles",
@@ -419,18 +427,40 @@ class _AnchorFound(Exception):
         self.what = what
 
 
+# A YAML file (chip config, model, sweep, explore spec) may hold at most this many nodes (keys,
+# values, list items, mappings). PyYAML composes about 30,000 nodes a second (36 us a node on a
+# loaded two-core machine: a 1 MiB file of 500,000 list items took 18 s and 400 MB), so the
+# limit bounds parsing at about two seconds; the largest shipped file has under 2,000 nodes.
+MAX_YAML_NODES = 1 << 16
+
+
+class _TooManyNodes(Exception):
+    """The node at ``line`` (1-based) is one more than MAX_YAML_NODES."""
+
+    def __init__(self, line: int):
+        super().__init__(line)
+        self.line = line
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads YAML 1.2 floats such as ``700e6`` (PyYAML needs a dot), and
-    refuses anchors and aliases: chip configs and sweep files have no use for them, and nested
-    aliases (``&a [*a, *a, ...]`` nine deep) expand to billions of nodes."""
+    """SafeLoader that also reads YAML 1.2 floats such as ``700e6`` (PyYAML needs a dot),
+    refuses anchors and aliases (chip configs and sweep files have no use for them, and nested
+    aliases ``&a [*a, *a, ...]`` nine deep expand to billions of nodes), and stops at the node
+    after the first MAX_YAML_NODES."""
+
+    nodes = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        """Compose the next node; raise _AnchorFound at the first anchor or alias."""
+        """Compose the next node; raise _AnchorFound at the first anchor or alias and
+        _TooManyNodes at the node over MAX_YAML_NODES."""
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
             raise _AnchorFound(event.start_mark.line + 1, f"*{event.anchor}")
         if getattr(event, "anchor", None) is not None:
             raise _AnchorFound(event.start_mark.line + 1, f"&{event.anchor}")
+        self.nodes += 1
+        if self.nodes > MAX_YAML_NODES:
+            raise _TooManyNodes(event.start_mark.line + 1)
         return super().compose_node(parent, index)
 
 
@@ -477,6 +507,11 @@ def _parse_yaml(text: str, location: str) -> tuple[Any, dict[str, int]]:
         node = loader.get_single_node()
         lines: dict[str, int] = {}
         value = None if node is None else _to_python(node, loader, location, "", lines)
+    except _TooManyNodes as exc:
+        raise ConfigError(f"{location}:{exc.line}", "", f"more than {MAX_YAML_NODES:,} YAML "
+                          "nodes (keys, values, list items); no config, model or sweep needs "
+                          "that many (an axis of many values is written {range: [start, stop, step]})"
+                          ) from None
     except _AnchorFound as exc:
         raise ConfigError(f"{location}:{exc.line}", "", f"YAML anchors and aliases are not "
                           f"supported (found {exc.what}); write each value out") from None

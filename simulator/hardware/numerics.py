@@ -20,7 +20,8 @@ from .chip import INTEGER_FORMATS, Chip
 from ..errors import WorkloadError
 
 __all__ = ["INPUT_TYPES", "input_type", "adder_for", "output_dtype", "prepare_operand", "random_operands",
-           "requantise", "round_to_input", "value_dtype", "float_error_bound"]
+           "quantize_multiplier", "requantise", "requantise_fixed",
+           "round_to_input", "value_dtype", "float_error_bound"]
 
 # the input formats numpy has itself (int4 values are held in int8); bf16 and fp8 come from
 # ml_dtypes, imported on first use only (0.4-0.6 s with ml_dtypes 0.7: a timing-only run never
@@ -86,6 +87,79 @@ def requantise(acc: np.ndarray, out_dtype: str, scale: float) -> np.ndarray:
     if out_dtype in ("bf16", "fp16", "fp8_e4m3", "fp8_e5m2"):
         return round_to_input(np.asarray(acc, np.float32), out_dtype)
     return acc
+
+
+def quantize_multiplier(m: float) -> tuple[int, int]:
+    """Return (significand, shift) with ``m ~= significand * 2**(shift - 31)``: TFLite's
+    QuantizeMultiplier (frexp, significand rounded half away from zero to Q31; 0 for m = 0 or
+    below 2**-32). The significand lies in [2**30, 2**31); the shift is a power of two."""
+    if not np.isfinite(m) or m < 0:
+        raise ValueError(f"a requantisation multiplier must be finite and >= 0, got {m!r}")
+    if m == 0.0:
+        return 0, 0
+    q, shift = np.frexp(np.float64(m))
+    fixed = int(np.floor(abs(float(q)) * (1 << 31) + 0.5))  # std::round of a positive value
+    if fixed == 1 << 31:
+        fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return fixed, int(shift)
+
+
+def _srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """gemmlowp's SaturatingRoundingDoublingHighMul of int32 values held in int64: the high 32
+    bits of 2ab, rounded (nudge 2**30, or 1 - 2**30 below zero, then division truncating toward
+    zero); a = b = -2**31 saturates to 2**31 - 1."""
+    lo = -(1 << 31)
+    a64, b64 = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    # |a*b| <= 2**62: exact in int64
+    prod = a64 * b64
+    nudge = np.where(prod >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    num = prod + nudge
+    q = np.abs(num) >> 31  # truncation toward zero of num / 2**31
+    res = np.where(num < 0, -q, q)
+    return np.where((a64 == lo) & (b64 == lo), np.int64((1 << 31) - 1), res)
+
+
+def _rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """gemmlowp's RoundingDivideByPOT: ``x / 2**exponent`` rounded half away from zero."""
+    x = np.asarray(x, np.int64)
+    e = np.asarray(exponent, np.int64)
+    mask = (np.int64(1) << e) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> e) + (remainder > threshold)
+
+
+def requantise_fixed(acc: np.ndarray, rq, axis: int) -> np.ndarray:
+    """Return the int8 values (as int64) of int32 accumulators ``acc`` after the fixed-point
+    output step ``rq`` (a program.Requant; per channel along ``axis``): TFLite's reference
+    requantisation, bit for bit: ``acc + bias``, MultiplyByQuantizedMultiplier, ``+
+    zero_point``, clamped to [qmin, qmax]. ``rq.rounding`` "double" is gemmlowp's (a left
+    shift for a positive shift, SaturatingRoundingDoublingHighMul by the Q31 significand, then
+    RoundingDivideByPOT for a negative shift); "single" is TFLITE_SINGLE_ROUNDING's
+    ``(x * m + 2**(30 - shift)) >> (31 - shift)``."""
+    acc = np.asarray(acc, np.int64)
+    axis = axis % acc.ndim
+    bshape = [1] * acc.ndim
+    bshape[axis] = -1
+
+    def per_channel(v):
+        return np.asarray(v, np.int64).reshape(bshape) if len(v) > 1 else np.int64(v[0])
+    x = acc + per_channel(rq.bias)
+    x = np.clip(x, -(1 << 31), (1 << 31) - 1)  # the int32 sum (TFLite's is int32 throughout)
+    shift = per_channel(rq.shift)
+    if getattr(rq, "rounding", "double") == "single":
+        # TFLITE_SINGLE_ROUNDING: (x * m + 2**(30 - shift)) >> (31 - shift); |x * m| < 2**62
+        total = np.int64(31) - shift
+        x = (x * per_channel(rq.multiplier) + (np.int64(1) << (total - 1))) >> total
+        return np.clip(x + rq.zero_point, rq.qmin, rq.qmax).astype(np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    x = np.clip(x << left, -(1 << 31), (1 << 31) - 1)
+    x = _rounding_divide_by_pot(_srdhm(x, per_channel(rq.multiplier)), right)
+    return np.clip(x + rq.zero_point, rq.qmin, rq.qmax).astype(np.int64)
 
 
 def round_to_input(x: np.ndarray, dtype: str) -> np.ndarray:

@@ -95,9 +95,10 @@ def _check_feed_flags(args: argparse.Namespace) -> None:
         if text is None:
             continue
         name = f"--{flag.replace('_', '-')} {text}"
-        if not (args.model or args.torch or getattr(args, "onnx", None)):
+        if not (args.model or args.torch or getattr(args, "onnx", None)
+                or getattr(args, "tflite", None)):
             raise WorkloadError(name, flag.replace("_", "-"), "applies to whole models "
-                                "(--model zoo:NAME, --torch, --onnx) only")
+                                "(--model zoo:NAME, --torch, --onnx, --tflite) only")
         if not args.functional:
             raise WorkloadError(name, flag.replace("_", "-"), "needs --functional (values "
                                 "are computed only in functional runs)")
@@ -111,6 +112,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _run_model(args, chip)
     if getattr(args, "onnx", None):
         return _run_onnx(args, chip)
+    if getattr(args, "tflite", None):
+        return _run_tflite(args, chip)
     if args.input:
         raise WorkloadError("--input", "input", "applies to --torch FILE.py:factory and --onnx "
                             "FILE.onnx only")
@@ -290,6 +293,32 @@ def _run_onnx(args: argparse.Namespace, chip: Chip) -> int:
                            "output": model.output})
 
 
+def _run_tflite(args: argparse.Namespace, chip: Chip) -> int:
+    """``run --tflite FILE.tflite``: an imported TFLite network, reported as a zoo model is."""
+    from .models import check_quantised_chip, load_tflite
+    for flag in ("batch", "seq", "image", "input"):
+        if getattr(args, flag) is not None:
+            raise WorkloadError(f"--{flag}", flag, "--tflite models take their (static) sizes "
+                                "from the file")
+    if args.engine != "fast":
+        raise WorkloadError(f"--tflite {args.tflite}", "engine", "whole models run on the fast "
+                            "engine; validate single GEMMs against the PE reference")
+    what = f"--tflite {args.tflite}"
+    mrun = load_tflite(args.tflite, args.seed, args.inputs)
+    model = mrun.model
+    values = None
+    if args.functional:
+        check_quantised_chip(model, chip, what)
+        _check_functional_inputs(model.program, what, args.force)
+        values = mrun.values
+    sizes = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
+    kind = "int8" if model.quantised else "float"
+    return _print_network(args, chip, mrun, values,
+                          f"tflite:{Path(args.tflite).name} ({kind}; {sizes})",
+                          {"name": model.name, "tflite": str(args.tflite), "sizes": model.sizes,
+                           "quantised": model.quantised, "output": model.output})
+
+
 def _cmd_import_scalesim(args: argparse.Namespace) -> int:
     text = import_scalesim_config(args.cfg)
     if args.output == "-":
@@ -456,6 +485,8 @@ def _cmd_explore(args: argparse.Namespace) -> int:
     spec = load_explore(args.spec)
     if args.plot:
         check_output_path(args.plot, "--plot")
+    if args.html:
+        check_output_path(args.html, "--html")
     res = run_explore(spec, args.out, args.algorithm, args.budget, args.seed, args.time,
                       args.executor, args.workers, args.scheduler,
                       progress=sys.stderr.isatty(), on_wait=_say)
@@ -481,6 +512,10 @@ def _cmd_explore(args: argparse.Namespace) -> int:
         print(f"plot: {args.plot}")
     for name, imp in res.importance.items():
         print(f"importance for {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in imp.items()))
+    if args.html:
+        from .html_report import write_explore_html
+        write_explore_html(res, args.html)
+        print(f"html: {args.html}")
     return 0
 
 
@@ -783,8 +818,57 @@ def _validate_framework(args: argparse.Namespace, chip: Chip) -> int:
     return 0 if ok else 1
 
 
+def _validate_tflite(args: argparse.Namespace, chip: Chip) -> int:
+    """``validate --tflite F.tflite``: the model on the chip (functional) and in the LiteRT
+    interpreter on the same inputs. Float outputs: max |diff| / max |ref| within
+    models.model_tolerance(chip); int8 outputs (an int8 model on an int8 chip): every element
+    within 1 LSB and at least INT8_EXACT_FRACTION of them equal. Return 0 when every output
+    passes, else 1."""
+    from ..core.engine import run as run_program
+    from .models import (INT8_EXACT_FRACTION, check_quantised_chip, compare_outputs,
+                         load_tflite, model_tolerance, output_arrays, tflite_outputs)
+    what = f"tflite:{args.tflite}"
+    if args.input:
+        raise WorkloadError("--input", "input", "--tflite models take their (static) sizes "
+                            "from the file")
+    mrun = load_tflite(args.tflite, args.seed, args.inputs)
+    check_quantised_chip(mrun.model, chip, f"--tflite {args.tflite}")
+    tol = None if mrun.model.quantised else model_tolerance(chip)
+    _check_functional_inputs(mrun.model.program, what, args.force)
+    got = output_arrays(mrun, run_program(chip, mrun.model.program, mrun.values).values)
+    want = tflite_outputs(mrun, args.tflite)
+    src = f"--inputs {args.inputs}" if args.inputs else f"seed {args.seed}"
+    rule = (f"every output element within 1 LSB of the int8 output (dequantised: its scale), "
+            f">= {INT8_EXACT_FRACTION:.0%} exact" if tol is None else
+            f"max |diff| / max |ref| <= {tol:.3g} per output")
+    print(f"validate {what} on {chip.name} ({chip.dtype}) against LiteRT, inputs from {src}; "
+          f"{rule}")
+    ok = True
+    for (name, g), w in zip(got.items(), want):
+        g = np.asarray(g).reshape(w.shape) if np.asarray(g).size == w.size else np.asarray(g)
+        step = 1.0 if w.dtype == np.int8 else mrun.model.output_steps.get(name)
+        if step is not None and mrun.model.quantised:  # in LSBs of the int8 output
+            diff = np.abs(g.astype(np.float64) - w.astype(np.float64)) / step \
+                if g.shape == w.shape else np.array([np.inf])
+            diff = np.rint(diff * 1e3) / 1e3  # a dequantised value: exact to float32
+            exact = float(np.mean(diff == 0))
+            passed = float(diff.max()) <= 1 and exact >= INT8_EXACT_FRACTION
+            print(f"  {'PASS' if passed else 'FAIL'}  {name} {tuple(w.shape)} int8: max "
+                  f"{float(diff.max()):g} LSB, {exact:.2%} exact")
+        else:
+            max_abs, max_rel = compare_outputs(g, w)
+            passed = tol is not None and max_rel <= tol
+            print(f"  {'PASS' if passed else 'FAIL'}  {name} {tuple(w.shape)}: max abs "
+                  f"{max_abs:.3g}, max rel {max_rel:.3g}")
+        ok &= passed
+    print("OK" if ok else "MISMATCH")
+    return 0 if ok else 1
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     chip = load_chip_args(args)
+    if getattr(args, "tflite", None):
+        return _validate_tflite(args, chip)
     if args.torch or args.onnx:
         return _validate_framework(args, chip)
     for flag in ("input", "inputs"):
@@ -875,6 +959,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "or the module and example inputs); see docs/import-torch.md")
     what.add_argument("--onnx", metavar="FILE.onnx",
                       help="a network from an ONNX file (extra [onnx]; docs/import-onnx.md)")
+    what.add_argument("--tflite", metavar="FILE.tflite",
+                      help="a network from a TFLite file, float or int8 (extra [tflite]; "
+                           "docs/import-tflite.md)")
     run.add_argument("--input", action="append", metavar="SHAPE",
                      help="--torch: AxBxC, the shape of one model input (repeat for several, in "
                           "order; float32 unless the factory gives example inputs); --onnx: "
@@ -967,6 +1054,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--seed", type=int, help="sampler seed (default: the spec's, else 0)")
     ex.add_argument("--front", metavar="DIR", help="write each Pareto-optimal chip as a YAML here")
     ex.add_argument("--plot", metavar="FILE.png", help="draw the Pareto plot")
+    ex.add_argument("--html", metavar="FILE.html", help="write one self-contained page: the "
+                    "summary, the Pareto plot, the front table and the knobs' importance")
     ex.add_argument("--executor", choices=("serial", "process", "dask"), default="process")
     ex.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     ex.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler (default: local)")
@@ -1050,6 +1139,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "against PyTorch on the same inputs")
     vwhat.add_argument("--onnx", metavar="FILE.onnx", help="an ONNX model: the chip against "
                        "onnxruntime on the same inputs")
+    vwhat.add_argument("--tflite", metavar="FILE.tflite", help="a TFLite model: the chip "
+                       "against the LiteRT interpreter on the same inputs (int8 models: in "
+                       "LSBs, on an int8 chip)")
     val.add_argument("--input", action="append", metavar="SHAPE",
                      help="--torch: AxBxC per model input; --onnx: NAME=D1xD2x... (repeatable)")
     val.add_argument("--inputs", metavar="FILE.npz|FILE.npy",

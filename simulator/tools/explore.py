@@ -13,6 +13,10 @@ An explore file (YAML)::
     workloads:                                # as in a sweep, each with a weight (default 1)
       - model: mobilenet-v2
         weight: 1
+      - llm: ../configs/models/llama-2-7b.yaml  # one decode (or prefill) step of an LLM
+        phase: decode
+        context: 2048
+        weight: 256
     objectives: {latency_s: min, energy_j: min}
     constraints: [power_w <= 2]               # or area_mm2 <= 25, utilisation >= 0.3, power_w <= tdp
     search: {algorithm: nsga2, budget: 200, seed: 0}   # defaults for the command's flags
@@ -442,11 +446,75 @@ class _ProcessPool:
             self.pool = None
 
 
+class _DaskPool:
+    """One Dask client for a whole search: a local cluster of ``workers`` processes (one thread
+    each), or the scheduler at ``scheduler``; the sweep's executor starts a cluster per call,
+    which a search would pay once per batch."""
+
+    def __init__(self, workers: int | None, scheduler: str | None):
+        self.workers = workers
+        self.scheduler = scheduler
+        self.client = None
+        self.cluster = None
+
+    def _start(self) -> None:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise WorkloadError("--executor dask", "executor", "needs dask.distributed: pip "
+                                "install 'systolic-sim[dask]' (or 'dask[distributed]')") from None
+        import logging
+        from .interrupt import ignored
+        from .pool import pool_size
+        with ignored():  # the local cluster's workers are spawned ignoring Ctrl-C
+            if self.scheduler:
+                self.client = Client(self.scheduler)
+            else:
+                self.cluster = LocalCluster(n_workers=pool_size(self.workers, 1 << 30),
+                                            threads_per_worker=1, processes=True,
+                                            dashboard_address=None, silence_logs=logging.ERROR)
+                self.client = Client(self.cluster)
+
+    def results(self, args, chunks: list[list]) -> Iterable[list]:
+        """Yield each chunk's rows (sweep._evaluate_chunk) as it finishes."""
+        import logging
+        from dask.distributed import as_completed
+        from . import sweep as sw
+        if self.client is None:
+            self._start()
+        tornado_log = logging.getLogger("tornado.application")  # as the sweep's dask executor
+        level = tornado_log.level
+        tornado_log.setLevel(logging.CRITICAL)
+        futures = self.client.map(sw._evaluate_chunk, *([a] * len(chunks) for a in args),
+                                  chunks, pure=False)
+        try:
+            for fut in as_completed(futures):
+                yield fut.result()
+        except BaseException:  # Ctrl-C, an error, or the reader stopped: drop the rest
+            self.client.cancel(futures)
+            raise
+        finally:
+            tornado_log.setLevel(level)
+
+    def close(self, stop: bool = False) -> None:
+        """Close the client and the local cluster (``stop`` is accepted for symmetry with
+        _ProcessPool: closing the cluster stops its workers either way)."""
+        try:
+            if self.client is not None:
+                self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
+        finally:
+            self.client = self.cluster = None
+
+
 def _evaluate_points(spec: Explore, points: list[tuple[Any, ...]], executor: str,
                      workers: int | None, scheduler: str | None,
-                     pool: _ProcessPool | None = None) -> Iterable[tuple[int, dict[str, Any]]]:
-    """Evaluate points (each on every workload) on a sweep executor (``pool`` for the process
-    executor when given); yield (index, record) as each point's last workload finishes."""
+                     pool: _ProcessPool | _DaskPool | None = None
+                     ) -> Iterable[tuple[int, dict[str, Any]]]:
+    """Evaluate points (each on every workload) on a sweep executor (``pool``, when given, for
+    the process or dask executor); yield (index, record) as each point's last workload
+    finishes."""
     from . import sweep as sw
     args = (flatten(spec.base), spec.keys, spec.workloads)
     items = [(pi, wi, p) for pi, p in enumerate(points) for wi in range(len(spec.workloads))]
@@ -458,7 +526,8 @@ def _evaluate_points(spec: Explore, points: list[tuple[Any, ...]], executor: str
         results = pool.results(args, chunks) if pool is not None else \
             sw._results_process(args, chunks, workers)
     else:
-        results = sw._results_dask(args, chunks, workers, scheduler)
+        results = pool.results(args, chunks) if pool is not None else \
+            sw._results_dask(args, chunks, workers, scheduler)
     got: dict[int, dict[int, dict[str, Any]]] = {}
     try:
         for rows in results:
@@ -838,7 +907,8 @@ def run_explore(spec: Explore, out: str | Path, algorithm: str | None = None,
                                   "(a re-run resumes)") from None
             written += 1
 
-        pool = _ProcessPool(workers) if executor == "process" else None
+        pool = _ProcessPool(workers) if executor == "process" else \
+            _DaskPool(workers, scheduler) if executor == "dask" else None
 
         def evaluate(points):
             return _evaluate_points(spec, points, executor, workers, scheduler, pool)

@@ -1,6 +1,8 @@
 """One self-contained HTML page of a run (``systolic-sim run ... --html FILE.html``): the summary,
 a sortable table of every op, and the utilisation, roofline, energy and timeline plots embedded
-as base64 PNG. Nothing is fetched: no external script, style sheet, font or image."""
+as base64 PNG; or of a design-space search (``systolic-sim explore ... --html FILE.html``): the
+summary, the Pareto plot, a sortable table of the front and each knob's importance. Nothing is
+fetched: no external script, style sheet, font or image."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from typing import Any, Mapping
 from ..core.report import Report, format_bytes, format_energy, layer_rows
 from ..core.report_groups import op_group_name
 
-__all__ = ["ENERGY_GROUPS_SHOWN", "OP_COLUMNS", "html_page", "write_html"]
+__all__ = ["ENERGY_GROUPS_SHOWN", "OP_COLUMNS", "explore_html_page", "html_page", "write_html",
+           "write_explore_html"]
 
 ENERGY_GROUPS_SHOWN = 24  # the energy plot shows the op groups with the most energy
 # (header, layer_rows key, kind: "text" sorts as text, "num" by the value in data-v)
@@ -111,3 +114,84 @@ def write_html(report: Report, path: str | Path, title: str = "", flag: str = "-
     when it cannot be written)."""
     from .outputs import write_output
     return write_output(str(path), flag, html_page(report, title))
+
+
+def _value_cell(value: Any) -> str:
+    """Return a table cell: numbers right-aligned and sorted by value, the rest as text."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"<td>{html.escape(str(value))}</td>"
+    text = f"{value:.4g}" if isinstance(value, float) else f"{value:,}"
+    return f'<td class="n" data-v="{float(value)!r}">{html.escape(text)}</td>'
+
+
+def explore_html_page(result: Any, title: str = "") -> str:
+    """Return the HTML text of an explore result (``simulator.tools.explore.ExploreResult``):
+    the search's summary, the Pareto plot, a sortable table of the front (knobs, objectives,
+    constraint metrics, then the other metrics) and each objective's knob importance."""
+    from .explore import METRICS, pareto_figure
+    spec = result.spec
+    points, front = result.points, result.front
+    ok = sum(r["status"] == "ok" for r in points)
+    feasible = sum(bool(r["feasible"]) for r in points)
+    head = f"explore {spec.path.name}" + (f": {title}" if title else "")
+    objectives = [m for m, _ in spec.objectives]
+    summary = [f"base chip: {spec.base.get('name', '')}",
+               f"space: {spec.size:,} chips over {', '.join(spec.keys)}",
+               "rules: " + ("; ".join(r for r, _ in spec.rules) or "none"),
+               "workloads: " + "; ".join(f"{w['name']} (weight {w['weight']:g})"
+                                         for w in spec.workloads),
+               "objectives: " + ", ".join(f"{m} ({d[:3]})" for m, d in spec.objectives),
+               "constraints: " + ("; ".join(c for c, _ in spec.constraints) or "none"),
+               f"evaluated: {len(points)} chips ({result.evaluated_before} from the results "
+               f"file, {result.evaluated_now} now); {ok} ok, {len(points) - ok} failed, "
+               f"{feasible} meet the constraints; {len(front)} on the Pareto front"]
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>{html.escape(head)}</title><style>{_STYLE}</style></head><body>",
+           f"<h1>{html.escape(head)}</h1>", "<h2>Summary</h2>",
+           f"<pre>{html.escape(chr(10).join(summary))}</pre>", "<h2>Pareto plot</h2>"]
+    if ok:
+        caption = ("Every chip evaluated, objective against objective: feasible chips in blue, "
+                   "infeasible as grey crosses, the Pareto front in red")
+        import matplotlib.pyplot as plt
+        fig = pareto_figure(spec, points, front)
+        uri = _png(fig)
+        plt.close(fig)
+        out.append(f'<figure><img alt="{html.escape(caption)}" src="{uri}">'
+                   f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    cols = list(spec.keys) + objectives + [m for m in METRICS if m not in objectives
+                                           and any(m in r for r in front)]
+    out.append(f"<h2>Pareto front ({len(front)} chips)</h2><p>Click a column header to sort."
+               "</p>")
+    kinds = ["num" if all(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)
+                          for r in front) else "text" for c in cols]
+    out.append('<table class="sortable" id="front"><thead><tr><th data-type="num">chip</th>'
+               + "".join(f'<th data-type="{k}">{html.escape(c)}</th>' for c, k in zip(cols, kinds))
+               + "</tr></thead><tbody>")
+    for i, row in enumerate(front):
+        out.append("<tr>" + _value_cell(i) + "".join(_value_cell(row.get(c, "")) for c in cols)
+                   + "</tr>")
+    out.append("</tbody></table>")
+    out.append("<h2>Importance</h2>")
+    if result.importance:
+        knobs = list(spec.keys)
+        out.append('<table class="sortable" id="importance"><thead><tr>'
+                   '<th data-type="text">objective</th>' + "".join(
+                       f'<th data-type="num">{html.escape(k)}</th>' for k in knobs)
+                   + "</tr></thead><tbody>")
+        for name, shares in result.importance.items():
+            out.append(f"<tr><td>{html.escape(name)}</td>" + "".join(
+                _value_cell(float(shares.get(k, 0.0))) for k in knobs) + "</tr>")
+        out.append("</tbody></table><p>Each objective's share of variation explained by each "
+                   "knob (Optuna's PED-ANOVA evaluator; a row sums to 1).</p>")
+    else:
+        out.append("<p>Not computed: fewer than 8 chips completed.</p>")
+    out.append(f"<script>{_SORT_JS}</script></body></html>")
+    return "\n".join(out)
+
+
+def write_explore_html(result: Any, path: str | Path, title: str = "",
+                       flag: str = "--html") -> Path:
+    """Write explore_html_page(result) to ``path``; return the path (OutputError naming
+    ``flag`` when it cannot be written)."""
+    from .outputs import write_output
+    return write_output(str(path), flag, explore_html_page(result, title))

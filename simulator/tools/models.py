@@ -13,8 +13,9 @@ import numpy as np
 from ..errors import WorkloadError
 from ..frontends.feeds import Feed, load_arrays, match_feeds
 
-__all__ = ["ModelRun", "model_tolerance", "load_onnx", "load_torch", "load_zoo",
-           "output_arrays", "framework_outputs", "compare_outputs"]
+__all__ = ["ModelRun", "model_tolerance", "load_onnx", "load_tflite", "load_torch", "load_zoo",
+           "output_arrays", "framework_outputs", "compare_outputs", "check_quantised_chip",
+           "tflite_outputs"]
 
 # Unit roundoff (half an ulp of 1.0) of each float number format the chip rounds values to.
 UNIT_ROUNDOFF = {"fp32": 2.0 ** -24, "fp16": 2.0 ** -11, "bf16": 2.0 ** -8}
@@ -22,6 +23,9 @@ UNIT_ROUNDOFF = {"fp32": 2.0 ** -24, "fp16": 2.0 ** -11, "bf16": 2.0 ** -8}
 # differ from the frameworks by summation order only, which stays well below it).
 TOLERANCE_ROUNDOFFS = 8
 TOLERANCE_FLOOR = 1e-4
+# validate --tflite of an int8 model: the least fraction of output elements equal to LiteRT's
+# (the rest within 1 LSB)
+INT8_EXACT_FRACTION = 0.99
 
 
 class ModelRun:
@@ -86,6 +90,58 @@ def load_onnx(path: str, shapes: dict, seed: int, inputs_path: str | None) -> Mo
                     dict(zip(model.onnx_outputs, model.outputs)))
 
 
+def load_tflite(path: str, seed: int, inputs_path: str | None) -> ModelRun:
+    """Import the TFLite model ``path`` and return it with its inputs: the arrays read from
+    ``inputs_path`` (by input tensor name; cast to the declared float32 / int8) or seeded
+    ones (TFLiteModel.make_inputs)."""
+    from ..frontends.tflite_import import import_tflite
+    model = import_tflite(path)
+    given = None
+    if inputs_path is not None:
+        arrays = load_arrays(inputs_path)
+        given = match_feeds(arrays, [Feed(n, shape, dtype) for n, (shape, dtype)
+                                     in model.data.items()], inputs_path)
+    return ModelRun(model, lambda: model.inputs(seed, given),
+                    dict(zip(model.onnx_outputs, model.outputs)))
+
+
+def check_quantised_chip(model, chip, what: str) -> None:
+    """Raise WorkloadError when a quantised (int8) model's values are asked of a chip that
+    does not compute int8 with int8 outputs (its requantisation is the array's output step)."""
+    if getattr(model, "quantised", False) and (chip.dtype != "int8" or
+                                               chip.output_dtype != "int8"):
+        raise WorkloadError(what, "functional", f"an int8 model computes its values on an "
+                            f"int8 chip with output.dtype int8 (e.g. configs/edge-tpu.yaml), "
+                            f"not {chip.dtype} with output.dtype {chip.output_dtype}; drop "
+                            "--functional for its timing on this chip")
+
+
+def tflite_outputs(run, path: str) -> list[np.ndarray]:
+    """Return the LiteRT interpreter's outputs of ``path`` on the run's data inputs, in the
+    file's output order: TFLite's reference kernels (OpResolverType.BUILTIN_REF, the
+    definition of its integer arithmetic; the optimized x86 kernels and XNNPACK round some
+    int8 results differently, see docs/import-tflite.md)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        raise WorkloadError(f"--tflite {path}", "ai-edge-litert", "validate --tflite needs "
+                            "the LiteRT interpreter: pip install ai-edge-litert") from None
+    try:
+        it = Interpreter(model_path=path, experimental_op_resolver_type=(
+            OpResolverType.BUILTIN_REF))
+        it.allocate_tensors()
+        by_name = {d["name"]: d for d in it.get_input_details()}
+        for n, (_shape, dtype) in run.model.data.items():
+            it.set_tensor(by_name[n]["index"], np.asarray(run.values[n]).astype(dtype))
+        it.invoke()
+        outs = {d["name"]: d for d in it.get_output_details()}
+        return [np.asarray(it.get_tensor(outs[n]["index"])) for n in run.model.onnx_outputs]
+    except Exception as exc:  # noqa: BLE001 - the interpreter's own refusal of the model
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise WorkloadError(f"{path}:1", "LiteRT", f"the interpreter cannot run the model: "
+                            f"{type(exc).__name__}: {first}") from None
+
+
 def load_torch(spec: str, shapes: list[str] | None, seed: int,
                inputs_path: str | None) -> ModelRun:
     """Import ``FILE.py:factory`` on --input ``shapes``, on the arrays read from
@@ -125,8 +181,15 @@ def load_zoo(model, seed: int, inputs_path: str | None) -> ModelRun:
 
 
 def output_arrays(run, values: dict) -> dict[str, np.ndarray]:
-    """Return the chip's value of each model output, by graph output name."""
-    return {name: np.asarray(values[t]) for name, t in run.outputs.items()}
+    """Return the chip's value of each model output, by graph output name (an int8 model's
+    int8 outputs as int8; the chip carries them as int64)."""
+    dtypes = getattr(run.model, "output_dtypes", {})
+    out = {}
+    for name, t in run.outputs.items():
+        v = np.asarray(values[t])
+        out[name] = v.astype(np.int8) if dtypes.get(name) == np.int8 and \
+            np.issubdtype(v.dtype, np.integer) else v
+    return out
 
 
 def framework_outputs(run, path_or_none: str | None) -> list[np.ndarray]:

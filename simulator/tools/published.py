@@ -456,7 +456,8 @@ def fit_family(outs: Sequence[Outcome], metrics: Sequence[str], base: Sequence[f
         p = dict(zip(names, x * scale))
         return np.array([math.log(refit_value(outs[i], metrics[i], base[i], p) / measured[i])
                          for i in idx])
-    sol = least_squares(resid, x0 / scale, bounds=(lo / scale, hi / scale), diff_step=1e-4)
+    sol = least_squares(resid, x0 / scale, bounds=(lo / scale, hi / scale), diff_step=1e-4,
+                        loss="soft_l1", f_scale=0.05)
     return {n: float(v) for n, v in zip(names, sol.x * scale)}
 
 

@@ -16,6 +16,10 @@ A sweep file (YAML)::
         batch: 64
       - onnx: model.onnx                   # a forward pass of an ONNX model (extra [onnx])
         inputs: {x: 1x3x224x224}           # shapes of symbolic inputs (optional)
+      - llm: ../configs/models/llama-2-7b.yaml   # one step of a language model (simulator.llm)
+        phase: decode                      # or prefill; default decode
+        batch: 1                           # sequences; default 1
+        context: 2048                      # keys attended (decode) or prompt tokens (prefill)
 
 Every point is a pure function of (base config, overrides, workload), evaluated timing-only.
 Rows are appended to the output as points finish, one line per (point, workload), written in one
@@ -47,7 +51,7 @@ from ..hardware.chip import chip_from_config
 from ..hardware.config import _parse_yaml, flatten, load_config, validate_config
 from ..hardware.dataflow import parse_gemm
 from ..errors import ConfigError, Interrupted, SimulatorInputError, WorkloadError
-from ..io_limits import read_user_file
+from ..io_limits import check_planned_bytes, read_user_file
 from .interrupt import deferred, ignored, start_workers
 from .progress import progress_bar
 from .locking import exclusive
@@ -106,16 +110,18 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
     field = f"workloads[{index}]"
     if not isinstance(item, dict) or not item:
         raise ConfigError(where, field, "must be a mapping like {gemm: 512x512x512}")
-    kinds = [k for k in ("gemm", "topology", "train", "model", "torch", "onnx") if k in item]
+    kinds = [k for k in ("gemm", "topology", "train", "model", "torch", "onnx", "llm")
+             if k in item]
     allowed = {"train": {"batch"}, "model": {"batch", "seq", "image"}, "torch": {"input"},
-               "onnx": {"inputs"}}  # plus name for any
+               "onnx": {"inputs"}, "llm": {"phase", "batch", "context"}}  # plus name for any
     extra = set(item) - set(kinds) - {"name"} - (allowed.get(kinds[0], set()) if len(kinds) == 1
                                                  else set())
     if len(kinds) != 1 or extra:
         unknown = f"; not allowed here: {', '.join(sorted(map(str, extra)))}" if extra else ""
-        raise ConfigError(where, field, "needs exactly one of gemm, topology, train, model, torch "
-                          "or onnx (plus batch for train; batch, seq, image for model; input for "
-                          f"torch; inputs for onnx; name for any){unknown}")
+        raise ConfigError(where, field, "needs exactly one of gemm, topology, train, model, torch, "
+                          "onnx or llm (plus batch for train; batch, seq, image for model; input "
+                          "for torch; inputs for onnx; phase, batch, context for llm; name for "
+                          f"any){unknown}")
     kind = kinds[0]
     value = item[kind]
     try:
@@ -164,6 +170,8 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
             label = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
             return {"name": item.get("name", f"torch:{value} {label}"), "kind": "torch",
                     "torch": spec, "inputs": shapes}
+        if kind == "llm":  # one prefill or decode step of a language model (simulator.llm)
+            return _parse_llm(item, where, field, base_dir)
         spec = parse_model(str(value))
         batch = item.get("batch", 64)
         if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
@@ -174,6 +182,56 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
         raise
     except SimulatorInputError as exc:
         raise ConfigError(where, f"{field}.{kind}", str(exc)) from None
+
+
+def _parse_llm(item: dict[str, Any], where: str, field: str, base_dir: Path) -> dict[str, Any]:
+    """Check an ``llm`` workload (a model YAML, phase decode or prefill, batch, context);
+    return its sweep workload."""
+    from ..llm.model import load_model
+    from ..llm.step import PHASES
+    path = (base_dir / str(item["llm"])).resolve()
+    model = load_model(path)
+    phase = item.get("phase", "decode")
+    if phase not in PHASES:
+        raise ConfigError(where, f"{field}.phase", f"must be one of {', '.join(PHASES)}, got "
+                          f"{phase!r}")
+    sizes = {"batch": item.get("batch", 1), "context": item.get("context", 2048)}
+    for k, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(where, f"{field}.{k}", f"must be a positive integer, got {v!r}")
+    if sizes["context"] > model.max_context:
+        raise ConfigError(where, f"{field}.context", f"{sizes['context']} tokens exceed the "
+                          f"model's context of {model.max_context}")
+    name = f"llm {model.name} {phase} batch {sizes['batch']} context {sizes['context']}"
+    return {"name": item.get("name", name), "kind": "llm", "llm": str(path), "phase": phase,
+            **sizes}
+
+
+@functools.lru_cache(maxsize=8)
+def _llm_model(path: str):
+    """Return the ModelSpec of an llm workload (read once per worker process)."""
+    from ..llm.model import load_model
+    return load_model(path)
+
+
+# Bytes a sweep holds per row (point x workload) while it runs: the point's values, its task
+# and its chunk, the resume set, the digest's text. Measured 200 bytes a row on a 405,000-row
+# sweep (two axes of 450 values, two workloads); the rule takes five times that.
+SWEEP_ROW_BYTES = 1024
+
+
+def _check_rows(grid_values: list[list[Any]], zip_values: list[list[Any]], workloads: int,
+                where: str) -> None:
+    """Raise ConfigError when the sweep's rows, counted in closed form (the grid axes' lengths
+    multiplied, times the zipped length, times the workloads) would hold more than half this
+    machine's memory at SWEEP_ROW_BYTES a row; return None before any point is built."""
+    rows = workloads * (len(zip_values[0]) if zip_values else 1)
+    for values in grid_values:
+        rows *= len(values)
+    sizes = " x ".join(str(len(v)) for v in grid_values + zip_values[:1])
+    check_planned_bytes(rows * SWEEP_ROW_BYTES, ConfigError, where, "grid",
+                        f"the sweep's {rows:,} rows ({sizes} points x {workloads} workloads, "
+                        f"{SWEEP_ROW_BYTES:,} bytes a row)", of="rows")
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -202,6 +260,7 @@ def load_sweep(path: str | Path) -> Sweep:
     grid_values: list[list[Any]] = []
     zip_values: list[list[Any]] = []
     zip_axes: list[str] = []
+    checks: list[tuple[str, str, list[Any]]] = []
     for section, store, names in (("grid", grid_values, axes), ("zip", zip_values, zip_axes)):
         spec = data.get(section) or {}
         if not isinstance(spec, dict):
@@ -209,19 +268,24 @@ def load_sweep(path: str | Path) -> Sweep:
         for key, values in spec.items():
             k = f"{section}.{key}"
             vals = _axis_values(values, where(k), key)
-            for v in vals:  # each value alone must be valid on the base chip
-                flat = {p: (val, where(k)) for p, val in base_flat.items()}
-                flat[key] = (v, where(k))
-                validate_config({}, {}, where(k), flat)
             if key in axes or key in zip_axes:
                 raise ConfigError(where(k), key, "appears twice")
             names.append(key)
             store.append(vals)
+            checks.append((k, key, vals))
     if zip_values and len({len(v) for v in zip_values}) != 1:
         raise ConfigError(where("zip"), "zip", "all zipped axes need the same number of values")
     workloads_raw = data.get("workloads")
     if not isinstance(workloads_raw, list) or not workloads_raw:
         raise ConfigError(where("workloads"), "workloads", "must list at least one workload")
+    # the rows, in closed form, before a value is checked or a point built
+    _check_rows(grid_values, zip_values, len(workloads_raw),
+                where("grid" if grid_values else "zip" if zip_values else "workloads"))
+    for k, key, vals in checks:
+        for v in vals:  # each value alone must be valid on the base chip
+            flat = {p: (val, where(k)) for p, val in base_flat.items()}
+            flat[key] = (v, where(k))
+            validate_config({}, {}, where(k), flat)
     workloads = tuple(_parse_workload(w, where(f"workloads[{i}]"), path.parent, i)
                       for i, w in enumerate(workloads_raw))
     names = [w["name"] for w in workloads]
@@ -268,14 +332,20 @@ def _evaluate(base_flat: dict[str, Any], axes: tuple[str, ...], values: tuple[An
             from simulator.kernels.train import parse_model
             spec = parse_model(workload["model"])
             rep = run(chip, spec.build_step(workload["batch"], 0.01))
+        elif workload["kind"] == "llm":
+            from ..llm.step import step_totals
+            rep = None
+            t = step_totals(chip, _llm_model(workload["llm"]), workload["phase"],
+                            workload["batch"], workload["context"])
         else:
             rep = simulate_gemms(chip, workload["shapes"])
     except SimulatorInputError as exc:
         return {"status": "error", "error": str(exc)}
-    t = rep.totals()
+    t = rep.totals() if rep is not None else t
     out = {k: t[k] for k in METRICS if k in t}
     out["energy_pj"] = t["energy_pj"]["total"]
-    out["dram_bytes"] = t["traffic_bytes"].get("dram", {}).get("total", 0)
+    out["dram_bytes"] = t["traffic_bytes"].get("dram", {}).get("total", 0) \
+        if "traffic_bytes" in t else t["dram_bytes"]
     out["status"] = "ok"
     out["error"] = ""
     return out
