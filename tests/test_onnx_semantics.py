@@ -139,27 +139,29 @@ def test_matmul_of_1d_operands_equals_onnxruntime(case, const_a, const_b, seed,
 
 
 def test_fold_only_operators_on_data_do_not_claim_support(tmp_path):
-    assert {"Abs", "Neg", "Floor", "Ceil", "Mod"} <= FOLD_ONLY
-    # these run on data since BLOOM and Funnel needed them (tests/test_onnx_ops_on_data.py)
-    assert not {"Equal", "And", "Not", "Tile", "GatherND", "CumSum"} & FOLD_ONLY
-    path = tmp_path / "abs.onnx"
-    onnx.save(model([H.make_node("Abs", ["x"], ["y"], name="the_abs")], [("x", F32, (2, 3))],
-                    [("y", F32, None)]), str(path))
+    assert {"Range", "ConstantOfShape"} <= FOLD_ONLY
+    # these run on data (tests/test_onnx_ops_on_data.py, tests/test_onnx_ops.py)
+    assert not {"Abs", "Neg", "Floor", "Ceil", "Equal", "And", "Not", "Mod", "Tile", "GatherND",
+                "CumSum"} & FOLD_ONLY
+    path = tmp_path / "fill.onnx"
+    onnx.save(model([H.make_node("ConstantOfShape", ["s"], ["y"], name="the_fill")],
+                    [("s", I64, (2,))], [("y", F32, None)]), str(path))
     with pytest.raises(WorkloadError) as info:
         import_onnx(path)
     text = str(info.value)
-    assert "the_abs (Abs)" in text and "not supported on data" in text
+    assert "the_fill (ConstantOfShape)" in text and "not supported on data" in text
     # an unknown operator lists what runs on data apart from what is only folded
-    path = tmp_path / "hard.onnx"
-    onnx.save(model([H.make_node("Hardmax", ["x"], ["y"])], [("x", F32, (2, 3))],
+    path = tmp_path / "det.onnx"
+    onnx.save(model([H.make_node("Det", ["x"], ["y"])], [("x", F32, (2, 3, 3))],
                     [("y", F32, None)]), str(path))
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(["run", str(CONFIGS / "tpu-v4-mxu.yaml"), "--onnx", str(path)])
     line = err.getvalue()
-    assert code == 2 and line.count("\n") == 1
+    assert code == 2 and line.count("\n") == 1 and "operator Det is not supported" in line
     on_data, _, folded = line.partition("folded only")
-    assert "Relu" in on_data and "Abs" not in on_data and "Abs" in folded
+    assert "Relu" in on_data and "Abs" in on_data and "ConstantOfShape" not in on_data
+    assert "ConstantOfShape" in folded
 
 
 @pytest.mark.parametrize("fmod", [0, 1])

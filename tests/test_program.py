@@ -58,7 +58,7 @@ def test_program_errors_name_the_op():
     with pytest.raises(WorkloadError, match="uses tensor 'Q' before"):
         p.elementwise("e", "relu", "Q")
     with pytest.raises(WorkloadError, match="unknown elementwise kind"):
-        p.elementwise("e", "cosh", "X")
+        p.elementwise("e", "frobnicate", "X")
     p.input("b", (1, 3))
     p.elementwise("e", "add", "X", "b")
     with pytest.raises(WorkloadError, match="duplicate op name"):

@@ -284,8 +284,9 @@ def _reduce_grads(G: _Grad, op: Reduce, g: str, need: set[str]) -> None:
     x = op.inputs[0]
     if x not in need:
         return
-    if op.kind == "max":
-        raise WorkloadError(f"program {p.name}", op.name, "no backward rule for a max reduction")
+    if op.kind not in ("sum", "mean"):
+        raise WorkloadError(f"program {p.name}", op.name,
+                            f"no backward rule for a {op.kind} reduction")
     sx = p.shapes[x]
     axes = range(len(sx)) if op.axis is None else \
         (op.axis if isinstance(op.axis, tuple) else (op.axis,))

@@ -42,6 +42,8 @@ from .vector import ELEMENTWISE, VECTOR_OPS
 __all__ = ["Conv2d", "Elementwise", "Layout", "MatMul", "Op", "Program", "Reduce", "Requant",
            "VectorOp", "conv_out_size"]
 
+REDUCTIONS = ("sum", "mean", "max", "min", "prod")
+
 # Largest number of elements of one tensor (keeps counts inside int64 with room to spare).
 MAX_ELEMENTS = 1 << 40
 
@@ -123,7 +125,7 @@ class Elementwise(Op):
 
 @dataclass(frozen=True)
 class Reduce(Op):
-    """``kind`` (sum, mean, max) over ``axis`` (None: all elements; an int or a tuple of ints).
+    """``kind`` (sum, mean, max, min, prod) over ``axis`` (None: all elements; an int or a tuple of ints).
 
     ``keepdims`` keeps reduced axes with size 1 (the 2-D default: axis 0 gives a row vector).
     """
@@ -371,11 +373,12 @@ class Program:
 
     def reduce(self, name: str, kind: str, x: str, axis=None, keepdims: bool = True,
                out: str | None = None) -> str:
-        """Append a reduction ``kind`` (sum, mean, max) over ``axis`` (None: all; int or tuple)."""
+        """Append a reduction ``kind`` (sum, mean, max, min, prod) over ``axis`` (None: all; int
+        or tuple); return the output tensor's name."""
         self._check_op_name(name)
         shape = self._shape(x, name)
-        if kind not in ("sum", "mean", "max"):
-            raise self._fail(name, f"unknown reduction {kind!r} (known: sum, mean, max)")
+        if kind not in REDUCTIONS:
+            raise self._fail(name, f"unknown reduction {kind!r} (known: {', '.join(REDUCTIONS)})")
         if axis is None:
             axes = tuple(range(len(shape)))
         else:

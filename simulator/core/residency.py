@@ -48,7 +48,8 @@ _ID_INPUT = ID_INPUT  # the input position of the integer ids of the vector ops 
 def index_tensors(program: Program) -> set[str]:
     """Return the tensors that carry integers: the ids of gathers and scatters and, back
     through their producers, everything that computes them; integer divisions (div_trunc)
-    and, forward, elementwise or layout ops of their results."""
+    and index-valued results (argmax, argmin) and, forward, elementwise or layout ops of their
+    results."""
     producer = {op.output: op for op in program.ops}
     out: set[str] = set()
     todo = [op.inputs[_ID_INPUT[op.kind]] for op in program.ops
@@ -62,7 +63,8 @@ def index_tensors(program: Program) -> set[str]:
         if op is not None and not isinstance(op, (MatMul, Conv2d)):
             todo.extend(op.inputs)
     for op in program.ops:  # program order: producers come first
-        if getattr(op, "kind", "") == "div_trunc" or (
+        if getattr(op, "kind", "") in ("div_trunc", "argmax", "argmin",
+                                         "topk_indices") or (
                 isinstance(op, (Elementwise, Layout)) and any(t in out for t in op.inputs)
                 and getattr(op, "op_class", "move") in ("add", "compare", "divide", "move")):
             out.add(op.output)

@@ -24,7 +24,17 @@ Elementwise kinds and their class: add, sub, mul, scale (x * c), add_const (x + 
 sgd (w - fl(c * g): two roundings), axpy (x + fl(c * y)), momentum (fl(c * b) + g), adam_m,
 adam_v -> "add"; relu, relu_grad, max, min, where, masked_fill -> "compare"; div, sqrt, rsqrt,
 adam_w -> "divide"; exp, log, tanh, erf, sigmoid, gelu (erf), gelu_tanh and their gradients ->
-"transcendental".
+"transcendental". ONNX's elementwise vocabulary (abs, neg, sign, floor, ceil, round, trunc, the
+trigonometric and hyperbolic functions, softplus, softsign, elu, selu, celu, mish, swish,
+leaky_relu, thresholded_relu, hard_sigmoid, hard_swish, shrink, isnan, isinf, prelu, pow, mod,
+the comparisons equal / less / less_equal / greater / greater_equal and the logic not / and /
+or / xor, which give 1 or 0; the bitwise bit_and / bit_or / bit_xor / bit_not / shift_left /
+shift_right of integers; int_add / int_sub / int_mul, wrapped to the type's width) has its
+class in ``ELEMENTWISE``: selections and comparisons
+"compare", negation "add", reciprocal, softsign and mod "divide", the rest "transcendental".
+
+Reductions (``Reduce``): sum and mean (lane-then-tree order), max, min and prod (a product in
+numpy's pairwise order; exact ordering is not modelled for it), each one "reduction" pass.
 """
 
 from __future__ import annotations
@@ -37,8 +47,9 @@ import numpy as np
 
 from ..hardware.chip import VectorUnit
 
-__all__ = ["ELEMENTWISE", "ID_INPUT", "VECTOR_OPS", "VectorSpec", "cumsum_values", "elementwise_values",
-           "gather_elements_values", "im2col_nchw", "pad_values", "scatter_rows_values",
+__all__ = ["ELEMENTWISE", "ID_INPUT", "INTEGER_KINDS", "VECTOR_OPS", "VectorSpec",
+           "cumsum_values", "elementwise_values", "gather_elements_values", "im2col_nchw",
+           "pad_values",
            "col2im_nchw", "reduce_sum_values", "reduce_values", "vector_cycles",
            "reduction_cycles", "passes_cycles", "trunc_divide", "keeps_integers"]
 
@@ -55,15 +66,48 @@ ELEMENTWISE = {
     "clip": ("compare", 1),  # params (lo, hi): min(max(x, lo), hi); ReLU6 is clip(0, 6)
     "masked_fill": ("compare", 2),
     "log": ("transcendental", 1), "tanh": ("transcendental", 1), "erf": ("transcendental", 1),
-    "sin": ("transcendental", 1), "cos": ("transcendental", 1),
-    # comparisons and logic (ONNX Equal, Less, And, ...): 1.0 where true, 0.0 where false
-    "equal": ("compare", 2), "less": ("compare", 2), "less_equal": ("compare", 2),
-    "greater": ("compare", 2), "greater_equal": ("compare", 2), "logical_and": ("compare", 2),
-    "logical_or": ("compare", 2), "logical_xor": ("compare", 2), "logical_not": ("compare", 1),
     "sigmoid": ("transcendental", 1), "gelu": ("transcendental", 1),
     "gelu_tanh": ("transcendental", 1), "gelu_grad": ("transcendental", 2),
     "gelu_tanh_grad": ("transcendental", 2), "tanh_grad": ("add", 2),
     "sigmoid_grad": ("add", 2),
+    # ONNX's elementwise vocabulary (issue 25); params as each kind's comment says
+    "abs": ("compare", 1), "neg": ("add", 1), "sign": ("compare", 1),
+    "floor": ("compare", 1), "ceil": ("compare", 1), "round": ("compare", 1),  # half to even
+    "trunc": ("compare", 1),  # toward zero (a Cast of floats to an integer type)
+    "reciprocal": ("divide", 1),
+    "sin": ("transcendental", 1), "cos": ("transcendental", 1), "tan": ("transcendental", 1),
+    "asin": ("transcendental", 1), "acos": ("transcendental", 1),
+    "atan": ("transcendental", 1), "sinh": ("transcendental", 1),
+    "cosh": ("transcendental", 1), "asinh": ("transcendental", 1),
+    "acosh": ("transcendental", 1), "atanh": ("transcendental", 1),
+    "softplus": ("transcendental", 1),  # log(1 + exp(x))
+    "softsign": ("divide", 1),  # x / (1 + |x|)
+    "elu": ("transcendental", 1),  # params (alpha,)
+    "selu": ("transcendental", 1),  # params (alpha, gamma)
+    "celu": ("transcendental", 1),  # params (alpha,)
+    "mish": ("transcendental", 1),  # x tanh(softplus(x))
+    "swish": ("transcendental", 1),  # params (alpha,): x sigmoid(alpha x)
+    "leaky_relu": ("compare", 1),  # params (alpha,)
+    "thresholded_relu": ("compare", 1),  # params (alpha,): x where x > alpha, else 0
+    "hard_sigmoid": ("compare", 1),  # params (alpha, beta): clip(alpha x + beta, 0, 1)
+    "hard_swish": ("compare", 1),  # x hard_sigmoid(x; 1/6, 1/2)
+    "shrink": ("compare", 1),  # params (lambd, bias)
+    "isnan": ("compare", 1), "isinf": ("compare", 1),  # params (detect +inf, detect -inf)
+    "prelu": ("compare", 2),  # x where x >= 0, else slope * x
+    "pow": ("transcendental", 2),  # x ** y (C's pow; integers exactly)
+    "mod": ("divide", 2),  # params (fmod,): fmod 1: the dividend's sign, 0: the divisor's
+    "equal": ("compare", 2), "less": ("compare", 2), "less_equal": ("compare", 2),
+    "greater": ("compare", 2), "greater_equal": ("compare", 2),  # results 1 or 0
+    # logic on nonzero = true; results 1 or 0
+    "logical_and": ("compare", 2), "logical_or": ("compare", 2),
+    "logical_xor": ("compare", 2), "logical_not": ("compare", 1),
+    # bitwise ops of integers, params (bits, signed) of their element type (whole numbers
+    # carried as float32 are converted exactly)
+    "bit_and": ("compare", 2), "bit_or": ("compare", 2), "bit_xor": ("compare", 2),
+    "bit_not": ("compare", 1), "shift_left": ("compare", 2), "shift_right": ("compare", 2),
+    # integer add, subtract, multiply wrapped to params (bits, signed) (ONNX's integer Add,
+    # Sub, Mul: two's complement)
+    "int_add": ("add", 2), "int_sub": ("add", 2), "int_mul": ("add", 2),
     # quantised (int8) models. quantize, params (scale, zero point, qmin, qmax): the integers
     # clip(round(x / scale) + zero point, qmin, qmax), halves away from zero; dequantize,
     # params (scale, zero point): (q - zero point) * scale in float32
@@ -72,6 +116,20 @@ ELEMENTWISE = {
     # requantisation of x + bias (numerics.requantise_fixed) + zero point, clamped
     "requantize": ("add", 1),
 }
+_WRAPPED = {"int_add": np.add, "int_sub": np.subtract, "int_mul": np.multiply}
+_BITWISE = {"bit_and": np.bitwise_and, "bit_or": np.bitwise_or, "bit_xor": np.bitwise_xor,
+            "bit_not": np.invert, "shift_left": np.left_shift, "shift_right": np.right_shift}
+
+# kinds whose values stay exact integers when every operand is an integer tensor (ONNX's
+# integer semantics: Div truncates, Mod follows fmod, Pow is exact, comparisons give 0/1).
+# add, sub, mul, clip and where of integer tensors keep their float32 results (an int8
+# network's residual adds and ReLU6 feed the array as floats it quantises): exact while the
+# values stay below 2**24 in magnitude; ONNX's integer Add, Sub, Mul are int_add, int_sub,
+# int_mul, exact and wrapped to their type.
+INTEGER_KINDS = {"relu", "max", "min", "div_trunc", "abs", "neg", "sign", "mod", "pow",
+                 "equal", "less", "less_equal", "greater", "greater_equal", "logical_not",
+                 "logical_and", "logical_or", "logical_xor", "prelu", "floor", "ceil", "round",
+                 "trunc", *_BITWISE, *_WRAPPED}
 
 # composite ops that only move or compare values: integer inputs (an int8 model's values)
 # give the same integers back
@@ -170,11 +228,69 @@ def trunc_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(negative, -q, q).astype(dt)
 
 
+def _integer_elementwise(kind: str, xs: list[np.ndarray], c, p: list) -> np.ndarray:
+    """Return the exact integer result of ``kind`` (in INTEGER_KINDS) on integer arrays, in
+    their common integer type (comparisons and logic: 0 or 1)."""
+    dt = np.result_type(*xs)
+    if kind == "div_trunc":
+        return trunc_divide(xs[0], xs[1])
+    if kind == "mod":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if p and p[0]:  # C's fmod: the remainder takes the dividend's sign
+                r = np.abs(xs[0]) % np.where(xs[1] == 0, 1, np.abs(xs[1]))
+                return np.where(xs[0] < 0, -r, r).astype(dt)
+            return np.mod(xs[0], xs[1]).astype(dt)
+    if kind == "pow":
+        if np.any(xs[1] < 0):  # C's pow rounded toward zero: 2 ** -1 = 0
+            return np.trunc(np.power(xs[0].astype(np.float64),
+                                     xs[1].astype(np.float64))).astype(dt)
+        return np.power(xs[0], xs[1]).astype(dt)
+    if kind == "relu":
+        return np.maximum(xs[0], 0).astype(dt)
+    if kind in _BITWISE or kind in _WRAPPED:
+        return _bitwise(kind, xs, p).astype(dt)
+    if kind in _LOGIC:
+        return _LOGIC[kind](*xs).astype(np.int64)
+    if kind in ("max", "min"):
+        return (np.maximum if kind == "max" else np.minimum)(xs[0], xs[1]).astype(dt)
+    if kind == "prelu":
+        return np.where(xs[0] >= 0, xs[0], xs[0] * xs[1]).astype(dt)
+    unary = {"abs": np.abs, "neg": np.negative, "sign": np.sign,
+             "floor": lambda a: a, "ceil": lambda a: a, "round": lambda a: a,
+             "trunc": lambda a: a}
+    return unary[kind](xs[0]).astype(dt)
+
+
+def _bitwise(kind: str, xs: list[np.ndarray], p: list) -> np.ndarray:
+    """Return bitwise (or wrapped integer arithmetic) ``kind`` of integer arrays in int64,
+    wrapped to the element type params
+    (bits, signed) give (two's complement; a shift by a negative count or by the width or
+    more gives 0, or -1 for a negative signed value shifted right, as ONNX's BitShift)."""
+    a = [np.asarray(x, np.int64) for x in xs]
+    bits, signed = (int(p[0]), bool(p[1])) if p else (64, True)
+    outside = None
+    if kind in ("shift_left", "shift_right"):
+        a = list(np.broadcast_arrays(*a))
+        outside = (a[1] < 0) | (a[1] >= bits)  # shifted out entirely (ONNX: 0, or -1)
+        a[1] = np.clip(a[1], 0, 63)
+    with np.errstate(over="ignore"):
+        r = (_BITWISE.get(kind) or _WRAPPED[kind])(*a)
+    if outside is not None:
+        r = np.where(outside, np.where((a[0] < 0) & (kind == "shift_right"), -1, 0), r)
+    if bits >= 64:
+        return r
+    r = r & ((1 << bits) - 1)
+    if signed:
+        r = np.where(r >= 1 << (bits - 1), r - (1 << bits), r)
+    return r
+
+
 def elementwise_values(kind: str, inputs: list[np.ndarray], const: float,
                        params: tuple[float, ...] = ()) -> np.ndarray:
-    """Return the float32 result of an elementwise op (operands broadcast as in numpy); relu
-    and max of integer tensors (an int8 network's activations) and the truncating division
-    ``div_trunc`` of integer tensors stay integers, exactly."""
+    """Return the float32 result of an elementwise op (operands broadcast as in numpy). The
+    kinds of INTEGER_KINDS on integer tensors (an int8 network's activations, ONNX's integer
+    ops) stay integers, exactly: ``div_trunc`` truncates toward zero, comparisons give 0/1;
+    quantize and requantize give int8 values (int64)."""
     if kind == "quantize":  # the int8 values, held as int64
         scale, zp, lo, hi = (float(v) for v in params)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -192,12 +308,11 @@ def elementwise_values(kind: str, inputs: list[np.ndarray], const: float,
     if kind == "dequantize":
         return ((np.asarray(inputs[0], np.float32) - np.float32(params[1]))
                 * np.float32(params[0])).astype(np.float32)
-    if kind in ("relu", "max", "div_trunc") and \
+    if kind in INTEGER_KINDS and \
             all(np.issubdtype(np.asarray(x).dtype, np.integer) for x in inputs):
         xs = [np.asarray(x) for x in inputs]
-        if kind == "div_trunc":
-            return trunc_divide(xs[0], xs[1])
-        return np.maximum(xs[0], 0 if kind == "relu" else xs[1]).astype(xs[0].dtype)
+        with np.errstate(over="ignore"):
+            return _integer_elementwise(kind, xs, const, list(params))
     xs = [np.asarray(x, np.float32) for x in inputs]
     c = np.float32(const)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
@@ -265,10 +380,6 @@ def _elementwise(kind: str, xs: list[np.ndarray], c: np.float32, p: list) -> np.
         return _erf(xs[0])
     if kind in _LOGIC:
         return _LOGIC[kind](*xs).astype(np.float32)
-    if kind == "sin":
-        return np.sin(xs[0]).astype(np.float32)
-    if kind == "cos":
-        return np.cos(xs[0]).astype(np.float32)
     if kind == "sigmoid":
         return _sigmoid(xs[0])
     if kind == "gelu":
@@ -283,6 +394,57 @@ def _elementwise(kind: str, xs: list[np.ndarray], c: np.float32, p: list) -> np.
         return xs[0] * (np.float32(1) - xs[1] * xs[1])
     if kind == "sigmoid_grad":  # g y (1 - y), y = sigmoid(x)
         return xs[0] * (xs[1] * (np.float32(1) - xs[1]))
+    return _onnx_elementwise(kind, xs, p)
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    """Return log(1 + exp(x)) in float32, without overflow for large x."""
+    return (np.maximum(x, _F(0)) + np.log1p(np.exp(-np.abs(x)))).astype(_F)
+
+
+def _onnx_elementwise(kind: str, xs: list[np.ndarray], p: list) -> np.ndarray:
+    x = xs[0]
+    one, zero = _F(1), _F(0)
+    simple = {"abs": np.abs, "neg": np.negative, "sign": np.sign, "floor": np.floor,
+              "ceil": np.ceil, "round": np.round, "trunc": np.trunc, "sin": np.sin,
+              "cos": np.cos, "tan": np.tan,
+              "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh,
+              "cosh": np.cosh, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
+              "reciprocal": lambda a: one / a, "softplus": _softplus,
+              "softsign": lambda a: a / (one + np.abs(a)),
+              "mish": lambda a: a * np.tanh(_softplus(a)),
+              "hard_swish": lambda a: a * np.clip(a * _F(1 / 6) + _F(0.5), zero, one)}
+    if kind in simple:
+        return simple[kind](x)
+    if kind == "elu":
+        return np.where(x > 0, x, p[0] * (np.exp(x) - one))
+    if kind == "selu":
+        return np.where(x > 0, p[1] * x, p[1] * (p[0] * np.exp(x) - p[0]))
+    if kind == "celu":
+        return np.maximum(x, zero) + np.minimum(zero, p[0] * (np.exp(x / p[0]) - one))
+    if kind == "swish":
+        return x * _sigmoid(p[0] * x)
+    if kind == "leaky_relu":
+        return np.where(x >= 0, x, p[0] * x)
+    if kind == "thresholded_relu":
+        return np.where(x > p[0], x, zero)
+    if kind == "hard_sigmoid":
+        return np.clip(p[0] * x + p[1], zero, one)
+    if kind == "shrink":
+        return np.where(x < -p[0], x + p[1], np.where(x > p[0], x - p[1], zero))
+    if kind == "isnan":
+        return np.isnan(x).astype(_F)
+    if kind == "isinf":
+        return ((np.isposinf(x) & bool(p[0])) | (np.isneginf(x) & bool(p[1]))).astype(_F)
+    if kind == "prelu":
+        return np.where(x >= 0, x, xs[1] * x)
+    if kind == "pow":
+        return np.power(x, xs[1])
+    if kind == "mod":
+        return np.fmod(x, xs[1]) if p and p[0] else np.mod(x, xs[1])
+    if kind in _BITWISE or kind in _WRAPPED:  # integers carried as float32 (exact < 2**24)
+        return _bitwise(kind, [np.asarray(a, np.float64).astype(np.int64) for a in xs],
+                        p).astype(_F)
     raise ValueError(f"unknown elementwise kind {kind!r}")  # pragma: no cover - Program checks
 
 
@@ -334,10 +496,11 @@ def _norm_axes(axis, ndim: int) -> tuple[int, ...]:
 
 
 def reduce_values(kind: str, x: np.ndarray, axis, keepdims: bool, lanes: int) -> np.ndarray:
-    """Return the float32 reduction ``kind`` (sum, mean, max) of ``x`` over ``axis``.
+    """Return the float32 reduction ``kind`` (sum, mean, max, min, prod) of ``x`` over ``axis``.
 
     Sums follow the lane-then-tree order; a mean is that sum divided by the count (one fp32
-    division); max is exact in any order. The result has the shape Program.reduce gives.
+    division); max and min are exact in any order; prod multiplies in float32 in numpy's
+    order. The result has the shape Program.reduce gives.
     """
     x = np.asarray(x, np.float32)
     if x.ndim == 2 and kind == "sum" and keepdims and axis in (None, 0, 1):
@@ -350,6 +513,10 @@ def reduce_values(kind: str, x: np.ndarray, axis, keepdims: bool, lanes: int) ->
     flat = np.ascontiguousarray(moved).reshape(-1, group)
     if kind == "max":
         res = flat.max(axis=1)
+    elif kind == "min":
+        res = flat.min(axis=1)
+    elif kind == "prod":
+        res = np.prod(flat, axis=1, dtype=np.float32)
     else:
         res = _lane_tree_sum(flat, lanes)
         if kind == "mean":
@@ -847,51 +1014,6 @@ def pad_values(x: np.ndarray, pads, mode: str = "constant", value: float = 0.0) 
     return np.pad(x, pads, mode=mode)
 
 
-def _scatter_rows_shape(shapes, attrs):  # (table (R, W), ids (n,), rows (n, W)) -> table
-    _check_inputs(shapes, 3, "")
-    table, ids, rows = shapes
-    if len(table) != 2 or len(ids) != 1 or tuple(rows) != (ids[0], table[1]):
-        raise ValueError(f"needs table (R, W), ids (n,) and rows (n, W), got {table}, {ids}, "
-                         f"{rows}")
-    return tuple(table), attrs
-
-
-def scatter_rows_values(table: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Return a copy of ``table`` (R, W) whose rows ``ids`` are replaced by ``rows`` in order
-    (a later write of the same row wins): ONNX ScatterND without reduction, flattened.
-    Raises IndexError for an id outside [0, R)."""
-    out = np.array(table, copy=True)
-    idx = np.asarray(ids).astype(np.int64)
-    if idx.size and (idx.min() < 0 or idx.max() >= out.shape[0]):
-        raise IndexError(f"ids must lie in [0, {out.shape[0]}), got [{idx.min()}, {idx.max()}]")
-    out[idx] = rows
-    return out
-
-
-def _cumsum_shape(shapes, attrs):  # x -> x: running sums along ``axis``
-    _check_inputs(shapes, 1, "")
-    _axis_attr(shapes, attrs)
-    attrs["exclusive"] = bool(attrs.get("exclusive", False))
-    attrs["reverse"] = bool(attrs.get("reverse", False))
-    return shapes[0], attrs
-
-
-def cumsum_values(x: np.ndarray, axis: int, exclusive: bool = False,
-                  reverse: bool = False) -> np.ndarray:
-    """Return the running sums of ``x`` along ``axis`` (ONNX CumSum), added one element after
-    another in float32 (the first element of the scan's direction first; ``exclusive``: each sum
-    leaves its own element out, the first is 0; ``reverse``: from the last element back).
-    Integers stay integers."""
-    x = np.asarray(x)
-    dtype = x.dtype if np.issubdtype(x.dtype, np.integer) else np.float32
-    y = np.flip(x, axis) if reverse else x
-    out = np.cumsum(y, axis=axis, dtype=dtype)
-    if exclusive:
-        out = np.concatenate([np.zeros_like(np.take(out, [0], axis=axis)),
-                              np.take(out, range(out.shape[axis] - 1), axis=axis)], axis=axis)
-    return np.ascontiguousarray(np.flip(out, axis) if reverse else out)
-
-
 def _broadcast_shape(shapes, attrs):  # x -> attrs["shape"] (numpy broadcasting)
     _check_inputs(shapes, 1, "")
     target = tuple(int(v) for v in attrs.get("shape", ()))
@@ -925,7 +1047,191 @@ def _pad_slice_values(xs, attrs, lanes):
     return out
 
 
+def _argmax_shape(shapes, attrs):  # x -> indices along attrs["axis"] (keepdims: size 1)
+    _check_inputs(shapes, 1, "")
+    ax = _axis_attr(shapes, attrs)
+    keep = bool(attrs.get("keepdims", True))
+    attrs.update(keepdims=keep, select_last=bool(attrs.get("select_last", False)))
+    x = shapes[0]
+    out = tuple(1 if i == ax else s for i, s in enumerate(x)) if keep else \
+        (tuple(s for i, s in enumerate(x) if i != ax) or (1,))
+    return out, attrs
+
+
+def _arg_values(pick):
+    def values(xs, attrs, lanes):
+        """The index of the first (select_last: last) largest (argmin: smallest) element along
+        the axis; NaN counts as largest, as numpy's argmax has it."""
+        x, ax = xs[0], attrs["axis"]
+        if attrs["select_last"]:
+            flipped = np.flip(x, axis=ax)
+            idx = x.shape[ax] - 1 - pick(flipped, axis=ax)
+        else:
+            idx = pick(x, axis=ax)
+        idx = np.expand_dims(idx, ax) if attrs["keepdims"] else idx
+        return idx.astype(np.int64).reshape(_argmax_shape([x.shape], dict(attrs))[0])
+    return values
+
+
+def _arg_passes(shapes, out, attrs):
+    n = _n(shapes[0])
+    return [("reduction", n, shapes[0][attrs["axis"]])]
+
+
+def _hardmax_values(xs, attrs, lanes):
+    """1 at the first largest element along the axis, 0 elsewhere."""
+    x, ax = xs[0], attrs["axis"]
+    idx = np.expand_dims(np.argmax(x, axis=ax), ax)
+    out = np.zeros_like(x, dtype=np.float32)
+    np.put_along_axis(out, idx, np.float32(1), axis=ax)
+    return out
+
+
+def _scan_shape(shapes, attrs):  # x -> x, a running sum / product along attrs["axis"]
+    _check_inputs(shapes, 1, "")
+    _axis_attr(shapes, attrs, default=0)
+    attrs.update(exclusive=bool(attrs.get("exclusive", False)),
+                 reverse=bool(attrs.get("reverse", False)))
+    return shapes[0], attrs
+
+
+def _scan(x: np.ndarray, axis: int, exclusive: bool, reverse: bool, op,
+          identity) -> np.ndarray:
+    """Return the running ``op`` (np.add, np.multiply) of ``x`` along ``axis`` in element
+    order, in float32 at each step (integers stay integers); ``exclusive`` leaves each element
+    out of its own (the first is ``identity``), ``reverse`` runs from the end."""
+    x = np.asarray(x)
+    dtype = x.dtype if np.issubdtype(x.dtype, np.integer) else np.float32
+    if reverse:
+        x = np.flip(x, axis=axis)
+    out = op.accumulate(x, axis=axis, dtype=dtype)
+    if exclusive:
+        first = np.full_like(np.take(out, [0], axis=axis), identity)
+        out = np.concatenate([first, np.take(out, range(x.shape[axis] - 1), axis=axis)],
+                             axis=axis)
+    return np.ascontiguousarray(np.flip(out, axis=axis) if reverse else out)
+
+
+def cumsum_values(x: np.ndarray, axis: int, exclusive: bool = False,
+                  reverse: bool = False) -> np.ndarray:
+    """Return the running sums of ``x`` along ``axis`` (ONNX CumSum), added one element after
+    another in float32 (``exclusive``: each sum leaves its own element out, the first is 0;
+    ``reverse``: from the last element back). Integers stay integers."""
+    return _scan(x, axis, exclusive, reverse, np.add, 0)
+
+
+def _scan_values(op, identity):
+    def values(xs, attrs, lanes):
+        return _scan(xs[0], attrs["axis"], attrs["exclusive"], attrs["reverse"], op, identity)
+    return values
+
+
+def _scan_passes(shapes, out, attrs):
+    return [("add", _n(shapes[0]), 0)]
+
+
+def _scatter_shape(shapes, attrs):  # (data, ids, updates) -> data's shape
+    _check_inputs(shapes, 3, "")
+    if attrs.get("reduction", "none") not in ("none", "add", "mul", "max", "min"):
+        raise ValueError(f"reduction {attrs.get('reduction')!r} (known: none, add, mul, max, "
+                         "min)")
+    attrs["reduction"] = attrs.get("reduction", "none")
+    data, ids, upd = (tuple(v) for v in shapes)
+    if "axis" in attrs:  # scatter_elements: ids and updates alike, within data off the axis
+        ax = _axis_attr(shapes, attrs, default=0)
+        if ids != upd or len(ids) != len(data) or \
+                any(i > d for k, (i, d) in enumerate(zip(ids, data)) if k != ax):
+            raise ValueError(f"ids {ids} and updates {upd} do not fit data {data}")
+    elif not ids or not 1 <= ids[-1] <= len(data) or upd != ids[:-1] + data[ids[-1]:]:
+        raise ValueError(f"ids {ids} and updates {upd} do not fit data {data}")  # scatter_nd
+    return data, attrs
+
+
+_SCATTER_UFUNC = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+
+
+def _scatter_write(out, where: tuple, upd, reduction: str) -> None:
+    if reduction == "none":
+        out[where] = upd
+    else:
+        _SCATTER_UFUNC[reduction].at(out, where, upd)
+
+
+def _scatter_elements_values(xs, attrs, lanes):
+    """data with updates[i][j][k] written at data[ids[i][j][k]][j][k] (axis 0; likewise on
+    any axis), or combined by the reduction in element order; a negative id counts from the
+    end."""
+    data, ids, upd = xs
+    ax, n = attrs["axis"], data.shape[attrs["axis"]]
+    idx = np.asarray(ids).astype(np.int64)
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"ids must lie in [-{n}, {n}), got [{idx.min()}, {idx.max()}]")
+    idx = np.where(idx < 0, idx + n, idx)
+    out = np.array(data, np.float32)
+    grid = list(np.indices(idx.shape, sparse=True))
+    grid[ax] = idx
+    _scatter_write(out, tuple(grid), np.asarray(upd, np.float32), attrs["reduction"])
+    return out
+
+
+def _scatter_nd_values(xs, attrs, lanes):
+    """data with each update slice written at (or combined into) data[ids[..., :]]."""
+    data, ids, upd = xs
+    idx = np.asarray(ids).astype(np.int64)
+    q = idx.shape[-1]
+    dims = np.array(data.shape[:q])
+    if idx.size and (np.any(idx < -dims) or np.any(idx >= dims)):
+        raise IndexError("ScatterND ids out of range")
+    idx = np.where(idx < 0, idx + dims, idx).reshape(-1, q)
+    out = np.array(data, np.float32)
+    u = np.asarray(upd, np.float32).reshape((idx.shape[0],) + data.shape[q:])
+    for row, piece in zip(idx, u):  # in order: a later update of the same place wins
+        _scatter_write(out, tuple(row), piece, attrs["reduction"])
+    return out
+
+
+def _topk_shape(shapes, attrs):  # x -> x with k along attrs["axis"]
+    _check_inputs(shapes, 1, "")
+    ax = _axis_attr(shapes, attrs)
+    k = int(attrs.get("k", 1))
+    if not 0 < k <= shapes[0][ax]:
+        raise ValueError(f"k {k} must lie in [1, {shapes[0][ax]}]")
+    attrs.update(k=k, largest=bool(attrs.get("largest", True)))
+    return tuple(k if i == ax else s for i, s in enumerate(shapes[0])), attrs
+
+
+def _topk_order(x, attrs):
+    key = -x if attrs["largest"] else x
+    order = np.argsort(key, axis=attrs["axis"], kind="stable")  # ties: the lower index first
+    return np.take(order, np.arange(attrs["k"]), axis=attrs["axis"])
+
+
+def _topk_passes(shapes, out, attrs):
+    n, row = _n(shapes[0]), shapes[0][attrs["axis"]]
+    return [("compare", n * max(1, math.ceil(math.log2(row))), 0)]  # a sorting network
+
+
 VECTOR_OPS: dict[str, VectorSpec] = {
+    "scatter_elements": VectorSpec(_scatter_shape, lambda s, o, a: [("move", _n(s[2]), 0)],
+                                   _scatter_elements_values, 3),
+    "scatter_nd": VectorSpec(_scatter_shape, lambda s, o, a: [("move", _n(s[2]), 0)],
+                             _scatter_nd_values, 3),
+    "topk": VectorSpec(_topk_shape, _topk_passes,
+                       lambda xs, a, lanes: np.take_along_axis(xs[0], _topk_order(xs[0], a),
+                                                               axis=a["axis"]), 1),
+    "topk_indices": VectorSpec(_topk_shape, _topk_passes,
+                               lambda xs, a, lanes: _topk_order(xs[0], a), 1),
+    "cumsum": VectorSpec(_scan_shape, _scan_passes, _scan_values(np.add, 0.0), 1),
+    "cumprod": VectorSpec(_scan_shape, _scan_passes, _scan_values(np.multiply, 1.0), 1),
+    "gather_elements": VectorSpec(_gather_elements_shape, _move,
+                                  lambda xs, a, lanes: gather_elements_values(xs[0], xs[1],
+                                                                              a["axis"]), 2),
+    "argmax": VectorSpec(_argmax_shape, _arg_passes, _arg_values(np.argmax), 1),
+    "argmin": VectorSpec(_argmax_shape, _arg_passes, _arg_values(np.argmin), 1),
+    "hardmax": VectorSpec(_rowwise, _arg_passes, _hardmax_values, 1),
+    "pad": VectorSpec(_pad_shape, _move,
+                      lambda xs, a, lanes: pad_values(xs[0], a["pads"], a.get("mode", "constant"),
+                                                     a.get("value", 0.0)), 1),
     "pad_slice": VectorSpec(_pad_slice_shape, _move, _pad_slice_values, 1),
     "broadcast": VectorSpec(_broadcast_shape, _move,
                             lambda xs, a, lanes: np.broadcast_to(xs[0], a["shape"]).copy(), 1),
@@ -945,19 +1251,6 @@ VECTOR_OPS: dict[str, VectorSpec] = {
     "maxpool2d_grad": VectorSpec(_pool_grad_shape, _pool_grad_passes, _maxpool_grad_values, 2),
     "avgpool2d_grad": VectorSpec(_pool_grad_shape, _pool_grad_passes, _avgpool_grad_values, 2),
     "gather": VectorSpec(_gather_shape, _move, _gather_values, 2),
-    "gather_elements": VectorSpec(_gather_elements_shape, _move,
-                                  lambda xs, a, lanes: gather_elements_values(xs[0], xs[1],
-                                                                              a["axis"]), 2),
-    "pad": VectorSpec(_pad_shape, _move,
-                      lambda xs, a, lanes: pad_values(xs[0], a["pads"], a.get("mode", "constant"),
-                                                     a.get("value", 0.0)), 1),
-    # a copy of the table with some rows replaced: data movement of the table
-    "scatter_rows": VectorSpec(_scatter_rows_shape, _move,
-                               lambda xs, a, lanes: scatter_rows_values(*xs), 3),
-    # a scan: one add per element, the lanes across the other axes (ONNX CumSum, torch cumsum)
-    "cumsum": VectorSpec(_cumsum_shape, lambda s, o, a: [("add", _n(s[0]), 0)],
-                         lambda xs, a, lanes: cumsum_values(xs[0], a["axis"], a["exclusive"],
-                                                            a["reverse"]), 1),
     "scatter_add": VectorSpec(_scatter_add_shape, lambda s, o, a: [("add", _n(s[1]), 0)],
                               _scatter_add_values, 2),
     "concat": VectorSpec(_concat_shape, _move,
@@ -973,13 +1266,15 @@ VECTOR_OPS: dict[str, VectorSpec] = {
 }
 
 
-# the input position of the integer ids (indices) of the vector ops that take them
-ID_INPUT = {"gather": 1, "scatter_add": 0, "gather_elements": 1, "scatter_rows": 1}
+# composite ops that read integer ids: kind -> the ids' input position
+ID_INPUT = {"gather": 1, "scatter_add": 0, "gather_elements": 1, "scatter_elements": 1,
+            "scatter_nd": 1}
 
 
 def vector_op_values(kind: str, inputs: list[np.ndarray], attrs: dict[str, Any],
                      lanes: int) -> np.ndarray:
-    """Return the float32 value of composite op ``kind`` (ids, ``ID_INPUT``, stay integers; the
+    """Return the float32 value of composite op ``kind`` (the ids of gathers and scatters,
+    ``ID_INPUT``, stay integers; the
     ops of INTEGER_EXACT on integer inputs, an int8 model's values, return int64)."""
     xs = [np.asarray(x) if ID_INPUT.get(kind) == i else np.asarray(x, np.float32)
           for i, x in enumerate(inputs)]

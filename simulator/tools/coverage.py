@@ -42,6 +42,39 @@ def _onnx_ops() -> list[str]:
             ", ".join(f"`{n}`" for n in folded)]
 
 
+def _node_tests() -> list[str]:
+    """Return the ONNX node-test section from benchmarks/onnx_node_tests.json (written by
+    benchmarks/bench_onnx_node_tests.py --summary); empty outside a source checkout."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "onnx_node_tests.json"
+    if not path.is_file():
+        return []
+    s = json.loads(path.read_text())
+    return ["### ONNX's node tests", "",
+            f"Every node test case onnx {s['onnx']} generates (`onnx.backend.test.case.node`), "
+            "imported and run on values on an fp32 chip (`configs/tpu-v4-mxu.yaml --set "
+            "dtype=fp32`) against the case's expected outputs (rtol 1e-3, atol 1e-7; float16 "
+            "outputs, rounded at every step by the reference, rtol 2^-9; integers and "
+            "booleans exactly). Inputs of rank 0 or 1 that nodes read only as secondary "
+            "inputs (axes, a shape, pads, scales, a depth) are given at import "
+            "(`import_onnx(constants=...)`) when a case is "
+            "refused with them as data:", "",
+            f"**{s['pass']:,} of {s['cases']:,} pass** ({s['pass'] - s['pass_at_import']:,} "
+            f"with every graph input as data, {s['pass_at_import']} with inputs given at "
+            f"import), {s['wrong']} wrong, "
+            f"{s['refused']:,} refused in one line (an operator, attribute or element type "
+            f"not modelled: strings, bfloat16, float8, int4, uint16, sequences, ...), "
+            f"{s['traceback']} tracebacks. Of {s['operators']} operators, "
+            f"{s['operators_all_pass']} pass every case and {s['operators_some_pass']} some.",
+            "", "<!-- docs-test: skip: runs all 1,884 node tests (about half a minute); CI "
+            "runs a slice of them in tests/test_onnx_node_tests.py -->", "```bash",
+            ".venv/bin/" + s["command"] + " --table node-tests.md", "```",
+            "", "`--show refused` lists every refusal, `--only NAME` runs the cases whose "
+            "name holds NAME.", ""]
+
+
 def coverage_markdown() -> str:
     """Return the model coverage page (docs/models-coverage.md is this text)."""
     lines = ["# Model coverage", "",
@@ -55,7 +88,7 @@ def coverage_markdown() -> str:
              "is a one-line error naming it.", "", *_torch_ops(), "",
              "## ONNX operators (`--onnx`)", "",
              "Any other operator is a one-line error `FILE:N: node NAME (OP): why`.", "",
-             *_onnx_ops(), ""]
+             *_onnx_ops(), "", *_node_tests()]
     return "\n".join(lines)
 
 
