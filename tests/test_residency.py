@@ -62,23 +62,25 @@ def test_big_buffer_moves_inputs_and_outputs_once(p, dtype):
 @settings(max_examples=60)
 @given(p=programs, caps=st.lists(st.integers(8 << 10, 96 << 10), min_size=2, max_size=4),
        bw=st.sampled_from([2e9, 16e9]))
-def test_shrinking_the_buffer_never_lowers_residency_traffic_or_cycles(p, caps, bw):
-    """A smaller buffer never makes the program faster, and never lowers the DRAM traffic the
-    residency plan charges (the vector ops' reads and writes of spilled tensors). The array
-    ops' own traffic is the tiler's: it takes the fastest tiling, which with a larger buffer
-    may move more bytes to finish sooner (found by hypothesis: 16x16x64 tiles, 45,568 bytes
-    and 6,206 cycles with 9 KiB against 25x16x32 tiles, 41,984 bytes and 6,222 cycles with
-    8 KiB), so the total traffic is not monotone in the buffer size."""
+def test_shrinking_the_buffer_never_lowers_residency_traffic(p, caps, bw):
+    """A smaller buffer never lowers the DRAM traffic the residency plan charges (the vector
+    ops' reads and writes of spilled tensors). Neither the array ops' own traffic nor the
+    cycles are monotone in the buffer size: the tiler times only the tilings that are Pareto-
+    optimal by its estimate (cycles, bytes), so a larger buffer may add a tiling that moves
+    more bytes to finish sooner (found by hypothesis: 16x16x64 tiles, 45,568 bytes and 6,206
+    cycles with 9 KiB against 25x16x32 tiles, 41,984 bytes and 6,222 cycles with 8 KiB), or
+    one the estimate prefers that times 0.2 % slower than a tiling it then prunes
+    (random_program([64, 40], batch=1): 5,887 cycles with 8,576 bytes against 5,877 with
+    8,192)."""
     caps = sorted(caps, reverse=True)
     prev = None
     for cap in caps:
         rep = run(chip_with(cap, bw), p)
         vector_bytes = sum(op.traffic_bytes["dram"]["total"] for op in rep.ops
                            if op.unit == "vector" and op.traffic_bytes)
-        cur = (vector_bytes, rep.total_cycles)
         if prev is not None:
-            assert cur[0] >= prev[0] and cur[1] >= prev[1], (caps, prev, cur)
-        prev = cur
+            assert vector_bytes >= prev, (caps, prev, vector_bytes)
+        prev = vector_bytes
 
 
 def test_spills_are_named_and_pay_traffic():
