@@ -6,7 +6,9 @@ weights), imported with ``import_tflite`` and run on the chip against the LiteRT
 - float: every output within 1e-4 of LiteRT's (relative to the output's largest magnitude) on an
   fp32 chip;
 - int8 on configs/edge-tpu.yaml: every int8 tensor of the model (each layer, not only the
-  outputs) equal to LiteRT's reference kernels (OpResolverType.BUILTIN_REF) element for element;
+  outputs) equal element for element to LiteRT's reference kernels (OpResolverType.BUILTIN_REF)
+  when imported with kernels="reference", and to LiteRT's default interpreter (XNNPACK
+  delegate) when imported with kernels="default";
 - MACs of every array op equal the closed-form count of the layer;
 - bad files (random bytes, truncated, an unknown builtin, a custom op, an Edge TPU-compiled
   file, a dynamic shape) are one line with exit status 2 through the CLI.
@@ -33,6 +35,7 @@ from conftest import CONFIGS  # noqa: E402
 from simulator import load_chip  # noqa: E402
 from simulator.core.engine import run  # noqa: E402
 from simulator.core.program import Conv2d, MatMul, Requant  # noqa: E402
+from simulator.errors import WorkloadError  # noqa: E402
 from simulator.frontends.tflite_import import import_tflite  # noqa: E402
 from simulator.hardware.numerics import quantize_multiplier, requantise_fixed  # noqa: E402
 from simulator.tools.cli import main  # noqa: E402
@@ -136,10 +139,11 @@ def models(tmp_path_factory):
 
 
 def litert_run(path, model, values, resolver="BUILTIN_REF"):
-    """Return (interpreter, outputs by name) of LiteRT on the model's data inputs."""
-    it = litert.Interpreter(model_path=path, experimental_preserve_all_tensors=True,
-                            experimental_op_resolver_type=getattr(litert.OpResolverType,
-                                                                  resolver))
+    """Return (interpreter, outputs by name) of LiteRT on the model's data inputs; ``resolver``
+    None is the default interpreter (its XNNPACK delegate), else an OpResolverType name."""
+    kw = {} if resolver is None else {
+        "experimental_op_resolver_type": getattr(litert.OpResolverType, resolver)}
+    it = litert.Interpreter(model_path=path, experimental_preserve_all_tensors=True, **kw)
     it.allocate_tensors()
     by_name = {d["name"]: d for d in it.get_input_details()}
     for n, (_shape, dtype) in model.data.items():
@@ -184,7 +188,8 @@ def _int8_tensors(m, rep, it):
 @pytest.mark.parametrize("key", ["cnn_int8", "block_int8", "mlp_int8"])
 def test_int8_models_equal_litert_reference_kernels_in_every_layer(models, key):
     _keras, path = models[key]
-    m = import_tflite(path)
+    m = import_tflite(path, kernels="reference")
+    assert m.kernels == "reference"
     assert m.quantised
     chip = load_chip(EDGE)
     seen = set()
@@ -203,6 +208,64 @@ def test_int8_models_equal_litert_reference_kernels_in_every_layer(models, key):
     array_ops = [o for o in ops if isinstance(o, (Conv2d, MatMul))]
     assert array_ops and all(o.requant is not None for o in array_ops)
     assert len(seen) >= len(array_ops)  # every array op's output was compared
+
+
+@pytest.mark.parametrize("key", ["cnn_int8", "block_int8", "mlp_int8"])
+def test_int8_models_equal_litert_default_interpreter_in_every_layer(models, key):
+    """kernels="default" (the default): every int8 tensor equals LiteRT's default interpreter
+    (XNNPACK: float32 requantisation, nearest even), and the array ops carry that step."""
+    _keras, path = models[key]
+    m = import_tflite(path)
+    assert m.quantised and m.kernels == "default"
+    chip = load_chip(EDGE)
+    seen = set()
+    for seed in (0, 1, 2):
+        values = m.inputs(seed)
+        rep = run(chip, m.program, values)
+        it, want = litert_run(path, m, values, None)
+        for name, got, ref in _int8_tensors(m, rep, it):
+            seen.add(name)
+            assert got.shape == ref.shape, name
+            assert np.array_equal(got, ref), (name, int(np.abs(got - ref).max()),
+                                              float(np.mean(got == ref)))
+        for name, t in zip(m.onnx_outputs, m.outputs):
+            assert np.array_equal(np.asarray(rep.values[t]), want[name]), name
+    array_ops = [o for o in m.program.ops if isinstance(o, (Conv2d, MatMul))]
+    assert array_ops and all(o.requant.rounding == "fp32" and o.requant.scale
+                             for o in array_ops)
+    assert len(seen) >= len(array_ops)
+
+
+def test_the_two_kernels_differ_where_measured(models):
+    """The modes are not interchangeable: on the MobileNet-like block the reference program
+    differs from the default interpreter somewhere (and the default program from BUILTIN_REF),
+    so each equality test above can fail."""
+    _keras, path = models["block_int8"]
+    ref_m, def_m = import_tflite(path, kernels="reference"), import_tflite(path)
+    chip = load_chip(EDGE)
+    values = ref_m.inputs(0)
+    for m, resolver in ((ref_m, None), (def_m, "BUILTIN_REF")):
+        rep = run(chip, m.program, values)
+        it, _ = litert_run(path, m, values, resolver)
+        assert any(not np.array_equal(got, ref) for _n, got, ref in _int8_tensors(m, rep, it))
+
+
+def test_unknown_kernels_is_one_line(models):
+    with pytest.raises(WorkloadError, match="kernels: must be one of default, reference"):
+        import_tflite(models["mlp_int8"][1], kernels="xnnpack")
+
+
+def test_requantise_fp32_rounds_in_float32_to_nearest_even():
+    """Requant rounding "fp32": float32(acc + bias) * float32(scale), ties to even, + zero
+    point, clamped; the int32 -> float32 conversion rounds too (2**24 + 1 -> 2**24)."""
+    rq = Requant((0,), (0,), (0,), 3, -128, 127, "fp32", (0.5,))
+    acc = np.array([1, 3, 5, -1, -3, -5, 1000])
+    assert requantise_fixed(acc, rq, 0).tolist() == [3, 5, 5, 3, 1, 1, 127]
+    big = Requant((1,), (0,), (0,), 0, -(1 << 31), (1 << 31) - 1, "fp32", (1.0,))
+    assert requantise_fixed(np.array([1 << 24]), big, 0).tolist() == [1 << 24]
+    per_ch = Requant((0, 10), (0, 0), (0, 0), 0, -128, 127, "fp32", (0.25, 2.0))
+    got = requantise_fixed(np.array([[6, 6], [-6, -6]]), per_ch, 1)
+    assert got.tolist() == [[2, 32], [-2, 8]]
 
 
 def _closed_form_macs(keras_model) -> list[int]:
@@ -307,6 +370,11 @@ def test_cli_run_and_validate(models, tmp_path):
     assert code == 0 and '"quantised": true' in out, err
     code, out, err = cli("validate", EDGE, "--tflite", qpath, "--seed", "4")
     assert code == 0 and out.strip().endswith("OK") and "100.00% exact" in out, out + err
+    assert "against LiteRT's default kernels" in out
+    code, out, err = cli("validate", EDGE, "--tflite", qpath, "--seed", "4",
+                         "--tflite-kernels", "reference")
+    assert code == 0 and out.strip().endswith("OK") and "100.00% exact" in out, out + err
+    assert "against LiteRT's reference kernels" in out
     code, out, err = cli("validate", EDGE, "--set", "dtype=fp32", "--tflite", fpath)
     assert code == 0 and out.strip().endswith("OK"), out + err
     _k, cpath = models["cnn_int8"]  # int8 in and out: the saved outputs are int8 too
@@ -315,7 +383,7 @@ def test_cli_run_and_validate(models, tmp_path):
                          str(saved))
     assert code == 0, err
     m = import_tflite(cpath)
-    _it, want = litert_run(cpath, m, m.inputs(0))
+    _it, want = litert_run(cpath, m, m.inputs(0), None)
     with np.load(saved) as got:
         assert set(got) == set(want)
         for name, ref in want.items():
@@ -525,24 +593,26 @@ def test_missing_packages_are_one_line(monkeypatch, models):
 
 def test_mobilenet_v2_int8_equals_litert_in_every_layer(tmp_path):
     """Keras' MobileNetV2 (alpha 0.35, 96x96, random weights: nothing downloaded), full-integer
-    int8: all 0.57 M int8 values of its layers equal LiteRT's reference kernels, and its
-    MACs equal the closed form of its Keras layers."""
+    int8: all 0.57 M int8 values of its layers equal LiteRT's reference kernels (imported with
+    kernels="reference") and its default interpreter (kernels="default"), and its MACs equal
+    the closed form of its Keras layers."""
     base = tf.keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35,
                                              weights=None, classes=10)
     _randomise(base, 5)
     x = tf.keras.Input((96, 96, 3), batch_size=1)
     path = convert(tf.keras.Model(x, base(x)), tmp_path / "mnv2.tflite", int8=True,
                    int8_io=True)
-    m = import_tflite(path)
     chip = load_chip(EDGE)
-    values = m.inputs(0)
-    rep = run(chip, m.program, values)
-    it, _want = litert_run(path, m, values)
-    compared = 0
-    for name, got, ref in _int8_tensors(m, rep, it):
-        assert np.array_equal(got, ref), name
-        compared += ref.size
-    assert compared > 500_000
+    for kernels, resolver in (("reference", "BUILTIN_REF"), ("default", None)):
+        m = import_tflite(path, kernels=kernels)
+        values = m.inputs(0)
+        rep = run(chip, m.program, values)
+        it, _want = litert_run(path, m, values, resolver)
+        compared = 0
+        for name, got, ref in _int8_tensors(m, rep, it):
+            assert np.array_equal(got, ref), (kernels, name)
+            compared += ref.size
+        assert compared > 500_000
     array = {o.name for o in m.program.ops if isinstance(o, (Conv2d, MatMul))}
     got = sorted(r.macs for r in rep.ops if r.name in array)
     assert got == sorted(_closed_form_macs(base))

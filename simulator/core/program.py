@@ -61,7 +61,10 @@ class Requant:
     with MBQM TFLite's MultiplyByQuantizedMultiplier (see numerics.requantise_fixed). Tuples of
     length 1 apply to every channel (per-tensor). ``bias`` holds the layer's int32 bias with the
     input zero point's correction folded in (``-z_in * sum_k w[k, c]``); ``multiplier`` is a
-    Q31 significand in [2**30, 2**31), ``shift`` a power-of-two exponent."""
+    Q31 significand in [2**30, 2**31), ``shift`` a power-of-two exponent. ``rounding`` "fp32"
+    is XNNPACK's QS8 output step (LiteRT's default CPU kernels) instead: ``acc + bias`` converted
+    to float32, times the float32 ``scale[c]``, rounded to nearest even, ``+ zero_point`` and
+    clamped (``multiplier``/``shift`` are then unused)."""
 
     bias: tuple[int, ...]
     multiplier: tuple[int, ...]
@@ -70,6 +73,7 @@ class Requant:
     qmin: int = -128
     qmax: int = 127
     rounding: str = "double"  # MultiplyByQuantizedMultiplier: "double" (gemmlowp) or "single"
+    scale: tuple[float, ...] = ()  # the float32 scales of rounding "fp32"
 
 
 @dataclass(frozen=True)
@@ -284,9 +288,13 @@ class Program:
         lens = {len(rq.bias), len(rq.multiplier), len(rq.shift)} - {1}
         if lens and lens != {channels}:
             raise self._fail(name, f"requant has {sorted(lens)} channels, the op {channels}")
-        if rq.rounding not in ("double", "single"):
-            raise self._fail(name, f"requant rounding must be double or single, got "
+        if rq.rounding not in ("double", "single", "fp32"):
+            raise self._fail(name, f"requant rounding must be double, single or fp32, got "
                              f"{rq.rounding!r}")
+        if rq.rounding == "fp32" and (len(rq.scale) not in (1, channels) or not all(
+                np.isfinite(v) and v > 0 for v in rq.scale)):
+            raise self._fail(name, f"requant rounding fp32 needs 1 or {channels} positive "
+                             "finite scales")
         if not rq.qmin <= rq.qmax or any(not 0 <= m < 2 ** 31 for m in rq.multiplier) or \
                 any(not -62 <= s <= 31 for s in rq.shift):
             raise self._fail(name, "requant multipliers must lie in [0, 2**31), shifts in "

@@ -115,6 +115,10 @@ ELEMENTWISE = {
     # integers: params (bias, multiplier, shift, zero point, qmin, qmax): TFLite's fixed-point
     # requantisation of x + bias (numerics.requantise_fixed) + zero point, clamped
     "requantize": ("add", 1),
+    # integers: params (bias, scale, zero point, qmin, qmax): XNNPACK's float32 requantisation
+    # (LiteRT's default CPU kernels): rint(float32(x + bias) * float32(scale)) + zero point,
+    # halves to even, clamped
+    "requantize_fp32": ("add", 1),
 }
 _WRAPPED = {"int_add": np.add, "int_sub": np.subtract, "int_mul": np.multiply}
 _BITWISE = {"bit_and": np.bitwise_and, "bit_or": np.bitwise_or, "bit_xor": np.bitwise_xor,
@@ -134,7 +138,8 @@ INTEGER_KINDS = {"relu", "max", "min", "div_trunc", "abs", "neg", "sign", "mod",
 # composite ops that only move or compare values: integer inputs (an int8 model's values)
 # give the same integers back
 INTEGER_EXACT = frozenset({"maxpool2d", "pad", "concat", "broadcast"})
-INTEGER_RESULTS = frozenset({"quantize", "requantize"})  # elementwise kinds giving int8 values
+# elementwise kinds giving int8 values
+INTEGER_RESULTS = frozenset({"quantize", "requantize", "requantize_fp32"})
 
 _F = np.float32
 # the comparison and logic kinds: numpy's, on values where any nonzero is true
@@ -304,6 +309,14 @@ def elementwise_values(kind: str, inputs: list[np.ndarray], const: float,
         shape = x.shape
         x = np.rint(x).astype(np.int64).reshape(-1)  # sums of integers: exact in float32
         rq = _Rq((bias,), (mult,), (shift,), zp, lo, hi)
+        return requantise_fixed(x, rq, 0).reshape(shape)
+    if kind == "requantize_fp32":
+        from ..hardware.numerics import requantise_fixed
+        bias, zp, lo, hi = (int(v) for v in (params[0], *params[2:]))
+        x = np.asarray(inputs[0], np.float64)
+        shape = x.shape
+        x = np.rint(x).astype(np.int64).reshape(-1)  # sums of integers: exact in float32
+        rq = _Rq((bias,), (0,), (0,), zp, lo, hi, "fp32", (float(params[1]),))
         return requantise_fixed(x, rq, 0).reshape(shape)
     if kind == "dequantize":
         return ((np.asarray(inputs[0], np.float32) - np.float32(params[1]))
@@ -1295,6 +1308,8 @@ class _Rq:  # the fields of program.Requant that numerics.requantise_fixed reads
     zero_point: int
     qmin: int
     qmax: int
+    rounding: str = "double"
+    scale: tuple = ()
 
 
 def keeps_integers(op, value) -> bool:

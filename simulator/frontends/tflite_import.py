@@ -16,15 +16,18 @@ convolutions read it (free; DESIGN section 8); a permute the vector unit reads i
 data movement.
 
 Quantised (int8) models. Array ops (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED) compute int32
-accumulators of the raw int8 values; TFLite's output step (``program.Requant``: the bias with
-the input zero point folded in, ``-z_in * sum(w)``, the Q31 multiplier and shift of
-``s_in * s_w[c] / s_out`` per output channel, the output zero point and the fused
-activation's clamp) is the array op's int8 output requantisation on the chip
-(numerics.requantise_fixed). Padding of a quantised convolution is an explicit ``pad`` with
-the input zero point (what TFLite pads with). Vector ops of int8 tensors dequantise their
-inputs, compute in float32 and ``quantize`` the result (halves rounded away from zero, clamped
-to the activation's range); MAX_POOL_2D, RESHAPE, PAD and CONCATENATION of equal scales work
-on the integers themselves, AVERAGE_POOL_2D averages the integers and rounds as TFLite does.
+accumulators of the raw int8 values; the output step (``program.Requant``: the bias with the
+input zero point folded in, ``-z_in * sum(w)``, the scale ``s_in * s_w[c] / s_out`` per output
+channel, the output zero point and the fused activation's clamp) is the array op's int8
+output requantisation on the chip (numerics.requantise_fixed). ``kernels="default"`` (LiteRT's
+default interpreter, XNNPACK) applies the scale in float32 and rounds to nearest even;
+``kernels="reference"`` (BUILTIN_REF) applies TFLite's Q31 multiplier and shift. Padding of a
+quantised convolution is an explicit ``pad`` with the input zero point (what TFLite pads
+with). Vector ops of int8 tensors dequantise their inputs, compute in float32 and
+``quantize`` the result (halves rounded away from zero, clamped to the activation's range);
+MAX_POOL_2D, RESHAPE, PAD and CONCATENATION of equal scales work on the integers themselves,
+AVERAGE_POOL_2D averages the integers and rounds as TFLite does; MEAN sums the integers and
+requantises with the chosen kernels' arithmetic.
 
 Anything else raises one WorkloadError naming the file, the operator's position and code and
 why (an unknown builtin, a custom operator, an Edge TPU-compiled file, a dynamic shape).
@@ -44,7 +47,7 @@ from simulator.errors import SimulatorInputError, WorkloadError
 from simulator.frontends.onnx_import import Const, ImportedModel
 from simulator.hardware.numerics import quantize_multiplier
 
-__all__ = ["LOWERINGS", "TFLiteModel", "import_tflite"]
+__all__ = ["KERNELS", "LOWERINGS", "TFLiteModel", "import_tflite"]
 
 MAX_FILE_BYTES = 2 << 30  # flatbuffers address 2 GiB; larger models keep buffers outside
 EDGETPU_OP = "edgetpu-custom-op"
@@ -52,6 +55,10 @@ EDGETPU_OP = "edgetpu-custom-op"
 # OpResolverType.BUILTIN_REF, ai-edge-litert 2.3.0): convolutions and MEAN round twice
 # (gemmlowp), FULLY_CONNECTED once (tests/test_tflite_import.py holds every layer to it)
 CONV_ROUNDING, FC_ROUNDING = "double", "single"
+# The int8 arithmetic import_tflite reproduces: "default", LiteRT's default CPU interpreter
+# (Interpreter(model_path) with its XNNPACK delegate: float32 requantisation, rounding to
+# nearest even); "reference", its reference kernels (OpResolverType.BUILTIN_REF: fixed point)
+KERNELS = ("default", "reference")
 
 # TensorType -> numpy dtype (the types a model's tensors may carry here)
 _TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8,
@@ -190,8 +197,10 @@ def _tensors(tfl, model, graph, buf: bytes, path: str) -> list[_Tensor]:
 class _Ctx:
     """Lowering state of one operator: the Program, TFLite tensor -> _V or constant, helpers."""
 
-    def __init__(self, path: str, program: Program, tensors: list[_Tensor]):
+    def __init__(self, path: str, program: Program, tensors: list[_Tensor],
+                 kernels: str = "reference"):
         self.path, self.p, self.t = path, program, tensors
+        self.kernels = kernels  # "reference" (TFLite's fixed point) or "default" (XNNPACK)
         self.env: dict[int, Any] = {}  # tensor index -> _V | np.ndarray (a constant)
         self.params: dict[str, Const] = {}
         self._names: set[str] = set()
@@ -416,6 +425,13 @@ def _multipliers(s_in: float, w_scales: np.ndarray, s_out: float, per_channel: b
     return tuple(mults), tuple(shifts)
 
 
+def _fp32_scales(s_in: float, w_scales: np.ndarray, s_out: float) -> tuple[float, ...]:
+    """Return XNNPACK's float32 requantisation scales ``s_in * s_w / s_out``: each product and
+    the quotient rounded to float32, as its QS8 operators compute them."""
+    si, so = np.float32(s_in), np.float32(s_out)
+    return tuple(float((si * np.float32(sw)) / so) for sw in w_scales)
+
+
 def _requant(ctx: _Ctx, w_nchw_or_kn: np.ndarray, out_axis: int, bias_idx: int, act: str,
              x_t: _Tensor, w_t: _Tensor, conv: bool) -> Requant:
     """Return the Requant of an int8 array op: bias - z_in * sum(w) per output channel, the
@@ -439,6 +455,9 @@ def _requant(ctx: _Ctx, w_nchw_or_kn: np.ndarray, out_axis: int, bias_idx: int, 
     scales = qw.scale if not qw.per_tensor else np.repeat(qw.scale, n if per_channel else 1)
     mults, shifts = _multipliers(qx.s, scales, qo.s, per_channel)
     lo, hi = _act_range(act, qo)
+    if ctx.kernels == "default":
+        return Requant(tuple(int(v) for v in folded), mults, shifts, qo.z, lo, hi, "fp32",
+                       _fp32_scales(qx.s, scales if per_channel else scales[:1], qo.s))
     return Requant(tuple(int(v) for v in folded), mults, shifts, qo.z, lo, hi,
                    CONV_ROUNDING if conv else FC_ROUNDING)
 
@@ -742,6 +761,14 @@ def _int8_mean(ctx: _Ctx, x: _V, axes: list[int], keep: bool) -> None:
     ax = tuple(sorted(_TO_NCHW_AXIS[a] for a in axes)) if nchw else tuple(axes)
     shape = ctx.tin(0).shape
     count = math.prod(shape[a] for a in axes)
+    p = ctx.p
+    if ctx.kernels == "default":  # XNNPACK: float32 scale s_in / (s_out * count), nearest even
+        scale = float(np.float32(qi.s) / (np.float32(qo.s) * np.float32(count)))
+        y = p.reduce(ctx.sub("sum"), "sum", xs, axis=ax, keepdims=keep, out=ctx.out_name("sum"))
+        y = p.elementwise(ctx.sub("requant"), "requantize_fp32", y,
+                          params=(-qi.z * count, scale, qo.z, -128, 127), out=ctx.out_name())
+        ctx.set(y, nchw=nchw and keep)
+        return
     mult, shift = quantize_multiplier(float(np.float64(np.float32(qi.s))
                                             / np.float64(np.float32(qo.s))))
     # TFLite folds 1/count into the multiplier: (m << k) // count, shift - k, with
@@ -900,13 +927,15 @@ class TFLiteModel(ImportedModel):
     ``tensors``: every activation of the file (its tensor name) -> (the program tensor holding
     it, True when held NCHW), to compare any layer with the interpreter's; ``output_steps``:
     per output name, the value of one LSB of the int8 tensor it holds or dequantises;
-    ``output_dtypes``: per output name, its type in the file (float32 or int8)."""
+    ``output_dtypes``: per output name, its type in the file (float32 or int8); ``kernels``:
+    the LiteRT kernels whose int8 arithmetic the program reproduces (KERNELS)."""
 
     quantised: bool = False
     input_qparams: dict[str, tuple[float, int]] = field(default_factory=dict)
     tensors: dict[str, tuple[str, bool]] = field(default_factory=dict)
     output_steps: dict[str, float] = field(default_factory=dict)
     output_dtypes: dict[str, np.dtype] = field(default_factory=dict)
+    kernels: str = "default"
 
     def make_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
         """Return seeded values of the data inputs: float32 N(0, 1), or for an int8 input the
@@ -932,13 +961,20 @@ def _code_name(tfl, code: int) -> str:
     return names.get(code, f"builtin {code}")
 
 
-def import_tflite(path: str | Path, name: str | None = None) -> TFLiteModel:
+def import_tflite(path: str | Path, name: str | None = None,
+                  kernels: str = "default") -> TFLiteModel:
     """Return the TFLiteModel of the ``.tflite`` file ``path``: its Program (NCHW inside, see
     the module docstring), the constants it reads (program inputs with values), its data
-    inputs (name -> (shape, numpy dtype)) and outputs. Raises WorkloadError (one line naming
-    the file and, for an operator, its position and code)."""
-    tfl = _tflite()
+    inputs (name -> (shape, numpy dtype)) and outputs. ``kernels`` picks the int8 arithmetic
+    of the values (``KERNELS``): "default" computes what LiteRT's default CPU interpreter
+    (the XNNPACK delegate) computes, "reference" what its reference kernels
+    (OpResolverType.BUILTIN_REF) compute; float models are the same either way. Raises
+    WorkloadError (one line naming the file and, for an operator, its position and code)."""
     path = str(path)
+    if kernels not in KERNELS:
+        raise WorkloadError(path, "kernels", f"must be one of {', '.join(KERNELS)}, got "
+                            f"{kernels!r}")
+    tfl = _tflite()
     buf = _read(path)
     model = _model(tfl, buf, path)
     where = f"{path}:1"
@@ -975,7 +1011,7 @@ def import_tflite(path: str | Path, name: str | None = None) -> TFLiteModel:
                                 f"{list(t.signature)}): convert the model with static shapes "
                                 "(e.g. a fixed batch size)")
     program = Program(name or Path(path).stem)
-    ctx = _Ctx(path, program, tensors)
+    ctx = _Ctx(path, program, tensors, kernels)
     data: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     input_q: dict[str, tuple[float, int]] = {}
     for i in g_inputs:
@@ -1055,4 +1091,4 @@ def import_tflite(path: str | Path, name: str | None = None) -> TFLiteModel:
             steps[t.name] = 1.0 if t.dtype == np.int8 else q.s
     return TFLiteModel(program.name, program, ctx.params, data, outputs,
                        [tensors[i].name for i in g_outputs], {}, quantised, input_q, held,
-                       steps, {tensors[i].name: tensors[i].dtype for i in g_outputs})
+                       steps, {tensors[i].name: tensors[i].dtype for i in g_outputs}, kernels)

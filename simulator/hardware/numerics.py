@@ -139,7 +139,9 @@ def requantise_fixed(acc: np.ndarray, rq, axis: int) -> np.ndarray:
     zero_point``, clamped to [qmin, qmax]. ``rq.rounding`` "double" is gemmlowp's (a left
     shift for a positive shift, SaturatingRoundingDoublingHighMul by the Q31 significand, then
     RoundingDivideByPOT for a negative shift); "single" is TFLITE_SINGLE_ROUNDING's
-    ``(x * m + 2**(30 - shift)) >> (31 - shift)``."""
+    ``(x * m + 2**(30 - shift)) >> (31 - shift)``; "fp32" is XNNPACK's QS8 fp32 requantisation
+    (LiteRT's default CPU kernels): ``rint(float32(x) * float32(rq.scale))`` in float32,
+    rounding half to even, then ``+ zero_point`` and the clamp."""
     acc = np.asarray(acc, np.int64)
     axis = axis % acc.ndim
     bshape = [1] * acc.ndim
@@ -149,6 +151,12 @@ def requantise_fixed(acc: np.ndarray, rq, axis: int) -> np.ndarray:
         return np.asarray(v, np.int64).reshape(bshape) if len(v) > 1 else np.int64(v[0])
     x = acc + per_channel(rq.bias)
     x = np.clip(x, -(1 << 31), (1 << 31) - 1)  # the int32 sum (TFLite's is int32 throughout)
+    if getattr(rq, "rounding", "double") == "fp32":
+        scale = np.asarray(rq.scale, np.float32)
+        scale = scale.reshape(bshape) if scale.size > 1 else np.float32(scale[0])
+        # one float32 rounding of the conversion, one of the product, then nearest even
+        y = np.rint(x.astype(np.float32) * scale).astype(np.int64)
+        return np.clip(y + rq.zero_point, rq.qmin, rq.qmax).astype(np.int64)
     shift = per_channel(rq.shift)
     if getattr(rq, "rounding", "double") == "single":
         # TFLITE_SINGLE_ROUNDING: (x * m + 2**(30 - shift)) >> (31 - shift); |x * m| < 2**62

@@ -306,7 +306,7 @@ def _run_tflite(args: argparse.Namespace, chip: Chip) -> int:
         raise WorkloadError(f"--tflite {args.tflite}", "engine", "whole models run on the fast "
                             "engine; validate single GEMMs against the PE reference")
     what = f"--tflite {args.tflite}"
-    mrun = load_tflite(args.tflite, args.seed, args.inputs)
+    mrun = load_tflite(args.tflite, args.seed, args.inputs, args.tflite_kernels)
     model = mrun.model
     values = None
     if args.functional:
@@ -846,10 +846,11 @@ def _validate_framework(args: argparse.Namespace, chip: Chip) -> int:
 
 def _validate_tflite(args: argparse.Namespace, chip: Chip) -> int:
     """``validate --tflite F.tflite``: the model on the chip (functional) and in the LiteRT
-    interpreter on the same inputs. Float outputs: max |diff| / max |ref| within
-    models.model_tolerance(chip); int8 outputs (an int8 model on an int8 chip): every element
-    within 1 LSB and at least INT8_EXACT_FRACTION of them equal. Return 0 when every output
-    passes, else 1."""
+    interpreter on the same inputs, both with ``--tflite-kernels`` (default: the default
+    interpreter's arithmetic; reference: BUILTIN_REF's). Float outputs: max |diff| / max
+    |ref| within models.model_tolerance(chip); int8 outputs (an int8 model on an int8 chip):
+    every element within 1 LSB and at least INT8_EXACT_FRACTION of them equal. Return 0 when
+    every output passes, else 1."""
     from ..core.engine import run as run_program
     from .models import (INT8_EXACT_FRACTION, check_quantised_chip, compare_outputs,
                          load_tflite, model_tolerance, output_arrays, tflite_outputs)
@@ -857,7 +858,7 @@ def _validate_tflite(args: argparse.Namespace, chip: Chip) -> int:
     if args.input:
         raise WorkloadError("--input", "input", "--tflite models take their (static) sizes "
                             "from the file")
-    mrun = load_tflite(args.tflite, args.seed, args.inputs)
+    mrun = load_tflite(args.tflite, args.seed, args.inputs, args.tflite_kernels)
     check_quantised_chip(mrun.model, chip, f"--tflite {args.tflite}")
     tol = None if mrun.model.quantised else model_tolerance(chip)
     _check_functional_inputs(mrun.model.program, what, args.force)
@@ -867,8 +868,8 @@ def _validate_tflite(args: argparse.Namespace, chip: Chip) -> int:
     rule = (f"every output element within 1 LSB of the int8 output (dequantised: its scale), "
             f">= {INT8_EXACT_FRACTION:.0%} exact" if tol is None else
             f"max |diff| / max |ref| <= {tol:.3g} per output")
-    print(f"validate {what} on {chip.name} ({chip.dtype}) against LiteRT, inputs from {src}; "
-          f"{rule}")
+    print(f"validate {what} on {chip.name} ({chip.dtype}) against LiteRT's "
+          f"{args.tflite_kernels} kernels, inputs from {src}; {rule}")
     ok = True
     for (name, g), w in zip(got.items(), want):
         g = np.asarray(g).reshape(w.shape) if np.asarray(g).size == w.size else np.asarray(g)
@@ -1049,6 +1050,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=ENGINES, default="fast",
                      help="fast cycle model, or the PE-level reference (implies --functional)")
     run.add_argument("--seed", type=int, default=0, help="seed of the random operands")
+    run.add_argument("--tflite-kernels", choices=("default", "reference"), default="default",
+                     help="--tflite int8 models: the LiteRT kernels whose arithmetic the values "
+                          "reproduce: default (the interpreter's default, XNNPACK) or "
+                          "reference (OpResolverType.BUILTIN_REF); docs/import-tflite.md")
     run.add_argument("--inputs", metavar="FILE.npz|FILE.npy", help="whole models, "
                      "--functional: the data inputs' values (.npz: one array per graph input "
                      "name; .npy: the one input of a single-input model)")
@@ -1214,6 +1219,9 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--input", action="append", metavar="SHAPE",
                      help="--torch, --keras: AxBxC per model input; --onnx: NAME=D1xD2x... "
                           "(repeatable)")
+    val.add_argument("--tflite-kernels", choices=("default", "reference"), default="default",
+                     help="--tflite int8 models: compute as, and compare with, LiteRT's default "
+                          "interpreter (XNNPACK) or its reference kernels (BUILTIN_REF)")
     val.add_argument("--inputs", metavar="FILE.npz|FILE.npy",
                      help="--torch/--onnx/--keras: the data inputs' values (by input name)")
     val.add_argument("--batch", type=int, default=64)

@@ -91,12 +91,14 @@ def load_onnx(path: str, shapes: dict, seed: int, inputs_path: str | None) -> Mo
                     dict(zip(model.onnx_outputs, model.outputs)))
 
 
-def load_tflite(path: str, seed: int, inputs_path: str | None) -> ModelRun:
-    """Import the TFLite model ``path`` and return it with its inputs: the arrays read from
-    ``inputs_path`` (by input tensor name; cast to the declared float32 / int8) or seeded
-    ones (TFLiteModel.make_inputs)."""
+def load_tflite(path: str, seed: int, inputs_path: str | None,
+                kernels: str = "default") -> ModelRun:
+    """Import the TFLite model ``path`` with the int8 arithmetic of LiteRT's ``kernels``
+    ("default" or "reference", see tflite_import.KERNELS) and return it with its inputs: the
+    arrays read from ``inputs_path`` (by input tensor name; cast to the declared float32 /
+    int8) or seeded ones (TFLiteModel.make_inputs)."""
     from ..frontends.tflite_import import import_tflite
-    model = import_tflite(path)
+    model = import_tflite(path, kernels=kernels)
     given = None
     if inputs_path is not None:
         arrays = load_arrays(inputs_path)
@@ -140,17 +142,21 @@ def check_quantised_chip(model, chip, what: str) -> None:
 
 def tflite_outputs(run, path: str) -> list[np.ndarray]:
     """Return the LiteRT interpreter's outputs of ``path`` on the run's data inputs, in the
-    file's output order: TFLite's reference kernels (OpResolverType.BUILTIN_REF, the
-    definition of its integer arithmetic; the optimized x86 kernels and XNNPACK round some
-    int8 results differently, see docs/import-tflite.md)."""
+    file's output order, from the interpreter whose arithmetic the model was imported with
+    (``run.model.kernels``): "default", ``Interpreter(model_path)`` as LiteRT runs a model by
+    default (XNNPACK delegate); "reference", its reference kernels (OpResolverType.BUILTIN_REF,
+    the definition of TFLite's integer arithmetic). See docs/import-tflite.md."""
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
         raise WorkloadError(f"--tflite {path}", "ai-edge-litert", "validate --tflite needs "
                             "the LiteRT interpreter: pip install ai-edge-litert") from None
     try:
-        it = Interpreter(model_path=path, experimental_op_resolver_type=(
-            OpResolverType.BUILTIN_REF))
+        if getattr(run.model, "kernels", "default") == "reference":
+            it = Interpreter(model_path=path, experimental_op_resolver_type=(
+                OpResolverType.BUILTIN_REF))
+        else:
+            it = Interpreter(model_path=path)
         it.allocate_tensors()
         by_name = {d["name"]: d for d in it.get_input_details()}
         for n, (_shape, dtype) in run.model.data.items():
