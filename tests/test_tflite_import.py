@@ -641,3 +641,37 @@ def test_quantize_pad_and_requantize_values():
     got = elementwise_values("requantize", [sums], 0.0, (5, m, s, -3, -128, 127))
     want = requantise_fixed(np.array([105, -95, 12]), Requant((0,), (m,), (s,), -3), 0)
     assert got.dtype == np.int64 and got.reshape(-1).tolist() == want.tolist()
+
+
+def test_compare_and_sweep_take_a_tflite_model(models, tmp_path):
+    """`compare --tflite F` runs the model on every chip; a sweep workload `tflite: F` gives
+    every point the cycles `run --tflite F` gives on that chip."""
+    from simulator import load_chip
+    from simulator.core.engine import run as run_program
+    from simulator.tools.compare import compare_chips
+    _k, qpath = models["block_int8"]
+    tpu = str(EDGE).replace("edge-tpu", "tpu-v1")
+    rows, what, per = compare_chips([EDGE, tpu], tflite=qpath)
+    assert "block_int8.tflite" in what and per == "samples/s"
+    prog = import_tflite(qpath).program
+    for row, cfg in zip(rows, (EDGE, tpu)):
+        assert row["cycles"] == run_program(load_chip(cfg), prog).total_cycles
+    code, out, err = cli("compare", EDGE, tpu, "--tflite", qpath)
+    assert code == 0 and "one forward pass of block_int8.tflite" in out, err
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(f"base: {EDGE}\ngrid:\n  array.rows: [32, 64]\nworkloads:\n"
+                    f"  - tflite: {qpath}\n")
+    out_csv = tmp_path / "r.csv"
+    code, out, err = cli("sweep", str(spec), "--out", str(out_csv), "--executor", "serial")
+    assert code == 0, err
+    import csv
+    with open(out_csv) as f:
+        got = {int(r["array.rows"]): int(r["total_cycles"]) for r in csv.DictReader(f)}
+    for rows_ in (32, 64):
+        chip = load_chip(EDGE, {"array.rows": rows_})
+        assert got[rows_] == run_program(chip, prog).total_cycles
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"base: {EDGE}\ngrid:\n  array.rows: [32]\nworkloads:\n"
+                   f"  - tflite: {tmp_path / 'missing.tflite'}\n")
+    code, out, err = cli("sweep", str(bad), "--out", str(tmp_path / "b.csv"))
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err

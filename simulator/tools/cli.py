@@ -712,7 +712,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     rows, what, per = compare_chips(args.configs, model=args.model, topology=args.topology,
                                     gemm=args.gemm, batch=args.batch, torch=args.torch,
                                     inputs=None if onnx else args.input, onnx=onnx,
-                                    onnx_inputs=_onnx_shapes(args) if onnx else None)
+                                    onnx_inputs=_onnx_shapes(args) if onnx else None,
+                                    tflite=getattr(args, "tflite", None))
     winners = {key: better(rows, key=lambda r: r[key])["chip"] for key, _h, _u, better in COLUMNS}
     if args.plot:
         from .plots import compare_bars, save
@@ -1192,6 +1193,8 @@ def build_parser() -> argparse.ArgumentParser:
     cwhat.add_argument("--torch", metavar="FILE.py:factory",
                        help="one forward pass of a PyTorch module (see docs/import-torch.md)")
     cwhat.add_argument("--onnx", metavar="FILE.onnx", help="one forward pass of an ONNX model")
+    cwhat.add_argument("--tflite", metavar="FILE.tflite",
+                       help="one forward pass of a TFLite model (extra [tflite])")
     cmp_.add_argument("--input", action="append", metavar="SHAPE",
                       help="--torch: AxBxC per model input; --onnx: NAME=D1xD2x... per graph "
                            "input with symbolic dimensions")

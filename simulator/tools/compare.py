@@ -24,10 +24,12 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
                   batch: int | None = None, torch: str | None = None,
                   inputs: list[str] | None = None, onnx: str | Path | None = None,
                   onnx_inputs: dict[str, tuple[int, ...]] | None = None,
+                  tflite: str | Path | None = None,
                   ) -> tuple[list[dict[str, Any]], str, str]:
     """Run one workload (a training step of ``model``, a forward pass of a ``zoo:NAME`` model at
     batch ``batch`` (default 64; given with another workload it is an error), one inference of ``topology``, a forward pass of the ONNX file ``onnx``
-    with input shapes ``onnx_inputs``, or a ``gemm`` MxNxK) on every chip; return (rows,
+    with input shapes ``onnx_inputs``, of the TFLite file ``tflite``, or a ``gemm`` MxNxK) on
+    every chip; return (rows,
     workload description, throughput unit).
 
     Each row: chip, dtype, PEs, time_s (per step or inference), throughput (samples/s,
@@ -37,12 +39,12 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
     forward pass of a PyTorch module instead (simulator.frontends.torch_import).
     """
     from simulator.kernels.train import parse_model  # lazy: kernels sit above the simulator core
-    if sum(x is not None for x in (model, topology, gemm, torch, onnx)) != 1:
+    if sum(x is not None for x in (model, topology, gemm, torch, onnx, tflite)) != 1:
         raise WorkloadError("compare", "workload", "give exactly one of model, topology, gemm, "
-                            "torch, onnx")
+                            "torch, onnx, tflite")
     if batch is not None and not model:
-        raise WorkloadError(f"--batch {batch}", "batch", "applies to --model only (a torch or "
-                            "ONNX model takes its batch from its input shapes)")
+        raise WorkloadError(f"--batch {batch}", "batch", "applies to --model only (a torch, "
+                            "ONNX or TFLite model takes its batch from its input shapes)")
     if inputs and not torch:
         raise WorkloadError("--input", "input", "applies to --torch FILE.py:factory and --onnx "
                             "FILE.onnx only")
@@ -73,6 +75,12 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
         batch = next(iter(zoo.data.values()))[0][0] if zoo.data else 1  # as torch's
         sizes = ", ".join(f"{k} {v}" for k, v in zoo.sizes.items())
         what, per = f"one forward pass of {Path(onnx).name} ({sizes})", "samples/s"
+    elif tflite:  # one forward pass of an imported TFLite model
+        from simulator.frontends.tflite_import import import_tflite
+        zoo = import_tflite(tflite)
+        batch = next(iter(zoo.data.values()))[0][0] if zoo.data else 1  # as torch's
+        sizes = ", ".join(f"{k} {v}" for k, v in zoo.sizes.items())
+        what, per = f"one forward pass of {Path(tflite).name} ({sizes})", "samples/s"
     elif topology:
         layers = load_topology(topology)
         what, per = f"one inference of {Path(topology).stem} ({len(layers)} layers)", "inf/s"
@@ -93,7 +101,7 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
         t = rep.totals()
         time_s = rep.time_s
         energy = t["energy_pj"]["total"] * 1e-12
-        throughput = (batch / time_s if model or torch or onnx else 1.0 / time_s if topology
+        throughput = (batch / time_s if model or torch or onnx or tflite else 1.0 / time_s if topology
                       else t["achieved_ops_per_s"] / 1e12)
         rows.append({"chip": chip.name, "config": str(path), "dtype": chip.dtype,
                      "pes": chip.pes, "time_s": time_s, "throughput": throughput,

@@ -16,6 +16,7 @@ A sweep file (YAML)::
         batch: 64
       - onnx: model.onnx                   # a forward pass of an ONNX model (extra [onnx])
         inputs: {x: 1x3x224x224}           # shapes of symbolic inputs (optional)
+      - tflite: model.tflite               # a forward pass of a TFLite model (extra [tflite])
       - llm: ../configs/models/llama-2-7b.yaml   # one step of a language model (simulator.llm)
         phase: decode                      # or prefill; default decode
         batch: 1                           # sequences; default 1
@@ -110,7 +111,7 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
     field = f"workloads[{index}]"
     if not isinstance(item, dict) or not item:
         raise ConfigError(where, field, "must be a mapping like {gemm: 512x512x512}")
-    kinds = [k for k in ("gemm", "topology", "train", "model", "torch", "onnx", "llm")
+    kinds = [k for k in ("gemm", "topology", "train", "model", "torch", "onnx", "tflite", "llm")
              if k in item]
     allowed = {"train": {"batch"}, "model": {"batch", "seq", "image"}, "torch": {"input"},
                "onnx": {"inputs"}, "llm": {"phase", "batch", "context"}}  # plus name for any
@@ -119,7 +120,7 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
     if len(kinds) != 1 or extra:
         unknown = f"; not allowed here: {', '.join(sorted(map(str, extra)))}" if extra else ""
         raise ConfigError(where, field, "needs exactly one of gemm, topology, train, model, torch, "
-                          "onnx or llm (plus batch for train; batch, seq, image for model; input "
+                          "onnx, tflite or llm (plus batch for train; batch, seq, image for model; input "
                           "for torch; inputs for onnx; phase, batch, context for llm; name for "
                           f"any){unknown}")
     kind = kinds[0]
@@ -146,6 +147,13 @@ def _parse_workload(item: Any, where: str, base_dir: Path, index: int) -> dict[s
             label = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
             return {"name": item.get("name", f"{Path(path).name} {label}"), "kind": "onnx",
                     "onnx": path, "inputs": {k: list(v) for k, v in shapes.items()}}
+        if kind == "tflite":  # an imported TFLite model's forward pass
+            from simulator.frontends.tflite_import import import_tflite
+            path = str((base_dir / str(value)).resolve())
+            model = import_tflite(path)  # checked here, rebuilt in the workers
+            label = ", ".join(f"{k} {v}" for k, v in model.sizes.items())
+            return {"name": item.get("name", f"{Path(path).name} {label}"), "kind": "tflite",
+                    "tflite": path}
         if kind == "model":  # a zoo network's forward pass
             from simulator.kernels.zoo import build_zoo
             sizes = {k: item.get(k) for k in ("batch", "seq", "image")}
@@ -328,6 +336,8 @@ def _evaluate(base_flat: dict[str, Any], axes: tuple[str, ...], values: tuple[An
             rep = run(chip, _onnx_program(workload["onnx"],
                                           tuple((k, tuple(v)) for k, v in
                                                 sorted(workload["inputs"].items()))))
+        elif workload["kind"] == "tflite":
+            rep = run(chip, _tflite_program(workload["tflite"]))
         elif workload["kind"] == "train":
             from simulator.kernels.train import parse_model
             spec = parse_model(workload["model"])
@@ -356,6 +366,13 @@ def _onnx_program(path: str, inputs: tuple):
     """Return the Program of an ONNX workload (imported once per worker process)."""
     from simulator.frontends.onnx_import import import_onnx
     return import_onnx(path, dict(inputs)).program
+
+
+@functools.lru_cache(maxsize=8)
+def _tflite_program(path: str):
+    """Return the Program of a TFLite workload (imported once per worker process)."""
+    from simulator.frontends.tflite_import import import_tflite
+    return import_tflite(path).program
 
 
 def _evaluate_chunk(base_flat, axes, workloads, items):
