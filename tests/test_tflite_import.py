@@ -675,3 +675,89 @@ def test_compare_and_sweep_take_a_tflite_model(models, tmp_path):
                    f"  - tflite: {tmp_path / 'missing.tflite'}\n")
     code, out, err = cli("sweep", str(bad), "--out", str(tmp_path / "b.csv"))
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+# --------------------------------------------------------------------------- more operators
+
+def _op_model(kind: str):
+    """A small Keras model around one TFLite operator (a convolution in front, so the data
+    movement also meets NCHW-held tensors)."""
+    x = tf.keras.Input((6, 8, 4), batch_size=2)
+    y = L.Conv2D(6, 3, padding="same")(x)
+    if kind == "TRANSPOSE":
+        y = L.Lambda(lambda t: tf.transpose(t, (0, 3, 1, 2)))(y)
+        y = L.Lambda(lambda t: tf.transpose(t, (2, 1, 0, 3)))(y)
+    elif kind == "STRIDED_SLICE":
+        a = L.Lambda(lambda t: t[:, 1:5:2, ::3, 1:])(y)
+        b = L.Lambda(lambda t: t[:, -2, 1:7, :4])(y)
+        return tf.keras.Model(x, [a, b])
+    elif kind == "SPLIT":
+        a, b, c = L.Lambda(lambda t: tf.split(t, 3, axis=3))(y)
+        d, e = L.Lambda(lambda t: tf.split(t, [2, 6], axis=2))(y)
+        return tf.keras.Model(x, [L.Add()([a, c]), b, L.Concatenate()([d, d]), e])
+    elif kind == "GATHER":
+        a = L.Lambda(lambda t: tf.gather(t, [4, 0, 0, 2], axis=3))(y)
+        b = L.Lambda(lambda t: tf.gather(t, [[1, 3], [5, 0]], axis=1))(y)
+        return tf.keras.Model(x, [a, b])
+    elif kind == "HARD_SWISH":
+        y = L.Lambda(lambda t: t * tf.nn.relu6(t + 3.0) / 6.0)(y)
+    elif kind == "RESIZE_NEAREST_NEIGHBOR":
+        a = L.Lambda(lambda t: tf.image.resize(t, (12, 24), method="nearest"))(y)
+        b = L.Lambda(lambda t: tf.image.resize(t, (9, 5), method="nearest"))(y)
+        c = L.Lambda(lambda t: tf.compat.v1.image.resize_nearest_neighbor(
+            t, (11, 13), align_corners=True))(y)
+        return tf.keras.Model(x, [a, b, c])
+    elif kind == "BATCH_MATMUL":
+        r = L.Reshape((6, 8 * 6))(y)
+        a = L.Lambda(lambda t: tf.matmul(t, t, transpose_b=True))(r)
+        b = L.Lambda(lambda t: tf.matmul(t[:, :, :6], t[:, :, 6:12]))(r)
+        return tf.keras.Model(x, [a, b])
+    return tf.keras.Model(x, y)
+
+
+def _ops_in(path):
+    it = litert.Interpreter(model_path=str(path))
+    return {d["op_name"] for d in it._get_ops_details()}
+
+
+@pytest.mark.parametrize("kind", ["TRANSPOSE", "STRIDED_SLICE", "SPLIT", "GATHER", "HARD_SWISH",
+                                  "RESIZE_NEAREST_NEIGHBOR", "BATCH_MATMUL"])
+def test_more_operators_match_litert_float(tmp_path, kind):
+    keras_model = _op_model(kind)
+    _randomise(keras_model, 5)
+    path = convert(keras_model, tmp_path / f"{kind}.tflite")
+    want_ops = {"SPLIT": {"SPLIT", "SPLIT_V"}}.get(kind, {kind})
+    assert want_ops <= _ops_in(path)
+    m = import_tflite(path)
+    for seed in (0, 1):
+        values = m.inputs(seed)
+        rep = run(chip_fp32(), m.program, values)
+        _it, want = litert_run(path, m, values, None)
+        assert len(want) == len(m.outputs)
+        for name, t in zip(m.onnx_outputs, m.outputs):
+            got = np.asarray(rep.values[t])
+            assert got.shape == want[name].shape, name
+            err = np.max(np.abs(got - want[name])) / np.max(np.abs(want[name]))
+            assert err <= 1e-4, (name, err)
+
+
+@pytest.mark.parametrize("kind", ["TRANSPOSE", "STRIDED_SLICE", "SPLIT", "GATHER",
+                                  "RESIZE_NEAREST_NEIGHBOR"])
+def test_more_data_movement_is_exact_in_int8(tmp_path, kind):
+    keras_model = _op_model(kind)
+    _randomise(keras_model, 6)
+    path = convert(keras_model, tmp_path / f"{kind}_int8.tflite", int8=True, int8_io=True)
+    want_ops = {"SPLIT": {"SPLIT", "SPLIT_V"}}.get(kind, {kind})
+    assert want_ops <= _ops_in(path)
+    for kernels, resolver in (("default", None), ("reference", "BUILTIN_REF")):
+        m = import_tflite(path, kernels=kernels)
+        assert m.quantised
+        chip = load_chip(EDGE)
+        for seed in (0, 1):
+            values = m.inputs(seed)
+            rep = run(chip, m.program, values)
+            it, want = litert_run(path, m, values, resolver)
+            for name, got, ref in _int8_tensors(m, rep, it):
+                assert got.shape == ref.shape and np.array_equal(got, ref), name
+            for name, t in zip(m.onnx_outputs, m.outputs):
+                assert np.array_equal(np.asarray(rep.values[t]), want[name]), name

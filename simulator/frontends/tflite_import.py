@@ -471,6 +471,7 @@ def _check_int8_weights(ctx: _Ctx, i: int) -> None:
 
 LOWERINGS: dict[str, Callable[[_Ctx], None]] = {}
 _WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+_MULTI_OUTPUT = ("SPLIT", "SPLIT_V")  # one output per piece
 
 
 def _lowers(*codes: str):
@@ -917,6 +918,230 @@ def _dequantize(ctx: _Ctx) -> None:
     ctx.set(y, nchw=x.nchw)
 
 
+# --------------------------------------------------------------------------- data movement
+
+def _same_q(ctx: _Ctx, what: str, outs: tuple[int, ...] = (0,)) -> None:
+    """Refuse an int8 data-movement operator whose outputs' scale and zero point differ from
+    its input's (the integers move unchanged)."""
+    if ctx.tin(0).dtype != np.int8:
+        return
+    qi = ctx.qp(ctx.tin(0))
+    for k in outs:
+        qo = ctx.qp(ctx.tout(k))
+        if not (qi.per_tensor and qo.per_tensor) or (qi.s, qi.z) != (qo.s, qo.z):
+            raise _Unsupported(f"an int8 {what} that changes the scale or zero point is not "
+                               "supported")
+
+
+def _data(ctx: _Ctx, what: str) -> _V:
+    x = ctx.get(0)
+    if not isinstance(x, _V):
+        raise _Unsupported(f"{what} of a constant is not supported")
+    return x
+
+
+def _take(ctx: _Ctx, xs: str, picks: np.ndarray, ax: int, out: str | None = None) -> str:
+    """Return ``xs`` at the constant positions ``picks`` (1-D) along axis ``ax``: the axis
+    moved to the front (a permute when ax > 0), flattened to rows, the ``gather`` vector op,
+    and the rows put back."""
+    p = ctx.p
+    src = tuple(p.shapes[xs])
+    picks = np.asarray(picks, np.int64).reshape(-1)
+    rest = src[:ax] + src[ax + 1:]
+    t = xs
+    if ax:
+        t = p.permute(ctx.sub("front"), t, (ax,) + tuple(range(ax)) +
+                      tuple(range(ax + 1, len(src))), out=ctx.fresh(f"{xs}.front"))
+    table = p.reshape(ctx.sub("rows"), t, (src[ax], math.prod(rest)),
+                      out=ctx.fresh(f"{xs}.rows"))
+    ids = ctx.param(picks, f"{ctx.op_name}.ids")
+    g = p.vector(ctx.sub("gather"), "gather", table, ids, out=ctx.fresh(f"{xs}.gather"))
+    g = p.reshape(ctx.sub("unrows"), g, (picks.size,) + rest,
+                  out=ctx.fresh(f"{xs}.unrows") if ax else (out or ctx.out_name()))
+    if not ax:
+        return g
+    perm = tuple(range(1, ax + 1)) + (0,) + tuple(range(ax + 1, len(src)))
+    return p.permute(ctx.sub(), g, perm, out=out or ctx.out_name())
+
+
+@_lowers("TRANSPOSE")
+def _transpose(ctx: _Ctx) -> None:
+    x = _data(ctx, "transposing")
+    _same_q(ctx, "TRANSPOSE")
+    perm = tuple(int(v) for v in np.asarray(ctx.const(1, "the permutation")).reshape(-1))
+    xs = ctx.plain(x)
+    if perm == tuple(range(len(perm))):
+        ctx.env[ctx.outputs[0]] = _V(xs)
+        return
+    ctx.set(ctx.p.permute(ctx.sub(), xs, perm, out=ctx.out_name()))
+
+
+@_lowers("STRIDED_SLICE")
+def _strided_slice(ctx: _Ctx) -> None:
+    x = _data(ctx, "slicing")
+    _same_q(ctx, "STRIDED_SLICE")
+    o = _options(ctx, "StridedSliceOptions")
+    bm, em = (o.BeginMask(), o.EndMask()) if o is not None else (0, 0)
+    sm = o.ShrinkAxisMask() if o is not None else 0
+    if o is not None and (o.EllipsisMask() or o.NewAxisMask() or o.Offset()):
+        raise _Unsupported("STRIDED_SLICE with an ellipsis, new-axis or offset mask is not "
+                           "supported")
+    begin = [int(v) for v in np.asarray(ctx.const(1, "begin")).reshape(-1)]
+    end = [int(v) for v in np.asarray(ctx.const(2, "end")).reshape(-1)]
+    strides = [int(v) for v in np.asarray(ctx.const(3, "strides")).reshape(-1)] \
+        if ctx.has(3) else [1] * len(begin)
+    xs = ctx.plain(x)
+    src = tuple(ctx.p.shapes[xs])
+    y = xs
+    for a in range(len(begin)):
+        st = strides[a]
+        if st == 0:
+            raise _Unsupported("a stride of 0")
+        if sm >> a & 1:
+            b = begin[a] % src[a] if -src[a] <= begin[a] < src[a] else None
+            if b is None:
+                raise _Unsupported(f"begin {begin[a]} is out of range for axis {a}")
+            s = slice(b, b + 1, 1)
+        else:
+            s = slice(None if bm >> a & 1 else begin[a], None if em >> a & 1 else end[a], st)
+        picks = np.arange(*s.indices(src[a]))
+        if picks.size == 0:
+            raise _Unsupported(f"an empty slice of axis {a} is not supported")
+        if st == 1 or picks.size == 1:
+            lo, hi = int(picks[0]), int(picks[-1]) + 1
+            if (lo, hi) == (0, src[a]):
+                continue
+            y = ctx.p.slice(ctx.sub(f"axis{a}"), y, a, lo, hi, out=ctx.out_name(f"axis{a}"))
+        else:
+            y = _take(ctx, y, picks, a, out=ctx.out_name(f"axis{a}"))
+    want = ctx.tout().shape or (1,)
+    if y == xs or tuple(ctx.p.shapes[y]) != tuple(want):
+        y = ctx.p.reshape(ctx.sub("reshape"), y, tuple(want), out=ctx.out_name())
+    ctx.set(y)
+
+
+@_lowers("SPLIT", "SPLIT_V")
+def _split(ctx: _Ctx) -> None:
+    if ctx.opcode == "SPLIT":  # inputs (axis, x)
+        axis_i, x_i = 0, 1
+    else:  # inputs (x, size_splits, axis)
+        axis_i, x_i = 2, 0
+    x = ctx.get(x_i)
+    if not isinstance(x, _V):
+        raise _Unsupported("splitting a constant is not supported")
+    t = ctx.tin(x_i)
+    rank = len(t.shape)
+    axis = int(np.asarray(ctx.const(axis_i, "the axis")).reshape(-1)[0]) % rank
+    sizes = [ctx.tout(k).shape[axis] for k in range(len(ctx.outputs))]
+    if sum(sizes) != t.shape[axis]:
+        raise _Unsupported(f"pieces {sizes} do not add up to {t.shape[axis]}")
+    if t.dtype == np.int8:
+        qi = ctx.qp(t)
+        for k in range(len(ctx.outputs)):
+            qo = ctx.qp(ctx.tout(k))
+            if (qi.s, qi.z) != (qo.s, qo.z):
+                raise _Unsupported(f"an int8 {ctx.opcode} that changes the scale or zero "
+                                   "point is not supported")
+    ax = _TO_NCHW_AXIS[axis] if x.nchw else axis
+    start = 0
+    for k, size in enumerate(sizes):
+        if size == t.shape[axis]:
+            ctx.env[ctx.outputs[k]] = x
+            continue
+        y = ctx.p.slice(ctx.sub(str(k)), x.name, ax, start, start + size,
+                        out=ctx.fresh(ctx.tout(k).name))
+        ctx.set(y, nchw=x.nchw, i=k)
+        start += size
+
+
+@_lowers("GATHER")
+def _gather(ctx: _Ctx) -> None:
+    x = _data(ctx, "GATHER")
+    _same_q(ctx, "GATHER")
+    o = _options(ctx, "GatherOptions")
+    if o is not None and o.BatchDims():
+        raise _Unsupported("GATHER with batch_dims is not supported")
+    if isinstance(ctx.get(1), _V):
+        raise _Unsupported("GATHER of computed indices is not supported (constant indices only)")
+    idx = np.asarray(ctx.const(1, "the indices"), np.int64)
+    xs = ctx.plain(x)
+    src = tuple(ctx.p.shapes[xs])
+    ax = (int(o.Axis()) if o is not None else 0) % len(src)
+    if idx.size == 0 or idx.min() < 0 or idx.max() >= src[ax]:
+        raise _Unsupported(f"indices out of range for axis {ax} of size {src[ax]}")
+    y = _take(ctx, xs, idx.reshape(-1), ax, out=ctx.out_name("take"))
+    want = tuple(ctx.tout().shape or (1,))
+    if tuple(ctx.p.shapes[y]) != want:
+        y = ctx.p.reshape(ctx.sub("reshape"), y, want, out=ctx.out_name())
+    ctx.set(y)
+
+
+@_lowers("RESIZE_NEAREST_NEIGHBOR")
+def _resize_nearest(ctx: _Ctx) -> None:
+    x = _data(ctx, "resizing")
+    _same_q(ctx, "RESIZE_NEAREST_NEIGHBOR")
+    o = _options(ctx, "ResizeNearestNeighborOptions")
+    align = bool(o.AlignCorners()) if o is not None else False
+    half = bool(o.HalfPixelCenters()) if o is not None else False
+    _n, h, w, _c = ctx.tin(0).shape
+    _n, oh, ow, _c = ctx.tout().shape
+
+    def picks(n_in: int, n_out: int) -> np.ndarray:  # TFLite's GetNearestNeighbor (float32)
+        scale = np.float32(n_in - 1) / np.float32(n_out - 1) if align and n_out > 1 else \
+            np.float32(n_in) / np.float32(n_out)
+        off = np.float32(0.5 if half else 0.0)
+        pos = (np.arange(n_out, dtype=np.float32) + off) * scale
+        v = np.round(pos) if align else np.floor(pos)  # TfLiteRound: halves away from zero
+        if align:
+            v = np.sign(pos) * np.floor(np.abs(pos) + np.float32(0.5))
+        v = np.minimum(v.astype(np.int64), n_in - 1)
+        return np.maximum(v, 0) if half else v
+    y = xs = ctx.nchw(x)
+    ph, pw = picks(h, oh), picks(w, ow)
+    if not np.array_equal(ph, np.arange(h)):
+        y = _take(ctx, y, ph, 2, out=ctx.out_name("rows" if not np.array_equal(
+            pw, np.arange(w)) else ""))
+    if not np.array_equal(pw, np.arange(w)):
+        y = _take(ctx, y, pw, 3, out=ctx.out_name())
+    if y == xs:
+        ctx.env[ctx.outputs[0]] = x
+        return
+    ctx.set(y, nchw=True)
+
+
+@_lowers("HARD_SWISH")
+def _hard_swish(ctx: _Ctx) -> None:
+    x = _data(ctx, "HARD_SWISH")
+    if ctx.quantised():
+        raise _Unsupported("an int8 HARD_SWISH is not supported (float only)")
+    p = ctx.p
+    # x * relu6(x + 3) / 6
+    t = p.elementwise(ctx.sub("add3"), "add_const", x.name, const=3.0, out=ctx.out_name("add3"))
+    t = p.elementwise(ctx.sub("relu6"), "clip", t, params=(0.0, 6.0), out=ctx.out_name("relu6"))
+    t = p.elementwise(ctx.sub("mul"), "mul", x.name, t, out=ctx.out_name("mul"))
+    ctx.set(p.elementwise(ctx.sub(), "scale", t, const=1.0 / 6.0, out=ctx.out_name()),
+            nchw=x.nchw)
+
+
+@_lowers("BATCH_MATMUL")
+def _batch_matmul(ctx: _Ctx) -> None:
+    if ctx.quantised():
+        raise _Unsupported("an int8 BATCH_MATMUL is not supported (float only)")
+    o = _options(ctx, "BatchMatMulOptions")
+    adj_x, adj_y = (bool(o.AdjX()), bool(o.AdjY())) if o is not None else (False, False)
+    names = []
+    for i in (0, 1):
+        v = ctx.get(i)
+        if isinstance(v, _V):
+            names.append(ctx.plain(v))
+        else:
+            names.append(ctx.param(np.asarray(v, np.float32), ctx.tin(i).name))
+    if not any(isinstance(ctx.get(i), _V) for i in (0, 1)):
+        raise _Unsupported("a BATCH_MATMUL of two constants is not supported")
+    ctx.set(ctx.p.matmul(ctx.sub(), names[0], names[1], out=ctx.out_name(), transpose_a=adj_x,
+                         transpose_b=adj_y))
+
+
 # --------------------------------------------------------------------------- the model
 
 @dataclass
@@ -1046,12 +1271,14 @@ def import_tflite(path: str | Path, name: str | None = None,
                                 f"{', '.join(sorted(LOWERINGS))})")
         ctx.op, ctx.opcode, ctx.inputs, ctx.outputs = op, opname, ins, outs
         ctx.op_name = f"{opname.lower()}{k}"
-        if len(outs) != 1:
+        if len(outs) != 1 and opname not in _MULTI_OUTPUT:
             raise WorkloadError(loc, label, f"{len(outs)} outputs are not supported")
+        for o_i in outs:
+            out_t = tensors[o_i]
+            if out_t.dtype not in (np.float32, np.int8):
+                raise WorkloadError(loc, label, f"output {out_t.name} is {out_t.dtype}: only "
+                                    "float32 and full-integer int8 models are supported")
         out_t = tensors[outs[0]]
-        if out_t.dtype not in (np.float32, np.int8):
-            raise WorkloadError(loc, label, f"output {out_t.name} is {out_t.dtype}: only float32 "
-                                "and full-integer int8 models are supported")
         if opname in _WEIGHTED and out_t.dtype == np.float32 and len(ins) > 1 and \
                 ins[1] >= 0 and tensors[ins[1]].dtype not in (np.float32, np.float16):
             raise WorkloadError(loc, label, f"{tensors[ins[1]].dtype} weights with float "
