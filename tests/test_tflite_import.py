@@ -761,3 +761,12 @@ def test_more_data_movement_is_exact_in_int8(tmp_path, kind):
                 assert got.shape == ref.shape and np.array_equal(got, ref), name
             for name, t in zip(m.onnx_outputs, m.outputs):
                 assert np.array_equal(np.asarray(rep.values[t]), want[name]), name
+
+
+@pytest.mark.parametrize("kind", ["HARD_SWISH", "BATCH_MATMUL"])
+def test_int8_hard_swish_and_batch_matmul_are_one_line(tmp_path, kind):
+    keras_model = _op_model(kind)
+    _randomise(keras_model, 7)
+    path = convert(keras_model, tmp_path / f"{kind}_int8.tflite", int8=True, int8_io=True)
+    assert kind in _ops_in(path)
+    _one_line_exit_2(path, kind, "int8", "not supported")

@@ -1091,9 +1091,8 @@ def _resize_nearest(ctx: _Ctx) -> None:
             np.float32(n_in) / np.float32(n_out)
         off = np.float32(0.5 if half else 0.0)
         pos = (np.arange(n_out, dtype=np.float32) + off) * scale
-        v = np.round(pos) if align else np.floor(pos)  # TfLiteRound: halves away from zero
-        if align:
-            v = np.sign(pos) * np.floor(np.abs(pos) + np.float32(0.5))
+        # TfLiteRound (halves away from zero) with align_corners, else floor
+        v = np.floor(pos + np.float32(0.5)) if align else np.floor(pos)
         v = np.minimum(v.astype(np.int64), n_in - 1)
         return np.maximum(v, 0) if half else v
     y = xs = ctx.nchw(x)
