@@ -25,7 +25,9 @@ default interpreter, XNNPACK) applies the scale in float32 and rounds to nearest
 quantised convolution is an explicit ``pad`` with the input zero point (what TFLite pads
 with). Vector ops of int8 tensors dequantise their inputs, compute in float32 and
 ``quantize`` the result (halves rounded away from zero, clamped to the activation's range);
-MAX_POOL_2D, RESHAPE, PAD and CONCATENATION of equal scales work on the integers themselves,
+MAX_POOL_2D, RESHAPE, PAD and CONCATENATION of equal scales, and TRANSPOSE, STRIDED_SLICE,
+SPLIT(_V), GATHER and RESIZE_NEAREST_NEIGHBOR (which refuse a change of scale) work on the
+integers themselves,
 AVERAGE_POOL_2D averages the integers and rounds as TFLite does; MEAN sums the integers and
 requantises with the chosen kernels' arithmetic.
 
