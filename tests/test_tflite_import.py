@@ -770,3 +770,21 @@ def test_int8_hard_swish_and_batch_matmul_are_one_line(tmp_path, kind):
     path = convert(keras_model, tmp_path / f"{kind}_int8.tflite", int8=True, int8_io=True)
     assert kind in _ops_in(path)
     _one_line_exit_2(path, kind, "int8", "not supported")
+
+
+def test_int8_data_movement_refuses_a_change_of_scale():
+    """The integers move unchanged only when input and output share scale and zero point."""
+    from simulator.core.program import Program
+    from simulator.frontends.tflite_import import QParams, _Ctx, _same_q, _Tensor, _Unsupported
+
+    def tensor(i, s, z):
+        return _Tensor(i, f"t{i}", (1, 4), None, np.dtype(np.int8),
+                       QParams(np.array([s], np.float32), np.array([z], np.int64)), None)
+    for out, refused in (((0.5, 3), False), ((0.25, 3), True), ((0.5, 2), True)):
+        ctx = _Ctx("m.tflite", Program("p"), [tensor(0, 0.5, 3), tensor(1, *out)])
+        ctx.inputs, ctx.outputs = [0], [1]
+        if refused:
+            with pytest.raises(_Unsupported, match="int8 TRANSPOSE that changes the scale"):
+                _same_q(ctx, "TRANSPOSE")
+        else:
+            _same_q(ctx, "TRANSPOSE")
