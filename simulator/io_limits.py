@@ -37,6 +37,7 @@ LIMITS: dict[str, tuple[int, str]] = {
     "sweep": (1 * MIB, "a sweep spec file"),
     "results": (1 * GIB, "a results CSV file"),
     "onnx": (2 * GIB, "an ONNX model file"),
+    "tflite": (2 * GIB, "a TFLite flatbuffer"),  # 2 GiB: all a flatbuffer addresses
     "onnx_data": (64 * GIB, "an ONNX external data file"),
     "npy": (1 * GIB, "a .npy / .npz array file"),
     "torch": (1 * MIB, "a PyTorch factory file"),

@@ -533,7 +533,7 @@ def test_a_converted_model_without_a_batch_size_is_refused(tmp_path):
 
 
 def test_missing_file_is_one_line(tmp_path):
-    _one_line_exit_2(tmp_path / "nosuch.tflite", "cannot read")
+    _one_line_exit_2(tmp_path / "nosuch.tflite", "no such file")
 
 
 def test_fp16_weights_fold_and_match_litert(tmp_path, models):
@@ -788,3 +788,18 @@ def test_int8_data_movement_refuses_a_change_of_scale():
                 _same_q(ctx, "TRANSPOSE")
         else:
             _same_q(ctx, "TRANSPOSE")
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", EDGE, "--tflite", "/dev/zero"],
+    ["run", EDGE, "--tflite", ""],
+    ["compare", EDGE, "--tflite", ""],
+    ["validate", EDGE, "--tflite", " "],
+    ["run", EDGE, "--onnx", ""],
+])
+def test_a_device_or_an_empty_path_is_one_line(argv, monkeypatch):
+    """/dev/zero is refused before a byte is read (it used to be read whole, without end);
+    an empty workload path is refused instead of falling through to another road."""
+    code, out, err = cli(*argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err, err
+    assert ("character device" in err) if argv[3] == "/dev/zero" else ("must not be empty" in err)

@@ -51,7 +51,6 @@ from simulator.hardware.numerics import quantize_multiplier
 
 __all__ = ["KERNELS", "LOWERINGS", "TFLiteModel", "import_tflite"]
 
-MAX_FILE_BYTES = 2 << 30  # flatbuffers address 2 GiB; larger models keep buffers outside
 EDGETPU_OP = "edgetpu-custom-op"
 # How LiteRT's reference kernels round MultiplyByQuantizedMultiplier (measured against
 # OpResolverType.BUILTIN_REF, ai-edge-litert 2.3.0): convolutions and MEAN round twice
@@ -129,13 +128,11 @@ class _V:
 
 
 def _read(path: str) -> bytes:
-    p = Path(path)
+    """Return the file's bytes through the input boundary (regular files only, at most the
+    2 GiB a flatbuffer addresses; SYSTOLIC_SIM_MAX_BYTES_TFLITE lowers the cap)."""
+    from ..io_limits import read_bytes
     try:
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise WorkloadError(f"{path}:1", "file", f"{size:,} bytes is over the 2 GiB a "
-                                "flatbuffer addresses")
-        return p.read_bytes()
+        return read_bytes(path, "tflite", WorkloadError, "file")
     except OSError as exc:
         raise WorkloadError(f"{path}:1", "file", f"cannot read it: {exc.strerror or exc}") from None
 

@@ -1259,6 +1259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _refuse_empty_workloads(args)
         with guarded():  # stdout to a full device: one line naming <stdout>
             return args.func(args)
     except SimulatorInputError as exc:
@@ -1267,6 +1268,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(_interrupted_line(args, exc), file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+# the workload flags a command dispatches on: an empty value would pick another road
+_WORKLOAD_FLAGS = ("model", "torch", "onnx", "tflite", "keras", "topology", "gemm")
+
+
+def _refuse_empty_workloads(args: argparse.Namespace) -> None:
+    """Raise WorkloadError for a workload flag given as an empty string (``--onnx ''``)."""
+    for flag in _WORKLOAD_FLAGS:
+        value = getattr(args, flag, None)
+        if isinstance(value, str) and not value.strip():
+            raise WorkloadError(f"--{flag} {value!r}", flag, "must not be empty")
 
 
 def _interrupted_line(args: argparse.Namespace, exc: KeyboardInterrupt) -> str:

@@ -69,13 +69,13 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
     elif model:
         spec = parse_model(model)
         what, per = f"one training step of {spec}, batch {batch}", "samples/s"
-    elif onnx:  # one forward pass of an imported ONNX model
+    elif onnx is not None:  # one forward pass of an imported ONNX model
         from simulator.frontends.onnx_import import import_onnx
         zoo = import_onnx(onnx, onnx_inputs)
         batch = next(iter(zoo.data.values()))[0][0] if zoo.data else 1  # as torch's
         sizes = ", ".join(f"{k} {v}" for k, v in zoo.sizes.items())
         what, per = f"one forward pass of {Path(onnx).name} ({sizes})", "samples/s"
-    elif tflite:  # one forward pass of an imported TFLite model
+    elif tflite is not None:  # one forward pass of an imported TFLite model
         from simulator.frontends.tflite_import import import_tflite
         zoo = import_tflite(tflite)
         batch = next(iter(zoo.data.values()))[0][0] if zoo.data else 1  # as torch's
@@ -101,7 +101,8 @@ def compare_chips(configs: Sequence[str | Path], model: str | None = None,
         t = rep.totals()
         time_s = rep.time_s
         energy = t["energy_pj"]["total"] * 1e-12
-        throughput = (batch / time_s if model or torch or onnx or tflite else 1.0 / time_s if topology
+        throughput = (batch / time_s if model or torch or onnx is not None
+                      or tflite is not None else 1.0 / time_s if topology
                       else t["achieved_ops_per_s"] / 1e12)
         rows.append({"chip": chip.name, "config": str(path), "dtype": chip.dtype,
                      "pes": chip.pes, "time_s": time_s, "throughput": throughput,
