@@ -58,6 +58,7 @@ from simulator.core.program import Layout, Program, Reduce
 from simulator.core.vector import (cumsum_values, elementwise_values, gather_elements_values,
                                    pad_values, trunc_divide)
 from simulator.frontends.feeds import Feed
+from simulator.frontends.naming import FreshNames
 
 __all__ = ["HANDLERS", "ImportedModel", "import_onnx", "parse_input_shape"]
 
@@ -253,7 +254,7 @@ class _Unsupported(Exception):
     """A node the importer cannot lower (turned into a WorkloadError naming node and file)."""
 
 
-class _Ctx:
+class _Ctx(FreshNames):
     """Lowering state: the Program, ONNX value -> Const or program tensor name, and helpers."""
 
     def __init__(self, path: str, program: Program, opset: int):
@@ -272,20 +273,7 @@ class _Ctx:
         self.consumers: dict[str, list[str]] = {}  # onnx value -> op types reading it
         self._names: set[str] = set()
 
-    # -- names ----------------------------------------------------------------------------
-    def fresh(self, base: str) -> str:
-        """Return an op/tensor name starting with ``base`` not used yet."""
-        name, i = base, 1
-        while name in self._names or name in self.p.shapes:
-            name = f"{base}#{i}"
-            i += 1
-        self._names.add(name)
-        return name
-
-    def sub(self, suffix: str = "") -> str:
-        """Return a fresh op name for this node (``node`` or ``node.suffix``)."""
-        return self.fresh(f"{self.op_name}.{suffix}" if suffix else self.op_name)
-
+    # -- names (fresh, sub: FreshNames) ------------------------------------------------------
     def out(self, i: int = 0, suffix: str = "") -> str:
         """Return a fresh program tensor name for output ``i`` of the node."""
         name = self.node.output[i] if i < len(self.node.output) and self.node.output[i] else \

@@ -46,6 +46,7 @@ import numpy as np
 
 from simulator.core.program import Program, Requant
 from simulator.errors import SimulatorInputError, WorkloadError
+from simulator.frontends.naming import FreshNames
 from simulator.frontends.onnx_import import Const, ImportedModel
 from simulator.hardware.numerics import quantize_multiplier
 
@@ -193,7 +194,7 @@ def _tensors(tfl, model, graph, buf: bytes, path: str) -> list[_Tensor]:
 
 # --------------------------------------------------------------------------- the lowering
 
-class _Ctx:
+class _Ctx(FreshNames):
     """Lowering state of one operator: the Program, TFLite tensor -> _V or constant, helpers."""
 
     def __init__(self, path: str, program: Program, tensors: list[_Tensor],
@@ -210,19 +211,6 @@ class _Ctx:
         self.dequantised: dict[int, int] = {}  # DEQUANTIZE output -> its int8 input
         self.inputs: list[int] = []
         self.outputs: list[int] = []
-
-    def fresh(self, base: str) -> str:
-        """Return an op/tensor name starting with ``base`` not used yet."""
-        name, i = base, 1
-        while name in self._names or name in self.p.shapes:
-            name = f"{base}#{i}"
-            i += 1
-        self._names.add(name)
-        return name
-
-    def sub(self, suffix: str = "") -> str:
-        """Return a fresh op name for this operator (``op`` or ``op.suffix``)."""
-        return self.fresh(f"{self.op_name}.{suffix}" if suffix else self.op_name)
 
     def out_name(self, suffix: str = "") -> str:
         """Return a fresh program tensor name for the operator's output."""
